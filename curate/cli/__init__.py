@@ -1,0 +1,41 @@
+"""`curate` command line. Each subcommand lives in its own module with a `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from curate import __version__
+from curate.errors import CurateError
+
+# One module per command group; each adds its subparsers and sets `func` on them.
+COMMAND_MODULES = [
+    "curate.cli.run_cmd",
+    "curate.cli.config_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"curate {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CurateError as error:
+        print(f"curate: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("curate: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure text logic: every filter scores documents and decides keep/reject. No Beam, no I/O."""
