@@ -31,3 +31,12 @@ class DocumentFilter(Protocol):
     def decide(self, annotations: Annotations, doc: Doc) -> str | None:
         """Return None to keep the document, else the rejection reason (a short snake_case name)."""
         ...
+
+
+class FilterSpec:
+    """What a filter module hands the pipeline: a zero-argument factory (run once per worker, so models
+    load where they are used, never in the driver) and the annotations it writes."""
+
+    def __init__(self, make: Any, annotation_types: Mapping[str, str]):
+        self.make = make
+        self.annotation_types = dict(annotation_types)

@@ -1,0 +1,82 @@
+"""How a filter from `filters/` becomes a Beam stage: batch, annotate, decide, split kept from rejected.
+
+Every stage transform in curate has the same shape: ``docs | Stage`` returns ``(kept, rejected)``. A
+rejected document is the input dict plus ``stage`` and ``reason``; nothing is dropped silently, which is
+what lets `stats.json` prove ``in == out + sum(rejected)`` for every stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import apache_beam as beam
+
+from filters.base import DocumentFilter
+
+Document = dict[str, Any]
+REJECTED_TAG = "rejected"
+
+
+def reject(doc: Document, stage: str, reason: str) -> Document:
+    """Mark a document rejected; the reason is namespaced by nothing (stats group by stage already)."""
+    doc["stage"] = stage
+    doc["reason"] = reason
+    return doc
+
+
+class StageTransform(beam.PTransform):
+    """Base for curate stages: `expand` returns ``(kept, rejected)``; subclasses declare annotations."""
+
+    stage_name: str = ""
+    #: annotation name -> arrow type name (see filters.base.ANNOTATION_TYPES)
+    annotation_types: Mapping[str, str] = {}
+
+
+class _AnnotateAndDecide(beam.DoFn):
+    def __init__(self, stage_name: str, make_filter: Callable[[], DocumentFilter]):
+        self._stage_name = stage_name
+        self._make_filter = make_filter
+        self._filter: DocumentFilter | None = None
+
+    def setup(self) -> None:
+        # Models (fastText, KenLM, classifiers) load once per worker, never per element.
+        self._filter = self._make_filter()
+
+    def process(self, batch: list[Document]) -> Iterable[Any]:
+        assert self._filter is not None
+        for doc, annotations in zip(batch, self._filter.annotate(batch), strict=True):
+            doc.update(annotations)
+            reason = self._filter.decide(annotations, doc)
+            if reason is None:
+                yield doc
+            else:
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, reason))
+
+
+class FilterStage(StageTransform):
+    """Run a `filters.base.DocumentFilter` over documents in batches (models are vectorised)."""
+
+    def __init__(
+        self,
+        stage_name: str,
+        make_filter: Callable[[], DocumentFilter],
+        annotation_types: Mapping[str, str],
+        batch_size: int = 256,
+    ):
+        super().__init__(label=stage_name)
+        self.stage_name = stage_name
+        self.annotation_types = dict(annotation_types)
+        self._make_filter = make_filter
+        self._batch_size = batch_size
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
+            | "AnnotateAndDecide"
+            >> beam.ParDo(_AnnotateAndDecide(self.stage_name, self._make_filter)).with_outputs(
+                REJECTED_TAG, main="kept"
+            )
+        )
+        return outputs.kept, outputs[REJECTED_TAG]
