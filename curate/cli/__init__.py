@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from curate import __version__
@@ -25,7 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _QuietBeamImports(logging.Filter):
+    """Beam warns at import about optional GCP client libraries that curate does not use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().addFilter(_QuietBeamImports())
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -1,0 +1,257 @@
+"""Run a recipe: check it, build the Beam pipeline, show progress, then write stats.json and manifest.json.
+
+The driver does no per-document work; it only resolves inputs up front (so a typo fails in a second, not
+after an hour on a cluster), polls progress, and assembles the small side files the workers wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from curate.config import Config
+from curate.errors import CurateError
+
+
+@dataclass
+class RunSummary:
+    output: str
+    stats: dict[str, Any]
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    shards: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def documents_read(self) -> int:
+        return self.stats["stages"]["read"]["in"]
+
+    @property
+    def documents_kept(self) -> int:
+        return self.stats["documents_kept"]
+
+    @property
+    def tokens(self) -> int:
+        return sum(shard["n_tokens"] for shard in self.shards)
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _clear_previous_outputs(layout: Any) -> None:
+    """A run replaces its output folder's results; stale shards must never mix with new ones."""
+    from apache_beam.io.filesystems import FileSystems
+
+    for sub in ("documents", "rejected", "shards", ".work"):
+        matches = FileSystems.match([layout.path(sub, "*")])[0].metadata_list
+        if matches:
+            FileSystems.delete([m.path for m in matches])
+    for name in ("stats.json", "manifest.json", "tokenizer.json"):
+        if FileSystems.exists(layout.path(name)):
+            FileSystems.delete([layout.path(name)])
+
+
+class _Progress:
+    """Prints 'read N · kept M · R docs/s' from the workers' progress files while the run goes."""
+
+    def __init__(self, directory: str, stream: TextIO):
+        self._directory = directory
+        self._stream = stream
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._start = time.monotonic()
+        self._interactive = stream.isatty()
+        self._last_line = ""
+
+    def _totals(self) -> tuple[int, int]:
+        read = kept = 0
+        for name in os.listdir(self._directory):
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(self._directory, name)) as handle:
+                        counts = json.load(handle)
+                except (OSError, ValueError):
+                    continue
+                read += counts.get("read", 0)
+                kept += counts.get("kept", 0)
+        return read, kept
+
+    def _loop(self) -> None:
+        interval = 0.5 if self._interactive else 5.0
+        while not self._stop.wait(interval):
+            read, kept = self._totals()
+            elapsed = time.monotonic() - self._start
+            line = f"  read {read:,} records · kept {kept:,} · {read / max(elapsed, 1e-9):,.0f} records/s"
+            if line != self._last_line and read:
+                end = "\r" if self._interactive else "\n"
+                print(line.ljust(70), end=end, file=self._stream, flush=True)
+                self._last_line = line
+
+    def __enter__(self) -> _Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._interactive and self._last_line:
+            print(file=self._stream)
+
+
+def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> RunSummary:
+    """Run the recipe to completion and return its summary; raises CurateError on a problem the user
+    can fix (bad input path, stage not available, unwritable output)."""
+    from pipelines import curation
+    from pipelines.readers import expand_inputs
+    from pipelines.registry import enabled_stages
+
+    started = time.monotonic()
+    files = expand_inputs(config.input.paths)
+    enabled_stages(config)  # fail now, before any worker starts, if a stage is not available
+    layout = curation.Layout(config.output.path)
+    if _is_local(layout.root):
+        os.makedirs(layout.root, exist_ok=True)
+    _clear_previous_outputs(layout)
+
+    log_path = os.path.join(layout.root if _is_local(layout.root) else tempfile.gettempdir(), "run.log")
+    with _worker_logs_to(log_path) as console:
+        stream = stream or console
+        if progress:
+            print(
+                f"curate: {len(files)} input file(s) -> {layout.root} on the {config.runner.name} runner"
+                f" (Beam's log: {log_path})",
+                file=stream,
+                flush=True,
+            )
+        try:
+            order = _run_pipeline(config, files, layout, progress, stream)
+        except Exception as error:
+            if isinstance(error, CurateError):
+                raise
+            traceback.print_exc()  # fd 2 is the log file here
+            lines = str(error).strip().splitlines() or [type(error).__name__]
+            raise CurateError(f"the pipeline failed: {lines[-1]} (traceback in {log_path})") from error
+        summary = _finalize(config, layout, order, time.monotonic() - started)
+        if progress:
+            print(format_summary(summary), file=stream, flush=True)
+    return summary
+
+
+@contextlib.contextmanager
+def _worker_logs_to(path: str) -> Iterator[TextIO]:
+    """Send everything written to file descriptor 2 (Beam's and its worker processes' logs) to ``path``
+    while the run lasts, and hand back a stream to the real console for progress and the summary."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log_fd, 2)
+    console = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        yield console
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log_fd)
+        console.close()
+
+
+def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
+    import apache_beam as beam
+
+    from pipelines import curation
+    from pipelines.progress import PROGRESS_ENV
+
+    progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
+    previous = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = progress_dir
+    temp_location = layout.path(".work", "beam-temp")
+    try:
+        with _Progress(progress_dir, stream) if progress else contextlib.nullcontext():
+            options = curation.pipeline_options(config.runner, temp_location)
+            pipeline = beam.Pipeline(options=options)
+            order = curation.build(pipeline, config, files, layout)
+            pipeline.run().wait_until_finish()
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = previous
+    return order
+
+
+def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> RunSummary:
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipelines import curation
+    from pipelines.accounting import assemble_stats
+
+    rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
+    stages = assemble_stats(rows, order)
+    last = stages[order[-1]]
+    total_rejected = sum(sum(entry["rejected"].values()) for entry in stages.values())
+    reports = curation.read_json_lines(layout.path(".work", curation.REPORTS_FILE))
+    shards = sorted(
+        curation.read_json_lines(layout.path(".work", curation.SHARDS_FILE)), key=lambda s: s["path"]
+    )
+    stats = {
+        "stages": stages,
+        "documents_read": stages["read"]["in"],
+        "documents_kept": last["out"],
+        "documents_rejected": total_rejected,
+        "balanced": all(entry["balanced"] for entry in stages.values())
+        and stages["read"]["in"] == last["out"] + total_rejected,
+        "seconds": round(seconds, 2),
+    }
+    for report in reports:
+        stats[report.get("kind", "report")] = {k: v for k, v in report.items() if k != "kind"}
+    if not stats["balanced"]:
+        raise CurateError(f"{layout.root}: document accounting does not balance: {json.dumps(stages)}")
+    _write_json(layout.path("stats.json"), stats)
+    if config.stages.tokenize.enabled:
+        from curate.shards import write_manifest
+
+        write_manifest(layout.root, shards, config, stats)
+    FileSystems.delete([layout.work])
+    return RunSummary(layout.root, stats, reports, shards, seconds)
+
+
+def _write_json(path: str, data: Any) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    payload = (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
+    temporary = path + ".tmp"
+    with FileSystems.create(temporary) as handle:
+        handle.write(payload)
+    FileSystems.rename([temporary], [path])
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The end-of-run report: counts per stage and reason, tokens written, where the output is."""
+    stats = summary.stats
+    lines = [f"curate: done in {summary.seconds:.1f}s"]
+    lines.append(f"  {'stage':<14}{'in':>10}{'out':>10}  rejected")
+    for name, entry in stats["stages"].items():
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in entry["rejected"].items()) or "-"
+        lines.append(f"  {name:<14}{entry['in']:>10,}{entry['out']:>10,}  {reasons}")
+    unreadable = stats["stages"]["read"]["rejected"].get("unreadable", 0)
+    if unreadable:
+        lines.append(f"  WARNING: {unreadable:,} unreadable record(s); see rejected/ (column read_error)")
+    lines.append(
+        f"  kept {stats['documents_kept']:,} of {stats['documents_read']:,} documents"
+        + (f"; {summary.tokens:,} tokens in {len(summary.shards)} shard(s)" if summary.shards else "")
+    )
+    for report in summary.reports:
+        for line in report.get("console", []):
+            lines.append(f"  {line}")
+    lines.append(f"  output: {summary.output} (documents/ rejected/ shards/ stats.json manifest.json)")
+    return "\n".join(lines)

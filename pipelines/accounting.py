@@ -1,0 +1,59 @@
+"""Per-stage counts, measured independently on each side of a stage.
+
+``in`` is counted on the stage's input, ``out`` on its kept output and the rejections by reason on its
+rejected output, so a stage that lost a document would show ``in != out + sum(rejected)`` rather than
+having the equality hold by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+
+
+def count_stage(
+    stage: str, docs_in: beam.PCollection | None, kept: beam.PCollection, rejected: beam.PCollection
+) -> list[beam.PCollection]:
+    """PCollections of ``(stage, key, count)``: key is ``in``, ``out`` or ``rejected:<reason>``."""
+    counts = []
+    if docs_in is not None:
+        counts.append(
+            docs_in
+            | f"Count{stage}In" >> beam.combiners.Count.Globally()
+            | f"Tag{stage}In" >> beam.Map(lambda n, s=stage: (s, "in", n))
+        )
+    counts.append(
+        kept
+        | f"Count{stage}Out" >> beam.combiners.Count.Globally()
+        | f"Tag{stage}Out" >> beam.Map(lambda n, s=stage: (s, "out", n))
+    )
+    counts.append(
+        rejected
+        | f"Reason{stage}" >> beam.Map(lambda doc: doc["reason"])
+        | f"Count{stage}Reasons" >> beam.combiners.Count.PerElement()
+        | f"Tag{stage}Reasons" >> beam.MapTuple(lambda reason, n, s=stage: (s, f"rejected:{reason}", n))
+    )
+    return counts
+
+
+def assemble_stats(rows: list[tuple[str, str, int]], stage_order: list[str]) -> dict[str, Any]:
+    """Rows of ``(stage, key, count)`` -> ``{stage: {in, out, rejected: {reason: n}}}`` in pipeline order.
+
+    The read stage has no separate input count: its ``in`` is every record it met (documents plus
+    unreadable ones), which is by definition out + rejected.
+    """
+    stages: dict[str, dict[str, Any]] = {name: {"in": 0, "out": 0, "rejected": {}} for name in stage_order}
+    for stage, key, count in rows:
+        entry = stages.setdefault(stage, {"in": 0, "out": 0, "rejected": {}})
+        if key.startswith("rejected:"):
+            entry["rejected"][key.split(":", 1)[1]] = count
+        else:
+            entry[key] = count
+    read = stages.get("read")
+    if read is not None:
+        read["in"] = read["out"] + sum(read["rejected"].values())
+    for entry in stages.values():
+        entry["rejected"] = dict(sorted(entry["rejected"].items()))
+        entry["balanced"] = entry["in"] == entry["out"] + sum(entry["rejected"].values())
+    return stages

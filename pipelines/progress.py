@@ -1,0 +1,48 @@
+"""Live progress from workers to the console, without relying on a runner's metrics API.
+
+Workers count what they read and what they keep in process-local counters and, at most once a second,
+write them to one small JSON file per process in the directory named by ``CURATE_PROGRESS_DIR``. The
+driver (curate.progress) sums those files. Where the variable is unset (Dataflow, Flink, Spark: the
+runner's own UI shows progress) this is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+PROGRESS_ENV = "CURATE_PROGRESS_DIR"
+_counts = {"read": 0, "kept": 0}
+_last_flush = 0.0
+
+
+def _maybe_flush(force: bool = False) -> None:
+    global _last_flush
+    directory = os.environ.get(PROGRESS_ENV)
+    now = time.monotonic()
+    if not directory or (not force and now - _last_flush < 1.0):
+        return
+    _last_flush = now
+    path = os.path.join(directory, f"{socket.gethostname()}-{os.getpid()}.json")
+    try:
+        with open(path + ".tmp", "w") as handle:
+            json.dump(_counts, handle)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass  # progress is best-effort; the stats at the end are exact
+
+
+def report_read(n: int = 1) -> None:
+    _counts["read"] += n
+    _maybe_flush()
+
+
+def report_kept(n: int = 1) -> None:
+    _counts["kept"] += n
+    _maybe_flush(force=False)
+
+
+def flush() -> None:
+    _maybe_flush(force=True)
