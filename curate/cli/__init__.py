@@ -14,6 +14,7 @@ from curate.errors import CurateError
 COMMAND_MODULES = [
     "curate.cli.run_cmd",
     "curate.cli.config_cmd",
+    "curate.cli.demo_cmd",
 ]
 
 

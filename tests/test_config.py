@@ -1,0 +1,91 @@
+"""The recipe: defaults, one-line errors naming the key, and command-line overrides."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+
+from curate.cli import main
+from curate.cli.run_cmd import apply_overrides
+from curate.config import ConfigError, config_to_yaml, default_config, load_config, parse_config
+
+STAGES = [
+    "extract", "url_filter", "langid", "quality", "toxicity", "perplexity",
+    "dedup_exact", "dedup_minhash", "mixing", "tokenize",
+]  # fmt: skip
+
+
+def test_default_recipe_has_every_stage_with_enabled_flag():
+    dumped = default_config().model_dump()
+    assert list(dumped["stages"]) == STAGES
+    assert all("enabled" in stage for stage in dumped["stages"].values())
+
+
+def test_default_recipe_round_trips_through_yaml():
+    text = config_to_yaml(default_config())
+    assert parse_config(yaml.safe_load(text)) == default_config()
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stages:\n  langid:\n    min_scor: 0.5\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: stages.langid.min_scor:")
+    assert "Extra inputs are not permitted" in message
+
+
+def test_out_of_range_threshold_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stages:\n  langid:\n    min_score: 1.5\n")
+    with pytest.raises(
+        ConfigError, match=r"stages\.langid\.min_score: Input should be less than or equal to 1"
+    ):
+        load_config(path)
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stages:\n  langid: [\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: line \d+: invalid YAML"):
+        load_config(path)
+
+
+def test_portable_runner_needs_an_endpoint():
+    with pytest.raises(ConfigError, match="runner: Value error, runner 'portable' needs job_endpoint"):
+        parse_config({"runner": {"name": "portable"}})
+
+
+def test_input_and_output_shorthands():
+    config = parse_config({"input": "a/*.warc.gz", "output": "out"})
+    assert config.input.paths == ["a/*.warc.gz"]
+    assert config.output.path == "out"
+
+
+def test_command_line_overrides_are_validated(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("input: x.jsonl\n")
+    args = argparse.Namespace(
+        config=str(path), input=["y.jsonl"], output="o", runner="direct", workers=0, job_endpoint=None
+    )
+    with pytest.raises(ConfigError, match=r"runner\.workers: Input should be greater than or equal to 1"):
+        apply_overrides(load_config(path), args)
+
+
+def test_cli_validate_reports_error_in_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stages:\n  tokenize:\n    batch_size: -1\n")
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "stages.tokenize.batch_size" in err
+
+
+def test_cli_show_prints_valid_yaml(capsys):
+    assert main(["config", "show"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["stages"]["langid"]["min_score"] == 0.65
