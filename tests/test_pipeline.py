@@ -130,7 +130,8 @@ def test_console_reports_progress_and_summary(tmp_path):
     out = tmp_path / "out"
     jsonl = str(shared_path("jsonl", "cc_en_head-0174.jsonl.gz"))
     result = subprocess.run(
-        [sys.executable, "-m", "curate", "run", "/dev/null", "--input", jsonl, "--output", str(out), "--workers", "1"],
+        [sys.executable, "-m", "curate", "run", "/dev/null", "--input", jsonl, "--output", str(out)]
+        + ["--workers", "1"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -46,7 +46,8 @@ def test_wet_yields_conversion_text():
 
 def test_jsonl_gz_keeps_fields_as_metadata():
     path = shared_path("jsonl", "cc_en_head-0091.jsonl.gz")
-    rows = [json.loads(line) for line in gzip.open(path, "rt")]
+    with gzip.open(path, "rt") as lines:
+        rows = [json.loads(line) for line in lines]
     docs, bad = _split(list(read_file(str(path), InputConfig())))
     assert bad == [] and len(docs) == len(rows)
     assert [d["text"] for d in docs] == [r["text"] for r in rows]
