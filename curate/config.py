@@ -33,6 +33,8 @@ class OutputConfig(Strict):
     path: str = "out"
     documents: bool = Field(True, description="Write kept documents (text + annotations) as Parquet.")
     rejected: bool = Field(True, description="Write rejected documents with stage and reason as Parquet.")
+    dataset: str | None = Field(None, description="Commit the run to this dataset in the version store.")
+    branch: str = Field("main", description="Branch of `dataset` that the run's commit goes on.")
 
 
 class RunnerConfig(Strict):

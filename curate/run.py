@@ -29,6 +29,7 @@ class RunSummary:
     reports: list[dict[str, Any]] = field(default_factory=list)
     shards: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    commit: str | None = None
 
     @property
     def documents_read(self) -> int:
@@ -222,7 +223,16 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
 
         write_manifest(layout.root, shards, config, stats)
     FileSystems.delete([layout.work])
-    return RunSummary(layout.root, stats, reports, shards, seconds)
+    summary = RunSummary(layout.root, stats, reports, shards, seconds)
+    if config.output.dataset:
+        from curate.store import LocalStore
+
+        # Only now, with every shard written and checksummed in the manifest, does the version exist.
+        commit = LocalStore().commit_dir(
+            layout.root, config.output.dataset, config.output.branch, "curate run"
+        )
+        summary.commit = f"{config.output.dataset}@{commit.id} (branch {config.output.branch})"
+    return summary
 
 
 def _write_json(path: str, data: Any) -> None:
@@ -254,4 +264,6 @@ def format_summary(summary: RunSummary) -> str:
         for line in report.get("console", []):
             lines.append(f"  {line}")
     lines.append(f"  output: {summary.output} (documents/ rejected/ shards/ stats.json manifest.json)")
+    if summary.commit:
+        lines.append(f"  committed: {summary.commit}")
     return "\n".join(lines)

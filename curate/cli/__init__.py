@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "curate.cli.run_cmd",
     "curate.cli.config_cmd",
     "curate.cli.demo_cmd",
+    "curate.cli.versions_cmd",
 ]
 
 
