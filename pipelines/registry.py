@@ -33,9 +33,9 @@ STAGES: dict[str, StageImpl] = {
     "perplexity": StageImpl("filter", "filters.perplexity:stage_spec"),
     "dedup_exact": StageImpl("transform", "pipelines.dedup:ExactDedup"),
     "dedup_minhash": StageImpl("transform", "pipelines.dedup:MinHashDedup"),
-    "mixing": StageImpl("transform", "pipelines.mixing:Mixing"),
 }
-# `tokenize` is not a filter: it turns the surviving documents into shards (pipelines/shards.py).
+# `mixing` and `tokenize` are not registry stages: mixing samples by token counts, so both live in
+# pipelines/shards.py (TokenizeAndShard), which turns the surviving documents into shards.
 
 
 def _resolve(stage: str, target: str):

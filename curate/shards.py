@@ -1,0 +1,325 @@
+"""Token shards: the Parquet schema, writing one shard, the manifest, and reading/verifying/inspecting.
+
+Contract (`curate.shards/1`, relied on by `curate.train`): OUT/manifest.json lists every shard with its
+sha256 and token counts; a shard has one row per document (`id`, `tokens`, `n_tokens`, `domain`,
+`lang`), every document's tokens end with the tokenizer's EOS id, and rows are grouped into row groups
+of about `tokenize.row_group_bytes` so a reader can stream one group at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import curate
+from curate.errors import CurateError
+
+FORMAT = "curate.shards/1"
+MANIFEST = "manifest.json"
+TOKENIZER_FILE = "tokenizer.json"
+SHARDS_DIR = "shards"
+COMPRESSION = "zstd"
+# Parquet/Arrow bookkeeping per row beyond the token bytes (offsets, id, domain): a rough estimate,
+# only used to cut row groups near the configured size.
+ROW_OVERHEAD_BYTES = 64
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARDS_DIR}/shard-{index:05d}.parquet"
+
+
+def shard_schema(dtype: str) -> pa.Schema:
+    token_type = {"uint16": pa.uint16(), "uint32": pa.uint32()}[dtype]
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("tokens", pa.list_(token_type), nullable=False),
+            pa.field("n_tokens", pa.int64(), nullable=False),
+            pa.field("domain", pa.string(), nullable=False),
+            pa.field("lang", pa.string(), nullable=True),
+        ]
+    )
+
+
+def _table(rows: Sequence[tuple[str, np.ndarray, str, str | None]], schema: pa.Schema) -> pa.Table:
+    token_type = schema.field("tokens").type.value_type
+    np_type = np.uint16 if token_type == pa.uint16() else np.uint32
+    lengths = np.fromiter((len(r[1]) for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.concatenate([r[1] for r in rows]).astype(np_type, copy=False) if rows else np.zeros(0, np_type)
+    tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=token_type))
+    return pa.Table.from_arrays(
+        [
+            pa.array([r[0] for r in rows], pa.string()),
+            tokens,
+            pa.array(lengths, pa.int64()),
+            pa.array([r[2] for r in rows], pa.string()),
+            pa.array([r[3] for r in rows], pa.string()),
+        ],
+        schema=schema,
+    )
+
+
+def write_shard_bytes(
+    rows: Sequence[tuple[str, np.ndarray, str, str | None]], dtype: str, row_group_bytes: int
+) -> bytes:
+    """One shard as Parquet bytes; ``rows`` are (id, tokens, domain, lang) in their final order.
+
+    Row groups are cut when their estimated size reaches ``row_group_bytes``; the bytes depend only on
+    the rows and pyarrow's version, so a rerun gives an identical file.
+    """
+    schema = shard_schema(dtype)
+    width = np.dtype(dtype).itemsize
+    sink = io.BytesIO()
+    with pq.ParquetWriter(
+        sink, schema, compression=COMPRESSION, write_statistics=["id", "n_tokens", "domain"]
+    ) as writer:
+        group: list[tuple[str, np.ndarray, str, str | None]] = []
+        size = 0
+        for row in rows:
+            group.append(row)
+            size += len(row[1]) * width + ROW_OVERHEAD_BYTES
+            if size >= row_group_bytes:
+                writer.write_table(_table(group, schema), row_group_size=len(group))
+                group, size = [], 0
+        if group:
+            writer.write_table(_table(group, schema), row_group_size=len(group))
+    return sink.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ manifest
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(curate.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def _read_bytes(path: str) -> bytes:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        return handle.read()
+
+
+def write_atomic(path: str, payload: bytes) -> None:
+    """Write through Beam's FileSystems (local, gs://, s3://) under a temporary name, then rename."""
+    import uuid
+
+    from apache_beam.io.filesystems import FileSystems
+
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(temporary, compression_type="uncompressed") as handle:
+        handle.write(payload)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temporary], [path])
+
+
+def write_manifest(
+    out_dir: str, shard_infos: Iterable[Mapping[str, Any]], config: Any, stats: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Assemble and atomically write OUT/manifest.json after the pipeline; returns the manifest."""
+    tokenizer_bytes = _read_bytes(_join(out_dir, TOKENIZER_FILE))
+    tokenizer = json.loads(tokenizer_bytes)
+    shards = sorted((dict(s) for s in shard_infos), key=lambda s: s["path"])
+    dtypes = {s.get("token_dtype") for s in shards} - {None}
+    meta = next((s for s in shards if "eos_id" in s), {})
+    from curate.tokenizer import eos_id_of, token_dtype
+
+    vocab_size = meta.get("vocab_size")
+    if vocab_size is None:
+        from tokenizers import Tokenizer
+
+        loaded = Tokenizer.from_str(tokenizer_bytes.decode("utf-8"))
+        vocab_size = loaded.get_vocab_size(with_added_tokens=True)
+        eos_id = eos_id_of(loaded, TOKENIZER_FILE)
+    else:
+        eos_id = meta["eos_id"]
+    domains: dict[str, int] = {}
+    for shard in shards:
+        for domain, n in shard.get("domains", {}).items():
+            domains[domain] = domains.get(domain, 0) + n
+    manifest = {
+        "format": FORMAT,
+        "token_dtype": dtypes.pop() if len(dtypes) == 1 else token_dtype(vocab_size),
+        "tokenizer": {
+            "path": TOKENIZER_FILE,
+            "vocab_size": vocab_size,
+            "eos_id": eos_id,
+            "sha256": hashlib.sha256(tokenizer_bytes).hexdigest(),
+            "model": tokenizer.get("model", {}).get("type"),
+            "source": meta.get("tokenizer_source"),
+        },
+        "shards": [
+            {
+                key: shard[key]
+                for key in ("path", "n_docs", "n_tokens", "sha256", "bytes", "row_groups", "domains")
+                if key in shard
+            }
+            for shard in shards
+        ],
+        "total_tokens": sum(s["n_tokens"] for s in shards),
+        "total_docs": sum(s["n_docs"] for s in shards),
+        "domains": dict(sorted(domains.items())),
+        "code": {"curate": curate.__version__, "git_commit": _git_commit()},
+        "config": config.model_dump(mode="json") if hasattr(config, "model_dump") else config,
+        "stats": {k: stats[k] for k in ("documents_read", "documents_kept", "mixing") if k in stats},
+    }
+    payload = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    write_atomic(_join(out_dir, MANIFEST), payload)
+    return manifest
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    path = Path(out_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as error:
+        raise CurateError(
+            f"{path}: cannot read ({error.strerror}); pass the output folder of `curate run`"
+        ) from None
+    except ValueError as error:
+        raise CurateError(f"{path}: not valid JSON ({error}); re-run `curate run`") from None
+    if manifest.get("format") != FORMAT:
+        raise CurateError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def iter_documents(path: str | Path, columns: Sequence[str] = ("id", "tokens")) -> Iterator[dict[str, Any]]:
+    """Rows of one shard, one row group at a time (memory bounded by the row-group size)."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.num_row_groups):
+        yield from parquet.read_row_group(group, columns=list(columns)).to_pylist()
+
+
+def iter_token_arrays(path: str | Path) -> Iterator[np.ndarray]:
+    """Each row group's tokens as one flat numpy array (documents concatenated, EOS-separated)."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.num_row_groups):
+        tokens = parquet.read_row_group(group, columns=["tokens"]).column("tokens").combine_chunks()
+        yield tokens.flatten().to_numpy(zero_copy_only=False)
+
+
+# ---------------------------------------------------------------------------------- verify / inspect
+
+
+def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
+    """Every problem found in a run's shards, one line each (empty: all good).
+
+    Checks each shard's sha256 and size against the manifest, its schema, row and token counts, that
+    each document ends with EOS, and (``decode``) that decoding gives the text in OUT/documents.
+    """
+    from tokenizers import Tokenizer
+
+    root = Path(out_dir)
+    manifest = read_manifest(root)
+    problems: list[str] = []
+    tok_path = root / manifest["tokenizer"]["path"]
+    tok_bytes = tok_path.read_bytes() if tok_path.is_file() else b""
+    if hashlib.sha256(tok_bytes).hexdigest() != manifest["tokenizer"]["sha256"]:
+        problems.append(f"{tok_path}: sha256 differs from the manifest (or file missing)")
+    eos = manifest["tokenizer"]["eos_id"]
+    schema = shard_schema(manifest["token_dtype"])
+    texts = _document_texts(root) if decode else {}
+    tokenizer = Tokenizer.from_str(tok_bytes.decode("utf-8")) if texts and tok_bytes else None
+    totals: dict[str, int] = {}
+    for shard in manifest["shards"]:
+        path = root / shard["path"]
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != shard["sha256"]:
+            problems.append(f"{path}: sha256 differs from the manifest (the file was changed or damaged)")
+            continue
+        table = pq.read_table(io.BytesIO(data))
+        if not table.schema.equals(schema, check_metadata=False):
+            problems.append(f"{path}: schema {table.schema} is not {schema}")
+            continue
+        n_tokens = 0
+        for row in table.to_pylist():
+            tokens = row["tokens"]
+            n_tokens += len(tokens)
+            totals[row["domain"]] = totals.get(row["domain"], 0) + len(tokens)
+            if not tokens or tokens[-1] != eos or row["n_tokens"] != len(tokens):
+                problems.append(f"{path}: document {row['id']}: does not end with EOS or n_tokens is wrong")
+            elif tokenizer is not None:
+                text = texts.get(row["id"])
+                decoded = tokenizer.decode(tokens[:-1], skip_special_tokens=False)
+                if text is None:
+                    problems.append(f"{path}: document {row['id']} is not in documents/")
+                elif decoded != text:
+                    problems.append(f"{path}: document {row['id']} does not decode to its text")
+        if table.num_rows != shard["n_docs"] or n_tokens != shard["n_tokens"]:
+            problems.append(f"{path}: {table.num_rows} docs / {n_tokens} tokens, manifest says otherwise")
+    if sum(s["n_tokens"] for s in manifest["shards"]) != manifest["total_tokens"]:
+        problems.append(f"{root / MANIFEST}: total_tokens is not the sum over shards")
+    if "domains" in manifest and not problems and totals != manifest["domains"]:
+        problems.append(f"{root / MANIFEST}: per-domain token totals differ from the shards")
+    return problems
+
+
+def _document_texts(root: Path) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for path in sorted((root / "documents").glob("*.parquet")):
+        table = pq.read_table(path, columns=["id", "text"])
+        texts.update(zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True))
+    return texts
+
+
+def inspect(out_dir: str | Path, samples: int = 3, sample_chars: int = 300) -> dict[str, Any]:
+    """Counts, per-domain shares and a few decoded documents from the first shard."""
+    from tokenizers import Tokenizer
+
+    root = Path(out_dir)
+    manifest = read_manifest(root)
+    total = manifest["total_tokens"]
+    domains = manifest.get("domains", {})
+    decoded: list[dict[str, Any]] = []
+    tok_path = root / manifest["tokenizer"]["path"]
+    if samples and manifest["shards"] and tok_path.is_file():
+        tokenizer = Tokenizer.from_file(str(tok_path))
+        for shard in manifest["shards"]:
+            for row in iter_documents(root / shard["path"], ("id", "tokens", "domain")):
+                text = tokenizer.decode(row["tokens"][:-1], skip_special_tokens=False)
+                decoded.append({"id": row["id"], "domain": row["domain"], "text": text[:sample_chars]})
+                if len(decoded) >= samples:
+                    break
+            if len(decoded) >= samples:
+                break
+    return {
+        "shards": len(manifest["shards"]),
+        "documents": sum(s["n_docs"] for s in manifest["shards"]),
+        "total_tokens": total,
+        "token_dtype": manifest["token_dtype"],
+        "tokenizer": manifest["tokenizer"],
+        "domains": {d: {"tokens": n, "share": n / total if total else 0.0} for d, n in domains.items()},
+        "samples": decoded,
+    }
