@@ -1,0 +1,105 @@
+"""Text normalisation, exact-duplicate keys and n-gram shingle hashes for dedup. Pure: no Beam, no I/O.
+
+Both dedup stages see text through the same normalisation, so "the same page with different
+capitalisation, spacing or page counters" is one page to both of them (FineWeb's and datatrove's
+`simplify_text` do the same before shingling).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+_WHITESPACE = re.compile(r"\s+")
+# Punctuation and symbols in any script (everything that is neither a word character nor whitespace).
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+_DIGITS = re.compile(r"\d")
+
+# Odd 64-bit multiplier (from splitmix64) for the polynomial that combines word hashes into n-gram hashes.
+_NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Which differences do not make two texts different (defaults: datatrove's simplify_text)."""
+
+    lowercase: bool = True
+    normalize_whitespace: bool = True
+    strip_punctuation: bool = True
+    normalize_digits: bool = True
+
+    def apply(self, text: str) -> str:
+        text = unicodedata.normalize("NFC", text)
+        if self.lowercase:
+            text = text.lower()
+        if self.strip_punctuation:
+            text = _PUNCTUATION.sub(" ", text)
+        if self.normalize_digits:
+            text = _DIGITS.sub("0", text)
+        if self.normalize_whitespace:
+            text = _WHITESPACE.sub(" ", text).strip()
+        return text
+
+
+def exact_key(text: str, normalization: Normalization) -> str:
+    """128-bit hash of the normalised text: equal keys mean equal texts up to the normalisation."""
+    return xxhash.xxh3_128_hexdigest(normalization.apply(text).encode("utf-8", errors="surrogatepass"))
+
+
+def _combine_ngrams(unit_hashes: np.ndarray, n: int) -> np.ndarray:
+    """Hash every window of ``n`` consecutive unit hashes with a polynomial in uint64 arithmetic.
+
+    Texts shorter than ``n`` units become one shingle of all their units, so short pages still compare.
+    """
+    if len(unit_hashes) == 0:
+        return np.empty(0, dtype=np.uint32)
+    n = min(n, len(unit_hashes))
+    count = len(unit_hashes) - n + 1
+    with np.errstate(over="ignore"):
+        combined = unit_hashes[:count].copy()
+        for offset in range(1, n):
+            combined = combined * _NGRAM_MULTIPLIER + unit_hashes[offset : offset + count]
+    # Keep the high half: the best-mixed bits of a multiplicative hash. MinHash works on 32-bit values.
+    return np.unique((combined >> np.uint64(32)).astype(np.uint32))
+
+
+def shingle_hashes(text: str, n: int = 5, unit: str = "word") -> np.ndarray:
+    """Distinct 32-bit hashes of the text's n-gram shingles (of words or of characters), sorted.
+
+    ``text`` should already be normalised. Word hashes are computed once per distinct word of the
+    text and n-grams are combined in numpy, so the Python work is one dict lookup per word.
+    """
+    if unit == "word":
+        words = text.split()
+        vocabulary: dict[str, int] = {}
+        indices = [vocabulary.setdefault(word, len(vocabulary)) for word in words]
+        word_hashes = np.fromiter(
+            (xxhash.xxh3_64_intdigest(word.encode("utf-8", errors="surrogatepass")) for word in vocabulary),
+            dtype=np.uint64,
+            count=len(vocabulary),
+        )
+        return _combine_ngrams(word_hashes[np.asarray(indices, dtype=np.int64)], n)
+    if unit == "char":
+        codepoints = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+        with np.errstate(over="ignore"):
+            unit_hashes = (codepoints.astype(np.uint64) + np.uint64(1)) * _NGRAM_MULTIPLIER
+        return _combine_ngrams(unit_hashes, n)
+    raise ValueError(f"shingle unit must be 'word' or 'char', got {unit!r}")
+
+
+def shingle_set(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    """The exact set of word n-grams (for measuring true Jaccard in tests and benchmarks)."""
+    words = text.split()
+    n = min(n, len(words))
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)} if words else set()
+
+
+def jaccard(a: set, b: set) -> float:
+    """Exact Jaccard similarity of two sets (1.0 for two empty sets)."""
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)

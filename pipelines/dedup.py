@@ -1,0 +1,197 @@
+"""Exact and near-duplicate removal as Beam stages; nothing here needs every document, signature or hash
+on one worker.
+
+- ExactDedup: documents are grouped by the hash of their normalised text; the smallest id survives.
+- MinHashDedup: batched MinHash signatures -> one key per LSH band -> GroupByKey per band bucket ->
+  verified star edges to the bucket's smallest id -> distributed connected components -> the smallest
+  id of each cluster survives. The only groups ever held in memory are one hash's documents, one
+  bucket's (id, signature) pairs, one node's neighbours and one cluster's ids.
+
+Survivors are the smallest document ids, and ids are stable hashes, so every rerun and every runner
+(one worker or many) keeps the same documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+
+from curate.config import Config, DedupExactConfig, DedupMinhashConfig
+from filters.dedup_text import Normalization, exact_key, shingle_hashes
+from filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
+from pipelines.connected_components import ConnectedComponents
+from pipelines.stage import REJECTED_TAG, Document, StageTransform, reject
+
+REASON_EXACT = "duplicate_exact"
+REASON_NEAR = "duplicate_near"
+
+
+def _normalization(stage_config: DedupExactConfig) -> Normalization:
+    return Normalization(
+        lowercase=stage_config.lowercase,
+        normalize_whitespace=stage_config.normalize_whitespace,
+        strip_punctuation=stage_config.strip_punctuation,
+        normalize_digits=stage_config.normalize_digits,
+    )
+
+
+def _text(doc: Document) -> str:
+    return doc.get("text") or ""
+
+
+class _KeepSmallestId(beam.DoFn):
+    """One hash's documents: the smallest id is kept, the others point at it with ``dup_of``."""
+
+    def __init__(self, stage_name: str):
+        self._stage_name = stage_name
+
+    def process(self, element: tuple[str, Iterable[Document]]) -> Iterator[Any]:
+        _, docs = element
+        survivor = min(doc["id"] for doc in docs)
+        kept_one = False
+        for doc in docs:
+            if doc["id"] == survivor and not kept_one:
+                kept_one = True
+                doc["dup_of"] = None
+                yield doc
+            else:
+                doc["dup_of"] = survivor
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, REASON_EXACT))
+
+
+class ExactDedup(StageTransform):
+    """Drop documents whose normalised text equals another's."""
+
+    stage_name = "dedup_exact"
+    annotation_types = {"dup_of": "string"}
+
+    def __init__(self, stage_config: DedupExactConfig, config: Config | None = None):
+        super().__init__()
+        self._normalization = _normalization(stage_config)
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        normalization = self._normalization
+        outputs = (
+            docs
+            | "KeyByTextHash" >> beam.Map(lambda doc: (exact_key(_text(doc), normalization), doc))
+            | "GroupByTextHash" >> beam.GroupByKey()
+            | "KeepSmallestId"
+            >> beam.ParDo(_KeepSmallestId(self.stage_name)).with_outputs(REJECTED_TAG, main="kept")
+        )
+        return outputs.kept, outputs[REJECTED_TAG]
+
+
+class _BandKeys(beam.DoFn):
+    """A batch of documents -> ``((band, band hash), (id, signature bytes))`` for every band."""
+
+    def __init__(self, stage_config: DedupMinhashConfig):
+        self._config = stage_config
+        self._params = choose_lsh_params(
+            stage_config.threshold,
+            stage_config.num_perm,
+            stage_config.false_negative_weight,
+            stage_config.bands,
+            stage_config.rows,
+        )
+        self._hasher: MinHasher | None = None
+        self._normalization = Normalization()
+
+    def setup(self) -> None:
+        self._hasher = MinHasher(self._config.num_perm, self._config.seed)
+
+    def process(self, batch: list[Document]) -> Iterator[tuple[tuple[int, int], tuple[str, bytes]]]:
+        assert self._hasher is not None
+        cfg = self._config
+        shingles = [
+            shingle_hashes(self._normalization.apply(_text(doc)), cfg.ngram, cfg.unit) for doc in batch
+        ]
+        signatures = self._hasher.signatures(shingles)
+        for doc, doc_shingles, signature in zip(batch, shingles, signatures, strict=True):
+            if len(doc_shingles) == 0:
+                continue  # no text: nothing to compare (and every empty signature would collide)
+            payload = (doc["id"], signature.tobytes() if cfg.verify else b"")
+            for key in band_keys(signature, self._params):
+                yield key, payload
+
+
+def _edges_of_bucket(
+    element: tuple[Any, Iterable[tuple[str, bytes]]], threshold: float | None
+) -> list[tuple[str, str]]:
+    members = list(element[1])
+    if len(members) < 2:
+        return []
+    ids = [doc_id for doc_id, _ in members]
+    signatures = None
+    if threshold is not None:
+        signatures = np.stack([np.frombuffer(sig, dtype=np.uint32) for _, sig in members])
+    return bucket_edges(ids, signatures, threshold)
+
+
+def _cluster_members(root: str, nodes: Iterable[str]) -> Iterator[tuple[str, tuple[str, int]]]:
+    """One cluster (its root and nodes, root included) -> ``(node, (root, size))`` for each node."""
+    members = list(nodes)
+    for node in members:
+        yield node, (root, len(members))
+
+
+class _MarkClusters(beam.DoFn):
+    """Annotate each document with its cluster; reject all but the cluster's smallest id."""
+
+    def __init__(self, stage_name: str):
+        self._stage_name = stage_name
+
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+        _, grouped = element
+        cluster = grouped["cluster"][0] if grouped["cluster"] else None
+        for doc in grouped["doc"]:
+            if cluster is None:
+                doc["dup_cluster"], doc["dup_cluster_size"] = None, 1
+                yield doc
+                continue
+            root, size = cluster
+            doc["dup_cluster"], doc["dup_cluster_size"] = root, size
+            if doc["id"] == root:
+                yield doc
+            else:
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, REASON_NEAR))
+
+
+class MinHashDedup(StageTransform):
+    """Drop near-duplicates: documents whose shingle sets are at least ``threshold`` Jaccard-similar,
+    directly or through a chain of such documents; each cluster keeps its smallest id."""
+
+    stage_name = "dedup_minhash"
+    annotation_types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
+
+    def __init__(self, stage_config: DedupMinhashConfig, config: Config | None = None):
+        super().__init__()
+        self._config = stage_config
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        cfg = self._config
+        threshold = cfg.threshold if cfg.verify else None
+        edges = (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
+            | "Signatures" >> beam.ParDo(_BandKeys(cfg))
+            | "GroupByBand" >> beam.GroupByKey()
+            | "BucketEdges" >> beam.FlatMap(_edges_of_bucket, threshold)
+            | "DistinctEdges" >> beam.Distinct()
+        )
+        roots = edges | "Components" >> ConnectedComponents(cfg.components_rounds)
+        node_clusters = (
+            roots
+            | "ByRoot" >> beam.MapTuple(lambda node, root: (root, node))
+            | "GroupClusters" >> beam.GroupByKey()
+            | "ClusterOfNode" >> beam.FlatMapTuple(_cluster_members)
+        )
+        outputs = (
+            {"doc": docs | "KeyById" >> beam.Map(lambda doc: (doc["id"], doc)), "cluster": node_clusters}
+            | "JoinClusters" >> beam.CoGroupByKey()
+            | "MarkClusters"
+            >> beam.ParDo(_MarkClusters(self.stage_name)).with_outputs(REJECTED_TAG, main="kept")
+        )
+        return outputs.kept, outputs[REJECTED_TAG]
