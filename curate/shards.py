@@ -250,6 +250,7 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
     texts = _document_texts(root) if decode else {}
     tokenizer = Tokenizer.from_str(tok_bytes.decode("utf-8")) if texts and tok_bytes else None
     totals: dict[str, int] = {}
+    seen: dict[str, int] = {}  # id -> copies found in the shards
     for shard in manifest["shards"]:
         path = root / shard["path"]
         if not path.is_file():
@@ -271,26 +272,37 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
             if not tokens or tokens[-1] != eos or row["n_tokens"] != len(tokens):
                 problems.append(f"{path}: document {row['id']}: does not end with EOS or n_tokens is wrong")
             elif tokenizer is not None:
-                text = texts.get(row["id"])
+                seen[row["id"]] = seen.get(row["id"], 0) + 1
+                expected = texts.get(row["id"])
                 decoded = tokenizer.decode(tokens[:-1], skip_special_tokens=False)
-                if text is None:
+                if expected is None:
                     problems.append(f"{path}: document {row['id']} is not in documents/")
-                elif decoded != text:
+                elif decoded != expected[0]:
                     problems.append(f"{path}: document {row['id']} does not decode to its text")
         if table.num_rows != shard["n_docs"] or n_tokens != shard["n_tokens"]:
             problems.append(f"{path}: {table.num_rows} docs / {n_tokens} tokens, manifest says otherwise")
     if sum(s["n_tokens"] for s in manifest["shards"]) != manifest["total_tokens"]:
         problems.append(f"{root / MANIFEST}: total_tokens is not the sum over shards")
+    if tokenizer is not None and not problems:
+        wrong = [i for i, (_, n) in texts.items() if seen.get(i, 0) != n]
+        if wrong:
+            problems.append(
+                f"{root / 'documents'}: {len(wrong)} document(s) appear in the shards a different number "
+                f"of times than their epochs, e.g. {wrong[0]}"
+            )
     if "domains" in manifest and not problems and totals != manifest["domains"]:
         problems.append(f"{root / MANIFEST}: per-domain token totals differ from the shards")
     return problems
 
 
-def _document_texts(root: Path) -> dict[str, str]:
-    texts: dict[str, str] = {}
+def _document_texts(root: Path) -> dict[str, tuple[str, int]]:
+    """id -> (text, copies expected in the shards) from OUT/documents, when the run wrote it."""
+    texts: dict[str, tuple[str, int]] = {}
     for path in sorted((root / "documents").glob("*.parquet")):
-        table = pq.read_table(path, columns=["id", "text"])
-        texts.update(zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True))
+        table = pq.read_table(path)
+        ids, text = table.column("id").to_pylist(), table.column("text").to_pylist()
+        epochs = table.column("epochs").to_pylist() if "epochs" in table.column_names else [1] * len(ids)
+        texts.update((i, (t, e or 1)) for i, t, e in zip(ids, text, epochs, strict=True))
     return texts
 
 

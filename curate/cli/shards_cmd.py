@@ -1,0 +1,56 @@
+"""`curate shards inspect|verify OUT`: look at a run's token shards, or prove they are intact."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from curate.shards import inspect, verify
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    shards = subparsers.add_parser("shards", help="Inspect or verify a run's token shards.")
+    actions = shards.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("inspect", help="Counts, per-domain token shares and decoded samples.")
+    show.add_argument("out", help="Output folder of `curate run` (with manifest.json).")
+    show.add_argument("--samples", type=int, default=3, help="Decoded documents to show (default 3).")
+    show.add_argument("--chars", type=int, default=300, help="Characters shown per sample.")
+    show.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    show.set_defaults(func=_inspect)
+    check = actions.add_parser(
+        "verify", help="Checksums, schema, EOS, counts, and decode round-trip against documents/."
+    )
+    check.add_argument("out", help="Output folder of `curate run` (with manifest.json).")
+    check.add_argument("--no-decode", action="store_true", help="Skip the decode round-trip (faster).")
+    check.set_defaults(func=_verify)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    report = inspect(args.out, samples=args.samples, sample_chars=args.chars)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    tok = report["tokenizer"]
+    print(
+        f"{args.out}: {report['shards']} shard(s), {report['documents']:,} documents, "
+        f"{report['total_tokens']:,} tokens ({report['token_dtype']})"
+    )
+    print(f"tokenizer: {tok.get('source') or tok['path']}, vocab {tok['vocab_size']:,}, eos {tok['eos_id']}")
+    print(f"  {'domain':<20}{'tokens':>14}{'share':>9}")
+    for domain, entry in report["domains"].items():
+        print(f"  {domain:<20}{entry['tokens']:>14,}{entry['share']:>9.2%}")
+    for sample in report["samples"]:
+        text = sample["text"].replace("\n", " ")
+        print(f"\n[{sample['domain']}] {sample['id']}\n  {text}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    problems = verify(args.out, decode=not args.no_decode)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if problems:
+        print(f"{args.out}: {len(problems)} problem(s)")
+        return 1
+    print(f"{args.out}: ok (checksums, schema, EOS, counts" + ("" if args.no_decode else ", decode") + ")")
+    return 0
