@@ -1,0 +1,76 @@
+"""`curate train --data DIR|NAME@REF --preset tiny [--steps N] [--device cpu|cuda] [--output DIR] [--resume]`.
+
+torch is imported only when the command runs, so `curate --help` works without the `train` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from curate.errors import CurateError
+
+PRESET_NAMES = ["tiny", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]  # curate.train.presets.PRESETS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="Pretrain a GPT on token shards; logs loss, eval perplexity, tokens/s, MFU.",
+        description="Multi-GPU: torchrun --nproc-per-node N -m curate train ... (deploy/train/README.md).",
+    )
+    add = train.add_argument
+    add("--data", required=True, metavar="DIR|NAME@REF", help="A `curate run` output folder or name@ref.")
+    add("--preset", default="tiny", choices=PRESET_NAMES, help="Model size and optimiser defaults.")
+    add("--steps", type=int, default=200, help="Optimizer steps in all (default 200).")
+    add("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add(
+        "--output",
+        default="train-out",
+        metavar="DIR",
+        help="Checkpoints and train.jsonl (default train-out).",
+    )
+    add("--resume", action="store_true", help="Continue from DIR's latest checkpoint (start fresh if none).")
+    add("--batch-size", type=int, help="Sequences per micro-batch per process (preset's by default).")
+    add("--grad-accum", type=int, help="Micro-batches per optimizer step.")
+    add("--seq-len", type=int, help="Tokens per sequence (at most the preset's).")
+    add("--lr", type=float, help="Peak learning rate.")
+    add("--warmup-steps", type=int)
+    add("--weight-decay", type=float)
+    add("--seed", type=int, default=0)
+    add("--eval-fraction", type=float, default=0.01, help="Documents held out for eval (by id hash).")
+    add("--eval-every", type=int, default=100, help="Steps between held-out evals (0: never).")
+    add("--eval-batches", type=int, default=20)
+    add("--log-every", type=int, default=10)
+    add("--checkpoint-every", type=int, default=0, help="Steps between checkpoints (0: only at the end).")
+    add("--dtype", default="auto", choices=["auto", "bf16", "fp32"], help="auto: bf16 on cuda, fp32 on cpu.")
+    add(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile (default: on cuda).",
+    )
+    add("--activation-checkpointing", action="store_true", help="Recompute activations in backward.")
+    add("--doc-mask", action="store_true", help="Mask attention across packed documents.")
+    add("--parallel", default="ddp", choices=["ddp", "fsdp"], help="With torchrun and more than one process.")
+    add("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
+    add("--tensorboard", action="store_true", help="Also log to DIR/tensorboard.")
+    add("--peak-tflops", type=float, help="Dense bf16 peak per device for MFU, if not detected.")
+    add("--quiet", action="store_true")
+    train.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        import torch
+    except ImportError:
+        raise CurateError("curate train needs PyTorch: pip install -e '.[train]'") from None
+    from curate.train.trainer import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = {key: value for key, value in vars(args).items() if key not in ("func", "command", "threads")}
+    summary = train(TrainConfig(**options))
+    if summary.get("checkpoint") and not args.quiet:
+        print(json.dumps(summary))
+    return 0

@@ -1,0 +1,1 @@
+"""The bundled trainer: a compact GPT that learns from curate's token shards (needs the `train` extra)."""
