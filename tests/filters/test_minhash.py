@@ -1,0 +1,94 @@
+"""Batched MinHash, LSH parameter choice and bucket edges (filters/minhash.py)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from filters.dedup_text import Normalization, jaccard, shingle_hashes, shingle_set
+from filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params, estimated_jaccard
+
+
+@pytest.fixture
+def real_texts(shared_data) -> list[str]:
+    with gzip.open(shared_data / "jsonl" / "cc_en_head-0091.jsonl.gz", "rt", encoding="utf-8") as handle:
+        return [json.loads(line)["text"] for line in handle]
+
+
+def _edit(text: str, rate: float, seed: int) -> str:
+    """Drop a share of words at random, as the benchmark's mirrors do."""
+    rng = random.Random(seed)
+    return " ".join(word for word in text.split() if rng.random() >= rate)
+
+
+def test_batched_signatures_equal_datasketch_minhash_per_document(real_texts):
+    texts = [*real_texts, "", "two words"]
+    shingles = [shingle_hashes(Normalization().apply(t)) for t in texts]
+    signatures = MinHasher(num_perm=128, seed=1).signatures(shingles)
+    for doc_shingles, signature in zip(shingles, signatures, strict=True):
+        reference = MinHash(num_perm=128, seed=1, hashfunc=int)
+        reference.update_batch(doc_shingles.tolist())
+        np.testing.assert_array_equal(signature, reference.hashvalues)
+
+
+def test_signature_does_not_depend_on_batch_neighbours(real_texts):
+    shingles = [shingle_hashes(Normalization().apply(t)) for t in real_texts]
+    hasher = MinHasher(num_perm=64, seed=3)
+    together = hasher.signatures(shingles)
+    alone = np.stack([hasher.signatures([s])[0] for s in shingles])
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_estimated_jaccard_tracks_true_jaccard_of_edited_real_text(real_texts):
+    text = max(real_texts, key=len)  # ~11k words
+    hasher = MinHasher(num_perm=256, seed=1)
+    for rate in (0.0, 0.01, 0.03):
+        edited = _edit(text, rate, seed=7)
+        a, b = (Normalization().apply(t) for t in (text, edited))
+        true = jaccard(shingle_set(a), shingle_set(b))
+        sig_a, sig_b = hasher.signatures([shingle_hashes(a), shingle_hashes(b)])
+        # Standard error of the estimate is sqrt(J(1-J)/256) <= 0.031; allow 4 of them.
+        assert abs(estimated_jaccard(sig_a, sig_b) - true) < 0.125
+
+
+def test_default_lsh_params_find_pairs_at_jaccard_08_more_often_than_finewebs():
+    default = choose_lsh_params(threshold=0.7, num_perm=128, false_negative_weight=0.8)
+    fineweb = choose_lsh_params(threshold=0.7, num_perm=112, bands=14, rows=8)
+    assert (default.bands, default.rows) == (18, 7)
+    assert default.detection_probability(0.8) > 0.98
+    assert fineweb.detection_probability(0.8) == pytest.approx(0.924, abs=1e-3)
+
+
+def test_explicit_bands_must_fit_num_perm():
+    with pytest.raises(ValueError, match="exceeds num_perm"):
+        choose_lsh_params(threshold=0.7, num_perm=100, bands=14, rows=8)
+
+
+def test_band_keys_match_exactly_when_a_band_matches():
+    sig = np.arange(128, dtype=np.uint32)
+    other = sig.copy()
+    other[0] = 999  # first band differs, the rest are equal
+    params = choose_lsh_params(0.7, 128, bands=16, rows=8)
+    keys, other_keys = band_keys(sig, params), band_keys(other, params)
+    assert [k == o for k, o in zip(keys, other_keys, strict=True)] == [False] + [True] * 15
+
+
+def test_bucket_edges_are_a_star_to_the_smallest_id():
+    assert sorted(bucket_edges(["c", "a", "b"], None, None)) == [("a", "b"), ("a", "c")]
+
+
+def test_verified_bucket_splits_into_stars_of_similar_members():
+    rng = np.random.default_rng(0)
+    base_1, base_2 = rng.integers(0, 2**32, size=(2, 100), dtype=np.uint32)
+    near_1 = base_1.copy()
+    near_1[:10] += 1  # estimated Jaccard 0.9 with base_1
+    near_2 = base_2.copy()
+    near_2[:20] += 1  # 0.8 with base_2
+    signatures = np.stack([base_1, near_1, base_2, near_2])
+    edges = bucket_edges(["a", "b", "c", "d"], signatures, threshold=0.75)
+    assert sorted(edges) == [("a", "b"), ("c", "d")]
