@@ -75,19 +75,111 @@ class LangIdConfig(StageConfig):
 
 
 class UrlFilterConfig(StageConfig):
+    """Block documents by URL: listed domains (and their subdomains), listed URLs, banned words."""
+
     enabled: bool = False
-    blocklists: list[str] = Field(default_factory=list, description="Files: one domain or URL a line.")
+    blocklists: list[str] = Field(
+        default_factory=list,
+        description="Files: one domain (blocks its subdomains too) or full URL a line; '#' starts a comment.",
+    )
     banned_words: list[str] = Field(default_factory=list, description="Files: one word a line, for URLs.")
     banned_word_min_hits: int = Field(1, ge=1, description="Banned words in a URL before it is rejected.")
+    batch_size: int = Field(1024, ge=1, description="Documents per annotate call.")
+
+
+# Quality rule groups. A threshold set to null turns that one rule off (its signal is still annotated);
+# `enabled: false` turns the whole group off. Defaults are the published values as implemented in
+# datatrove 0.10.1 (src/datatrove/pipeline/filters/*), the reference the benchmark compares against.
+
+
+class GopherRepetitionConfig(Strict):
+    """Gopher repetition rules: Rae et al. 2021 (arXiv:2112.11446), Table A1."""
+
+    enabled: bool = True
+    dup_para_frac: float | None = Field(0.3, description="Max fraction of duplicated paragraphs.")
+    dup_para_char_frac: float | None = Field(0.2, description="Max chars in duplicated paragraphs / all.")
+    dup_line_frac: float | None = Field(0.3, description="Max fraction of duplicated lines.")
+    dup_line_char_frac: float | None = Field(0.2, description="Max chars in duplicated lines / all.")
+    top_2gram_char_frac: float | None = Field(0.2, description="Max chars of the top word 2-gram / all.")
+    top_3gram_char_frac: float | None = 0.18
+    top_4gram_char_frac: float | None = 0.16
+    dup_5gram_char_frac: float | None = Field(0.15, description="Max chars in repeated 5-grams / all.")
+    dup_6gram_char_frac: float | None = 0.14
+    dup_7gram_char_frac: float | None = 0.13
+    dup_8gram_char_frac: float | None = 0.12
+    dup_9gram_char_frac: float | None = 0.11
+    dup_10gram_char_frac: float | None = 0.10
+
+
+class GopherQualityConfig(Strict):
+    """Gopher quality rules: Rae et al. 2021 (arXiv:2112.11446), sec. A.1.1."""
+
+    enabled: bool = True
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = Field(0.1, description="'#' or ellipses per word.")
+    max_bullet_lines_ratio: float | None = Field(0.9, description="Lines starting with a bullet or '-'.")
+    max_ellipsis_lines_ratio: float | None = Field(0.3, description="Lines ending with an ellipsis.")
+    min_alpha_words_ratio: float | None = Field(0.8, description="Words with a letter / all tokens.")
+    min_stop_words: int | None = Field(2, description="Distinct stop words of the document's language.")
+    stop_words: dict[str, list[str]] = Field(
+        default_factory=dict, description="Replace a language's stop words: {lang: [words]}."
+    )
+
+
+class C4Config(Strict):
+    """C4 rules: Raffel et al. 2020 (JMLR 21(140)) and tensorflow_datasets c4_utils, as in datatrove.
+
+    Line rules (no terminal punctuation, javascript, policy, too few words, too long word) drop lines,
+    which then do not count as sentences; documents are rejected for lorem ipsum, a curly bracket, or too
+    few sentences left. The text itself is not rewritten (annotate, then decide).
+    """
+
+    enabled: bool = True
+    terminal_punct: bool = Field(
+        False, description="Drop lines without terminal punctuation (C4: true; FineWeb's recipe: false)."
+    )
+    javascript: bool = Field(True, description="Drop lines mentioning 'javascript'.")
+    policy: bool = Field(True, description="Drop lines about terms of use, privacy or cookie policies.")
+    remove_citations: bool = Field(True, description="Strip [1], [edit], [citation needed] first.")
+    min_words_per_line: int | None = Field(3, description="Drop lines with fewer words.")
+    max_word_length: int | None = Field(1000, description="Drop lines with a longer word.")
+    lorem_ipsum: bool = Field(True, description="Reject documents containing 'lorem ipsum'.")
+    curly_bracket: bool = Field(True, description="Reject documents containing '{'.")
+    min_sentences: int | None = Field(5, description="Reject documents with fewer sentences left.")
+
+
+class FineWebConfig(Strict):
+    """FineWeb's own rules: Penedo et al. 2024 (arXiv:2406.17557), datatrove FineWebQualityFilter."""
+
+    enabled: bool = True
+    line_punct_thr: float | None = Field(0.12, description="Min fraction of lines ending in punctuation.")
+    line_punct_exclude_zero: bool = Field(False, description="Keep documents with no such line at all.")
+    short_line_thr: float | None = Field(0.67, description="Max fraction of short lines.")
+    short_line_length: int = Field(30, description="A line of at most this many characters is short.")
+    char_duplicates_ratio: float | None = Field(0.01, description="Max chars in duplicated lines / all.")
+    new_line_ratio: float | None = Field(0.3, description="Max newlines per word (list-like pages).")
+
+
+def _group_toggle(value: Any) -> Any:
+    # `c4: false` is the natural way to switch a whole group off.
+    return {"enabled": value} if isinstance(value, bool) else value
 
 
 class QualityConfig(StageConfig):
-    """Rule groups; each rule's threshold defaults to the published value (see filters/quality)."""
+    """Heuristic rules, applied in FineWeb's order; each rejection names its rule (e.g. c4_lorem_ipsum)."""
 
-    gopher_quality: dict[str, Any] | bool = True
-    gopher_repetition: dict[str, Any] | bool = True
-    c4: dict[str, Any] | bool = True
-    fineweb: dict[str, Any] | bool = True
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    c4: C4Config = Field(default_factory=C4Config)
+    fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
+    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+
+    _groups = field_validator("gopher_repetition", "gopher_quality", "c4", "fineweb", mode="before")(
+        _group_toggle
+    )
 
 
 class ToxicityConfig(StageConfig):

@@ -1,0 +1,92 @@
+"""C4's heuristic rules (Raffel et al. 2020; tensorflow_datasets c4_utils), as datatrove 0.10.1 applies
+them (c4_filters.C4QualityFilter): line rules drop lines, document rules reject the page.
+
+Sentences are counted with a punctuation regex instead of NLTK's punkt (datatrove's per-line
+``split_into_sentences``): the same boundaries except after abbreviations such as "Dr.", at a fraction of
+the cost. The document's text is not rewritten (the number of lines each line rule drops is annotated
+instead), but FineWeb's rules judge the lines C4 keeps, as in datatrove's FineWeb pipeline.
+"""
+
+from __future__ import annotations
+
+import re
+
+from curate.config import C4Config
+from filters.text_units import TextUnits
+
+# Wikipedia-style citation markers, removed before the punctuation check (datatrove CITATION_REGEX).
+CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+END_PUNCTUATION = (".", "?", "!", '"', "'")  # C4 (c4_utils._END_MARKS + quotes, as in datatrove)
+ELLIPSIS = "..."
+POLICY_SUBSTRINGS = (  # tensorflow_datasets c4_utils._POLICY_SUBSTRINGS, via datatrove
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
+# A sentence ends at terminal punctuation (plus closing quotes/brackets) followed by space, or at CJK
+# full-width terminal punctuation followed by more text.
+_SENTENCE_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+(?=\S)|[。！？]+(?=\S)")
+
+ANNOTATIONS: dict[str, str] = {
+    "c4_sentences": "int32",
+    "c4_lorem_ipsum": "int32",
+    "c4_curly_bracket": "int32",
+    "c4_javascript_lines": "int32",
+    "c4_policy_lines": "int32",
+    "c4_no_terminal_punct_lines": "int32",
+    "c4_few_words_lines": "int32",
+    "c4_long_word_lines": "int32",
+}
+
+
+def count_sentences(line: str) -> int:
+    return len(_SENTENCE_BREAK.findall(line)) + 1 if line else 0
+
+
+def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], str]:
+    """Walk the lines as C4 does; lorem ipsum and '{' only count on lines that survive the line rules
+    before them (C4's order). Also returns the text C4 keeps, which FineWeb's rules judge next."""
+    counts = dict.fromkeys(ANNOTATIONS, 0)
+    kept: list[str] = []
+    min_words = cfg.min_words_per_line
+    max_word = cfg.max_word_length
+    for raw in units.lines:
+        line = raw.strip()
+        if max_word is not None and len(line) > max_word and any(len(w) > max_word for w in line.split()):
+            counts["c4_long_word_lines"] += 1
+            continue
+        if cfg.remove_citations and "[" in line:
+            line = CITATION.sub("", line)
+        if cfg.terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
+            counts["c4_no_terminal_punct_lines"] += 1
+            continue
+        if min_words is not None and units.count_words(line) < min_words:
+            counts["c4_few_words_lines"] += 1
+            continue
+        lowered = line.lower()
+        if "lorem ipsum" in lowered:
+            counts["c4_lorem_ipsum"] = 1
+        if cfg.javascript and "javascript" in lowered:
+            counts["c4_javascript_lines"] += 1
+            continue
+        if "{" in line:
+            counts["c4_curly_bracket"] = 1
+        if cfg.policy and any(p in lowered for p in POLICY_SUBSTRINGS):
+            counts["c4_policy_lines"] += 1
+            continue
+        counts["c4_sentences"] += count_sentences(line)
+        kept.append(line)
+    return counts, "\n".join(kept).strip()
+
+
+def reason(s: dict[str, int], cfg: C4Config) -> str | None:
+    if cfg.lorem_ipsum and s["c4_lorem_ipsum"]:
+        return "c4_lorem_ipsum"
+    if cfg.curly_bracket and s["c4_curly_bracket"]:
+        return "c4_curly_bracket"
+    if cfg.min_sentences is not None and s["c4_sentences"] < cfg.min_sentences:
+        return "c4_too_few_sentences"
+    return None

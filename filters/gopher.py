@@ -1,0 +1,187 @@
+"""Gopher's heuristic rules (Rae et al. 2021, arXiv:2112.11446, sec. A.1.1 and Table A1).
+
+Definitions follow datatrove 0.10.1 (gopher_repetition_filter.py, gopher_quality_filter.py) so that
+results and the benchmark are comparable; thresholds live in `curate.config.GopherRepetitionConfig` and
+`GopherQualityConfig`. Word n-grams are hashed to 64-bit integers with numpy (one rolling hash per n)
+instead of joining strings, which is where datatrove spends most of its time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curate.config import GopherQualityConfig, GopherRepetitionConfig
+from filters.text_units import TextUnits, duplicates
+
+TOP_NGRAMS = (2, 3, 4)  # Table A1: top n-gram character fraction
+DUP_NGRAMS = (5, 6, 7, 8, 9, 10)  # Table A1: duplicate n-gram character fraction
+_MULTIPLIER = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime: mixes word hashes into n-gram hashes
+
+REPETITION_ANNOTATIONS: dict[str, str] = {
+    "gopher_dup_para_frac": "float32",
+    "gopher_dup_para_char_frac": "float32",
+    "gopher_dup_line_frac": "float32",
+    "gopher_dup_line_char_frac": "float32",
+    **{f"gopher_top_{n}gram_char_frac": "float32" for n in TOP_NGRAMS},
+    **{f"gopher_dup_{n}gram_char_frac": "float32" for n in DUP_NGRAMS},
+}
+
+QUALITY_ANNOTATIONS: dict[str, str] = {
+    "gopher_words": "int32",
+    "gopher_avg_word_length": "float32",
+    "gopher_hash_ratio": "float32",
+    "gopher_ellipsis_ratio": "float32",
+    "gopher_bullet_lines_ratio": "float32",
+    "gopher_ellipsis_lines_ratio": "float32",
+    "gopher_alpha_words_ratio": "float32",
+    "gopher_stop_words": "int32",
+}
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+# ------------------------------------------------------------------------------------- repetition
+
+
+def _top_ngram_chars(hashes: np.ndarray, starts: np.ndarray, n: int) -> int:
+    """Count x characters (words joined by spaces) of the most frequent n-gram; ties: first seen."""
+    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+    top = counts.max()
+    i = int(first[counts == top].min())
+    return int(top) * int(starts[i + n] - starts[i] + n - 1)
+
+
+def _dup_ngram_chars(hashes: np.ndarray, starts: np.ndarray, n: int) -> int:
+    """Characters (words joined without spaces) in repeated n-grams, skipping past each repeat."""
+    m = len(hashes)
+    uniques, first = np.unique(hashes, return_index=True)
+    if len(uniques) == m:
+        return 0
+    is_first = np.zeros(m, dtype=bool)
+    is_first[first] = True
+    position = int(np.argmin(is_first))  # nothing repeats before here, so nothing was skipped either
+    seen = set(hashes[:position].tolist())
+    values, offsets = hashes.tolist(), starts.tolist()
+    chars = 0
+    while position < m:
+        value = values[position]
+        if value in seen:
+            chars += offsets[position + n] - offsets[position]
+            position += n
+        else:
+            seen.add(value)
+            position += 1
+    return chars
+
+
+def repetition_signals(units: TextUnits) -> dict[str, float]:
+    text_len = len(units.text)
+    paragraphs = units.paragraphs
+    para_dups, para_chars = duplicates(paragraphs)
+    lines = units.newline_lines
+    line_dups, line_chars = duplicates(lines)
+    signals = {
+        "gopher_dup_para_frac": _ratio(para_dups, len(paragraphs)),
+        "gopher_dup_para_char_frac": _ratio(para_chars, text_len),
+        "gopher_dup_line_frac": _ratio(line_dups, len(lines)),
+        "gopher_dup_line_char_frac": _ratio(line_chars, text_len),
+    }
+    words = units.words
+    word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    starts = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=starts[1:])
+    hashes = word_hashes
+    for n in range(2, max(DUP_NGRAMS) + 1):
+        # hash of words[i:i+n] from the hash of words[i:i+n-1]; uint64 arithmetic wraps by design
+        hashes = hashes[:-1] * _MULTIPLIER + word_hashes[n - 1 :] if len(hashes) > 1 else hashes[:0]
+        if n in TOP_NGRAMS:
+            chars = _top_ngram_chars(hashes, starts, n) if len(hashes) else 0
+            signals[f"gopher_top_{n}gram_char_frac"] = _ratio(chars, text_len)
+        elif n in DUP_NGRAMS:
+            chars = _dup_ngram_chars(hashes, starts, n) if len(hashes) else 0
+            signals[f"gopher_dup_{n}gram_char_frac"] = _ratio(chars, text_len)
+    return signals
+
+
+def repetition_reason(signals: dict[str, float], cfg: GopherRepetitionConfig) -> str | None:
+    """First failing repetition rule, in datatrove's order."""
+    limits = [
+        ("gopher_dup_para_frac", cfg.dup_para_frac),
+        ("gopher_dup_para_char_frac", cfg.dup_para_char_frac),
+        ("gopher_dup_line_frac", cfg.dup_line_frac),
+        ("gopher_dup_line_char_frac", cfg.dup_line_char_frac),
+        *((f"gopher_top_{n}gram_char_frac", getattr(cfg, f"top_{n}gram_char_frac")) for n in TOP_NGRAMS),
+        *((f"gopher_dup_{n}gram_char_frac", getattr(cfg, f"dup_{n}gram_char_frac")) for n in DUP_NGRAMS),
+    ]
+    for key, limit in limits:
+        if limit is not None and signals[key] > limit:
+            return key.removesuffix("_char_frac") if "gram" in key else key
+    return None
+
+
+# ---------------------------------------------------------------------------------------- quality
+
+
+def quality_signals(units: TextUnits) -> dict[str, float]:
+    text, words, lines = units.text, units.words, units.lines
+    n_words, n_tokens = len(words), units.n_tokens
+    bullets = sum(1 for line in lines if line.lstrip().startswith(("•", "-")))
+    end_ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "…")))
+    return {
+        "gopher_words": n_words,
+        "gopher_avg_word_length": _ratio(sum(map(len, words)), n_words),
+        "gopher_hash_ratio": _ratio(text.count("#"), n_tokens),
+        "gopher_ellipsis_ratio": _ratio(text.count("...") + text.count("…"), n_tokens),
+        "gopher_bullet_lines_ratio": _ratio(bullets, len(lines)),
+        "gopher_ellipsis_lines_ratio": _ratio(end_ellipsis, len(lines)),
+        "gopher_alpha_words_ratio": _ratio(units.n_alpha_words, n_tokens),
+        "gopher_stop_words": units.n_stop_words,
+    }
+
+
+def quality_reason(
+    signals: dict[str, float], cfg: GopherQualityConfig, checks_word_length: bool
+) -> str | None:
+    """First failing quality rule, in datatrove's order and with its reason names."""
+    s = signals
+    symbol = cfg.max_symbol_word_ratio
+    checks = [
+        (cfg.min_doc_words is not None and s["gopher_words"] < cfg.min_doc_words, "gopher_short_doc"),
+        (cfg.max_doc_words is not None and s["gopher_words"] > cfg.max_doc_words, "gopher_long_doc"),
+        (
+            checks_word_length
+            and cfg.min_avg_word_length is not None
+            and s["gopher_avg_word_length"] < cfg.min_avg_word_length,
+            "gopher_below_avg_threshold",
+        ),
+        (
+            checks_word_length
+            and cfg.max_avg_word_length is not None
+            and s["gopher_avg_word_length"] > cfg.max_avg_word_length,
+            "gopher_above_avg_threshold",
+        ),
+        (symbol is not None and s["gopher_hash_ratio"] > symbol, "gopher_too_many_hashes"),
+        (symbol is not None and s["gopher_ellipsis_ratio"] > symbol, "gopher_too_many_ellipsis"),
+        (
+            cfg.max_bullet_lines_ratio is not None
+            and s["gopher_bullet_lines_ratio"] > cfg.max_bullet_lines_ratio,
+            "gopher_too_many_bullets",
+        ),
+        (
+            cfg.max_ellipsis_lines_ratio is not None
+            and s["gopher_ellipsis_lines_ratio"] > cfg.max_ellipsis_lines_ratio,
+            "gopher_too_many_end_ellipsis",
+        ),
+        (
+            cfg.min_alpha_words_ratio is not None
+            and s["gopher_alpha_words_ratio"] < cfg.min_alpha_words_ratio,
+            "gopher_below_alpha_threshold",
+        ),
+        (
+            cfg.min_stop_words is not None and s["gopher_stop_words"] < cfg.min_stop_words,
+            "gopher_few_stop_words",
+        ),
+    ]
+    return next((reason for failed, reason in checks if failed), None)

@@ -1,0 +1,84 @@
+"""The `quality` stage: Gopher repetition, Gopher quality, C4 and FineWeb rules over shared text units.
+
+Every document gets every signal of the enabled rule groups (kept and rejected alike, so thresholds can
+be re-tuned on the output); the rejection reason is the first failing rule in FineWeb's order (datatrove
+examples/fineweb.py: Gopher repetition, Gopher quality, C4, FineWeb).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from curate.config import QualityConfig
+from filters import c4, fineweb, gopher
+from filters.base import Annotations, Doc, FilterSpec
+from filters.text_units import TextUnits, profile_for
+
+EMPTY = "empty_text"  # nothing to judge: extraction left no text
+
+
+class QualityFilter:
+    """Annotates Gopher/C4/FineWeb signals; decides with the recipe's thresholds."""
+
+    def __init__(self, cfg: QualityConfig):
+        self.cfg = cfg
+        self.annotation_types = annotation_types(cfg)
+
+    def _units(self, doc: Doc) -> TextUnits:
+        profile = profile_for(doc.get("lang"), self.cfg.gopher_quality.stop_words)
+        return TextUnits(doc.get("text") or "", profile)
+
+    def annotate(self, docs: Sequence[Doc]) -> list[Annotations]:
+        cfg = self.cfg
+        out: list[Annotations] = []
+        for doc in docs:
+            units = self._units(doc)
+            signals: dict[str, Any] = {}
+            if cfg.gopher_repetition.enabled:
+                signals.update(gopher.repetition_signals(units))
+            if cfg.gopher_quality.enabled:
+                signals.update(gopher.quality_signals(units))
+            if cfg.c4.enabled:
+                c4_signals, c4_text = c4.signals(units, cfg.c4)
+                signals.update(c4_signals)
+            if cfg.fineweb.enabled:
+                # FineWeb's rules run on what C4's line rules keep (datatrove examples/fineweb.py)
+                fineweb_units = TextUnits(c4_text, units.profile) if cfg.c4.enabled else units
+                signals.update(fineweb.signals(fineweb_units, cfg.fineweb))
+            out.append(signals)
+        return out
+
+    def decide(self, annotations: Annotations, doc: Doc) -> str | None:
+        cfg = self.cfg
+        if not (doc.get("text") or "").strip():
+            return EMPTY
+        reason = None
+        if cfg.gopher_repetition.enabled:
+            reason = gopher.repetition_reason(annotations, cfg.gopher_repetition)
+        if reason is None and cfg.gopher_quality.enabled:
+            checks_length = self._units(doc).checks_word_length
+            reason = gopher.quality_reason(annotations, cfg.gopher_quality, checks_length)
+        if reason is None and cfg.c4.enabled:
+            reason = c4.reason(annotations, cfg.c4)
+        if reason is None and cfg.fineweb.enabled:
+            reason = fineweb.reason(annotations, cfg.fineweb)
+        return reason
+
+
+def annotation_types(cfg: QualityConfig) -> dict[str, str]:
+    types: dict[str, str] = {}
+    if cfg.gopher_repetition.enabled:
+        types.update(gopher.REPETITION_ANNOTATIONS)
+    if cfg.gopher_quality.enabled:
+        types.update(gopher.QUALITY_ANNOTATIONS)
+    if cfg.c4.enabled:
+        types.update(c4.ANNOTATIONS)
+    if cfg.fineweb.enabled:
+        types.update(fineweb.ANNOTATIONS)
+    return types
+
+
+def stage_spec(cfg: QualityConfig) -> FilterSpec:
+    return FilterSpec(partial(QualityFilter, cfg), annotation_types(cfg))

@@ -1,0 +1,184 @@
+"""Lines, paragraphs and words of one document, computed once and shared by every quality rule.
+
+Gopher, C4 and FineWeb rules all look at the same units; computing them once per document (and in C:
+``str.split``, one regex ``findall``, ``Counter``) is what makes the rules cheap. Words are split per
+language: scripts written without spaces (Chinese, Japanese, Thai, ...) count one word per character, so
+such documents are not rejected as "too few words" just because they contain no spaces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import regex
+
+# Scripts written without spaces between words: one token per character (plus its combining marks).
+_SEGMENTED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}"
+_WORD_CHAR = rf"[[\p{{L}}\p{{M}}\p{{N}}_]--[{_SEGMENTED}]]"
+# One pass yields every token; the group holds words (URLs and numbers like 3.5 or 1,000 whole, as
+# spaCy's tokenizer keeps them; apostrophes inside a word keep it whole; segmented-script characters one
+# by one) and is empty for punctuation/symbol tokens, which datatrove's tokenizers emit and some
+# Gopher/FineWeb ratios divide by. "..." is one token, as in spaCy and NLTK.
+_TOKENS = regex.compile(
+    rf"(?V1)(https?://\S+|www\.\S+|\p{{N}}+(?:[.,:/]\p{{N}}+)+|{_WORD_CHAR}+(?:['’]{_WORD_CHAR}+)*"
+    rf"|[{_SEGMENTED}]\p{{M}}*)|\.\.\.|[^\s\p{{L}}\p{{M}}\p{{N}}_]"
+)
+_HAS_SEGMENTED = regex.compile(rf"[{_SEGMENTED}]")
+_HAS_LETTER = regex.compile(r"\p{L}")
+_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+
+
+@dataclass(frozen=True)
+class LanguageProfile:
+    """What the rules need to know about a language."""
+
+    code: str
+    stop_words: frozenset[str]
+    #: False where Gopher's 3-10 mean word length does not describe the language (one-character words in
+    #: Chinese/Japanese/Thai; short Korean eojeol): the length is still annotated, never used to reject.
+    checks_word_length: bool = True
+    #: stop words are matched as substrings (Thai: words are not delimited, tokens are characters)
+    substring_stop_words: bool = False
+
+
+# Gopher's English stop words (Rae et al. 2021, sec. A.1.1; datatrove gopher_quality_filter.STOP_WORDS).
+GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
+
+# Other languages: the most frequent function words of each (curate's lists, in Gopher's spirit: words
+# any real running text contains at least two of). Covers the languages lid.176 reports most on the
+# sample crawls and the benchmark corpus.
+_STOP_WORDS: dict[str, str] = {
+    "en": " ".join(GOPHER_STOP_WORDS),
+    "de": "der die und in den von zu das mit ist nicht sich",
+    "fr": "le la de et les des est un une en du que",
+    "es": "de la que el en y los del se las por un",
+    "it": "di e il la che in un per non del è una",
+    "pt": "de a o que e do da em um para é com",
+    "nl": "de het een en van in is dat op te niet",
+    "ca": "de la el i que a en les per amb és",
+    "ru": "и в не на что с по как это он к",
+    "uk": "і в на що з не та до це у й",
+    "bg": "и на в да се за от е с не",
+    "pl": "i w z na się nie do to że jest",
+    "cs": "a se na v je že to s z do",
+    "sk": "a sa na v je že to s z do",
+    "sv": "och i att det som en på är av för",
+    "da": "og i at det er en til på som de",
+    "no": "og i er det på til en som at for",
+    "nb": "og i er det på til en som at for",
+    "fi": "ja on ei se että oli hän mutta myös kun",
+    "tr": "ve bir bu da de için ile çok ne gibi",
+    "hu": "a az és hogy nem is egy van meg de",
+    "ro": "și de în la a cu pe nu care o este",
+    "el": "και το να η του της σε με που τα",
+    "ar": "في من على و أن إلى عن مع هذا التي",
+    "fa": "و در به از که این را با است برای",
+    "he": "של את על לא זה עם הוא כי גם אם",
+    "hi": "के है में की और से का को पर यह",
+    "vi": "của và là có các không được cho một những",
+    "id": "yang dan di ini itu dengan untuk dari dalam tidak",
+    "ms": "yang dan di ini itu dengan untuk dari dalam tidak",
+    "ko": "수 것 및 등 더 그 이 또는 있는 할",
+    "ja": "の に は を た が で て と し",
+    "zh": "的 是 了 在 和 有 不 这 我 一",
+    "th": "ที่ และ ใน การ เป็น ของ มี ได้ ไม่ จะ",
+}
+_NO_WORD_LENGTH = {"zh", "ja", "th", "lo", "km", "my", "bo", "ko", "wuu", "yue"}
+_SUBSTRING_STOP_WORDS = {"th", "lo", "km", "my"}
+
+PROFILES: dict[str, LanguageProfile] = {
+    code: LanguageProfile(
+        code,
+        frozenset(words.split()),
+        checks_word_length=code not in _NO_WORD_LENGTH,
+        substring_stop_words=code in _SUBSTRING_STOP_WORDS,
+    )
+    for code, words in _STOP_WORDS.items()
+}
+# No language known (langid off) or one without a list: any language's stop words count, and the word
+# length rule only applies to text without segmented scripts (decided per document, see TextUnits).
+FALLBACK = LanguageProfile("*", frozenset().union(*(p.stop_words for p in PROFILES.values())))
+
+
+def profile_for(lang: str | None, overrides: dict[str, Sequence[str]] | None = None) -> LanguageProfile:
+    """The profile for an ISO code from langid (``None`` or unknown: the language-agnostic fallback)."""
+    base = PROFILES.get(lang or "", FALLBACK)
+    if overrides and lang in overrides:
+        return LanguageProfile(
+            base.code, frozenset(overrides[lang]), base.checks_word_length, base.substring_stop_words
+        )
+    return base
+
+
+def duplicates(items: Sequence[str]) -> tuple[int, int]:
+    """(repeated elements, their characters): every occurrence after the first counts (Gopher)."""
+    counts = Counter(items)
+    repeated = [(item, n - 1) for item, n in counts.items() if n > 1]
+    return sum(n for _, n in repeated), sum(len(item) * n for item, n in repeated)
+
+
+class TextUnits:
+    """One document's units; each is computed on first use, then shared by all rules."""
+
+    def __init__(self, text: str, profile: LanguageProfile = FALLBACK):
+        self.text = text
+        self.profile = profile
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """``str.splitlines`` (Gopher quality, C4)."""
+        return self.text.splitlines()
+
+    @cached_property
+    def newline_lines(self) -> list[str]:
+        """Lines split on ``\\n`` only, blank ones dropped (FineWeb; Gopher repetition's ``\\n+``)."""
+        return [line for line in self.text.split("\n") if line.strip()]
+
+    @cached_property
+    def paragraphs(self) -> list[str]:
+        return _PARAGRAPH_BREAK.split(self.text.strip())
+
+    @cached_property
+    def _tokens(self) -> list[str]:
+        return _TOKENS.findall(self.text)  # "" for each punctuation/symbol token
+
+    @cached_property
+    def words(self) -> list[str]:
+        """Word tokens (segmented scripts: one per character), punctuation excluded."""
+        return list(filter(None, self._tokens))
+
+    @property
+    def n_tokens(self) -> int:
+        """Words plus punctuation/symbol tokens."""
+        return len(self._tokens)
+
+    @cached_property
+    def has_segmented_script(self) -> bool:
+        return _HAS_SEGMENTED.search(self.text) is not None
+
+    @property
+    def checks_word_length(self) -> bool:
+        if self.profile is FALLBACK:
+            return not self.has_segmented_script
+        return self.profile.checks_word_length
+
+    @cached_property
+    def n_alpha_words(self) -> int:
+        return len(list(filter(_HAS_LETTER.search, self.words)))
+
+    @cached_property
+    def n_stop_words(self) -> int:
+        """Distinct stop words present (datatrove: ``len(stop_words & set(words))``)."""
+        if self.profile.substring_stop_words:
+            return sum(1 for word in self.profile.stop_words if word in self.text)
+        return len(self.profile.stop_words.intersection(self.words))
+
+    def count_words(self, line: str) -> int:
+        """Words in one line: whitespace-separated, or per character in segmented scripts (C4)."""
+        if self.has_segmented_script and _HAS_SEGMENTED.search(line):
+            return len(list(filter(None, _TOKENS.findall(line))))
+        return len(line.split())

@@ -1,0 +1,229 @@
+"""Gopher, C4 and FineWeb rules on real sample text (filters/quality.py and the rule modules)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+
+import pytest
+
+from curate.config import QualityConfig, parse_config
+from filters import c4, fineweb, gopher
+from filters.html_extract import extract_main_text
+from filters.quality import QualityFilter, annotation_types, stage_spec
+from filters.text_units import TextUnits, profile_for
+from pipelines.readers import read_warc
+from tests.conftest import shared_path
+
+
+def _jsonl_docs() -> list[dict]:
+    docs = []
+    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
+        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
+            docs += [{"text": json.loads(line)["text"], "url": None} for line in handle]
+    return docs
+
+
+def _warc_docs(name: str) -> dict[str, dict]:
+    path = shared_path("crawl", name)
+    with open(path, "rb") as raw:
+        docs = [doc for doc in read_warc(raw, str(path)) if doc.get("html")]
+    return {d["url"]: {"url": d["url"], "text": extract_main_text(d["html"], d.get("charset"))} for d in docs}
+
+
+def _quality(**groups) -> QualityFilter:
+    return QualityFilter(parse_config({"stages": {"quality": groups}}).stages.quality)
+
+
+def _reason(flt: QualityFilter, doc: dict) -> str | None:
+    return flt.decide(flt.annotate([doc])[0], doc)
+
+
+# --- reference definitions: datatrove 0.10.1's string-joining code, spelled out on our word tokens
+
+
+def _ref_top_ngram_chars(words: list[str], n: int) -> int:
+    grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    if not grams:
+        return 0
+    gram, count = grams.most_common(1)[0]
+    return len(gram) * count
+
+
+def _ref_dup_ngram_chars(words: list[str], n: int) -> int:
+    seen: set[tuple[str, ...]] = set()
+    chars = idx = 0
+    while idx < len(words) - n + 1:
+        gram = tuple(words[idx : idx + n])
+        if gram in seen:
+            chars += sum(map(len, gram))
+            idx += n
+        else:
+            seen.add(gram)
+            idx += 1
+    return chars
+
+
+def test_hashed_ngram_signals_equal_the_string_definitions_on_real_documents():
+    docs = _jsonl_docs() + list(_warc_docs("clueweb-quirk.warc.gz").values())
+    checked_repeats = 0
+    for doc in docs:
+        units = TextUnits(doc["text"])
+        signals = gopher.repetition_signals(units)
+        length = len(doc["text"])
+        for n in gopher.TOP_NGRAMS:
+            expected = _ref_top_ngram_chars(units.words, n) / length
+            assert signals[f"gopher_top_{n}gram_char_frac"] == pytest.approx(expected, abs=1e-12)
+        for n in gopher.DUP_NGRAMS:
+            expected = _ref_dup_ngram_chars(units.words, n) / length
+            assert signals[f"gopher_dup_{n}gram_char_frac"] == pytest.approx(expected, abs=1e-12)
+            checked_repeats += expected > 0
+    assert checked_repeats > 10  # the comparison covered documents that do repeat n-grams
+
+
+def test_exact_signals_of_a_real_english_document():
+    text = _jsonl_docs()[0]["text"]  # 435 characters, 2 lines, 4 sentences
+    units = TextUnits(text, profile_for("en"))
+    assert gopher.quality_signals(units) == {
+        "gopher_words": 71,
+        "gopher_avg_word_length": 5.0,  # 355 characters / 71 words
+        "gopher_hash_ratio": 0.0,
+        "gopher_ellipsis_ratio": 0.0,
+        "gopher_bullet_lines_ratio": 0.0,
+        "gopher_ellipsis_lines_ratio": 0.0,
+        "gopher_alpha_words_ratio": 71 / 81,  # 81 tokens: 71 words, 10 punctuation marks
+        "gopher_stop_words": 7,
+    }
+    repetition = gopher.repetition_signals(units)
+    assert (
+        repetition["gopher_top_2gram_char_frac"] == 2 * len("will be") / 435
+    )  # "We will be", "there will be"
+    assert repetition["gopher_top_3gram_char_frac"] == len("We will be") / 435
+    assert repetition["gopher_top_4gram_char_frac"] == len("We will be starting") / 435
+    assert repetition["gopher_dup_5gram_char_frac"] == 0.0
+    assert repetition["gopher_dup_line_frac"] == 0.0
+    c4_signals, kept = c4.signals(units, QualityConfig().c4)
+    assert c4_signals["c4_sentences"] == 4
+    assert kept == text
+    fw = fineweb.signals(TextUnits(kept), QualityConfig().fineweb)
+    assert fw == {
+        "fineweb_line_punct_ratio": 1.0,
+        "fineweb_short_line_ratio": 0.0,
+        "fineweb_char_dup_ratio": 0.0,
+        "fineweb_list_ratio": 1 / 81,  # one newline, 81 tokens
+    }
+    assert _reason(_quality(), {"text": text, "lang": "en"}) == "c4_too_few_sentences"
+
+
+def test_each_rule_rejects_with_its_own_reason():
+    doc = {"text": _jsonl_docs()[0]["text"], "lang": "en"}
+    assert _reason(_quality(c4={"min_sentences": None}), doc) is None
+    cases = [
+        ({"gopher_quality": {"min_doc_words": 72}}, "gopher_short_doc"),
+        ({"gopher_quality": {"max_doc_words": 70}}, "gopher_long_doc"),
+        ({"gopher_quality": {"min_avg_word_length": 5.01}}, "gopher_below_avg_threshold"),
+        ({"gopher_quality": {"max_avg_word_length": 4.99}}, "gopher_above_avg_threshold"),
+        ({"gopher_quality": {"min_alpha_words_ratio": 0.9}}, "gopher_below_alpha_threshold"),
+        ({"gopher_quality": {"min_stop_words": 8}}, "gopher_few_stop_words"),
+        ({"gopher_repetition": {"top_2gram_char_frac": 0.03}}, "gopher_top_2gram"),
+        ({"fineweb": {"new_line_ratio": 0.01}}, "fineweb_list_ratio"),
+        ({"fineweb": {"short_line_length": 300}}, "fineweb_short_line_ratio"),
+    ]
+    for groups, reason in cases:
+        groups.setdefault("c4", {})["min_sentences"] = None
+        assert _reason(_quality(**groups), doc) == reason, groups
+
+
+def test_c4_document_rules_on_real_lines():
+    lines = _jsonl_docs()[0]["text"].split("\n")
+    lorem = {
+        "text": "\n".join([lines[0], "Lorem ipsum dolor sit amet, consectetur adipiscing elit.", lines[1]])
+    }
+    assert _reason(_quality(), lorem) == "c4_lorem_ipsum"
+    assert _reason(_quality(c4={"lorem_ipsum": False, "min_sentences": 3}), lorem) is None
+    curly = {"text": "\n".join([*lines, "The handler is declared as void main() { return; } here."])}
+    assert _reason(_quality(c4={"min_sentences": 2}), curly) == "c4_curly_bracket"
+    # a line with "javascript" is dropped, so its sentences do not count
+    script = {"text": lines[0] + "\nPlease enable JavaScript to view the comments. Thank you."}
+    units = TextUnits(script["text"])
+    signals, kept = c4.signals(units, QualityConfig().c4)
+    assert signals["c4_javascript_lines"] == 1
+    assert signals["c4_sentences"] == 2
+    assert kept == lines[0]
+
+
+def test_c4_terminal_punctuation_is_c4s_rule_but_off_in_fineweb_recipe():
+    docs = _warc_docs("web-sample-0000.warc.gz")
+    units = TextUnits(docs["https://kyleclo.com/"]["text"])
+    with_rule, _ = c4.signals(units, QualityConfig(c4={"terminal_punct": True}).c4)
+    without, _ = c4.signals(units, QualityConfig().c4)
+    assert with_rule["c4_no_terminal_punct_lines"] > 0
+    assert without["c4_no_terminal_punct_lines"] == 0
+    assert with_rule["c4_sentences"] < without["c4_sentences"]
+
+
+def test_fineweb_judges_the_lines_c4_keeps():
+    doc = _warc_docs("web-sample-0001.warc.gz")
+    # A page whose repeated short navigation lines C4 drops (fewer than 3 words) before FineWeb looks.
+    for d in doc.values():
+        units = TextUnits(d["text"])
+        _, kept = c4.signals(units, QualityConfig().c4)
+        raw = fineweb.signals(units, QualityConfig().fineweb)["fineweb_char_dup_ratio"]
+        after = fineweb.signals(TextUnits(kept), QualityConfig().fineweb)["fineweb_char_dup_ratio"]
+        if raw > 0.01 >= after:
+            assert _quality().annotate([d])[0]["fineweb_char_dup_ratio"] == after
+            return
+    pytest.fail("expected a sample page with duplicated short lines")
+
+
+def test_cjk_is_not_rejected_for_too_few_or_too_short_words():
+    chinese = _warc_docs("cc-main-2020-34-excerpt.warc.gz")["http://044545.com/topic/20200207/015849.html"]
+    japanese = next(iter(_warc_docs("clueweb-quirk.warc.gz").values()))
+    word_rules = {"gopher_short_doc", "gopher_below_avg_threshold", "gopher_above_avg_threshold"}
+    for doc, lang in ((chinese, "zh"), (japanese, "ja"), (chinese, None), (japanese, None)):
+        annotations = _quality().annotate([{**doc, "lang": lang}])[0]
+        assert annotations["gopher_words"] > 500
+        assert _reason(_quality(), {**doc, "lang": lang}) not in word_rules
+        assert _reason(
+            _quality(c4=False, fineweb=False, gopher_repetition=False), {**doc, "lang": lang}
+        ) not in (word_rules)
+    # Judged as English (one-character words), the same page fails the mean word length rule.
+    assert (
+        _reason(_quality(gopher_repetition=False), {**chinese, "lang": "en"}) == "gopher_below_avg_threshold"
+    )
+
+
+def test_rejection_follows_finewebs_rule_order():
+    page = _warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
+    # fails Gopher repetition (top 3-gram) and Gopher quality (11 words < 50): repetition comes first
+    assert _reason(_quality(), page) == "gopher_top_3gram"
+    assert _reason(_quality(gopher_repetition=False), page) == "gopher_short_doc"
+
+
+def test_every_document_gets_every_enabled_signal_and_nothing_else():
+    docs = _jsonl_docs()
+    flt = _quality(c4=False)
+    expected = set(annotation_types(flt.cfg))
+    assert not any(key.startswith("c4_") for key in expected)
+    annotations = flt.annotate(docs)
+    assert all(set(a) == expected for a in annotations)
+    reasons = {flt.decide(a, d) for a, d in zip(annotations, docs, strict=True)}
+    assert None in reasons and len(reasons) > 1  # kept and rejected alike carry the signals
+    assert _reason(flt, {"text": "  \n"}) == "empty_text"
+
+
+def test_a_threshold_set_to_null_turns_only_that_rule_off():
+    page = _warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
+    flt = _quality(gopher_repetition={"top_3gram_char_frac": None})
+    assert _reason(flt, page) == "gopher_top_4gram"  # the next rule in line
+    assert "gopher_top_3gram_char_frac" in flt.annotate([page])[0]
+
+
+def test_stage_spec_builds_the_filter_and_declares_its_annotations():
+    cfg = parse_config({"stages": {"quality": {"gopher_quality": False}}}).stages.quality
+    spec = stage_spec(cfg)
+    flt = spec.make()
+    assert spec.annotation_types == flt.annotation_types
+    assert "gopher_words" not in spec.annotation_types
+    assert spec.annotation_types["fineweb_list_ratio"] == "float32"
