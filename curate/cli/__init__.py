@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "curate.cli.config_cmd",
     "curate.cli.demo_cmd",
     "curate.cli.versions_cmd",
+    "curate.cli.dedup_cmd",
     "curate.cli.train_cmd",
     "curate.cli.shards_cmd",
 ]

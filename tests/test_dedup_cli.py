@@ -1,0 +1,39 @@
+"""`curate dedup`: dedup-only runs over documents users already have, same layout as `curate run`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pyarrow.parquet as pq
+
+from curate.cli import main
+
+
+def test_curate_dedup_writes_kept_rejected_and_balanced_stats(shared_data, tmp_path):
+    with gzip.open(shared_data / "jsonl" / "cc_en_head-0091.jsonl.gz", "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    longest = max(rows, key=lambda row: len(row["text"]))
+    words = longest["text"].split()
+    near = {**longest, "id": "zz-near", "text": " ".join(words[:-40])}  # drops a tail: Jaccard > 0.99
+    exact = {**longest, "id": "zz-exact", "text": longest["text"].upper()}
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in [*rows, near, exact]), encoding="utf-8")
+
+    out = tmp_path / "out"
+    assert main(["dedup", "--input", str(source), "--output", str(out), "--workers", "1", "--quiet"]) == 0
+
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["balanced"]
+    assert list(stats["stages"]) == ["read", "extract", "dedup_exact", "dedup_minhash"]
+    assert stats["stages"]["dedup_exact"]["rejected"] == {"duplicate_exact": 1}
+    assert stats["stages"]["dedup_minhash"]["rejected"] == {"duplicate_near": 1}
+    rejected = pq.read_table(out / "rejected").to_pylist()
+    assert sorted((r["id"], r["reason"]) for r in rejected) == [
+        ("zz-exact", "duplicate_exact"),
+        ("zz-near", "duplicate_near"),
+    ]
+    kept = pq.read_table(out / "documents").to_pylist()
+    assert len(kept) == len(rows)
+    survivor = next(r for r in kept if r["id"] == longest["id"])
+    assert survivor["dup_cluster"] == longest["id"] and survivor["dup_cluster_size"] == 2
