@@ -116,7 +116,11 @@ def _copy_rows(item: tuple[Document, np.ndarray, int], seed: int, order_by: str 
     for copy in range(n):
         key = doc["id"] if copy == 0 else f"{doc['id']}\x00{copy}"
         h = seeded_hash(seed, key)
-        sort_key = (_order_key(doc.get(order_by)), h, copy) if order_by else ((0, 0.0), h, copy)
+        if order_by:
+            value = doc.get(order_by, (doc.get("metadata") or {}).get(order_by))
+            sort_key = (_order_key(value), h, copy)
+        else:
+            sort_key = ((0, 0.0), h, copy)
         yield sort_key, (doc["id"], tokens, doc["domain"], doc.get("lang"))
 
 
