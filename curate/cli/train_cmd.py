@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--data", required=True, metavar="DIR|NAME@REF", help="A `curate run` output folder or name@ref.")
     add("--preset", default="tiny", choices=PRESET_NAMES, help="Model size and optimiser defaults.")
     add("--steps", type=int, default=200, help="Optimizer steps in all (default 200).")
+    add("--stop-at", type=int, metavar="STEP", help="Stop at STEP (checkpointed) on the --steps schedule.")
     add("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add(
         "--output",

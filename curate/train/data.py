@@ -13,7 +13,6 @@ checkpoint records exactly where the next batch starts, however far a background
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from collections.abc import Iterator
@@ -27,8 +26,9 @@ import pyarrow.parquet as pq
 import xxhash
 
 from curate.errors import CurateError
+from curate.shards import read_manifest
+from curate.store import resolve_data
 
-FORMAT = "curate.shards/1"
 IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the loader needs no torch
 
 
@@ -46,33 +46,24 @@ class ShardSet:
     @classmethod
     def open(cls, spec: str | Path) -> ShardSet:
         """A `curate run` output folder, or `name@ref` from the dataset store."""
-        from curate.store import resolve_data  # the store is imported only when needed
-
         root = resolve_data(str(spec))
-        manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise CurateError(
-                f"{root}: no manifest.json; pass the output folder of `curate run` (with shards)"
-            )
+        manifest = read_manifest(root)
         try:
-            manifest = json.loads(manifest_path.read_text())
-            if manifest.get("format") != FORMAT:
-                raise CurateError(
-                    f"{manifest_path}: format is {manifest.get('format')!r}, expected {FORMAT!r}"
-                )
             tokenizer = manifest["tokenizer"]
             shards = tuple(root / entry["path"] for entry in manifest["shards"])
             vocab_size, eos_id = int(tokenizer["vocab_size"]), int(tokenizer["eos_id"])
             total = int(manifest.get("total_tokens", 0))
         except (KeyError, TypeError, ValueError) as error:
             raise CurateError(
-                f"{manifest_path}: missing or malformed key {error}; re-run `curate run`"
+                f"{root / 'manifest.json'}: missing or malformed key {error}; re-run `curate run`"
             ) from None
         missing = [str(path) for path in shards if not path.is_file()]
         if missing:
-            raise CurateError(f"{manifest_path}: shard {missing[0]} is missing ({len(missing)} in all)")
+            raise CurateError(
+                f"{root}: shard {missing[0]} is missing ({len(missing)} in all); re-run or re-checkout"
+            )
         if not shards:
-            raise CurateError(f"{manifest_path}: lists no shards; the run kept no documents")
+            raise CurateError(f"{root / 'manifest.json'}: lists no shards; the run kept no documents")
         units = tuple(
             (index, group)
             for index, path in enumerate(shards)

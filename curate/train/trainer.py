@@ -35,6 +35,7 @@ class TrainConfig:
     data: str
     preset: str = "tiny"
     steps: int = 200
+    stop_at: int | None = None  # stop (checkpointed) early, keeping the schedule of `steps`; then --resume
     output: str = "train-out"
     device: str = "auto"  # auto | cpu | cuda
     resume: bool = False
@@ -430,7 +431,8 @@ class Trainer:
         summary: dict[str, Any] = {"output": str(self.output)}
         interval_start, interval_steps = time.perf_counter(), 0
         try:
-            while self.step < c.steps:
+            end = min(c.steps, c.stop_at or c.steps)
+            while self.step < end:
                 loss_sum = torch.zeros((), device=self.device)
                 for micro in range(c.grad_accum):
                     item = next(loader)
@@ -447,7 +449,7 @@ class Trainer:
                 self.step += 1
                 interval_steps += 1
                 evaluate = c.eval_every > 0 and (self.step % c.eval_every == 0 or self.step == c.steps)
-                if self.step % c.log_every == 0 or self.step == c.steps or evaluate:
+                if self.step % c.log_every == 0 or self.step == end or evaluate:
                     if self.env.world > 1:
                         dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
                     loss_value = loss_sum.item()  # also waits for the device, so the timing below is honest
@@ -473,7 +475,7 @@ class Trainer:
                     self._log(record, writers)
                     summary.update(loss=loss_value, step=self.step)
                     interval_start, interval_steps = time.perf_counter(), 0
-                if c.checkpoint_every and self.step % c.checkpoint_every == 0 and self.step < c.steps:
+                if c.checkpoint_every and self.step % c.checkpoint_every == 0 and self.step < end:
                     self.save()
             self.save()
         finally:
