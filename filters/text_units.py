@@ -20,12 +20,13 @@ import regex
 _SEGMENTED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}"
 _WORD_CHAR = rf"[[\p{{L}}\p{{M}}\p{{N}}_]--[{_SEGMENTED}]]"
 # One pass yields every token; the group holds words (URLs and numbers like 3.5 or 1,000 whole, as
-# spaCy's tokenizer keeps them; apostrophes inside a word keep it whole; segmented-script characters one
-# by one) and is empty for punctuation/symbol tokens, which datatrove's tokenizers emit and some
-# Gopher/FineWeb ratios divide by. "..." is one token, as in spaCy and NLTK.
+# spaCy's tokenizer keeps them; apostrophes inside a word keep it whole; a katakana run, which is one
+# loanword, whole; other segmented-script characters one by one) and is empty for punctuation/symbol
+# tokens, which datatrove's tokenizers emit and some Gopher/FineWeb ratios divide by. "..." is one token,
+# as in spaCy and NLTK.
 _TOKENS = regex.compile(
     rf"(?V1)(https?://\S+|www\.\S+|\p{{N}}+(?:[.,:/]\p{{N}}+)+|{_WORD_CHAR}+(?:['’]{_WORD_CHAR}+)*"
-    rf"|[{_SEGMENTED}]\p{{M}}*)|\.\.\.|[^\s\p{{L}}\p{{M}}\p{{N}}_]"
+    rf"|[\p{{Katakana}}\u30fc]+|[{_SEGMENTED}]\p{{M}}*)|\.\.\.|[^\s\p{{L}}\p{{M}}\p{{N}}_]"
 )
 _HAS_SEGMENTED = regex.compile(rf"[{_SEGMENTED}]")
 _HAS_LETTER = regex.compile(r"\p{L}")
