@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
-_WHITESPACE = re.compile(r"\s+")
 # Punctuation and symbols in any script (everything that is neither a word character nor whitespace).
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 _DIGITS = re.compile(r"\d")
+# What remains of a text between punctuation and whitespace: runs of letters and digits.
+_WORD = re.compile(r"[^\W_]+")
 
 # Odd 64-bit multiplier (from splitmix64) for the polynomial that combines word hashes into n-gram hashes.
 _NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
@@ -41,8 +42,18 @@ class Normalization:
         if self.normalize_digits:
             text = _DIGITS.sub("0", text)
         if self.normalize_whitespace:
-            text = _WHITESPACE.sub(" ", text).strip()
+            text = " ".join(text.split())  # str.split knows the same whitespace as re's \s, 4x faster
         return text
+
+    def words(self, text: str) -> list[str]:
+        """``apply(text).split()`` in one regex pass instead of three (the shingling hot path)."""
+        text = unicodedata.normalize("NFC", text)
+        if self.lowercase:
+            text = text.lower()
+        words = _WORD.findall(text) if self.strip_punctuation else text.split()
+        if self.normalize_digits:
+            words = [word if word.isalpha() else _DIGITS.sub("0", word) for word in words]
+        return words
 
 
 def exact_key(text: str, normalization: Normalization) -> str:
@@ -67,14 +78,15 @@ def _combine_ngrams(unit_hashes: np.ndarray, n: int) -> np.ndarray:
     return np.unique((combined >> np.uint64(32)).astype(np.uint32))
 
 
-def shingle_hashes(text: str, n: int = 5, unit: str = "word") -> np.ndarray:
+def shingle_hashes(text: str | list[str], n: int = 5, unit: str = "word") -> np.ndarray:
     """Distinct 32-bit hashes of the text's n-gram shingles (of words or of characters), sorted.
 
-    ``text`` should already be normalised. Word hashes are computed once per distinct word of the
-    text and n-grams are combined in numpy, so the Python work is one dict lookup per word.
+    ``text`` should already be normalised (or be its words, from ``Normalization.words``). Word hashes
+    are computed once per distinct word and n-grams are combined in numpy, so the Python work is one
+    dict lookup per word.
     """
     if unit == "word":
-        words = text.split()
+        words = text.split() if isinstance(text, str) else text
         vocabulary: dict[str, int] = {}
         indices = [vocabulary.setdefault(word, len(vocabulary)) for word in words]
         word_hashes = np.fromiter(
@@ -84,6 +96,7 @@ def shingle_hashes(text: str, n: int = 5, unit: str = "word") -> np.ndarray:
         )
         return _combine_ngrams(word_hashes[np.asarray(indices, dtype=np.int64)], n)
     if unit == "char":
+        text = text if isinstance(text, str) else " ".join(text)
         codepoints = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
         with np.errstate(over="ignore"):
             unit_hashes = (codepoints.astype(np.uint64) + np.uint64(1)) * _NGRAM_MULTIPLIER

@@ -79,9 +79,11 @@ class MinHasher:
         self._a = np.asarray(a, dtype=np.uint32)[None, :]
         self._b = np.asarray(b, dtype=np.uint32)[None, :]
 
-    def _permute(self, hashes: np.ndarray) -> np.ndarray:
+    def _permute(self, hashes: np.ndarray, out: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):  # wrap-around mod 2^32 is the permutation itself
-            return fmix32(hashes)[:, None] * self._a + self._b
+            np.multiply(fmix32(hashes)[:, None], self._a, out=out)
+            out += self._b
+        return out
 
     def signatures(self, shingles: Sequence[np.ndarray]) -> np.ndarray:
         """One uint32 signature row per document; a document without shingles gets all MAX_HASH
@@ -92,9 +94,10 @@ class MinHasher:
             return out
         flat = np.concatenate([np.asarray(s, dtype=np.uint32) for s in shingles])
         starts = np.concatenate([[0], np.cumsum(lengths)])
+        buffer = np.empty((min(_BLOCK_ROWS, len(flat)), self.num_perm), dtype=np.uint32)
         for lo in range(0, len(flat), _BLOCK_ROWS):
             hi = min(lo + _BLOCK_ROWS, len(flat))
-            block = self._permute(flat[lo:hi])
+            block = self._permute(flat[lo:hi], buffer[: hi - lo])
             # Documents with at least one shingle inside [lo, hi).
             docs = np.nonzero((starts[:-1] < hi) & (starts[1:] > lo) & (lengths > 0))[0]
             offsets = np.maximum(starts[docs], lo) - lo

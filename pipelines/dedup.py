@@ -106,7 +106,7 @@ class _BandKeys(beam.DoFn):
         assert self._hasher is not None
         cfg = self._config
         shingles = [
-            shingle_hashes(self._normalization.apply(_text(doc)), cfg.ngram, cfg.unit) for doc in batch
+            shingle_hashes(self._normalization.words(_text(doc)), cfg.ngram, cfg.unit) for doc in batch
         ]
         signatures = self._hasher.signatures(shingles)
         for doc, doc_shingles, signature in zip(batch, shingles, signatures, strict=True):

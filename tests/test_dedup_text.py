@@ -44,3 +44,13 @@ def test_char_shingles_see_character_edits():
 def test_jaccard():
     assert jaccard({1, 2, 3}, {2, 3, 4}) == 0.5
     assert jaccard(set(), set()) == 1.0
+
+
+def test_words_fast_path_equals_apply_then_split():
+    text = "Über-cool_stuff: 3.14 apples,\tand   ДВА\u00a0banana's!  x2"
+    for norm in (
+        Normalization(),
+        Normalization(strip_punctuation=False),
+        Normalization(normalize_digits=False),
+    ):
+        assert norm.words(text) == norm.apply(text).split()
