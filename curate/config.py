@@ -70,8 +70,16 @@ class ExtractConfig(StageConfig):
 
 class LangIdConfig(StageConfig):
     model: str | None = Field(None, description="fastText LID model path; default: lid.176.ftz (PyPI).")
-    languages: list[str] | None = Field(["en"], description="Allowed ISO codes; null keeps all.")
+    languages: list[str] | None = Field(["en"], description="Allowed ISO codes; null or 'all' keeps all.")
     min_score: float = Field(0.65, ge=0.0, le=1.0, description="FineWeb's language score threshold.")
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _all_languages(cls, value: Any) -> Any:
+        # `languages: all` reads better in a recipe than `null`; a single code is a one-item list.
+        if isinstance(value, str):
+            return None if value.lower() == "all" else [value]
+        return value
 
 
 class UrlFilterConfig(StageConfig):

