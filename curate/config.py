@@ -193,8 +193,13 @@ class QualityConfig(StageConfig):
 class ToxicityConfig(StageConfig):
     enabled: bool = False
     threshold: float = Field(0.9, ge=0.0, le=1.0, description="Reject when toxicity >= threshold.")
+    classifier: Literal["alt-profanity-check"] | None = Field(
+        "alt-profanity-check", description="Trained classifier shipped on PyPI; null for none."
+    )
     wordlists: list[str] = Field(default_factory=list, description="Keyword files (e.g. LDNOOBW).")
+    word_min_hits: int = Field(1, ge=1, description="Keyword hits that reject a document (C4: any).")
     fasttext_model: str | None = Field(None, description="Optional fastText toxicity classifier.")
+    fasttext_label: str = Field("toxic", description="Its toxic label (Dolma's Jigsaw models: toxic).")
 
 
 class PerplexityConfig(StageConfig):

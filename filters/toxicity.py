@@ -1,0 +1,157 @@
+"""Toxicity: a trained classifier's probability, an optional fastText classifier, optional keyword lists.
+
+The default classifier is alt-profanity-check's shipped model (a calibrated linear SVM over TF-IDF,
+trained on human-labelled toxic and offensive comments): real, small, CPU-only and offline. A
+Dolma/Jigsaw-style fastText classifier can be added by path; `toxicity` is the higher of the two
+probabilities. Keyword lists (LDNOOBW, as C4 used them) count hits separately in `toxic_words`, so the
+two signals can be re-tuned apart on the written annotations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from curate.config import ToxicityConfig
+from curate.errors import CurateError
+from filters.base import Annotations, Doc, FilterSpec
+from filters.langid import load_fasttext, one_line
+
+ANNOTATION_TYPES = {"toxicity": "float64", "toxic_words": "int32"}
+REASON = "toxicity"
+
+_WORD = re.compile(r"\w+")
+# Scripts written without spaces between words: their terms match as substrings (Han, kana, Thai, ...).
+_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+
+
+class ProfanityCheckClassifier:
+    """alt-profanity-check's model and vectorizer, loaded from the installed package's data files."""
+
+    def __init__(self) -> None:
+        import joblib
+
+        data = resources.files("profanity_check") / "data"
+        self._vectorizer = joblib.load(data / "vectorizer.joblib")
+        self._model = joblib.load(data / "model.joblib")
+
+    def predict_proba(self, texts: Sequence[str]) -> list[float]:
+        """P(toxic) for each text, in one vectorised call."""
+        if not texts:
+            return []
+        return self._model.predict_proba(self._vectorizer.transform(texts))[:, 1].tolist()
+
+
+class FastTextClassifier:
+    """Probability of one label (e.g. Dolma's Jigsaw `__label__toxic`) from any fastText classifier."""
+
+    def __init__(self, model: Any, label: str):
+        self._model = model
+        self._label = label if label.startswith("__label__") else f"__label__{label}"
+
+    def predict_proba(self, texts: Sequence[str]) -> list[float]:
+        out = []
+        for text in texts:  # fasttext-predict's list form drops probabilities; one call per text
+            labels, probs = self._model.predict(one_line(text), k=-1)
+            scores = dict(zip(labels, probs, strict=True))
+            out.append(min(1.0, float(scores.get(self._label, 0.0))))
+        return out
+
+
+class WordList:
+    """Counts occurrences of listed terms: whole words (and multi-word phrases) for spaced scripts,
+    substrings for scripts written without spaces. Case-insensitive."""
+
+    def __init__(self, terms: Iterable[str]):
+        self._phrases: set[str] = set()
+        others: list[str] = []
+        for term in {" ".join(t.casefold().split()) for t in terms} - {""}:
+            words = _WORD.findall(term)
+            if not _UNSPACED.search(term) and " ".join(words) == term:
+                self._phrases.add(term)
+            else:
+                bounded = not _UNSPACED.search(term)
+                others.append(rf"(?<!\w){re.escape(term)}(?!\w)" if bounded else re.escape(term))
+        self._max_words = max((p.count(" ") + 1 for p in self._phrases), default=0)
+        others.sort(key=len, reverse=True)
+        self._pattern = re.compile("|".join(others)) if others else None
+
+    @classmethod
+    def from_files(cls, paths: Iterable[str]) -> WordList:
+        terms: list[str] = []
+        for path in paths:
+            try:
+                terms += Path(path).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as error:
+                raise CurateError(f"stages.toxicity.wordlists: cannot read {path} ({error})") from None
+        return cls(terms)
+
+    def count(self, text: str) -> int:
+        text = text.casefold()
+        words = _WORD.findall(text)
+        hits = 0
+        for n in range(1, self._max_words + 1):
+            hits += sum(" ".join(words[i : i + n]) in self._phrases for i in range(len(words) - n + 1))
+        if self._pattern is not None:
+            hits += sum(1 for _ in self._pattern.finditer(text))
+        return hits
+
+
+class ToxicityFilter:
+    """Annotates `toxicity` (max classifier probability) and `toxic_words` (keyword hits); rejects at
+    `threshold` or at `word_min_hits` keyword hits."""
+
+    annotation_types = ANNOTATION_TYPES
+
+    def __init__(
+        self,
+        classifiers: Sequence[Any],
+        wordlist: WordList | None = None,
+        threshold: float = 0.9,
+        word_min_hits: int = 1,
+    ):
+        self._classifiers = list(classifiers)
+        self._wordlist = wordlist
+        self._threshold = threshold
+        self._word_min_hits = word_min_hits
+
+    def annotate(self, docs: Sequence[Doc]) -> list[Annotations]:
+        texts = [doc.get("text") or "" for doc in docs]
+        scores: list[float | None] = [None] * len(texts)
+        for classifier in self._classifiers:
+            probs = classifier.predict_proba(texts)
+            scores = [p if s is None else max(s, p) for s, p in zip(scores, probs, strict=True)]
+        words = [self._wordlist.count(t) for t in texts] if self._wordlist else [None] * len(texts)
+        return [{"toxicity": score, "toxic_words": hits} for score, hits in zip(scores, words, strict=True)]
+
+    def decide(self, annotations: Annotations, doc: Doc) -> str | None:
+        score, hits = annotations.get("toxicity"), annotations.get("toxic_words")
+        if score is not None and score >= self._threshold:
+            return REASON
+        if hits is not None and hits >= self._word_min_hits:
+            return REASON
+        return None
+
+
+def make_filter(cfg: ToxicityConfig) -> ToxicityFilter:
+    classifiers: list[Any] = []
+    if cfg.classifier == "alt-profanity-check":
+        classifiers.append(ProfanityCheckClassifier())
+    if cfg.fasttext_model:
+        model = load_fasttext(cfg.fasttext_model, "stages.toxicity.fasttext_model")
+        classifiers.append(FastTextClassifier(model, cfg.fasttext_label))
+    wordlist = WordList.from_files(cfg.wordlists) if cfg.wordlists else None
+    return ToxicityFilter(classifiers, wordlist, cfg.threshold, cfg.word_min_hits)
+
+
+def stage_spec(cfg: ToxicityConfig) -> FilterSpec:
+    if cfg.classifier is None and not cfg.fasttext_model and not cfg.wordlists:
+        raise CurateError(
+            "stages.toxicity: classifier is null and no fasttext_model or wordlists are given; "
+            "enable one of them or set stages.toxicity.enabled: false"
+        )
+    return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
