@@ -12,6 +12,7 @@ from curate.errors import CurateError
 
 # One module per command group; each adds its subparsers and sets `func` on them.
 COMMAND_MODULES = [
+    "curate.cli.lm_cmd",
     "curate.cli.run_cmd",
     "curate.cli.config_cmd",
     "curate.cli.demo_cmd",
