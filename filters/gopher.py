@@ -54,25 +54,31 @@ def _top_ngram_chars(hashes: np.ndarray, starts: np.ndarray, n: int) -> int:
 
 
 def _dup_ngram_chars(hashes: np.ndarray, starts: np.ndarray, n: int) -> int:
-    """Characters (words joined without spaces) in repeated n-grams, skipping past each repeat."""
+    """Characters (words joined without spaces) in repeated n-grams, skipping past each repeat.
+
+    datatrove walks every position: an n-gram seen at an earlier *visited* position is a repeat, and
+    the walk then jumps n positions. Only positions whose n-gram occurred before can be repeats, so we
+    visit just those; a repeat is confirmed when an earlier occurrence was not jumped over.
+    """
     m = len(hashes)
-    uniques, first = np.unique(hashes, return_index=True)
-    if len(uniques) == m:
+    _, first, ids = np.unique(hashes, return_index=True, return_inverse=True)
+    if len(first) == m:
         return 0
-    is_first = np.zeros(m, dtype=bool)
-    is_first[first] = True
-    position = int(np.argmin(is_first))  # nothing repeats before here, so nothing was skipped either
-    seen = set(hashes[:position].tolist())
-    values, offsets = hashes.tolist(), starts.tolist()
-    chars = 0
-    while position < m:
-        value = values[position]
-        if value in seen:
-            chars += offsets[position + n] - offsets[position]
-            position += n
-        else:
-            seen.add(value)
-            position += 1
+    first_of = first[ids]
+    candidates = np.flatnonzero(first_of != np.arange(m))
+    offsets = starts.tolist()
+    skipped = np.zeros(m, dtype=bool)
+    chars, resume = 0, 0  # positions below `resume` after a repeat were jumped over
+    for position, earliest in zip(candidates.tolist(), first_of[candidates].tolist(), strict=True):
+        if position < resume:
+            continue
+        if skipped[earliest]:  # rare: look for another earlier occurrence that was visited
+            before = np.flatnonzero(ids[:position] == ids[position])
+            if skipped[before].all():
+                continue  # visited for the first time: later occurrences repeat it
+        chars += offsets[position + n] - offsets[position]
+        resume = position + n
+        skipped[position + 1 : resume] = True
     return chars
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from collections import Counter
 
 import pytest
@@ -80,6 +81,19 @@ def test_hashed_ngram_signals_equal_the_string_definitions_on_real_documents():
             assert signals[f"gopher_dup_{n}gram_char_frac"] == pytest.approx(expected, abs=1e-12)
             checked_repeats += expected > 0
     assert checked_repeats > 10  # the comparison covered documents that do repeat n-grams
+
+
+def test_repeated_ngram_walk_matches_the_definition_on_highly_repetitive_sequences():
+    # few distinct words make repeats overlap and jumps land on first occurrences: the walk's rare paths
+    vocabulary = TextUnits(_jsonl_docs()[0]["text"]).words[:4]
+    rng = random.Random(0)
+    for _ in range(200):
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(5, 60))]
+        units = TextUnits(" ".join(words))
+        signals = gopher.repetition_signals(units)
+        for n in gopher.DUP_NGRAMS:
+            expected = _ref_dup_ngram_chars(units.words, n) / len(units.text)
+            assert signals[f"gopher_dup_{n}gram_char_frac"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_exact_signals_of_a_real_english_document():
