@@ -63,22 +63,23 @@ class FastTextClassifier:
 
 
 class WordList:
-    """Counts occurrences of listed terms: whole words (and multi-word phrases) for spaced scripts,
-    substrings for scripts written without spaces. Case-insensitive."""
+    """Counts occurrences of listed terms, case-insensitively: whole words and multi-word phrases in
+    spaced scripts (as C4's bad-words filter), substrings in scripts written without spaces."""
 
     def __init__(self, terms: Iterable[str]):
         self._phrases: set[str] = set()
-        others: list[str] = []
+        self._lengths: dict[str, set[int]] = {}  # first word -> word counts of phrases starting with it
+        self._substrings: list[str] = []
+        self._bounded: list[tuple[str, re.Pattern[str]]] = []
         for term in {" ".join(t.casefold().split()) for t in terms} - {""}:
             words = _WORD.findall(term)
-            if not _UNSPACED.search(term) and " ".join(words) == term:
+            if _UNSPACED.search(term):
+                self._substrings.append(term)
+            elif " ".join(words) == term:
                 self._phrases.add(term)
-            else:
-                bounded = not _UNSPACED.search(term)
-                others.append(rf"(?<!\w){re.escape(term)}(?!\w)" if bounded else re.escape(term))
-        self._max_words = max((p.count(" ") + 1 for p in self._phrases), default=0)
-        others.sort(key=len, reverse=True)
-        self._pattern = re.compile("|".join(others)) if others else None
+                self._lengths.setdefault(words[0], set()).add(len(words))
+            else:  # punctuation inside the term ("a$$"): a regex with word boundaries
+                self._bounded.append((term, re.compile(rf"(?<!\w){re.escape(term)}(?!\w)")))
 
     @classmethod
     def from_files(cls, paths: Iterable[str]) -> WordList:
@@ -94,10 +95,14 @@ class WordList:
         text = text.casefold()
         words = _WORD.findall(text)
         hits = 0
-        for n in range(1, self._max_words + 1):
-            hits += sum(" ".join(words[i : i + n]) in self._phrases for i in range(len(words) - n + 1))
-        if self._pattern is not None:
-            hits += sum(1 for _ in self._pattern.finditer(text))
+        for i, word in enumerate(words):
+            for n in self._lengths.get(word, ()):
+                hits += n == 1 or " ".join(words[i : i + n]) in self._phrases
+        if self._substrings and _UNSPACED.search(text):
+            hits += sum(text.count(term) for term in self._substrings)
+        for term, pattern in self._bounded:
+            if term in text:  # a plain substring test first: the regex runs on few documents
+                hits += len(pattern.findall(text))
         return hits
 
 

@@ -1,0 +1,179 @@
+"""Throughput of each document filter alone, on one core, on real extracted web pages.
+
+    python -m bench.filters [--warc 'bench/.corpus/*.warc.gz'] [--max-docs 2000] [--min-seconds 3]
+                            [--kenlm-model model.binary] [--json bench/results/filters.json]
+
+Every module under filters/ that has a `stage_spec` is measured (a new filter shows up on its own), with
+its recipe defaults plus the variants below. Texts are the main text of real pages: by default the WARC
+and JSONL samples in ../shared/data; `--warc` takes a crawl such as make_web_corpus.py's. Documents carry
+`lang` from a langid pass first, as in the pipeline. Throughput is documents per CPU-second of this
+process (pinned to one core), so it stays comparable on a busy machine; model loading is timed apart.
+The perplexity filter needs a KenLM model: `--kenlm-model`, else one is trained on the JSONL samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import importlib
+import json
+import os
+import pkgutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+BATCH = 256  # the pipeline's default batch size for filter stages
+
+
+def variants(kenlm_model: str | None) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Extra configurations worth timing, per stage; others run with their defaults."""
+    ldnoobw = sorted(str(p) for p in (DATA / "blocklists" / "ldnoobw").iterdir() if p.name != "LICENSE")
+    return {
+        "url_filter": [
+            ("url_filter (LDNOOBW en in URLs)", {"banned_words": [str(DATA / "blocklists/ldnoobw/en")]})
+        ],
+        "toxicity": [
+            ("toxicity (classifier)", {}),
+            ("toxicity (classifier + 27 LDNOOBW lists)", {"wordlists": ldnoobw}),
+        ],
+        "perplexity": [("perplexity (KenLM 5-gram)", {"model": kenlm_model})] if kenlm_model else [],
+    }
+
+
+def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
+    """Real pages as pipeline documents: extracted WARC responses, and JSONL texts by default."""
+    from curate.config import InputConfig
+    from filters.html_extract import extract_main_text, is_html_content_type
+    from pipelines.readers import read_file
+
+    paths = (
+        sorted(glob.glob(warc_glob)) if warc_glob else sorted(glob.glob(str(DATA / "crawl" / "*.warc.gz")))
+    )
+    docs: list[dict[str, Any]] = []
+    for path in paths:
+        for doc in read_file(path, InputConfig()):
+            html = doc.pop("html", None)
+            if html is not None and is_html_content_type(doc.pop("content_type", None)):
+                doc["text"] = extract_main_text(html, doc.pop("charset", None))
+            if (doc.get("text") or "").strip():
+                docs.append(doc)
+            if len(docs) >= max_docs:
+                return docs
+    if not warc_glob:
+        for path in sorted((DATA / "jsonl").glob("*.jsonl.gz")):
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                docs += [{"url": r.get("url"), "text": r["text"]} for r in map(json.loads, handle)]
+    return docs[:max_docs]
+
+
+def filter_specs(kenlm_model: str | None) -> list[tuple[str, Any]]:
+    """(label, FilterSpec) for every filters/ module with a stage_spec, in pipeline stage order."""
+    import filters
+    from curate.config import StagesConfig
+    from pipelines.registry import STAGES
+
+    names = [m.name for m in pkgutil.iter_modules(filters.__path__)]
+    modules = {n: importlib.import_module(f"filters.{n}") for n in names}
+    with_spec = [n for n in names if hasattr(modules[n], "stage_spec")]
+    order = {name: i for i, name in enumerate(STAGES)}
+    out = []
+    extra = variants(kenlm_model)
+    for name in sorted(with_spec, key=lambda n: order.get(n, len(order))):
+        config_class = StagesConfig.model_fields[name].annotation
+        for label, overrides in extra.get(name, [(name, {})]):
+            cfg = config_class(enabled=True, **overrides)
+            out.append((label, modules[name].stage_spec(cfg)))
+        if name == "perplexity" and not extra["perplexity"]:
+            out.append(("perplexity (no KenLM model: skipped)", None))
+    return out
+
+
+def measure(spec: Any, docs: list[dict[str, Any]], min_seconds: float) -> dict[str, float]:
+    """Model load time, then annotate+decide over batches until `min_seconds` of CPU have passed."""
+    started = time.process_time()
+    filt = spec.make()
+    load = time.process_time() - started
+    processed = chars = kept = passes = 0
+    started, wall = time.process_time(), time.perf_counter()
+    while passes == 0 or time.process_time() - started < min_seconds:
+        for i in range(0, len(docs), BATCH):
+            batch = docs[i : i + BATCH]
+            for scored, doc in zip(filt.annotate(batch), batch, strict=True):
+                kept += passes == 0 and filt.decide(scored, doc) is None
+            processed += len(batch)
+            chars += sum(len(d["text"]) for d in batch)
+        passes += 1
+    cpu = time.process_time() - started
+    return {
+        "load_s": load,
+        "docs_per_s": processed / cpu,
+        "mb_per_s": chars / cpu / 1e6,
+        "kept_share": kept / len(docs),
+        "passes": passes,
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": cpu,
+    }
+
+
+def train_model(out: Path) -> str | None:
+    from curate.errors import CurateError
+    from curate.lm import train
+
+    try:
+        train(sorted((DATA / "jsonl").glob("*.jsonl.gz")), out / "bench.binary", order=5)
+    except CurateError as error:
+        print(f"perplexity: no model ({error})", file=sys.stderr)
+        return None
+    return str(out / "bench.binary")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warc", help="Glob of WARC files (default: the samples in ../shared/data).")
+    parser.add_argument("--max-docs", type=int, default=2000)
+    parser.add_argument("--min-seconds", type=float, default=3.0, help="CPU seconds per filter, at least.")
+    parser.add_argument("--kenlm-model", help="KenLM model for the perplexity filter.")
+    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "filters.json")
+    args = parser.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the pipeline's workers
+
+    from curate.config import LangIdConfig
+    from filters.langid import make_filter as make_langid
+
+    docs = load_texts(args.warc, args.max_docs)
+    langid = make_langid(LangIdConfig(languages=None, min_score=0.0))
+    for i in range(0, len(docs), BATCH):
+        for doc, scored in zip(docs[i : i + BATCH], langid.annotate(docs[i : i + BATCH]), strict=True):
+            doc.update(scored)
+    mb = sum(len(d["text"]) for d in docs) / 1e6
+    print(f"{len(docs)} documents, {mb:.1f} M characters, {len({d['lang'] for d in docs})} languages")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kenlm_model = args.kenlm_model or train_model(Path(tmp))
+        results = []
+        print(f"{'filter':<44}{'load s':>8}{'docs/s':>10}{'MB/s':>8}{'kept':>7}")
+        for label, spec in filter_specs(kenlm_model):
+            if spec is None:
+                print(f"{label:<44}")
+                continue
+            r = measure(spec, docs, args.min_seconds)
+            results.append({"filter": label, **r})
+            print(
+                f"{label:<44}{r['load_s']:>8.2f}{r['docs_per_s']:>10.0f}{r['mb_per_s']:>8.2f}{r['kept_share']:>7.0%}"
+            )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    corpus = {"warc": args.warc or "../shared/data samples", "documents": len(docs), "mchars": mb}
+    args.json.write_text(json.dumps({"corpus": corpus, "batch": BATCH, "results": results}, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
