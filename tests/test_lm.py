@@ -143,6 +143,39 @@ def test_pipeline_perplexity_stage_uses_the_trained_model(trained, split, tmp_pa
         assert (row.get("reason") == "perplexity") == (row["perplexity"] > 1500.0)
 
 
+def test_sentencepiece_tokenised_model_as_ccnet(kenlm_tools, split, tmp_path):
+    import sentencepiece
+
+    normalised = tmp_path / "normalised.txt"
+    normalised.write_text("\n".join(training_lines([_write(tmp_path / "train.txt", split[0])])))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(normalised),
+        model_prefix=str(tmp_path / "sp"),
+        vocab_size=1000,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    sp, model = str(tmp_path / "sp.model"), tmp_path / "sp.binary"
+    argv = ["lm", "train", "--corpus", str(tmp_path / "train.txt"), "--sentencepiece", sp]
+    assert main([*argv, "--order", "5", "--output", str(model)]) == 0
+    filt = make_filter(PerplexityConfig(model=str(model), sentencepiece=sp))
+    real = filt.annotate([{"text": t} for t in split[1]])
+    salad = filt.annotate([{"text": shuffled_words(t)} for t in split[1]])
+    assert all(r["perplexity"] < s["perplexity"] for r, s in zip(real, salad, strict=True))
+    # the stage scores SentencePiece pieces of the normalised lines, pooled as CCNet pools words
+    processor = sentencepiece.SentencePieceProcessor(model_file=sp)
+    lines = [normalize_line(line) for line in split[1][0].split("\n")]
+    pieces = [" ".join(processor.encode(line, out_type=str)) for line in lines if line]
+    kenlm_model = load_kenlm(str(model))
+    logprob = sum(kenlm_model.score(p) for p in pieces)
+    assert real[0]["perplexity"] == pytest.approx(10 ** (-logprob / sum(len(p.split()) + 1 for p in pieces)))
+
+
+def _write(path: Path, texts: list[str]) -> Path:
+    path.write_text("\n".join(texts), encoding="utf-8")
+    return path
+
+
 def test_training_lines_are_normalised_like_queries(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("Hello World 42\n\n  Café — «Ça va»  \n")
