@@ -47,30 +47,47 @@ class ShardOutputs(NamedTuple):
 def _meta(tokenizer_json: str, source: str) -> dict[str, Any]:
     from tokenizers import Tokenizer
 
-    info = info_of(Tokenizer.from_str(tokenizer_json), source)
+    return _meta_of(info_of(Tokenizer.from_str(tokenizer_json), source))
+
+
+def _write_tokenizer(root: str, tokenizer_json: str) -> None:
+    write_atomic(f"{root}/{TOKENIZER_FILE}", tokenizer_json.encode("utf-8"))
+
+
+def _meta_of(info: TokenizerInfo) -> dict[str, Any]:
     return {
         "eos_id": info.eos_id,
         "vocab_size": info.vocab_size,
         "token_dtype": info.token_dtype,
-        "tokenizer_source": source,
+        "tokenizer_source": info.source,
     }
 
 
-class _Encode(beam.DoFn):
-    """Batched encoding; appends EOS. The tokenizer loads once per worker (in setup when known up front,
-    else from the side input on first use, for one trained in this run)."""
+def _load_checked(spec: str, sha256: str):
+    """Load the tokenizer the driver prepared, by its spec ('gpt2' or a path), and prove it is the same
+    (by hash): the 2 MB JSON never travels inside the pickled pipeline."""
+    info = prepare(spec)
+    if info.sha256 != sha256:
+        raise RuntimeError(f"{spec}: the tokenizer on this worker differs from the driver's (sha256)")
+    return info
 
-    def __init__(self, tokenizer_json: str | None):
-        self._json = tokenizer_json
+
+class _Encode(beam.DoFn):
+    """Batched encoding; appends EOS. The tokenizer loads once per worker: in setup when known up front,
+    else from the side input on first use (a tokenizer trained in this run)."""
+
+    def __init__(self, spec: str | None, sha256: str | None):
+        self._spec = spec
+        self._sha256 = sha256
         self._tokenizer = None
         self._loaded_from: str | None = None
 
     def setup(self) -> None:
-        if self._json is not None:
-            self._tokenizer = load(self._json)
+        if self._spec is not None:
+            self._tokenizer = load(_load_checked(self._spec, self._sha256).json)
 
     def process(self, batch: list[Document], meta: dict[str, Any], trained_json: str | None = None):
-        if self._json is None and self._loaded_from != trained_json:
+        if self._spec is None and self._loaded_from != trained_json:
             self._tokenizer, self._loaded_from = load(trained_json), trained_json
         dtype = np.dtype(meta["token_dtype"])
         eos = meta["eos_id"]
@@ -87,9 +104,8 @@ class _Encode(beam.DoFn):
 class _Sample(beam.DoFn):
     """Mixing's draw: each document goes in ``copies`` times (0 = rejected) by a hash of its id."""
 
-    def __init__(self, seed: int, mixing: bool):
+    def __init__(self, seed: int):
         self._seed = seed
-        self._mixing = mixing
 
     def process(self, item: tuple[Document, np.ndarray], plan: dict[str, Any]):
         doc, tokens = item
@@ -238,8 +254,16 @@ class TokenizeAndShard(beam.PTransform):
         docs = docs | "Domain" >> beam.Map(_with_domain, rules, default)
 
         if self._info is not None:
-            tokenizer_json = pipeline | "TokenizerJson" >> beam.Create([self._info.json])
-            source = self._info.source
+            info = self._info
+            meta = pipeline | "TokenizerMeta" >> beam.Create([_meta_of(info)])
+            _ = (
+                pipeline
+                | "TokenizerSpec" >> beam.Create([(info.source, info.sha256)])
+                | "WriteTokenizer"
+                >> beam.MapTuple(lambda spec, sha: _write_tokenizer(root, _load_checked(spec, sha).json))
+            )
+            encode = _Encode(info.source, info.sha256)
+            encode_side: dict[str, Any] = {"meta": beam.pvalue.AsSingleton(meta)}
         else:
             vocab_size = tokenize.train.vocab_size
             tokenizer_json = (
@@ -248,33 +272,37 @@ class TokenizeAndShard(beam.PTransform):
                 | "TrainTokenizer" >> beam.Map(_train, vocab_size)
             )
             source = f"trained (vocab_size {vocab_size})"
-        meta = tokenizer_json | "TokenizerMeta" >> beam.Map(_meta, source)
-        _ = tokenizer_json | "WriteTokenizer" >> beam.Map(
-            lambda text: write_atomic(f"{root}/{TOKENIZER_FILE}", text.encode("utf-8"))
-        )
-
-        encode_side = {"meta": beam.pvalue.AsSingleton(meta)}
-        if self._info is None:
-            encode_side["trained_json"] = beam.pvalue.AsSingleton(tokenizer_json)
+            meta = tokenizer_json | "TokenizerMeta" >> beam.Map(_meta, source)
+            _ = tokenizer_json | "WriteTokenizer" >> beam.Map(lambda text: _write_tokenizer(root, text))
+            encode = _Encode(None, None)
+            encode_side = {
+                "meta": beam.pvalue.AsSingleton(meta),
+                "trained_json": beam.pvalue.AsSingleton(tokenizer_json),
+            }
         tokenized = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=tokenize.batch_size)
-            | "Encode" >> beam.ParDo(_Encode(self._info.json if self._info else None), **encode_side)
+            | "Encode" >> beam.ParDo(encode, **encode_side)
         )
 
-        available = (
-            tokenized
-            | "DomainTokens" >> beam.Map(lambda item: (item[0]["domain"], len(item[1])))
-            | "SumDomainTokens" >> beam.CombinePerKey(sum)
-            | "AvailableDict" >> beam.combiners.ToDict()
-        )
-        weights = dict(mixing.weights) if mixing.enabled else {}
         budget = mixing.token_budget if mixing.enabled else None
-        plan = available | "Plan" >> beam.Map(plan_mix, weights, budget, mixing.max_epochs)
-        sampled = tokenized | "Sample" >> beam.ParDo(
-            _Sample(mixing.seed, mixing.enabled), beam.pvalue.AsSingleton(plan)
-        ).with_outputs(REJECTED_TAG, main="kept")
-        chosen = sampled.kept
+        if mixing.enabled:
+            # Rates need every domain's token total first: a global count, as a side input.
+            available = (
+                tokenized
+                | "DomainTokens" >> beam.Map(lambda item: (item[0]["domain"], len(item[1])))
+                | "SumDomainTokens" >> beam.CombinePerKey(sum)
+                | "AvailableDict" >> beam.combiners.ToDict()
+            )
+            plan = available | "Plan" >> beam.Map(plan_mix, dict(mixing.weights), budget, mixing.max_epochs)
+            sampled = tokenized | "Sample" >> beam.ParDo(
+                _Sample(mixing.seed), beam.pvalue.AsSingleton(plan)
+            ).with_outputs(REJECTED_TAG, main="kept")
+            chosen, mix_rejected = sampled.kept, sampled[REJECTED_TAG]
+        else:
+            # Every document once; no barrier, so tokenizing fuses with what follows.
+            chosen = tokenized | "Once" >> beam.MapTuple(lambda doc, tokens: (doc, tokens, 1))
+            mix_rejected = pipeline | "NoneLeftOut" >> beam.Create([])
 
         out_tokens = (
             chosen
@@ -330,7 +358,7 @@ class TokenizeAndShard(beam.PTransform):
                 )
             )
         all_reports = tuple(reports) | "Reports" >> beam.Flatten()
-        return ShardOutputs(kept, sampled[REJECTED_TAG], shard_infos, all_reports)
+        return ShardOutputs(kept, mix_rejected, shard_infos, all_reports)
 
 
 def _with_domain(doc: Document, rules: list, default: str) -> Document:
