@@ -5,6 +5,7 @@ eval, and logs (console, `train.jsonl`, optionally TensorBoard)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -229,8 +230,9 @@ class Trainer:
         )
         model: nn.Module = self.raw
         if self.env.world > 1 and not self.fsdp:
+            # no buffer sync per forward: the only buffers are the RoPE tables, identical on every rank
             model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if on_cuda else None
+                model, device_ids=[self.device.index] if on_cuda else None, forward_sync_buffers=False
             )
         if config.compile if config.compile is not None else on_cuda:
             model = torch.compile(model)
@@ -302,17 +304,16 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ data
 
-    def _stream(self, split: str) -> D.TokenStream:
+    def _train_stream(self) -> D.TokenStream:
+        """This rank's share of the training split (units dealt round-robin after a seeded shuffle)."""
         c = self.config
         return D.TokenStream(
             self.shards,
             c.seq_len,
-            split=split,
             eval_fraction=c.eval_fraction,
             rank=self.env.rank,
             world=self.env.world,
             seed=c.seed,
-            shuffle=split == "train",
         )
 
     def _to_tensors(self, batch: D.Batch) -> dict[str, Any]:
@@ -331,20 +332,35 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
-        """Mean loss per target token over the held-out split's first `eval_batches` batches."""
+        """Mean loss per target token over the held-out split's first `eval_batches` x world batches.
+
+        Every rank reads the same (small) held-out stream and takes every world-th batch, so even a
+        held-out set of a few documents is used in full. Ranks left a batch short repeat one at zero
+        weight: every rank runs the same number of forwards, as FSDP's all-gathers need.
+        """
         self.model.eval()
-        total = torch.zeros(2, dtype=torch.float64, device=self.device)
-        for index, batch in enumerate(D.batches(self._stream("eval"), self.config.batch_size, epochs=1)):
-            if index == self.config.eval_batches:
-                break
-            item = self._to_tensors(batch)
-            count = int((batch.targets != D.IGNORE_INDEX).sum())
-            total += torch.tensor(
-                [self._forward(self.model, item["tensors"]).item() * count, count],
-                dtype=torch.float64,
-                device=self.device,
+        world, rank = self.env.world, self.env.rank
+        stream = D.TokenStream(
+            self.shards,
+            self.config.seq_len,
+            split="eval",
+            eval_fraction=self.config.eval_fraction,
+            shuffle=False,
+        )
+        held_out = list(
+            itertools.islice(
+                D.batches(stream, self.config.batch_size, epochs=1), self.config.eval_batches * world
             )
-        if self.env.world > 1:
+        )
+        mine = held_out[rank::world]
+        rounds = -(-len(held_out) // world)
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        for index in range(rounds):
+            batch, weight = (mine[index], 1) if index < len(mine) else (held_out[0], 0)
+            targets = weight * int((batch.targets != D.IGNORE_INDEX).sum())
+            loss = self._forward(self.model, self._to_tensors(batch)["tensors"]).double()
+            total += torch.stack([loss * targets, torch.tensor(float(targets), device=self.device).double()])
+        if world > 1:
             dist.all_reduce(total)
         self.model.train()
         return float(total[0] / total[1]) if total[1] > 0 else None
@@ -426,7 +442,7 @@ class Trainer:
             )
         writers = self._writers(resumed)
         loader = D.Prefetcher(
-            D.batches(self._stream("train"), c.batch_size, self.position), c.prefetch, self._to_tensors
+            D.batches(self._train_stream(), c.batch_size, self.position), c.prefetch, self._to_tensors
         )
         summary: dict[str, Any] = {"output": str(self.output)}
         interval_start, interval_steps = time.perf_counter(), 0
