@@ -152,11 +152,14 @@ class PerplexityFilter:
 
 
 def _per_language(value: str | dict[str, str] | None) -> dict[str | None, str]:
+    """{lang: path} with codes as langid writes them ("eng" -> "en"); a single path serves every lang."""
+    from filters.langid import normalize_language
+
     if value is None:
         return {}
     if isinstance(value, str):
         return {None: value}
-    return dict(value)
+    return {normalize_language(lang): path for lang, path in value.items()}
 
 
 def load_kenlm(path: str) -> Any:

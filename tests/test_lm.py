@@ -103,7 +103,8 @@ def test_filter_is_ccnet_formula_over_normalised_lines(trained, split):
 
 
 def test_per_language_models_and_max_perplexity(trained, split):
-    cfg = PerplexityConfig(model={"en": str(trained)}, max_perplexity=1500.0, buckets=(500.0, 1500.0))
+    # "eng" is normalised to the "en" that langid writes
+    cfg = PerplexityConfig(model={"eng": str(trained)}, max_perplexity=1500.0, buckets=(500.0, 1500.0))
     filt = make_filter(cfg)
     docs = [{"text": t, "lang": "en"} for t in split[1]] + [{"text": split[1][0], "lang": "de"}]
     results = [(a, filt.decide(a, d)) for a, d in zip(filt.annotate(docs), docs, strict=True)]
