@@ -33,14 +33,14 @@ BATCH = 256  # the pipeline's default batch size for filter stages
 
 def variants(kenlm_model: str | None) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Extra configurations worth timing, per stage; others run with their defaults."""
-    ldnoobw = sorted(str(p) for p in (DATA / "blocklists" / "ldnoobw").iterdir() if p.name != "LICENSE")
+    ldnoobw = {
+        p.name: str(p) for p in sorted((DATA / "blocklists" / "ldnoobw").iterdir()) if p.name != "LICENSE"
+    }
     return {
-        "url_filter": [
-            ("url_filter (LDNOOBW en in URLs)", {"banned_words": [str(DATA / "blocklists/ldnoobw/en")]})
-        ],
+        "url_filter": [("url_filter (LDNOOBW en in URLs)", {"banned_words": [ldnoobw["en"]]})],
         "toxicity": [
             ("toxicity (classifier)", {}),
-            ("toxicity (classifier + 27 LDNOOBW lists)", {"wordlists": ldnoobw}),
+            ("toxicity (classifier + LDNOOBW by lang)", {"wordlists": ldnoobw}),
         ],
         "perplexity": [("perplexity (KenLM 5-gram)", {"model": kenlm_model})] if kenlm_model else [],
     }

@@ -196,7 +196,9 @@ class ToxicityConfig(StageConfig):
     classifier: Literal["alt-profanity-check"] | None = Field(
         "alt-profanity-check", description="Trained classifier shipped on PyPI; null for none."
     )
-    wordlists: list[str] = Field(default_factory=list, description="Keyword files (e.g. LDNOOBW).")
+    wordlists: list[str] | dict[str, str | list[str]] = Field(
+        default_factory=list, description="Keyword files (e.g. LDNOOBW) for all docs, or {lang: files}."
+    )
     word_min_hits: int = Field(1, ge=1, description="Keyword hits that reject a document (C4: any).")
     fasttext_model: str | None = Field(None, description="Optional fastText toxicity classifier.")
     fasttext_label: str = Field("toxic", description="Its toxic label (Dolma's Jigsaw models: toxic).")

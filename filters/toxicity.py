@@ -10,7 +10,7 @@ two signals can be re-tuned apart on the written annotations.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 from curate.config import ToxicityConfig
 from curate.errors import CurateError
 from filters.base import Annotations, Doc, FilterSpec
-from filters.langid import load_fasttext, one_line
+from filters.langid import load_fasttext, normalize_language, one_line
 
 ANNOTATION_TYPES = {"toxicity": "float64", "toxic_words": "int32"}
 REASON = "toxicity"
@@ -106,21 +106,32 @@ class WordList:
         return hits
 
 
+def load_wordlists(spec: list[str] | dict[str, str | list[str]]) -> dict[str | None, WordList]:
+    """Files for every language (a list), or per language ({lang: file(s)}, codes as langid writes them)."""
+    if isinstance(spec, list):
+        return {None: WordList.from_files(spec)} if spec else {}
+    return {
+        normalize_language(lang): WordList.from_files([files] if isinstance(files, str) else files)
+        for lang, files in spec.items()
+    }
+
+
 class ToxicityFilter:
-    """Annotates `toxicity` (max classifier probability) and `toxic_words` (keyword hits); rejects at
-    `threshold` or at `word_min_hits` keyword hits."""
+    """Annotates `toxicity` (max classifier probability) and `toxic_words` (keyword hits with the list
+    for the document's `lang`, or the list for all languages under key None); rejects at `threshold` or
+    at `word_min_hits` keyword hits."""
 
     annotation_types = ANNOTATION_TYPES
 
     def __init__(
         self,
         classifiers: Sequence[Any],
-        wordlist: WordList | None = None,
+        wordlists: Mapping[str | None, WordList] | None = None,
         threshold: float = 0.9,
         word_min_hits: int = 1,
     ):
         self._classifiers = list(classifiers)
-        self._wordlist = wordlist
+        self._wordlists = dict(wordlists or {})
         self._threshold = threshold
         self._word_min_hits = word_min_hits
 
@@ -130,7 +141,10 @@ class ToxicityFilter:
         for classifier in self._classifiers:
             probs = classifier.predict_proba(texts)
             scores = [p if s is None else max(s, p) for s, p in zip(scores, probs, strict=True)]
-        words = [self._wordlist.count(t) for t in texts] if self._wordlist else [None] * len(texts)
+        words = []
+        for doc, text in zip(docs, texts, strict=True):
+            wordlist = self._wordlists.get(doc.get("lang"), self._wordlists.get(None))
+            words.append(None if wordlist is None else wordlist.count(text))
         return [{"toxicity": score, "toxic_words": hits} for score, hits in zip(scores, words, strict=True)]
 
     def decide(self, annotations: Annotations, doc: Doc) -> str | None:
@@ -149,8 +163,7 @@ def make_filter(cfg: ToxicityConfig) -> ToxicityFilter:
     if cfg.fasttext_model:
         model = load_fasttext(cfg.fasttext_model, "stages.toxicity.fasttext_model")
         classifiers.append(FastTextClassifier(model, cfg.fasttext_label))
-    wordlist = WordList.from_files(cfg.wordlists) if cfg.wordlists else None
-    return ToxicityFilter(classifiers, wordlist, cfg.threshold, cfg.word_min_hits)
+    return ToxicityFilter(classifiers, load_wordlists(cfg.wordlists), cfg.threshold, cfg.word_min_hits)
 
 
 def stage_spec(cfg: ToxicityConfig) -> FilterSpec:

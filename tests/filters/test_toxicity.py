@@ -79,6 +79,17 @@ def test_wordlists_reject_at_min_hits():
     assert flagged and sum(flagged) / len(flagged) > 0.5  # keyword hits are mostly human-labelled toxic
 
 
+def test_per_language_wordlists_follow_the_document_language():
+    lists = {lang: str(shared_path("blocklists", "ldnoobw", lang)) for lang in ("en", "de")}
+    filt = make_filter(ToxicityConfig(classifier=None, wordlists=lists))
+    docs = [
+        {"text": "Der Direktor war ein Arschloch.", "lang": "de"},
+        {"text": "He said something about his arschloch.", "lang": "en"},  # a German word in English text
+        {"text": "Ein Arschloch.", "lang": "fr"},  # no list for French: not computed
+    ]
+    assert [a["toxic_words"] for a in filt.annotate(docs)] == [1, 0, None]
+
+
 def test_fasttext_classifier_probability_of_its_label():
     # No fastText toxicity model ships offline: lid.176 exercises the same path, with "de" as the label.
     cfg = ToxicityConfig(
