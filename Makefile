@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup kenlm-tools demo test lint bench clean
+
+# KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
+# sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
+BOOST_PKGS := cmake g++ zlib1g-dev libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
 
 setup: $(STAMP)
 
@@ -14,12 +18,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,train,demo]'
 	touch $(STAMP)
 
+kenlm-tools: setup
+	@if command -v dpkg >/dev/null && ! dpkg -s $(BOOST_PKGS) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ]; then \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BOOST_PKGS) >/dev/null; \
+	  else echo "note: cannot install $(BOOST_PKGS); KenLM training tests will skip" >&2; fi; \
+	fi
+	-$(BIN)/curate lm build-tools
+
 demo: setup
 	$(BIN)/curate demo fetch demo-data
 	$(BIN)/curate run examples/demo.yaml
 
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup
+test: setup kenlm-tools
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
