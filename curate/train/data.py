@@ -153,8 +153,14 @@ class TokenStream:
         """Packed sequences from `start` on, through `epochs` epochs (forever when None)."""
         span = self.seq_len
         epoch, first_unit, first_offset = start.epoch, start.unit, start.offset
+        if len(self.shards.units) < self.world:
+            raise CurateError(
+                f"{self.shards.root}: {len(self.shards.units)} row groups for {self.world} ranks; "
+                "each needs one: lower stages.tokenize.row_group_bytes or run fewer ranks"
+            )
         while epochs is None or epoch < start.epoch + epochs:
             units = self.rank_units(epoch)
+            produced = False
             segments: list[list[Any]] = []  # [unit index, offset, tokens]; segments[0] is the stream's head
             next_unit = first_unit
             while True:
@@ -185,7 +191,13 @@ class TokenStream:
                     position = Position(epoch, next_unit, 0)
                 else:
                     position = Position(epoch + 1, 0, 0)
+                produced = True
                 yield Sequence(inputs, targets, n_real, position)
+            if not produced and epochs is None and first_unit == 0 and first_offset == 0:
+                raise CurateError(  # an endless stream with nothing in a whole epoch would never yield
+                    f"{self.shards.root}: rank {self.rank}/{self.world} has no {self.split} tokens in its "
+                    f"{len(units)} row groups (eval_fraction {self.eval_fraction}); add data or fewer ranks"
+                )
             epoch, first_unit, first_offset = epoch + 1, 0, 0
 
 

@@ -114,3 +114,17 @@ def test_an_unknown_dataset_version_is_refused_naming_it(tmp_path: Path, monkeyp
     monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
     with pytest.raises(CurateError, match="nosuch@main"):
         D.ShardSet.open("nosuch@main")
+
+
+def test_more_ranks_than_row_groups_is_refused_instead_of_starving_a_rank(shard_dir: Path):
+    shards = D.ShardSet.open(shard_dir)
+    stream = D.TokenStream(shards, SEQ_LEN, rank=0, world=len(shards.units) + 1)
+    with pytest.raises(CurateError, match="row groups for"):
+        next(stream.sequences())
+
+
+def test_an_endless_stream_with_no_tokens_is_refused(shard_dir: Path):
+    stream = D.TokenStream(D.ShardSet.open(shard_dir), SEQ_LEN, split="eval", eval_fraction=1e-9)
+    assert list(stream.sequences(epochs=1)) == []  # a finite pass may be empty (no eval documents)
+    with pytest.raises(CurateError, match="no eval tokens"):
+        next(stream.sequences())
