@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from curate.config import C4Config
-from filters.text_units import TextUnits
+from filters.text_units import TextUnits, tokenize
 
 # Wikipedia-style citation markers, removed before the punctuation check (datatrove CITATION_REGEX).
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -27,8 +27,8 @@ POLICY_SUBSTRINGS = (  # tensorflow_datasets c4_utils._POLICY_SUBSTRINGS, via da
     "use cookies",
 )
 # A sentence ends at terminal punctuation (plus closing quotes/brackets) followed by space, or at CJK
-# full-width terminal punctuation followed by more text.
-_SENTENCE_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+(?=\S)|[。！？]+(?=\S)")
+# full-width terminal punctuation followed by more text; never across a line break.
+_SENTENCE_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*[^\S\n]+(?=\S)|[。！？]+(?=\S)")
 
 ANNOTATIONS: dict[str, str] = {
     "c4_sentences": "int32",
@@ -42,28 +42,31 @@ ANNOTATIONS: dict[str, str] = {
 }
 
 
-def count_sentences(line: str) -> int:
-    return len(_SENTENCE_BREAK.findall(line)) + 1 if line else 0
+def count_sentences(lines: list[str]) -> int:
+    """Sentences in these lines (each non-empty line holds at least one), in one regex pass."""
+    return len(_SENTENCE_BREAK.findall("\n".join(lines))) + sum(1 for line in lines if line)
 
 
-def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], str]:
+def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], TextUnits]:
     """Walk the lines as C4 does; lorem ipsum and '{' only count on lines that survive the line rules
-    before them (C4's order). Also returns the text C4 keeps, which FineWeb's rules judge next."""
+    before them (C4's order). Also returns the units of the text C4 keeps, which FineWeb judges next."""
     counts = dict.fromkeys(ANNOTATIONS, 0)
     kept: list[str] = []
+    kept_tokens = 0
     min_words = cfg.min_words_per_line
     max_word = cfg.max_word_length
-    for raw in units.lines:
+    for index, raw in enumerate(units.lines):
         line = raw.strip()
         if max_word is not None and len(line) > max_word and any(len(w) > max_word for w in line.split()):
             counts["c4_long_word_lines"] += 1
             continue
-        if cfg.remove_citations and "[" in line:
+        cited = cfg.remove_citations and "[" in line
+        if cited:
             line = CITATION.sub("", line)
         if cfg.terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
             counts["c4_no_terminal_punct_lines"] += 1
             continue
-        if min_words is not None and units.count_words(line) < min_words:
+        if min_words is not None and units.count_words(index) < min_words:  # words before citations go
             counts["c4_few_words_lines"] += 1
             continue
         lowered = line.lower()
@@ -77,9 +80,10 @@ def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], str]:
         if cfg.policy and any(p in lowered for p in POLICY_SUBSTRINGS):
             counts["c4_policy_lines"] += 1
             continue
-        counts["c4_sentences"] += count_sentences(line)
         kept.append(line)
-    return counts, "\n".join(kept).strip()
+        kept_tokens += len(tokenize(line)) if cited else len(units.line_tokens[index])
+    counts["c4_sentences"] = count_sentences(kept)
+    return counts, TextUnits("\n".join(kept).strip(), units.profile, n_tokens=kept_tokens)
 
 
 def reason(s: dict[str, int], cfg: C4Config) -> str | None:

@@ -45,29 +45,35 @@ def _ratio(part: float, whole: float) -> float:
 # ------------------------------------------------------------------------------------- repetition
 
 
-def _top_ngram_chars(hashes: np.ndarray, starts: np.ndarray, n: int) -> int:
+class _NGrams:
+    """Occurrences of each n-gram of one length, from one sort of their hashes."""
+
+    def __init__(self, hashes: np.ndarray):
+        _, self.first, self.ids, self.counts = np.unique(
+            hashes, return_index=True, return_inverse=True, return_counts=True
+        )
+        self.repeats = len(self.first) < len(hashes)
+
+
+def _top_ngram_chars(grams: _NGrams, starts: np.ndarray, n: int) -> int:
     """Count x characters (words joined by spaces) of the most frequent n-gram; ties: first seen."""
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-    top = counts.max()
-    i = int(first[counts == top].min())
+    top = grams.counts.max()
+    i = int(grams.first[grams.counts == top].min())
     return int(top) * int(starts[i + n] - starts[i] + n - 1)
 
 
-def _dup_ngram_chars(hashes: np.ndarray, starts: np.ndarray, n: int) -> int:
+def _dup_ngram_chars(grams: _NGrams, starts: np.ndarray, n: int) -> int:
     """Characters (words joined without spaces) in repeated n-grams, skipping past each repeat.
 
     datatrove walks every position: an n-gram seen at an earlier *visited* position is a repeat, and
     the walk then jumps n positions. Only positions whose n-gram occurred before can be repeats, so we
     visit just those; a repeat is confirmed when an earlier occurrence was not jumped over.
     """
-    m = len(hashes)
-    _, first, ids = np.unique(hashes, return_index=True, return_inverse=True)
-    if len(first) == m:
-        return 0
-    first_of = first[ids]
-    candidates = np.flatnonzero(first_of != np.arange(m))
+    ids = grams.ids
+    first_of = grams.first[ids]
+    candidates = np.flatnonzero(first_of != np.arange(len(ids)))
     offsets = starts.tolist()
-    skipped = np.zeros(m, dtype=bool)
+    skipped = np.zeros(len(ids), dtype=bool)
     chars, resume = 0, 0  # positions below `resume` after a repeat were jumped over
     for position, earliest in zip(candidates.tolist(), first_of[candidates].tolist(), strict=True):
         if position < resume:
@@ -98,15 +104,21 @@ def repetition_signals(units: TextUnits) -> dict[str, float]:
     word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
     starts = np.zeros(len(words) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=starts[1:])
-    hashes = word_hashes
+    hashes, repeats = word_hashes, True
     for n in range(2, max(DUP_NGRAMS) + 1):
         # hash of words[i:i+n] from the hash of words[i:i+n-1]; uint64 arithmetic wraps by design
         hashes = hashes[:-1] * _MULTIPLIER + word_hashes[n - 1 :] if len(hashes) > 1 else hashes[:0]
+        # an n-gram that repeats contains a shorter one that repeats: once none does, none will
+        grams = _NGrams(hashes) if repeats and len(hashes) else None
+        repeats = grams is not None and grams.repeats
         if n in TOP_NGRAMS:
-            chars = _top_ngram_chars(hashes, starts, n) if len(hashes) else 0
+            if grams is not None:
+                chars = _top_ngram_chars(grams, starts, n)
+            else:  # every n-gram occurs once: the first one is the "most frequent"
+                chars = int(starts[n] + n - 1) if len(hashes) else 0
             signals[f"gopher_top_{n}gram_char_frac"] = _ratio(chars, text_len)
         elif n in DUP_NGRAMS:
-            chars = _dup_ngram_chars(hashes, starts, n) if len(hashes) else 0
+            chars = _dup_ngram_chars(grams, starts, n) if repeats else 0
             signals[f"gopher_dup_{n}gram_char_frac"] = _ratio(chars, text_len)
     return signals
 

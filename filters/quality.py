@@ -40,12 +40,12 @@ class QualityFilter:
                 signals.update(gopher.repetition_signals(units))
             if cfg.gopher_quality.enabled:
                 signals.update(gopher.quality_signals(units))
+            fineweb_units = units
             if cfg.c4.enabled:
-                c4_signals, c4_text = c4.signals(units, cfg.c4)
+                # FineWeb's rules run on what C4's line rules keep (datatrove examples/fineweb.py)
+                c4_signals, fineweb_units = c4.signals(units, cfg.c4)
                 signals.update(c4_signals)
             if cfg.fineweb.enabled:
-                # FineWeb's rules run on what C4's line rules keep (datatrove examples/fineweb.py)
-                fineweb_units = TextUnits(c4_text, units.profile) if cfg.c4.enabled else units
                 signals.update(fineweb.signals(fineweb_units, cfg.fineweb))
             out.append(signals)
         return out

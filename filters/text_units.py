@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 
 # Scripts written without spaces between words (Thai, Lao, Tibetan, Myanmar, Khmer, kana, CJK ideographs):
 # one token per character plus its combining marks. Explicit ranges keep this on the stdlib `re` engine,
@@ -139,9 +140,10 @@ def duplicates(items: Sequence[str]) -> tuple[int, int]:
 class TextUnits:
     """One document's units; each is computed on first use, then shared by all rules."""
 
-    def __init__(self, text: str, profile: LanguageProfile = FALLBACK):
+    def __init__(self, text: str, profile: LanguageProfile = FALLBACK, n_tokens: int | None = None):
         self.text = text
         self.profile = profile
+        self._n_tokens = n_tokens  # known already when the text was cut from tokenized lines
 
     @cached_property
     def lines(self) -> list[str]:
@@ -158,8 +160,13 @@ class TextUnits:
         return _PARAGRAPH_BREAK.split(self.text.strip())
 
     @cached_property
+    def line_tokens(self) -> list[list[str]]:
+        """Tokens of each of `lines` ("" for a punctuation/symbol token); no token spans a line break."""
+        return [_TOKENS.findall(line) for line in self.lines]
+
+    @cached_property
     def _tokens(self) -> list[str]:
-        return _TOKENS.findall(self.text)  # "" for each punctuation/symbol token
+        return list(chain.from_iterable(self.line_tokens))
 
     @cached_property
     def words(self) -> list[str]:
@@ -169,7 +176,7 @@ class TextUnits:
     @property
     def n_tokens(self) -> int:
         """Words plus punctuation/symbol tokens."""
-        return len(self._tokens)
+        return len(self._tokens) if self._n_tokens is None else self._n_tokens
 
     @cached_property
     def has_segmented_script(self) -> bool:
@@ -192,8 +199,14 @@ class TextUnits:
             return sum(1 for word in self.profile.stop_words if word in self.text)
         return len(self.profile.stop_words.intersection(self.words))
 
-    def count_words(self, line: str) -> int:
-        """Words in one line: whitespace-separated, or per character in segmented scripts (C4)."""
+    def count_words(self, index: int) -> int:
+        """Words in line `index`: whitespace-separated, or per character in segmented scripts (C4)."""
+        line = self.lines[index]
         if self.has_segmented_script and _HAS_SEGMENTED.search(line):
-            return len(list(filter(None, _TOKENS.findall(line))))
+            return sum(1 for token in self.line_tokens[index] if token)
         return len(line.split())
+
+
+def tokenize(text: str) -> list[str]:
+    """All tokens of a text, "" standing for each punctuation/symbol token."""
+    return _TOKENS.findall(text)

@@ -119,8 +119,8 @@ def test_exact_signals_of_a_real_english_document():
     assert repetition["gopher_dup_line_frac"] == 0.0
     c4_signals, kept = c4.signals(units, QualityConfig().c4)
     assert c4_signals["c4_sentences"] == 4
-    assert kept == text
-    fw = fineweb.signals(TextUnits(kept), QualityConfig().fineweb)
+    assert kept.text == text
+    fw = fineweb.signals(kept, QualityConfig().fineweb)
     assert fw == {
         "fineweb_line_punct_ratio": 1.0,
         "fineweb_short_line_ratio": 0.0,
@@ -164,7 +164,14 @@ def test_c4_document_rules_on_real_lines():
     signals, kept = c4.signals(units, QualityConfig().c4)
     assert signals["c4_javascript_lines"] == 1
     assert signals["c4_sentences"] == 2
-    assert kept == lines[0]
+    assert kept.text == lines[0]
+
+
+def test_kept_text_token_count_is_carried_over_from_the_lines_exactly():
+    docs = _jsonl_docs() + list(_warc_docs("web-sample-0000.warc.gz").values())
+    for doc in docs:
+        _, kept = c4.signals(TextUnits(doc["text"]), QualityConfig().c4)
+        assert kept.n_tokens == TextUnits(kept.text).n_tokens
 
 
 def test_c4_terminal_punctuation_is_c4s_rule_but_off_in_fineweb_recipe():
@@ -184,7 +191,7 @@ def test_fineweb_judges_the_lines_c4_keeps():
         units = TextUnits(d["text"])
         _, kept = c4.signals(units, QualityConfig().c4)
         raw = fineweb.signals(units, QualityConfig().fineweb)["fineweb_char_dup_ratio"]
-        after = fineweb.signals(TextUnits(kept), QualityConfig().fineweb)["fineweb_char_dup_ratio"]
+        after = fineweb.signals(kept, QualityConfig().fineweb)["fineweb_char_dup_ratio"]
         if raw > 0.01 >= after:
             assert _quality().annotate([d])[0]["fineweb_char_dup_ratio"] == after
             return

@@ -81,9 +81,9 @@ def test_chinese_without_language_falls_back_to_script_detection():
 
 def test_c4_word_count_per_line_counts_characters_in_segmented_scripts():
     units = TextUnits("アイテム検索\nSOLD OUT 商品")
-    assert units.count_words("アイテム検索") == 3
-    assert units.count_words("SOLD OUT 商品") == 4
-    assert TextUnits("plain words only").count_words("plain words only") == 3
+    assert units.count_words(0) == 3  # アイテム (one katakana run), 検, 索
+    assert units.count_words(1) == 4
+    assert TextUnits("plain words, only").count_words(0) == 3
 
 
 def test_unknown_language_uses_the_fallback_and_overrides_replace_stop_words():
