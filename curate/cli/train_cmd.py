@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--resume", action="store_true", help="Continue from DIR's latest checkpoint (start fresh if none).")
     add("--batch-size", type=int, help="Sequences per micro-batch per process (preset's by default).")
     add("--grad-accum", type=int, help="Micro-batches per optimizer step.")
-    add("--seq-len", type=int, help="Tokens per sequence (at most the preset's).")
+    add("--seq-len", type=int, help="Tokens per sequence (the preset's by default).")
     add("--lr", type=float, help="Peak learning rate.")
     add("--warmup-steps", type=int)
     add("--weight-decay", type=float)

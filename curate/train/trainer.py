@@ -110,19 +110,19 @@ def _init_distributed(device_kind: str) -> Dist:
     return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _device(config: TrainConfig, env: Dist) -> torch.device:
-    kind = config.device
-    if kind == "auto":
-        kind = "cuda" if torch.cuda.is_available() else "cpu"
+def _device_kind(requested: str) -> str:
+    kind = ("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested
+    if kind not in ("cpu", "cuda"):
+        raise CurateError(f"--device {requested}: choose auto, cpu or cuda")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise CurateError("--device cuda: this torch build or machine has no CUDA device; use --device cpu")
+    return kind
+
+
+def _device(kind: str, env: Dist) -> torch.device:
     if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise CurateError(
-                "--device cuda: this torch build or machine has no CUDA device; use --device cpu"
-            )
         torch.cuda.set_device(env.local_rank)
         return torch.device("cuda", env.local_rank)
-    if kind != "cpu":
-        raise CurateError(f"--device {kind}: choose auto, cpu or cuda")
     return torch.device("cpu")
 
 
@@ -193,19 +193,17 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config = resolved(config)
         self.output = Path(config.output)
-        device_kind = (
-            "cuda"
-            if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-            else "cpu"
-        )
+        device_kind = _device_kind(config.device)
         self.env = _init_distributed(device_kind)
-        self.device = _device(config, self.env)
+        self.device = _device(device_kind, self.env)
         self.shards = D.ShardSet.open(config.data)
         base = get_preset(config.preset).model
         self.model_config: ModelConfig = with_vocab(
             replace(base, seq_len=config.seq_len), self.shards.vocab_size
         )
         on_cuda = self.device.type == "cuda"
+        if on_cuda:
+            torch.set_float32_matmul_precision("high")  # TF32 for the few fp32 matmuls outside autocast
         dtype = config.dtype if config.dtype != "auto" else ("bf16" if on_cuda else "fp32")
         if dtype not in ("bf16", "fp32"):
             raise CurateError(f"--dtype {dtype}: choose auto, bf16 or fp32")
