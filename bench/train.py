@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--activation-checkpointing", action="store_true")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--loader-tokens", type=int, default=2_000_000)
+    parser.add_argument("--loader-only", action="store_true", help="time only the loader (any device)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     cuda = args.device == "cuda"
@@ -118,6 +120,14 @@ def main() -> None:
             log_every=max(1, steps // 6),
             quiet=True,
         )
+        if args.loader_only:
+            trainer = Trainer(config)
+            loader = loader_tokens_per_s(trainer, args.loader_tokens)
+            print(
+                f"{preset} batches ({trainer.config.batch_size} x {trainer.config.seq_len}): loader alone "
+                f"{loader:,.0f} tokens/s on {cpu_name()} ({os.cpu_count()} CPUs)"
+            )
+            return
         trainer, model = model_run(config)
         loader = loader_tokens_per_s(trainer, args.loader_tokens)
     fpt = flops_per_token(trainer.model_config)
