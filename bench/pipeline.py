@@ -35,8 +35,9 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SHARED_CORPUS_SCRIPT = REPO.parent / "shared" / "bench" / "make_web_corpus.py"
 DATATROVE_VENV = BENCH / ".venv-datatrove"
-# 0.10's English word tokenizer is spaCy's; its trafilatura needs lxml's html cleaner split out of lxml
-DATATROVE_REQS = ["datatrove[processing,io]==0.10.1", "spacy>=3.8,<4", "lxml_html_clean"]
+# 0.10's English word tokenizer is spaCy's; its trafilatura needs lxml's html cleaner split out of lxml;
+# its asset cache paths go through fsspec's HTTP filesystem (aiohttp), even when nothing is downloaded
+DATATROVE_REQS = ["datatrove[processing,io]==0.10.1", "spacy>=3.8,<4", "lxml_html_clean", "aiohttp"]
 LANGUAGES = ["en"]  # FineWeb keeps English; curate's default recipe too (stages.langid.languages)
 LANGUAGE_THRESHOLD = 0.65  # FineWeb's LanguageFilter threshold = curate's stages.langid.min_score
 
@@ -77,6 +78,32 @@ def _cpu_and_rss(pid: int) -> tuple[float, int] | None:
     return cpu, rss_pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def _become_subreaper() -> bool:
+    """Orphaned descendants (pool workers, fork servers) are re-parented to us, so wait4 counts them."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _reap_orphans(grace_s: float = 10.0) -> float:
+    """CPU seconds of descendants that outlived the measured process, once they exit."""
+    cpu, deadline = 0.0, time.monotonic() + grace_s
+    while True:
+        try:
+            pid, _, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return cpu
+        if pid:
+            cpu += usage.ru_utime + usage.ru_stime
+        elif time.monotonic() > deadline:
+            return cpu
+        else:
+            time.sleep(0.05)
+
+
 def measure(command: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> dict:
     """Run a command; wall time, CPU seconds and peak resident memory of its whole process tree."""
     start = time.perf_counter()
@@ -102,14 +129,14 @@ def measure(command: list[str], env: dict[str, str] | None = None, log: Path | N
     sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    waited = usage.ru_utime + usage.ru_stime + _reap_orphans()
     done.set()
     sampler.join()
     if log:
         out.close()
-    wall = time.perf_counter() - start
-    # wait4's rusage covers the processes of the tree that were waited for; the samples also see the
-    # ones that never were (but miss the last 0.2 s of each): the larger of the two is the closer
-    waited = usage.ru_utime + usage.ru_stime
+    # wait4 counts every process of the tree once it is reaped (we are their subreaper); the samples
+    # are the fallback where that is not possible (they miss the last 0.2 s of each process)
     polled = sum(cpu_by_pid.values())
     if proc.returncode != 0:
         tail = log.read_text()[-3000:] if log else ""
@@ -245,20 +272,21 @@ def run_datatrove(files: list[Path], work: Path, workers: int, samples: int, lan
     return result
 
 
+_DATATROVE_LID_PATH = """
+import os
+from datatrove.io import cached_assets_path, strip_protocol
+from datatrove.utils.lid import FT176LID
+folder = cached_assets_path("datatrove", namespace="lid", subfolder="ft176")
+print(os.path.join(folder, strip_protocol(FT176LID.MODEL_URL).replace("/", "_")))
+"""
+
+
 def _seed_datatrove_lid_cache(python: Path, env: dict[str, str]) -> None:
     """Put lid.176.ftz where datatrove looks for lid.176.bin, so it never downloads (same model as ours)."""
     where = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "from datatrove.io import cached_assets_path as c; print(c('datatrove','lid','ft176'))",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+        [str(python), "-c", _DATATROVE_LID_PATH], env=env, check=True, capture_output=True, text=True
     ).stdout.strip()
-    target = Path(where) / "dl.fbaipublicfiles.com_fasttext_supervised-models_lid.176.bin"
+    target = Path(where)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         shutil.copyfile(lid_model(), target)
@@ -423,6 +451,7 @@ def print_table(results: dict) -> None:
 def main() -> None:
     # bench/ holds scripts named like stdlib modules (tokenize.py): keep it off the import path
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+    _become_subreaper()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
