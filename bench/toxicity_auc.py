@@ -3,7 +3,9 @@
 Usage: python -m bench.toxicity_auc [--data ../shared/data/toxicity] [--json toxicity_auc.json]
 
 Rows labelled -1 (Jigsaw's unscored test comments) are left out. "toxic" is the `toxic` column;
-"any" is toxic or any of the five sub-labels.
+"any" is toxic or any of the five sub-labels. Read the train split with care: alt-profanity-check was
+trained on Jigsaw's training comments (its README), so those rows may have been seen; the test split's
+comments come from Jigsaw's test set (26 labelled, 2 toxic: a small sample, a wide interval).
 """
 
 from __future__ import annotations
