@@ -14,7 +14,9 @@ extracts the text with `curate dedup --no-exact --no-minhash`, then:
   per-document datasketch loop (sha1 of each 5-gram), and datatrove's `MinhashDedupSignature` (run from
   its own venv, bench/.venv-datatrove) with the same bands x rows;
 - records peak memory of the whole dedup run per process (Beam workers vs. the local runner process,
-  which holds the local shuffle) and docs/s per core (documents / CPU seconds of the whole run).
+  which holds the local shuffle), the same for a run with dedup off (read + write only: what the
+  runner and the I/O cost by themselves), and docs/s per core (documents / CPU seconds of the run);
+- with --rerun-check, reruns dedup on one worker and checks that it keeps the same documents.
 
 Usage: python -m bench.dedup [--copies 1 2] [--work /tmp/curate-bench-dedup] [--workers 2]
 Writes bench/results/dedup.json and prints a table. Needs root once (make_web_corpus apt-installs two
@@ -337,7 +339,21 @@ def _ratio(a: int, b: int) -> float | None:
 # -------------------------------------------------------------------------------------------- main
 
 
-def bench_copies(copies: int, work: Path, workers: int, sig_limit: int | None, bands: int, rows: int) -> dict:
+def _outcome(out: Path) -> set[tuple]:
+    """Which documents a dedup run kept and why it rejected the others (to compare two runs)."""
+    kept = {(r["id"], "kept") for r in read_parquet_rows(out / "documents", ["id"])}
+    return kept | {(r["id"], r["reason"]) for r in read_parquet_rows(out / "rejected", ["id", "reason"])}
+
+
+def bench_copies(
+    copies: int,
+    work: Path,
+    workers: int,
+    sig_limit: int | None,
+    bands: int,
+    rows: int,
+    rerun_check: bool = False,
+) -> dict:
     corpus = work / f"corpus-{copies}"
     if not (corpus / "mirrors.jsonl").exists():
         subprocess.run([sys.executable, str(MAKE_CORPUS), str(corpus), "--copies", str(copies)], check=True)
@@ -366,8 +382,26 @@ def bench_copies(copies: int, work: Path, workers: int, sig_limit: int | None, b
         ["dedup", "--input", str(extracted_dir / "documents" / "*.parquet"), "--output", str(out)]
         + ["--workers", str(workers), "--quiet"]
     )
+    # The same run with both dedup stages off: what reading and writing the documents cost by themselves
+    # on this runner (its workers' memory grows with the input files' size, dedup or not).
+    baseline = curate_cli(
+        ["dedup", "--input", str(extracted_dir / "documents" / "*.parquet"), "--output", str(out) + "-base"]
+        + ["--no-exact", "--no-minhash", "--workers", str(workers), "--quiet"]
+    )
+    run["read_write_only"] = baseline
+    run["worker_rss_added_by_dedup_mb"] = round(
+        run["max_worker_peak_rss_mb"] - baseline["max_worker_peak_rss_mb"], 1
+    )
     run["docs_per_s_per_core"] = round(len(extracted) / run["cpu_seconds"], 1)
     run["docs_per_s_wall"] = round(len(extracted) / run["seconds"], 1)
+    if rerun_check:
+        print(f"copies={copies}: rerun on one worker to compare survivors ...", flush=True)
+        again = work / f"dedup-{copies}-rerun"
+        curate_cli(
+            ["dedup", "--input", str(extracted_dir / "documents" / "*.parquet"), "--output", str(again)]
+            + ["--workers", "1", "--quiet"]
+        )
+        run["same_survivors_on_one_worker_rerun"] = _outcome(out) == _outcome(again)
     return {
         "copies": copies,
         "quality": score(corpus, extracted, out),
@@ -404,6 +438,16 @@ def print_report(results: list[dict]) -> None:
             f"peak RSS: worker {d['max_worker_peak_rss_mb']} MB, local runner process "
             f"{d['runner_process_peak_rss_mb']} MB"
         )
+        base = d["read_write_only"]
+        print(
+            f"  same run with dedup off (read + write only): worker {base['max_worker_peak_rss_mb']} MB, "
+            f"runner {base['runner_process_peak_rss_mb']} MB -> dedup adds "
+            f"{d['worker_rss_added_by_dedup_mb']} MB per worker"
+        )
+        if "same_survivors_on_one_worker_rerun" in d:
+            print(
+                f"  rerun on one worker gives the same survivors: {d['same_survivors_on_one_worker_rerun']}"
+            )
 
 
 def main() -> None:
@@ -423,6 +467,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/curate-bench-dedup"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--signature-limit", type=int, help="Documents per signature measurement.")
+    parser.add_argument(
+        "--rerun-check", action="store_true", help="Rerun dedup on one worker; compare the survivors."
+    )
     parser.add_argument("--output", type=Path, default=HERE / "results" / "dedup.json")
     args = parser.parse_args()
 
@@ -434,7 +481,9 @@ def main() -> None:
     params = choose_lsh_params(cfg.threshold, cfg.num_perm, cfg.false_negative_weight, cfg.bands, cfg.rows)
     args.work.mkdir(parents=True, exist_ok=True)
     results = [
-        bench_copies(n, args.work, args.workers, args.signature_limit, params.bands, params.rows)
+        bench_copies(
+            n, args.work, args.workers, args.signature_limit, params.bands, params.rows, args.rerun_check
+        )
         for n in args.copies
     ]
     print_report(results)
