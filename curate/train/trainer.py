@@ -430,6 +430,8 @@ class Trainer:
             self.load_state_dict(torch.load(latest, map_location="cpu", weights_only=False), latest)
             if self.env.main and not c.quiet:
                 print(f"resumed from {latest} at step {self.step}", flush=True)
+        elif c.resume and self.env.main and not c.quiet:
+            print(f"no checkpoint in {self.checkpoints.folder} yet: starting from step 0", flush=True)
         if self.env.main and not c.quiet:
             n_params = self.raw.num_params()
             print(
@@ -491,6 +493,7 @@ class Trainer:
                     interval_start, interval_steps = time.perf_counter(), 0
                 if c.checkpoint_every and self.step % c.checkpoint_every == 0 and self.step < end:
                     self.save()
+                    interval_start = time.perf_counter()  # saving is not training throughput
             self.save()
         finally:
             loader.close()
