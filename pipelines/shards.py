@@ -32,9 +32,6 @@ from filters.mixing import (
 from pipelines.stage import REJECTED_TAG, reject
 
 Document = dict[str, Any]
-# Default number of characters of curated text a trained tokenizer learns from (the smallest-hash
-# documents up to this size, so the sample is the same on every runner).
-TRAIN_MAX_CHARS = 200_000_000
 
 
 class ShardOutputs(NamedTuple):
@@ -268,7 +265,8 @@ class TokenizeAndShard(beam.PTransform):
             vocab_size = tokenize.train.vocab_size
             tokenizer_json = (
                 docs
-                | "TrainSample" >> beam.CombineGlobally(_SmallestByHash(tokenize.seed, TRAIN_MAX_CHARS))
+                | "TrainSample"
+                >> beam.CombineGlobally(_SmallestByHash(tokenize.seed, tokenize.train.sample_chars))
                 | "TrainTokenizer" >> beam.Map(_train, vocab_size)
             )
             source = f"trained (vocab_size {vocab_size})"

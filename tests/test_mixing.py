@@ -9,11 +9,12 @@ import re
 
 import pytest
 
-from curate.config import DomainRule
+from curate.config import ConfigError, DomainRule, parse_config
 from curate.tokenizer import load, prepare
 from filters.mixing import assign_domain, copies, mixing_report, plan_mix, unit_draw
 from tests.conftest import shared_path
 
+RULES_YAML = [{"domain": "wiki", "url_host": "*.wikipedia.org"}]
 RULES = [
     DomainRule(domain="wiki", url_host="*.wikipedia.org"),
     DomainRule(domain="ccnet_head", annotation="bucket", equals="head"),
@@ -28,7 +29,17 @@ def test_rules_in_order_then_default():
     assert assign_domain({"bucket": "tail", "lang": "fr"}, RULES, "web") == "french"
     assert assign_domain({"source": "/d/cc_en_head-0091.jsonl.gz"}, RULES, "web") == "file91"
     assert assign_domain({"url": "not a url", "source": None}, RULES, "web") == "web"
-    assert assign_domain({}, [DomainRule(domain="never")], "web") == "web"  # a rule with no condition
+
+
+def test_recipe_mistakes_fail_with_the_key():
+    with pytest.raises(ConfigError, match="sets no condition"):
+        parse_config({"stages": {"mixing": {"rules": [{"domain": "wiki"}]}}})
+    with pytest.raises(ConfigError, match=r"stages.mixing: .*\['wikk'\] that no rule assigns"):
+        parse_config({"stages": {"mixing": {"rules": RULES_YAML, "weights": {"wikk": 1, "web": 1}}}})
+    with pytest.raises(ConfigError, match="not all zero"):
+        parse_config({"stages": {"mixing": {"weights": {"web": 0}}}})
+    config = parse_config({"stages": {"mixing": {"rules": RULES_YAML, "weights": {"wiki": 1, "web": 3}}}})
+    assert config.stages.mixing.rules[0].url_host == "*.wikipedia.org"
 
 
 def test_plan_with_budget_downsamples_and_repeats():
