@@ -188,3 +188,17 @@ def test_trained_tokenizer_run(inputs, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tokenizer"]["vocab_size"] <= 500 and manifest["token_dtype"] == "uint16"
     assert verify(out) == []
+
+
+def test_inspect_shows_shares_and_decoded_samples(mixed, capsys):
+    out, _ = mixed
+    assert cli_main(["shards", "inspect", str(out), "--samples", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert report["total_tokens"] == manifest["total_tokens"] and report["shards"] == len(manifest["shards"])
+    assert abs(report["domains"]["file91"]["share"] - 0.3) <= 0.02
+    texts = {d["id"]: d["text"] for d in _documents(out)}
+    assert len(report["samples"]) == 2
+    assert all(texts[s["id"]].startswith(s["text"]) for s in report["samples"])
+    assert cli_main(["shards", "inspect", str(out)]) == 0
+    assert "file91" in capsys.readouterr().out
