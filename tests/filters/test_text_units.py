@@ -52,6 +52,12 @@ def test_numbers_and_urls_stay_single_tokens():
     assert units.n_tokens == len(units.words) + 2  # the comma after "dollars" and the final period
 
 
+def test_operator_runs_and_empty_parentheses_are_one_token_as_in_spacy():
+    units = TextUnits("if (p->next == NULL) return f();")
+    assert units.words == ["if", "p", "next", "NULL", "return", "f"]
+    assert units.n_tokens == 6 + 6  # ( -> == ) () ;
+
+
 def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word():
     texts = _warc_texts("clueweb-quirk.warc.gz")
     text = next(iter(texts.values()))
