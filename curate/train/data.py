@@ -1,11 +1,12 @@
 """Stream token shards into packed, fixed-length training sequences, exactly resumably.
 
-The unit of work is one Parquet row group. Each epoch the units are shuffled with a seeded generator
-(seed, epoch), dealt to data-parallel ranks round-robin, and each unit's documents are shuffled again
-(seed, epoch, unit). A rank's documents, in that order, form one token stream (every document already ends
-with EOS, so packing needs no separator of its own). Sequences take T tokens from the stream plus one
-token of look-ahead for the last target, so every token is an input exactly once per epoch; the stream's
-tail is padded and its missing targets ignored.
+The unit of work is one Parquet row group (or, with more ranks than row groups, an equal share of one
+group's documents, so a small dataset still feeds every rank). Each epoch the units are shuffled with a
+seeded generator (seed, epoch), dealt to data-parallel ranks round-robin, and each unit's documents are
+shuffled again (seed, epoch, unit). A rank's documents, in that order, form one token stream (every
+document already ends with EOS, so packing needs no separator of its own). Sequences take T tokens from
+the stream plus one token of look-ahead for the last target, so every token is an input exactly once per
+epoch; the stream's tail is padded and its missing targets ignored.
 
 The position (epoch, unit, offset into the unit's tokens) after every sequence is carried with it, so a
 checkpoint records exactly where the next batch starts, however far a background prefetcher has read.
@@ -125,17 +126,19 @@ class TokenStream:
         self.shards, self.seq_len, self.split = shards, seq_len, split
         self.eval_fraction, self.rank, self.world = eval_fraction, rank, world
         self.seed, self.shuffle = seed, shuffle
+        parts = -(-world // len(shards.units))  # 1 unless there are fewer row groups than ranks
+        self.units = [(shard, group, part, parts) for shard, group in shards.units for part in range(parts)]
         self._files: dict[int, pq.ParquetFile] = {}
 
-    def rank_units(self, epoch: int) -> list[tuple[int, int]]:
-        order = np.arange(len(self.shards.units))
+    def rank_units(self, epoch: int) -> list[tuple[int, int, int, int]]:
+        order = np.arange(len(self.units))
         if self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(order)
-        return [self.shards.units[i] for i in order[self.rank :: self.world]]
+        return [self.units[i] for i in order[self.rank :: self.world]]
 
-    def load_unit(self, epoch: int, unit: tuple[int, int]) -> np.ndarray:
-        """This split's documents of one row group, shuffled, as one flat token array."""
-        shard, group = unit
+    def load_unit(self, epoch: int, unit: tuple[int, int, int, int]) -> np.ndarray:
+        """This split's documents of one unit (row group, or every parts-th of its rows), shuffled, flat."""
+        shard, group, part, parts = unit
         if shard not in self._files:
             self._files[shard] = pq.ParquetFile(self.shards.shards[shard])
         try:
@@ -143,9 +146,10 @@ class TokenStream:
         except (KeyError, pa.ArrowInvalid) as error:
             raise CurateError(f"{self.shards.shards[shard]}: row group {group} unreadable: {error}") from None
         held_out = in_eval_split(table.column("id").to_pylist(), self.eval_fraction)
-        keep = np.flatnonzero(held_out if self.split == "eval" else ~held_out)
+        mine = np.arange(len(held_out)) % parts == part
+        keep = np.flatnonzero(mine & (held_out if self.split == "eval" else ~held_out))
         if self.shuffle:
-            keep = np.random.default_rng([self.seed, epoch, shard, group]).permutation(keep)
+            keep = np.random.default_rng([self.seed, epoch, shard, group, part]).permutation(keep)
         tokens = table.column("tokens").combine_chunks().take(pa.array(keep, type=pa.int64()))
         return tokens.flatten().to_numpy(zero_copy_only=False)
 
@@ -153,11 +157,6 @@ class TokenStream:
         """Packed sequences from `start` on, through `epochs` epochs (forever when None)."""
         span = self.seq_len
         epoch, first_unit, first_offset = start.epoch, start.unit, start.offset
-        if len(self.shards.units) < self.world:
-            raise CurateError(
-                f"{self.shards.root}: {len(self.shards.units)} row groups for {self.world} ranks; "
-                "each needs one: lower stages.tokenize.row_group_bytes or run fewer ranks"
-            )
         while epochs is None or epoch < start.epoch + epochs:
             units = self.rank_units(epoch)
             produced = False
@@ -196,7 +195,7 @@ class TokenStream:
             if not produced and epochs is None and first_unit == 0 and first_offset == 0:
                 raise CurateError(  # an endless stream with nothing in a whole epoch would never yield
                     f"{self.shards.root}: rank {self.rank}/{self.world} has no {self.split} tokens in its "
-                    f"{len(units)} row groups (eval_fraction {self.eval_fraction}); add data or fewer ranks"
+                    f"{len(units)} work units (eval_fraction {self.eval_fraction}); add data or fewer ranks"
                 )
             epoch, first_unit, first_offset = epoch + 1, 0, 0
 

@@ -11,6 +11,8 @@ import pytest
 
 from curate.errors import CurateError
 from curate.train import data as D
+from curate.train.sample import write_sample_shards
+from tests.conftest import shared_path
 
 SEQ_LEN = 64
 
@@ -116,11 +118,15 @@ def test_an_unknown_dataset_version_is_refused_naming_it(tmp_path: Path, monkeyp
         D.ShardSet.open("nosuch@main")
 
 
-def test_more_ranks_than_row_groups_is_refused_instead_of_starving_a_rank(shard_dir: Path):
-    shards = D.ShardSet.open(shard_dir)
-    stream = D.TokenStream(shards, SEQ_LEN, rank=0, world=len(shards.units) + 1)
-    with pytest.raises(CurateError, match="row groups for"):
-        next(stream.sequences())
+def test_more_ranks_than_row_groups_share_the_groups_documents_exactly_once(tmp_path: Path):
+    jsonl = sorted(shared_path("jsonl").glob("*.jsonl.gz"))
+    shards = D.ShardSet.open(write_sample_shards(jsonl, tmp_path, n_shards=1, row_group_bytes=1 << 30))
+    assert len(shards.units) == 1  # like a small demo run: one shard of one row group
+    world = 3
+    ranks = [epoch_stream(shards, rank=rank, world=world, seed=2) for rank in range(world)]
+    assert all(len(stream) > 0 for stream in ranks)
+    seen = sum((split_documents(stream, shards.eos_id) for stream in ranks), Counter())
+    assert seen == all_documents(shards)
 
 
 def test_an_endless_stream_with_no_tokens_is_refused(shard_dir: Path):
