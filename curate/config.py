@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from curate.errors import CurateError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from curate.errors import CurateError
 
 
 class Strict(BaseModel):
@@ -335,6 +336,13 @@ class Config(Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
+
+    @model_validator(mode="after")
+    def _mixing_needs_tokenize(self) -> Config:
+        # Mixing targets shares of output tokens and happens while the shards are written.
+        if self.stages.mixing.enabled and not self.stages.tokenize.enabled:
+            raise ValueError("stages.mixing needs stages.tokenize enabled (mixing targets token shares)")
+        return self
 
     @field_validator("input", mode="before")
     @classmethod

@@ -45,9 +45,9 @@ class _AnnotateAndDecide(beam.DoFn):
 
     def process(self, batch: list[Document]) -> Iterable[Any]:
         assert self._filter is not None
-        for doc, annotations in zip(batch, self._filter.annotate(batch), strict=True):
-            doc.update(annotations)
-            reason = self._filter.decide(annotations, doc)
+        for doc, scores in zip(batch, self._filter.annotate(batch), strict=True):
+            doc.update(scores)
+            reason = self._filter.decide(scores, doc)
             if reason is None:
                 yield doc
             else:

@@ -6,7 +6,8 @@ threads), i.e. tokens per second per core, unaffected by other jobs on a shared 
 the share of raw tokenizer speed the pipeline keeps (target: >= 80%). The stage's cost is the run with
 `TokenizeAndShard` minus the same pipeline that only creates and counts the documents.
 
-  python bench/tokenize.py [--texts GLOB ...] [--max-tokens 3000000] [--json bench/results/tokenize.json]
+  python bench/tokenize_shards.py [--texts GLOB ...] [--max-tokens 3000000]
+                                  [--json bench/results/tokenize_shards.json]
 
 Default texts: the real CCNet documents in ../shared/data/jsonl plus, when present, Debian's
 /usr/share/doc text files (*.txt, *.rst, *.md over 2 KB), real English prose and documentation.
@@ -125,7 +126,7 @@ def main() -> int:
     parser.add_argument("--max-chars", type=int, default=24_000_000, help="Stop loading after this.")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=2, help="Runs of each; the best is reported.")
-    parser.add_argument("--json", default=str(REPO / "bench" / "results" / "tokenize.json"))
+    parser.add_argument("--json", default=str(REPO / "bench" / "results" / "tokenize_shards.json"))
     args = parser.parse_args()
 
     patterns = args.texts or [str(SHARED_JSONL), *DOC_GLOBS]
