@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 
 from curate.config import parse_config
 from curate.run import run
+from curate.store import LocalStore
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
@@ -107,11 +108,18 @@ def test_shards_decode_to_exactly_the_kept_text(sample_run):
     assert total == manifest["total_tokens"] == sum(s["n_tokens"] for s in manifest["shards"])
 
 
-def test_rerun_and_more_workers_give_identical_shards(sample_run, tmp_path):
+def test_rerun_and_more_workers_give_identical_shards(sample_run, tmp_path, monkeypatch):
     out, _ = sample_run
     again = tmp_path / "again"
-    run(parse_config(_recipe(_samples(), again, workers=2)), progress=False)
+    monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
+    recipe = _recipe(_samples(), again, workers=2)
+    recipe["output"] = {"path": str(again), "dataset": "samples", "branch": "main"}
+    summary = run(parse_config(recipe), progress=False)
     assert _shard_digests(again) == _shard_digests(out) != {}
+    # The run was committed as a version; checking it out gives the same shards back.
+    assert summary.commit and summary.commit.startswith("samples@")
+    checked_out = LocalStore().checkout("samples", "main", tmp_path / "checkout")
+    assert _shard_digests(checked_out) == _shard_digests(out)
 
 
 def test_damaged_file_is_counted_not_fatal(tmp_path):
