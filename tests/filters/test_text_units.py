@@ -58,6 +58,11 @@ def test_operator_runs_and_empty_parentheses_are_one_token_as_in_spacy():
     assert units.n_tokens == 6 + 6  # ( -> == ) () ;
 
 
+def test_paths_and_file_names_stay_whole_as_in_spacy():
+    units = TextUnits("Edit /etc/apt/sources.list, then run apt-get update.")
+    assert units.words == ["Edit", "/etc", "/apt", "/sources.list", "then", "run", "apt", "get", "update"]
+
+
 def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word():
     texts = _warc_texts("clueweb-quirk.warc.gz")
     text = next(iter(texts.values()))
