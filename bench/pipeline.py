@@ -449,7 +449,7 @@ def print_table(results: dict) -> None:
 
 
 def main() -> None:
-    # bench/ holds scripts named like stdlib modules (tokenize.py): keep it off the import path
+    # a script in bench/ may share a stdlib module's name (tokenize.py once did): keep bench/ off the path
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
     _become_subreaper()
     parser = argparse.ArgumentParser(
