@@ -73,11 +73,19 @@ def _to_json_lines(pcoll: beam.PCollection, path: str, label: str) -> None:
     )
 
 
-def _report_kept(doc: dict[str, Any]) -> dict[str, Any]:
-    from pipelines.progress import report_kept
+class _ReportKept(beam.DoFn):
+    """Counts kept documents for the console; flushes at bundle end so the last count is not stale."""
 
-    report_kept()
-    return doc
+    def process(self, doc: dict[str, Any]):
+        from pipelines.progress import report_kept
+
+        report_kept()
+        yield doc
+
+    def finish_bundle(self) -> None:
+        from pipelines.progress import flush
+
+        flush()
 
 
 def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Layout) -> list[str]:
@@ -110,7 +118,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         _to_json_lines(outputs.shard_infos, layout.path(".work", SHARDS_FILE), "ShardInfos")
         _to_json_lines(outputs.reports, layout.path(".work", REPORTS_FILE), "Reports")
 
-    docs = docs | "ReportKept" >> beam.Map(_report_kept)
+    docs = docs | "ReportKept" >> beam.ParDo(_ReportKept())
     if config.output.documents:
         docs | "WriteDocuments" >> WriteDocuments(
             layout.path("documents", "part"), document_schema(annotations, rejected=False)

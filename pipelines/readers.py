@@ -305,6 +305,11 @@ class _ReadFile(beam.DoFn):
             else:
                 yield doc
 
+    def finish_bundle(self) -> None:
+        from pipelines.progress import flush
+
+        flush()
+
 
 class ReadDocuments(StageTransform):
     """Files -> documents, with unreadable records as rejections of stage `read`."""

@@ -79,6 +79,12 @@ def test_every_stage_balances(sample_run):
     assert len({d["id"] for d in kept} | {d["id"] for d in rejected}) == stats["documents_read"]
 
 
+def test_stats_name_each_quality_rule(sample_run):
+    out, _ = sample_run
+    reasons = json.loads((out / "stats.json").read_text())["stages"]["quality"]["rejected"]
+    assert reasons and all(r.startswith(("gopher_", "c4_", "fineweb_")) for r in reasons)
+
+
 def test_kept_documents_are_english_and_rejections_name_a_reason(sample_run):
     out, _ = sample_run
     kept, rejected = _read(out, "documents"), _read(out, "rejected")
