@@ -236,13 +236,9 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
 
 
 def _write_json(path: str, data: Any) -> None:
-    from apache_beam.io.filesystems import FileSystems
+    from curate.files import write_atomic
 
-    payload = (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
-    temporary = path + ".tmp"
-    with FileSystems.create(temporary) as handle:
-        handle.write(payload)
-    FileSystems.rename([temporary], [path])
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
 def format_summary(summary: RunSummary) -> str:

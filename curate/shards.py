@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 import curate
 from curate.errors import CurateError
+from curate.files import write_atomic
 
 FORMAT = "curate.shards/1"
 MANIFEST = "manifest.json"
@@ -123,20 +124,6 @@ def _read_bytes(path: str) -> bytes:
 
     with FileSystems.open(path, compression_type="uncompressed") as handle:
         return handle.read()
-
-
-def write_atomic(path: str, payload: bytes) -> None:
-    """Write through Beam's FileSystems (local, gs://, s3://) under a temporary name, then rename."""
-    import uuid
-
-    from apache_beam.io.filesystems import FileSystems
-
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(temporary, compression_type="uncompressed") as handle:
-        handle.write(payload)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([temporary], [path])
 
 
 def write_manifest(

@@ -18,8 +18,9 @@ import apache_beam as beam
 import numpy as np
 
 from curate.config import Config
+from curate.files import write_atomic
 from curate.ids import seeded_hash
-from curate.shards import SHARDS_DIR, TOKENIZER_FILE, shard_name, write_atomic, write_shard_bytes
+from curate.shards import SHARDS_DIR, TOKENIZER_FILE, shard_name, write_shard_bytes
 from curate.tokenizer import TokenizerInfo, info_of, load, prepare, token_dtype
 from filters.mixing import (
     DOWNSAMPLED,
