@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -139,12 +140,23 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
             if isinstance(error, CurateError):
                 raise
             traceback.print_exc()  # fd 2 is the log file here
-            lines = str(error).strip().splitlines() or [type(error).__name__]
-            raise CurateError(f"the pipeline failed: {lines[-1]} (traceback in {log_path})") from error
+            raise CurateError(_worker_error(error, log_path)) from error
         summary = _finalize(config, layout, order, time.monotonic() - started)
         if progress:
             print(format_summary(summary), file=stream, flush=True)
     return summary
+
+
+def _worker_error(error: Exception, log_path: str) -> str:
+    """One line for a failure inside a worker: a CurateError raised there (a model or list file that a
+    stage could not open) reads as if raised here; anything else names its last line and the log."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    last = lines[-1]
+    user_error = re.search(r"CurateError: (.*?)(?: \[while running '([^/']+)[^']*'\])?$", last)
+    if user_error:
+        stage = f" (stage {user_error.group(2)})" if user_error.group(2) else ""
+        return f"{user_error.group(1)}{stage}"
+    return f"the pipeline failed: {last} (traceback in {log_path})"
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from curate.config import parse_config
+from curate.errors import CurateError
 from curate.run import run
 from curate.store import LocalStore
 from tests.conftest import shared_path
@@ -186,3 +187,13 @@ def test_portable_runner_gives_the_same_shards(sample_run, tmp_path):
         service.terminate()
         service.wait(timeout=30)
     assert _shard_digests(portable) == _shard_digests(out)
+
+
+def test_a_stage_that_cannot_open_its_file_fails_in_one_line(tmp_path):
+    recipe = _recipe([str(shared_path("jsonl", "cc_en_head-0174.jsonl.gz"))], tmp_path / "out")
+    recipe["stages"]["toxicity"] = {"enabled": True, "wordlists": [str(tmp_path / "missing.txt")]}
+    with pytest.raises(CurateError) as error:
+        run(parse_config(recipe), progress=False)
+    message = str(error.value)
+    assert message.startswith("stages.toxicity.wordlists: cannot read ") and "\n" not in message
+    assert message.endswith("(stage toxicity)")
