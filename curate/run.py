@@ -137,9 +137,9 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
         try:
             order = _run_pipeline(config, files, layout, progress, stream)
         except Exception as error:
-            if isinstance(error, CurateError):
-                raise
             traceback.print_exc()  # fd 2 is the log file here
+            if isinstance(error, CurateError) and "[while running" not in str(error):
+                raise
             raise CurateError(_worker_error(error, log_path)) from error
         summary = _finalize(config, layout, order, time.monotonic() - started)
         if progress:
@@ -152,7 +152,9 @@ def _worker_error(error: Exception, log_path: str) -> str:
     stage could not open) reads as if raised here; anything else names its last line and the log."""
     lines = str(error).strip().splitlines() or [type(error).__name__]
     last = lines[-1]
-    user_error = re.search(r"CurateError: (.*?)(?: \[while running '([^/']+)[^']*'\])?$", last)
+    # In worker processes the error arrives as text ("...CurateError: msg"); in-process, as itself.
+    prefix = "" if isinstance(error, CurateError) else r".*?CurateError: "
+    user_error = re.search(prefix + r"(.*?)(?: \[while running '([^/']+)[^']*'\])?$", last)
     if user_error:
         stage = f" (stage {user_error.group(2)})" if user_error.group(2) else ""
         return f"{user_error.group(1)}{stage}"
