@@ -8,8 +8,6 @@ function the stage applies at query time, so scores mean what they meant when th
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import shutil
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate.errors import CurateError
+from curate.files import open_text
 from filters.perplexity import normalize_line
 
 KENLM_SDIST = "kenlm==0.3.0"  # PyPI sdist carrying lm/builder (lmplz) and build_binary sources
@@ -125,16 +124,6 @@ def ensure_tools(say: Say = _quiet) -> dict[str, Path]:
 # ----------------------------------------------------------------------------------------- training
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8", errors="replace")
-    if path.suffix == ".zst":
-        import zstandard
-
-        return io.TextIOWrapper(zstandard.open(path, "rb"), encoding="utf-8", errors="replace")
-    return path.open(encoding="utf-8", errors="replace")
-
-
 def _is_jsonl(path: Path) -> bool:
     return any(suffix in (".jsonl", ".json", ".ndjson") for suffix in path.suffixes)
 
@@ -145,7 +134,7 @@ def corpus_lines(paths: Iterable[str | Path], text_field: str = "text") -> Itera
     for path in map(Path, paths):
         if not path.is_file():
             raise CurateError(f"{path}: corpus file not found")
-        with _open_text(path) as handle:
+        with open_text(path.open("rb"), path.name, errors="replace", newline=None) as handle:
             if not _is_jsonl(path):
                 yield from handle
                 continue

@@ -10,7 +10,6 @@ other filesystem Beam knows work the same as local paths.
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import io
 import json
 import zlib
@@ -23,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from curate.config import InputConfig
 from curate.errors import CurateError
+from curate.files import open_text
 from curate.ids import document_id
 from pipelines.stage import REJECTED_TAG, StageTransform
 
@@ -178,18 +178,6 @@ def read_warc(raw: BinaryIO, path: str, fmt: str = "warc") -> Iterator[Document]
 # --------------------------------------------------------------------------------------------- JSONL
 
 
-def _text_stream(raw: BinaryIO, path: str) -> io.TextIOBase:
-    if path.endswith(".gz"):
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
-    elif path.endswith(".zst"):
-        import zstandard
-
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore
-    else:
-        stream = raw
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="\n")
-
-
 def row_to_document(row: dict[str, Any], path: str, where: str, cfg: InputConfig) -> Document:
     """Map a JSONL/Parquet row to a document; other fields travel along as metadata."""
     text = row.pop(cfg.text_field, None)
@@ -208,7 +196,7 @@ def row_to_document(row: dict[str, Any], path: str, where: str, cfg: InputConfig
 
 
 def read_jsonl(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Document]:
-    lines = _text_stream(raw, path)
+    lines = open_text(raw, path)
     line_number = 0
     while True:
         try:
