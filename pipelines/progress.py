@@ -20,11 +20,13 @@ _last_flush = 0.0
 
 def _maybe_flush(force: bool = False) -> None:
     global _last_flush
-    directory = os.environ.get(PROGRESS_ENV)
     now = time.monotonic()
-    if not directory or (not force and now - _last_flush < 1.0):
-        return
+    if not force and now - _last_flush < 1.0:
+        return  # the per-document path: a clock read and nothing else
     _last_flush = now
+    directory = os.environ.get(PROGRESS_ENV)
+    if not directory:
+        return
     path = os.path.join(directory, f"{socket.gethostname()}-{os.getpid()}.json")
     try:
         with open(path + ".tmp", "w") as handle:
