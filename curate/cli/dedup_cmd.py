@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from curate.cli.run_cmd import add_runner_arguments, override
 from curate.config import Config, load_config, parse_config
 
 # Stages that only run when asked: dedup is the point of this command.
@@ -30,17 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dedup.add_argument("--no-exact", action="store_true", help="Skip exact dedup.")
     dedup.add_argument("--no-minhash", action="store_true", help="Skip near-duplicate dedup.")
     dedup.add_argument("--tokenize", action="store_true", help="Also tokenize into shards.")
-    dedup.add_argument("--runner", help="direct | portable | dataflow | flink | spark | prism")
-    dedup.add_argument("--workers", type=int, help="Worker processes for the direct runner.")
-    dedup.add_argument("--quiet", action="store_true", help="No progress or summary on the console.")
+    add_runner_arguments(dedup)
     dedup.set_defaults(func=_dedup)
 
 
 def dedup_config(args: argparse.Namespace) -> Config:
     """The recipe for a dedup-only run: the given recipe (or defaults) with every other stage off."""
-    data = (load_config(args.config) if args.config else Config()).model_dump()
-    data["input"]["paths"] = args.input
-    data["output"]["path"] = args.output
+    data = override((load_config(args.config) if args.config else Config()).model_dump(), args)
     if args.format:
         data["input"]["format"] = args.format
     for stage in _OTHER_STAGES:
@@ -52,10 +49,6 @@ def dedup_config(args: argparse.Namespace) -> Config:
     for key in ("threshold", "num_perm", "bands", "rows"):
         if getattr(args, key) is not None:
             minhash[key] = getattr(args, key)
-    if args.runner:
-        data["runner"]["name"] = args.runner
-    if args.workers is not None:
-        data["runner"]["workers"] = args.workers
     return parse_config(data, args.config or "curate dedup")
 
 

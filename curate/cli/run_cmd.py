@@ -12,16 +12,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("config", help="Recipe YAML (see `curate config show`).")
     run.add_argument("--input", action="append", metavar="PATH_OR_GLOB", help="Replaces input.paths.")
     run.add_argument("--output", metavar="DIR", help="Replaces output.path.")
-    run.add_argument("--runner", help="direct | portable | dataflow | flink | spark | prism")
-    run.add_argument("--workers", type=int, help="Worker processes for the direct runner.")
-    run.add_argument("--job-endpoint", metavar="HOST:PORT", help="Beam job service (portable runner).")
-    run.add_argument("--quiet", action="store_true", help="No progress or summary on the console.")
+    add_runner_arguments(run)
     run.set_defaults(func=_run)
 
 
-def apply_overrides(config, args: argparse.Namespace):
-    """Command-line flags win over the recipe; the result is validated like the file itself."""
-    data = config.model_dump()
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runner and console flags every pipeline command shares (`run`, `dedup`)."""
+    parser.add_argument("--runner", help="direct | portable | dataflow | flink | spark | prism")
+    parser.add_argument("--workers", type=int, help="Worker processes for the direct runner.")
+    parser.add_argument("--job-endpoint", metavar="HOST:PORT", help="Beam job service (portable runner).")
+    parser.add_argument("--quiet", action="store_true", help="No progress or summary on the console.")
+
+
+def override(data: dict, args: argparse.Namespace) -> dict:
+    """Command-line flags win over the recipe (as a dict, validated afterwards like the file itself)."""
     if args.input:
         data["input"]["paths"] = args.input
     if args.output:
@@ -30,11 +34,15 @@ def apply_overrides(config, args: argparse.Namespace):
         data["runner"]["name"] = args.runner
     if args.workers is not None:
         data["runner"]["workers"] = args.workers
-    if getattr(args, "job_endpoint", None):
+    if args.job_endpoint:
         data["runner"]["job_endpoint"] = args.job_endpoint
+    return data
+
+
+def apply_overrides(config, args: argparse.Namespace):
     from curate.config import parse_config
 
-    return parse_config(data, f"{args.config} (with command-line overrides)")
+    return parse_config(override(config.model_dump(), args), f"{args.config} (with command-line overrides)")
 
 
 def _run(args: argparse.Namespace) -> int:
