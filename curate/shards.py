@@ -82,8 +82,14 @@ def write_shard_bytes(
     schema = shard_schema(dtype)
     width = np.dtype(dtype).itemsize
     sink = io.BytesIO()
+    # Dictionary-encoding token ids only costs: measured on web text, plain + zstd is ~20% smaller and
+    # faster to write than dictionary + zstd. Domain and language repeat, so they keep it.
     with pq.ParquetWriter(
-        sink, schema, compression=COMPRESSION, write_statistics=["id", "n_tokens", "domain"]
+        sink,
+        schema,
+        compression=COMPRESSION,
+        use_dictionary=["domain", "lang"],
+        write_statistics=["id", "n_tokens", "domain"],
     ) as writer:
         group: list[tuple[str, np.ndarray, str, str | None]] = []
         size = 0

@@ -8,6 +8,7 @@ stage registry, because it needs token counts: it samples by tokens, not documen
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from bisect import bisect_right
@@ -61,22 +62,39 @@ def _meta_of(info: TokenizerInfo) -> dict[str, Any]:
     }
 
 
-def _load_checked(spec: str, sha256: str):
+@functools.lru_cache(maxsize=4)
+def _load_checked(spec: str, sha256: str) -> TokenizerInfo:
     """Load the tokenizer the driver prepared, by its spec ('gpt2' or a path), and prove it is the same
-    (by hash): the 2 MB JSON never travels inside the pickled pipeline."""
+    (by hash): the 2 MB JSON never travels inside the pickled pipeline. Cached per worker process,
+    where the tokenizer writer and every encoder need it."""
     info = prepare(spec)
     if info.sha256 != sha256:
         raise RuntimeError(f"{spec}: the tokenizer on this worker differs from the driver's (sha256)")
     return info
 
 
-class _Encode(beam.DoFn):
-    """Batched encoding; appends EOS. The tokenizer loads once per worker: in setup when known up front,
-    else from the side input on first use (a tokenizer trained in this run)."""
+# Tagged outputs of the encode and sample steps, beside the main output (shard rows or tokenized docs).
+KEPT_TAG = "kept"  # the document, annotated with domain, n_tokens, epochs
+TOKENS_TAG = "tokens"  # (domain, output tokens), summed per batch
 
-    def __init__(self, spec: str | None, sha256: str | None):
+ShardRow = tuple[tuple, tuple[str, bytes, str, str | None]]  # (sort key, (id, tokens, domain, lang))
+
+
+class _Encode(beam.DoFn):
+    """Domain, batched encoding with EOS and, when every document goes in once (no mixing), its shard row
+    and annotations, all in one step: separate per-document Beam steps cost a measurable share of what
+    tokenizing does (bench/tokenize_shards.py). Tokens travel as bytes, which Beam's coder copies without
+    pickling. The tokenizer loads once per worker: in setup when known up front, else from the side input
+    on first use (a tokenizer trained in this run)."""
+
+    def __init__(
+        self, spec: str | None, sha256: str | None, rules: list, default: str, rows: RowMaker | None
+    ):
         self._spec = spec
         self._sha256 = sha256
+        self._rules = rules
+        self._default = default
+        self._rows = rows  # None: emit (doc, tokens) for mixing to sample
         self._tokenizer = None
         self._loaded_from: str | None = None
 
@@ -90,31 +108,47 @@ class _Encode(beam.DoFn):
         dtype = np.dtype(meta["token_dtype"])
         eos = meta["eos_id"]
         encodings = self._tokenizer.encode_batch([doc["text"] for doc in batch], add_special_tokens=False)
+        totals: dict[str, int] = {}
         for doc, encoding in zip(batch, encodings, strict=True):
             ids = encoding.ids
             tokens = np.empty(len(ids) + 1, dtype=dtype)
             tokens[:-1] = ids
             tokens[-1] = eos
-            doc["n_tokens"] = len(tokens)
-            yield doc, tokens
+            data = tokens.tobytes()
+            n_tokens = len(tokens)
+            # Copies, never mutates: Beam may hand the same input object to other consumers.
+            doc = {**doc, "domain": assign_domain(doc, self._rules, self._default), "n_tokens": n_tokens}
+            if self._rows is None:
+                yield doc, data
+                continue
+            yield from self._rows(doc, data, 1)
+            doc["epochs"] = 1
+            yield beam.pvalue.TaggedOutput(KEPT_TAG, doc)
+            totals[doc["domain"]] = totals.get(doc["domain"], 0) + n_tokens
+        for domain, n in totals.items():
+            yield beam.pvalue.TaggedOutput(TOKENS_TAG, (domain, n))
 
 
 class _Sample(beam.DoFn):
-    """Mixing's draw: each document goes in ``copies`` times (0 = rejected) by a hash of its id."""
+    """Mixing's draw: each document goes in ``copies`` times (0 = rejected) by a hash of its id; the
+    chosen ones leave as shard rows (one per copy) and annotated documents, like `_Encode`'s."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, rows: RowMaker):
         self._seed = seed
+        self._rows = rows
 
-    def process(self, item: tuple[Document, np.ndarray], plan: dict[str, Any]):
-        doc, tokens = item
+    def process(self, item: tuple[Document, bytes], plan: dict[str, Any]):
+        doc, data = item
         domain_plan = plan.get(doc["domain"])
         rate = domain_plan.rate if domain_plan is not None else 0.0
         n = copies(rate, self._seed, doc["id"])
         if n == 0:
             reason = NOT_IN_MIX if rate == 0 else DOWNSAMPLED
             yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(dict(doc), "mixing", reason))
-        else:
-            yield doc, tokens, n
+            return
+        yield from self._rows(doc, data, n)
+        yield beam.pvalue.TaggedOutput(KEPT_TAG, {**doc, "epochs": n})
+        yield beam.pvalue.TaggedOutput(TOKENS_TAG, (doc["domain"], doc["n_tokens"] * n))
 
 
 def _order_key(value: Any) -> tuple:
@@ -124,18 +158,25 @@ def _order_key(value: Any) -> tuple:
     return (0, float(value)) if isinstance(value, int | float) else (0, str(value))
 
 
-def _copy_rows(item: tuple[Document, np.ndarray, int], seed: int, order_by: str | None):
-    """One row per copy: (sort key, row). The first copy is keyed by the id alone."""
-    doc, tokens, n = item
-    for copy in range(n):
-        key = doc["id"] if copy == 0 else f"{doc['id']}\x00{copy}"
-        h = seeded_hash(seed, key)
+class RowMaker:
+    """A document's shard rows, one per copy, keyed for placement: by the seeded hash of its id (copy 0)
+    or of id + copy number, after the curriculum annotation when ``order_by`` is set."""
+
+    def __init__(self, seed: int, order_by: str | None):
+        self._seed = seed
+        self._order_by = order_by
+
+    def __call__(self, doc: Document, tokens: bytes, n: int) -> Iterable[ShardRow]:
+        order_by = self._order_by
         if order_by:
             value = doc.get(order_by, (doc.get("metadata") or {}).get(order_by))
-            sort_key = (_order_key(value), h, copy)
+            first = _order_key(value)
         else:
-            sort_key = ((0, 0.0), h, copy)
-        yield sort_key, (doc["id"], tokens, doc["domain"], doc.get("lang"))
+            first = (0, 0.0)
+        payload = (doc["id"], tokens, doc["domain"], doc.get("lang"))
+        for copy in range(n):
+            key = doc["id"] if copy == 0 else f"{doc['id']}\x00{copy}"
+            yield (first, seeded_hash(self._seed, key), copy), payload
 
 
 def _curriculum_bounds(keys_and_tokens: list[tuple[tuple, int]], n_shards: int) -> list[tuple]:
@@ -151,6 +192,10 @@ def _curriculum_bounds(keys_and_tokens: list[tuple[tuple, int]], n_shards: int) 
     return bounds
 
 
+def _key_tokens(row: ShardRow, meta: dict[str, Any]) -> tuple[tuple, int]:
+    return row[0], len(row[1][1]) // np.dtype(meta["token_dtype"]).itemsize
+
+
 def _assign(row: tuple[tuple, Any], n_shards: int, bounds: list[tuple] | None) -> tuple[int, Any]:
     sort_key, payload = row
     shard = bisect_right(bounds, sort_key) if bounds is not None else sort_key[1] % n_shards
@@ -164,8 +209,12 @@ class _WriteShard(beam.DoFn):
 
     def process(self, element: tuple[int, Iterable[Any]], meta: dict[str, Any]):
         index, rows = element
+        dtype = np.dtype(meta["token_dtype"])
         ordered = sorted((r for r in rows if r is not None), key=lambda r: (r[0], r[1][0]))
-        payload_rows = [payload for _, payload in ordered]
+        payload_rows = [
+            (doc_id, np.frombuffer(tokens, dtype), domain, lang)
+            for _, (doc_id, tokens, domain, lang) in ordered
+        ]
         data = write_shard_bytes(payload_rows, meta["token_dtype"], self._row_group_bytes)
         path = shard_name(index)
         write_atomic(f"{self._root}/{path}", data)
@@ -190,6 +239,27 @@ def _row_groups(data: bytes) -> int:
     import pyarrow.parquet as pq
 
     return pq.ParquetFile(io.BytesIO(data)).num_row_groups
+
+
+class _SumPerKey(beam.CombineFn):
+    """(key, n) pairs -> {key: sum}: one global combine where CombinePerKey + ToDict would take two."""
+
+    def create_accumulator(self) -> dict[str, int]:
+        return {}
+
+    def add_input(self, acc: dict[str, int], pair: tuple[str, int]) -> dict[str, int]:
+        acc[pair[0]] = acc.get(pair[0], 0) + pair[1]
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[dict[str, int]]) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for acc in accumulators:
+            for key, n in acc.items():
+                merged[key] = merged.get(key, 0) + n
+        return merged
+
+    def extract_output(self, acc: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(acc.items()))
 
 
 class _SmallestByHash(beam.CombineFn):
@@ -249,18 +319,15 @@ class TokenizeAndShard(beam.PTransform):
         root = config.output.path.rstrip("/")
         pipeline = docs.pipeline
         rules, default = list(mixing.rules), mixing.default_domain
-        docs = docs | "Domain" >> beam.Map(_with_domain, rules, default)
+        make_rows = RowMaker(tokenize.seed, tokenize.order_by)
 
         if self._info is not None:
             info = self._info
+            spec, sha256 = info.source, info.sha256
             meta = pipeline | "TokenizerMeta" >> beam.Create([_meta_of(info)])
-            _ = (
-                pipeline
-                | "TokenizerSpec" >> beam.Create([(info.source, info.sha256)])
-                | "WriteTokenizer"
-                >> beam.MapTuple(lambda spec, sha: _write_tokenizer(root, _load_checked(spec, sha).json))
+            _ = meta | "WriteTokenizer" >> beam.Map(
+                lambda _, spec, sha: _write_tokenizer(root, _load_checked(spec, sha).json), spec, sha256
             )
-            encode = _Encode(info.source, info.sha256)
             encode_side: dict[str, Any] = {"meta": beam.pvalue.AsSingleton(meta)}
         else:
             vocab_size = tokenize.train.vocab_size
@@ -273,49 +340,45 @@ class TokenizeAndShard(beam.PTransform):
             source = f"trained (vocab_size {vocab_size})"
             meta = tokenizer_json | "TokenizerMeta" >> beam.Map(_meta, source)
             _ = tokenizer_json | "WriteTokenizer" >> beam.Map(lambda text: _write_tokenizer(root, text))
-            encode = _Encode(None, None)
+            spec, sha256 = None, None
             encode_side = {
                 "meta": beam.pvalue.AsSingleton(meta),
                 "trained_json": beam.pvalue.AsSingleton(tokenizer_json),
             }
-        tokenized = (
-            docs
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=tokenize.batch_size)
-            | "Encode" >> beam.ParDo(encode, **encode_side)
-        )
+        batches = docs | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=tokenize.batch_size)
 
         budget = mixing.token_budget if mixing.enabled else None
         if mixing.enabled:
+            encode = _Encode(spec, sha256, rules, default, None)
+            tokenized = batches | "Encode" >> beam.ParDo(encode, **encode_side)
             # Rates need every domain's token total first: a global count, as a side input.
             available = (
                 tokenized
-                | "DomainTokens" >> beam.Map(lambda item: (item[0]["domain"], len(item[1])))
-                | "SumDomainTokens" >> beam.CombinePerKey(sum)
-                | "AvailableDict" >> beam.combiners.ToDict()
+                | "DomainTokens" >> beam.MapTuple(lambda doc, _: (doc["domain"], doc["n_tokens"]))
+                | "SumDomainTokens" >> beam.CombineGlobally(_SumPerKey())
             )
             plan = available | "Plan" >> beam.Map(plan_mix, dict(mixing.weights), budget, mixing.max_epochs)
-            sampled = tokenized | "Sample" >> beam.ParDo(
-                _Sample(mixing.seed), beam.pvalue.AsSingleton(plan)
-            ).with_outputs(REJECTED_TAG, main="kept")
-            chosen, mix_rejected = sampled.kept, sampled[REJECTED_TAG]
+            chosen = tokenized | "Sample" >> beam.ParDo(
+                _Sample(mixing.seed, make_rows), beam.pvalue.AsSingleton(plan)
+            ).with_outputs(REJECTED_TAG, KEPT_TAG, TOKENS_TAG, main="rows")
+            mix_rejected = chosen[REJECTED_TAG]
         else:
-            # Every document once; no barrier, so tokenizing fuses with what follows.
-            chosen = tokenized | "Once" >> beam.MapTuple(lambda doc, tokens: (doc, tokens, 1))
-            mix_rejected = pipeline | "NoneLeftOut" >> beam.Create([])
+            # Every document once: no barrier, so encoding makes the rows directly.
+            # Every document once: no barrier, so encoding makes the rows directly (and rejects none).
+            chosen = batches | "Encode" >> beam.ParDo(
+                _Encode(spec, sha256, rules, default, make_rows), **encode_side
+            ).with_outputs(REJECTED_TAG, KEPT_TAG, TOKENS_TAG, main="rows")
+            mix_rejected = chosen[REJECTED_TAG]
+        rows, kept = chosen.rows, chosen[KEPT_TAG]
 
-        out_tokens = (
-            chosen
-            | "OutTokens" >> beam.Map(lambda item: len(item[1]) * item[2])
-            | "SumOutTokens" >> beam.CombineGlobally(sum)
+        achieved = chosen[TOKENS_TAG] | "SumAchieved" >> beam.CombineGlobally(_SumPerKey())
+        n_shards = achieved | "ShardCount" >> beam.Map(
+            lambda totals, per: max(1, math.ceil(sum(totals.values()) / per)), tokenize.shard_tokens
         )
-        n_shards = out_tokens | "ShardCount" >> beam.Map(
-            lambda total, per: max(1, math.ceil(total / per)), tokenize.shard_tokens
-        )
-        rows = chosen | "CopyRows" >> beam.FlatMap(_copy_rows, tokenize.seed, tokenize.order_by)
         if tokenize.order_by:
             bounds = (
                 rows
-                | "KeyTokens" >> beam.Map(lambda row: (row[0], len(row[1][1])))
+                | "KeyTokens" >> beam.Map(_key_tokens, beam.pvalue.AsSingleton(meta))
                 | "AllKeys" >> beam.combiners.ToList()
                 | "Bounds" >> beam.Map(_curriculum_bounds, beam.pvalue.AsSingleton(n_shards))
             )
@@ -333,13 +396,6 @@ class TokenizeAndShard(beam.PTransform):
             >> beam.ParDo(_WriteShard(root, tokenize.row_group_bytes), beam.pvalue.AsSingleton(meta))
         )
 
-        kept = chosen | "Annotate" >> beam.MapTuple(_annotated)
-        achieved = (
-            chosen
-            | "AchievedTokens" >> beam.Map(lambda item: (item[0]["domain"], len(item[1]) * item[2]))
-            | "SumAchieved" >> beam.CombinePerKey(sum)
-            | "AchievedDict" >> beam.combiners.ToDict()
-        )
         reports = [
             achieved
             | "TokenizeReport"
@@ -358,15 +414,6 @@ class TokenizeAndShard(beam.PTransform):
             )
         all_reports = tuple(reports) | "Reports" >> beam.Flatten()
         return ShardOutputs(kept, mix_rejected, shard_infos, all_reports)
-
-
-def _with_domain(doc: Document, rules: list, default: str) -> Document:
-    # Copies, never mutates: Beam may hand the same input object to other consumers.
-    return {**doc, "domain": assign_domain(doc, rules, default)}
-
-
-def _annotated(doc: Document, tokens: np.ndarray, n: int) -> Document:
-    return {**doc, "n_tokens": len(tokens), "epochs": n}
 
 
 def _tokenize_report(achieved: dict[str, int], meta: dict[str, Any], n_shards: int) -> dict[str, Any]:
