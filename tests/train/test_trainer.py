@@ -79,3 +79,33 @@ def test_cli_names_a_dataset_version_it_cannot_find(tmp_path: Path, monkeypatch,
     monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
     assert main(["train", "--data", "web@v9", "--output", str(tmp_path / "out")]) == 2
     assert "web@v9" in capsys.readouterr().err
+
+
+def test_the_gpu_defaults_bf16_compile_and_checkpointing_train_on_cpu(
+    shard_dir: Path, tmp_path: Path, one_thread
+):
+    """The CUDA path's settings (bf16 autocast over fp32 weights, torch.compile, activation checkpointing,
+    the document mask) run through the same training loop on CPU: the first loss matches fp32 eager
+    within bf16's precision and the loss falls. No GPU in CI, so this is how those code paths are held."""
+    options = dict(SMALL, steps=40, log_every=1, eval_every=0, warmup_steps=4)
+    eager = train(
+        TrainConfig(str(shard_dir), output=str(tmp_path / "eager"), dtype="fp32", compile=False, **options)
+    )
+    gpu_like = train(
+        TrainConfig(
+            str(shard_dir),
+            output=str(tmp_path / "gpu-like"),
+            dtype="bf16",
+            compile=True,
+            activation_checkpointing=True,
+            doc_mask=True,
+            **options,
+        )
+    )
+    a, b = records(tmp_path / "eager"), records(tmp_path / "gpu-like")
+    assert [r["position"] for r in a] == [r["position"] for r in b]  # the same batches
+    assert b[0]["loss"] == pytest.approx(a[0]["loss"], rel=0.02)
+    assert math.isfinite(gpu_like["loss"]) and gpu_like["loss"] < b[0]["loss"] - 0.5
+    assert gpu_like["loss"] == pytest.approx(eager["loss"], rel=0.1)
+    state = torch.load(tmp_path / "gpu-like" / "checkpoints" / f"step-{40:08d}.pt", weights_only=False)
+    assert all(t.dtype == torch.float32 for t in state["model"].values())  # fp32 master weights
