@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/ holds a script named like the stdlib `tokenize`: keep this folder off the import path.
+# keep bench/ off the import path: a script here must never shadow a module of the same name.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 SHARED_JSONL = REPO.parent / "shared" / "data" / "jsonl"
