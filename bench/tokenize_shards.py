@@ -254,7 +254,7 @@ def main() -> int:
     stage_rate = statistics.median(tokens / r["stage_cpu_s"] for r in rounds)
     fixed = statistics.median(r["stage_fixed_cpu_s"] for r in rounds)
     results: dict = {
-        "texts": [str(p) for p in patterns],
+        "texts": [os.path.relpath(p, REPO) if str(p).startswith(str(REPO)) else str(p) for p in patterns],
         "documents": len(docs),
         "characters": sum(map(len, texts)),
         "tokens": tokens,
