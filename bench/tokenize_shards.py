@@ -33,7 +33,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,6 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")  # before `tokenizers` is import
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
-MAKE_CORPUS = REPO.parent / "shared" / "bench" / "make_web_corpus.py"
 TINY_DOCS = 16  # the fixed-cost run
 # The issue's baseline, and the call the pipeline makes (the same ids without character offsets).
 RAW_METHODS = ("encode_batch", "encode_batch_fast")
@@ -61,29 +59,18 @@ def cpu_seconds() -> float:
 
 def corpus_texts(corpus: Path) -> Path:
     """The crawl's extracted page texts as JSONL.gz (cached beside the WARCs)."""
+    from bench.filters import load_texts as extracted_pages
+    from bench.pipeline import ensure_corpus
+
     texts = corpus / "texts.jsonl.gz"
     if texts.exists():
         return texts
-    if not sorted(corpus.glob("*.warc.gz")):
-        if not MAKE_CORPUS.exists():
-            raise SystemExit(f"no WARC files in {corpus} and no {MAKE_CORPUS} to build them; pass --texts")
-        print(f"building the corpus in {corpus} (make_web_corpus.py) ...", flush=True)
-        subprocess.run([sys.executable, str(MAKE_CORPUS), str(corpus)], check=True)
-    from curate.config import InputConfig
-    from filters.html_extract import extract_main_text, is_html_content_type
-    from pipelines.readers import read_file
-
+    ensure_corpus(corpus)
     print(f"extracting page texts into {texts} ...", flush=True)
     partial = texts.with_suffix(".partial")
     with gzip.open(partial, "wt", encoding="utf-8") as out:
-        for path in sorted(corpus.glob("*.warc.gz")):
-            for doc in read_file(str(path), InputConfig()):
-                html = doc.pop("html", None)
-                if html is None or not is_html_content_type(doc.pop("content_type", None)):
-                    continue
-                text = extract_main_text(html, doc.pop("charset", None))
-                if text.strip():
-                    out.write(json.dumps({"id": doc["id"], "url": doc.get("url"), "text": text}) + "\n")
+        for doc in extracted_pages(str(corpus / "*.warc.gz"), max_docs=sys.maxsize):
+            out.write(json.dumps({"id": doc["id"], "url": doc.get("url"), "text": doc["text"]}) + "\n")
     partial.rename(texts)
     return texts
 

@@ -366,7 +366,6 @@ class TokenizeAndShard(beam.PTransform):
             ).with_outputs(REJECTED_TAG, KEPT_TAG, TOKENS_TAG, main="rows")
             mix_rejected = chosen[REJECTED_TAG]
         else:
-            # Every document once: no barrier, so encoding makes the rows directly.
             # Every document once: no barrier, so encoding makes the rows directly (and rejects none).
             chosen = batches | "Encode" >> beam.ParDo(
                 _Encode(spec, sha256, rules, default, make_rows), **encode_side
