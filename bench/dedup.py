@@ -83,8 +83,8 @@ def signature_worker(method: str, texts_path: str, limit: int | None, bands: int
     from datasketch import MinHash
 
     sys.path.insert(0, str(REPO))
-    from filters.dedup_text import Normalization, shingle_hashes
-    from filters.minhash import LshParams, MinHasher, band_keys
+    from curate.filters.dedup_text import Normalization, shingle_hashes
+    from curate.filters.minhash import LshParams, MinHasher, band_keys
 
     params = LshParams(bands, rows)
     num_perm = bands * rows
@@ -264,7 +264,7 @@ def read_parquet_rows(folder: Path, columns: list[str]) -> list[dict]:
 
 def score(corpus: Path, extracted: list[dict], out: Path) -> dict:
     sys.path.insert(0, str(REPO))
-    from filters.dedup_text import Normalization, jaccard, shingle_set
+    from curate.filters.dedup_text import Normalization, jaccard, shingle_set
 
     norm = Normalization()
     text_of = {row["id"]: row["text"] for row in extracted}
@@ -474,8 +474,9 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
+    from curate.filters.minhash import choose_lsh_params
+
     from curate.config import DedupMinhashConfig
-    from filters.minhash import choose_lsh_params
 
     cfg = DedupMinhashConfig()
     params = choose_lsh_params(cfg.threshold, cfg.num_perm, cfg.false_negative_weight, cfg.bands, cfg.rows)

@@ -48,9 +48,10 @@ def variants(kenlm_model: str | None) -> dict[str, list[tuple[str, dict[str, Any
 
 def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
     """Real pages as pipeline documents: extracted WARC responses, and JSONL texts by default."""
+    from curate.filters.html_extract import extract_main_text, is_html_content_type
+    from curate.pipelines.readers import read_file
+
     from curate.config import InputConfig
-    from filters.html_extract import extract_main_text, is_html_content_type
-    from pipelines.readers import read_file
 
     paths = (
         sorted(glob.glob(warc_glob)) if warc_glob else sorted(glob.glob(str(DATA / "crawl" / "*.warc.gz")))
@@ -74,12 +75,13 @@ def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
 
 def filter_specs(kenlm_model: str | None) -> list[tuple[str, Any]]:
     """(label, FilterSpec) for every filters/ module with a stage_spec, in pipeline stage order."""
-    import filters
+    import curate.filters as filters
+    from curate.pipelines.registry import STAGES
+
     from curate.config import StagesConfig
-    from pipelines.registry import STAGES
 
     names = [m.name for m in pkgutil.iter_modules(filters.__path__)]
-    modules = {n: importlib.import_module(f"filters.{n}") for n in names}
+    modules = {n: importlib.import_module(f"curate.filters.{n}") for n in names}
     with_spec = [n for n in names if hasattr(modules[n], "stage_spec")]
     order = {name: i for i, name in enumerate(STAGES)}
     out = []
@@ -122,7 +124,7 @@ def measure(spec: Any, docs: list[dict[str, Any]], min_seconds: float) -> dict[s
 
 
 def train_model(out: Path) -> str | None:
-    from curate.errors import CurateError
+    from curate.core.errors import CurateError
     from curate.lm import train
 
     try:
@@ -144,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the pipeline's workers
 
+    from curate.filters.langid import make_filter as make_langid
+
     from curate.config import LangIdConfig
-    from filters.langid import make_filter as make_langid
 
     docs = load_texts(args.warc, args.max_docs)
     langid = make_langid(LangIdConfig(languages=None, min_score=0.0))

@@ -356,10 +356,11 @@ def datatrove_worker(out: Path, workers: int, samples: int, langid: bool, files:
 
 def profile_stages(files: list[Path], max_docs: int, langid: bool) -> dict[str, float]:
     """CPU seconds of each curate step on the same documents, in one process (no Beam)."""
+    from curate.filters.html_extract import extract_main_text
+    from curate.pipelines.readers import read_warc
+    from curate.pipelines.registry import STAGES, _resolve
+
     from curate.config import default_config
-    from filters.html_extract import extract_main_text
-    from pipelines.readers import read_warc
-    from pipelines.registry import STAGES, _resolve
 
     config = default_config()
     config.stages.langid.languages = LANGUAGES
@@ -402,8 +403,8 @@ def profile_stages(files: list[Path], max_docs: int, langid: bool) -> dict[str, 
 
 def side_by_side(texts: list[dict], files: list[Path], count: int, width: int = 60) -> list[dict]:
     """Our extraction of the pages datatrove sampled, by URL."""
-    from filters.html_extract import extract_main_text
-    from pipelines.readers import read_warc
+    from curate.filters.html_extract import extract_main_text
+    from curate.pipelines.readers import read_warc
 
     wanted = {t["url"]: t["text"] for t in texts if t.get("url")}
     pairs = []

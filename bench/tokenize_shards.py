@@ -133,11 +133,11 @@ def pipeline_cpu(docs_file: str, out: str, with_stage: bool, batch_size: int) ->
     Create's payload once per stage that refers to it, a cost that would not cancel against the baseline.
     """
     import apache_beam as beam
+    from curate.pipelines.curation import pipeline_options
+    from curate.pipelines.readers import ReadDocuments
+    from curate.pipelines.shards import TokenizeAndShard
 
     from curate.config import InputConfig, parse_config
-    from pipelines.curation import pipeline_options
-    from pipelines.readers import ReadDocuments
-    from pipelines.shards import TokenizeAndShard
 
     config = parse_config(
         {
@@ -195,7 +195,7 @@ def main() -> int:
     if len(docs) <= TINY_DOCS:
         print(f"too few texts under {patterns}", file=sys.stderr)
         return 1
-    from curate.tokenizer import load, prepare
+    from curate.core.tokenizer import load, prepare
 
     tokenizer = load(prepare("gpt2").json)
     texts, tiny_texts = [d["text"] for d in docs], [d["text"] for d in docs[:TINY_DOCS]]

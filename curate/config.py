@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 
 class Strict(BaseModel):

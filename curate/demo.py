@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 GENSIM_WHEEL = "gensim==4.4.0"
 DUMPS = {

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate.errors import CurateError
-from curate.files import open_text
-from filters.perplexity import normalize_line
+from curate.core.errors import CurateError
+from curate.core.files import open_text
+from curate.filters.perplexity import normalize_line
 
 KENLM_SDIST = "kenlm==0.3.0"  # PyPI sdist carrying lm/builder (lmplz) and build_binary sources
 TOOLS = ("lmplz", "build_binary")
@@ -180,7 +180,7 @@ def train(
 ) -> TrainResult:
     """Train a KenLM model with lmplz (modified Kneser-Ney); write ARPA if `output` ends in .arpa, else
     KenLM's binary format (faster to load)."""
-    from filters.perplexity import load_sentencepiece
+    from curate.filters.perplexity import load_sentencepiece
 
     started = time.monotonic()
     output = Path(output)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from curate.config import Config
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 
 @dataclass
@@ -112,9 +112,9 @@ class _Progress:
 def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> RunSummary:
     """Run the recipe to completion and return its summary; raises CurateError on a problem the user
     can fix (bad input path, stage not available, unwritable output)."""
-    from pipelines import curation
-    from pipelines.readers import expand_inputs
-    from pipelines.registry import enabled_stages
+    from curate.pipelines import curation
+    from curate.pipelines.readers import expand_inputs
+    from curate.pipelines.registry import enabled_stages
 
     started = time.monotonic()
     files = expand_inputs(config.input.paths)
@@ -183,8 +183,8 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
     import apache_beam as beam
 
-    from pipelines import curation
-    from pipelines.progress import PROGRESS_ENV
+    from curate.pipelines import curation
+    from curate.pipelines.progress import PROGRESS_ENV
 
     progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)
@@ -207,8 +207,8 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
 def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> RunSummary:
     from apache_beam.io.filesystems import FileSystems
 
-    from pipelines import curation
-    from pipelines.accounting import assemble_stats
+    from curate.pipelines import curation
+    from curate.pipelines.accounting import assemble_stats
 
     rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
     stages = assemble_stats(rows, order)
@@ -250,7 +250,7 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
 
 
 def _write_json(path: str, data: Any) -> None:
-    from curate.files import write_atomic
+    from curate.core.files import write_atomic
 
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 

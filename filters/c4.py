@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 
+from curate.filters.text_units import TextUnits, tokenize
+
 from curate.config import C4Config
-from filters.text_units import TextUnits, tokenize
 
 # Wikipedia-style citation markers, removed before the punctuation check (datatrove CITATION_REGEX).
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")

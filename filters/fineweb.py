@@ -5,9 +5,9 @@ and newlines per word (list-like pages)."""
 from __future__ import annotations
 
 import regex
+from curate.filters.text_units import TextUnits, duplicates
 
 from curate.config import FineWebConfig
-from filters.text_units import TextUnits, duplicates
 
 # Unicode's Sentence_Terminal property: the set datatrove's TERMINAL_PUNCTUATION was built from.
 _ENDS_TERMINAL = regex.compile(r"\p{Sentence_Terminal}$")

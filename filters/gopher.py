@@ -9,9 +9,9 @@ instead of joining strings, which is where datatrove spends most of its time.
 from __future__ import annotations
 
 import numpy as np
+from curate.filters.text_units import TextUnits, duplicates
 
 from curate.config import GopherQualityConfig, GopherRepetitionConfig
-from filters.text_units import TextUnits, duplicates
 
 TOP_NGRAMS = (2, 3, 4)  # Table A1: top n-gram character fraction
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)  # Table A1: duplicate n-gram character fraction

@@ -16,9 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from curate.filters.base import Annotations, Doc, FilterSpec
+
 from curate.config import LangIdConfig
-from curate.errors import CurateError
-from filters.base import Annotations, Doc, FilterSpec
+from curate.core.errors import CurateError
 
 ANNOTATION_TYPES = {"lang": "string", "lang_score": "float64"}
 REASON = "langid"

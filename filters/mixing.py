@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from curate.config import DomainRule
-from curate.ids import seeded_hash
+from curate.core.ids import seeded_hash
 
 # Rejection reasons of the mixing stage.
 DOWNSAMPLED = "downsampled"

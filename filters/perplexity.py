@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from curate.filters.base import Annotations, Doc, FilterSpec
+
 from curate.config import PerplexityConfig
-from curate.errors import CurateError
-from filters.base import Annotations, Doc, FilterSpec
+from curate.core.errors import CurateError
 
 # cc_net/text_normalizer.py: unicode punctuation -> ASCII (the "１" -> '"' entry is CCNet's own, kept
 # so that scores match models trained with CCNet's pipeline).
@@ -153,7 +154,7 @@ class PerplexityFilter:
 
 def _per_language(value: str | dict[str, str] | None) -> dict[str | None, str]:
     """{lang: path} with codes as langid writes them ("eng" -> "en"); a single path serves every lang."""
-    from filters.langid import normalize_language
+    from curate.filters.langid import normalize_language
 
     if value is None:
         return {}

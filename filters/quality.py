@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from curate.filters import c4, fineweb, gopher
+from curate.filters.base import Annotations, Doc, FilterSpec
+from curate.filters.text_units import TextUnits, profile_for
+
 from curate.config import QualityConfig
-from filters import c4, fineweb, gopher
-from filters.base import Annotations, Doc, FilterSpec
-from filters.text_units import TextUnits, profile_for
 
 EMPTY = "empty_text"  # nothing to judge: extraction left no text
 

@@ -16,10 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from curate.filters.base import Annotations, Doc, FilterSpec
+from curate.filters.langid import load_fasttext, normalize_language, one_line
+
 from curate.config import ToxicityConfig
-from curate.errors import CurateError
-from filters.base import Annotations, Doc, FilterSpec
-from filters.langid import load_fasttext, normalize_language, one_line
+from curate.core.errors import CurateError
 
 ANNOTATION_TYPES = {"toxicity": "float64", "toxic_words": "int32"}
 REASON = "toxicity"

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from urllib.parse import urlsplit
 
+from curate.filters.base import Annotations, Doc, FilterSpec
+
 from curate.config import UrlFilterConfig
-from curate.errors import CurateError
-from filters.base import Annotations, Doc, FilterSpec
+from curate.core.errors import CurateError
 
 ANNOTATIONS: dict[str, str] = {
     "url_domain_blocked": "int32",  # 1 when the host or one of its parent domains is listed

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 # Rounds of large-star + small-star. The worst graphs measured are chains whose ids increase along the
 # chain: about log2(n) rounds for n nodes (8 for 2^8, 12 for 2^12, 14 for 2^14; random order needs

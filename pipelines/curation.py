@@ -8,12 +8,12 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from curate.pipelines.accounting import count_stage
+from curate.pipelines.readers import ReadDocuments
+from curate.pipelines.registry import enabled_stages
+from curate.pipelines.writers import WriteDocuments, document_schema
 
 from curate.config import Config, RunnerConfig
-from pipelines.accounting import count_stage
-from pipelines.readers import ReadDocuments
-from pipelines.registry import enabled_stages
-from pipelines.writers import WriteDocuments, document_schema
 
 # Names of the small JSON-lines side files the driver reads back after the run (under OUT/.work/).
 STATS_FILE = "stats"
@@ -77,13 +77,13 @@ class _ReportKept(beam.DoFn):
     """Counts kept documents for the console; flushes at bundle end so the last count is not stale."""
 
     def process(self, doc: dict[str, Any]):
-        from pipelines.progress import report_kept
+        from curate.pipelines.progress import report_kept
 
         report_kept()
         yield doc
 
     def finish_bundle(self) -> None:
-        from pipelines.progress import flush
+        from curate.pipelines.progress import flush
 
         flush()
 
@@ -105,7 +105,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         docs = kept
 
     if config.stages.tokenize.enabled:
-        from pipelines.shards import TokenizeAndShard
+        from curate.pipelines.shards import TokenizeAndShard
 
         shard_stage = TokenizeAndShard(config)
         name = "mixing" if config.stages.mixing.enabled else "tokenize"

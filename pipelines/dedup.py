@@ -18,12 +18,12 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from curate.filters.dedup_text import Normalization, exact_key, shingle_hashes
+from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
+from curate.pipelines.connected_components import ConnectedComponents
+from curate.pipelines.stage import REJECTED_TAG, Document, StageTransform, reject
 
 from curate.config import Config, DedupExactConfig, DedupMinhashConfig
-from filters.dedup_text import Normalization, exact_key, shingle_hashes
-from filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
-from pipelines.connected_components import ConnectedComponents
-from pipelines.stage import REJECTED_TAG, Document, StageTransform, reject
 
 REASON_EXACT = "duplicate_exact"
 REASON_NEAR = "duplicate_near"

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from curate.filters.html_extract import extract_main_text, is_html_content_type
+from curate.pipelines.stage import REJECTED_TAG, StageTransform, reject
 
 from curate.config import Config, ExtractConfig
-from filters.html_extract import extract_main_text, is_html_content_type
-from pipelines.stage import REJECTED_TAG, StageTransform, reject
 
 
 class _Extract(beam.DoFn):

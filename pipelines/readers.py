@@ -19,12 +19,12 @@ from typing import Any, BinaryIO
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from curate.pipelines.stage import REJECTED_TAG, StageTransform
 
 from curate.config import InputConfig
-from curate.errors import CurateError
-from curate.files import open_text
-from curate.ids import document_id
-from pipelines.stage import REJECTED_TAG, StageTransform
+from curate.core.errors import CurateError
+from curate.core.files import open_text
+from curate.core.ids import document_id
 
 Document = dict[str, Any]
 READ_STAGE = "read"
@@ -284,7 +284,7 @@ class _ReadFile(beam.DoFn):
         self._cfg = cfg
 
     def process(self, path: str) -> Iterator[Any]:
-        from pipelines.progress import report_read
+        from curate.pipelines.progress import report_read
 
         for doc in read_file(path, self._cfg):
             report_read()
@@ -294,7 +294,7 @@ class _ReadFile(beam.DoFn):
                 yield doc
 
     def finish_bundle(self) -> None:
-        from pipelines.progress import flush
+        from curate.pipelines.progress import flush
 
         flush()
 

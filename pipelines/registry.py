@@ -12,9 +12,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Literal
 
+from curate.pipelines.stage import FilterStage, StageTransform
+
 from curate.config import Config
-from curate.errors import CurateError
-from pipelines.stage import FilterStage, StageTransform
+from curate.core.errors import CurateError
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,14 @@ class StageImpl:
 
 # Order matters: cheap URL checks before extraction, models after cheap rules, dedup on survivors only.
 STAGES: dict[str, StageImpl] = {
-    "url_filter": StageImpl("filter", "filters.url_filter:stage_spec"),
-    "extract": StageImpl("transform", "pipelines.extract:ExtractStage"),
-    "langid": StageImpl("filter", "filters.langid:stage_spec"),
-    "quality": StageImpl("filter", "filters.quality:stage_spec"),
-    "toxicity": StageImpl("filter", "filters.toxicity:stage_spec"),
-    "perplexity": StageImpl("filter", "filters.perplexity:stage_spec"),
-    "dedup_exact": StageImpl("transform", "pipelines.dedup:ExactDedup"),
-    "dedup_minhash": StageImpl("transform", "pipelines.dedup:MinHashDedup"),
+    "url_filter": StageImpl("filter", "curate.filters.url_filter:stage_spec"),
+    "extract": StageImpl("transform", "curate.pipelines.extract:ExtractStage"),
+    "langid": StageImpl("filter", "curate.filters.langid:stage_spec"),
+    "quality": StageImpl("filter", "curate.filters.quality:stage_spec"),
+    "toxicity": StageImpl("filter", "curate.filters.toxicity:stage_spec"),
+    "perplexity": StageImpl("filter", "curate.filters.perplexity:stage_spec"),
+    "dedup_exact": StageImpl("transform", "curate.pipelines.dedup:ExactDedup"),
+    "dedup_minhash": StageImpl("transform", "curate.pipelines.dedup:MinHashDedup"),
 }
 # `mixing` and `tokenize` are not registry stages: mixing samples by token counts, so both live in
 # pipelines/shards.py (TokenizeAndShard), which turns the surviving documents into shards.

@@ -17,13 +17,7 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
-
-from curate.config import Config
-from curate.files import write_atomic
-from curate.ids import seeded_hash
-from curate.shards import SHARDS_DIR, TOKENIZER_FILE, shard_name, write_shard_bytes
-from curate.tokenizer import TokenizerInfo, info_of, load, prepare, token_dtype
-from filters.mixing import (
+from curate.filters.mixing import (
     DOWNSAMPLED,
     NOT_IN_MIX,
     assign_domain,
@@ -31,7 +25,13 @@ from filters.mixing import (
     mixing_report,
     plan_mix,
 )
-from pipelines.stage import REJECTED_TAG, reject
+from curate.pipelines.stage import REJECTED_TAG, reject
+
+from curate.config import Config
+from curate.core.files import write_atomic
+from curate.core.ids import seeded_hash
+from curate.core.shard_format import SHARDS_DIR, TOKENIZER_FILE, shard_name, write_shard_bytes
+from curate.core.tokenizer import TokenizerInfo, info_of, load, prepare, token_dtype
 
 Document = dict[str, Any]
 
@@ -299,7 +299,7 @@ class _SmallestByHash(beam.CombineFn):
 
 
 def _train(texts: list[str], vocab_size: int) -> str:
-    from curate.tokenizer import train
+    from curate.core.tokenizer import train
 
     return train(texts, vocab_size).json
 

@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
-
-from filters.base import DocumentFilter
+from curate.filters.base import DocumentFilter
 
 Document = dict[str, Any]
 REJECTED_TAG = "rejected"

@@ -13,9 +13,9 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
+from curate.pipelines.dedup import ExactDedup, MinHashDedup
 
 from curate.config import DedupExactConfig, DedupMinhashConfig
-from pipelines.dedup import ExactDedup, MinHashDedup
 
 
 def _doc(doc_id: str, text: str) -> dict[str, Any]:

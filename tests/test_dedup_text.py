@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from filters.dedup_text import Normalization, exact_key, jaccard, shingle_hashes, shingle_set
+from curate.filters.dedup_text import Normalization, exact_key, jaccard, shingle_hashes, shingle_set
 
 
 def test_default_normalisation_ignores_case_spacing_punctuation_and_digits():

@@ -17,7 +17,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from curate.config import parse_config
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.run import run
 from curate.store import LocalStore
 from tests.conftest import shared_path

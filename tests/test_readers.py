@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from curate.pipelines.readers import detect_format, read_file
 
 from curate.config import InputConfig
-from curate.errors import CurateError
-from pipelines.readers import detect_format, read_file
+from curate.core.errors import CurateError
 from tests.conftest import shared_path
 
 

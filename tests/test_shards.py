@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.config import parse_config
-from curate.shards import read_manifest, shard_schema, write_manifest, write_shard_bytes
-from curate.tokenizer import load, prepare
+from curate.core.shard_format import shard_schema, write_shard_bytes
+from curate.core.tokenizer import load, prepare
+from curate.shards import read_manifest, write_manifest
 from tests.test_tokenizer import _real_texts
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.store import LocalStore, resolve_data
 
 

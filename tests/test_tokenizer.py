@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from curate.errors import CurateError
-from curate.tokenizer import GPT2_EOS_ID, load, prepare, token_dtype, train
+from curate.core.errors import CurateError
+from curate.core.tokenizer import GPT2_EOS_ID, load, prepare, token_dtype, train
 from tests.conftest import shared_path
 
 

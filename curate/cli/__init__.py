@@ -8,7 +8,7 @@ import logging
 import sys
 
 from curate import __version__
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 # One module per command group; each adds its subparsers and sets `func` on them.
 COMMAND_MODULES = [

@@ -49,7 +49,7 @@ def _build_tools(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from curate.errors import CurateError
+    from curate.core.errors import CurateError
     from curate.lm import train
 
     if not 1 <= args.order <= 6:

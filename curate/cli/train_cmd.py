@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 PRESET_NAMES = ["tiny", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]  # curate.train.presets.PRESETS
 

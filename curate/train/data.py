@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.shards import read_manifest
 from curate.store import resolve_data
 

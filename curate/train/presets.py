@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from curate import shards, tokenizer
+from curate import shards
+from curate.core import tokenizer
 
 
 def _domain(record: dict) -> str:

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train import data as D
 from curate.train.flops import mfu, peak_flops
 from curate.train.model import GPT

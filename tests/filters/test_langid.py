@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from curate.filters.html_extract import extract_main_text, is_html_content_type
+from curate.filters.langid import ANNOTATION_TYPES, LangIdFilter, make_filter, normalize_language, stage_spec
+from curate.pipelines.readers import read_file
 
 from curate.config import InputConfig, LangIdConfig, parse_config
-from curate.errors import CurateError
-from filters.html_extract import extract_main_text, is_html_content_type
-from filters.langid import ANNOTATION_TYPES, LangIdFilter, make_filter, normalize_language, stage_spec
-from pipelines.readers import read_file
+from curate.core.errors import CurateError
 from tests.conftest import shared_path
 
 

@@ -9,16 +9,16 @@ import gzip
 import json
 
 import pytest
-
-from curate.config import PerplexityConfig, parse_config
-from curate.errors import CurateError
-from filters.perplexity import (
+from curate.filters.perplexity import (
     ANNOTATION_TYPES,
     bucket,
     normalize_line,
     perplexity_from_scores,
     stage_spec,
 )
+
+from curate.config import PerplexityConfig, parse_config
+from curate.core.errors import CurateError
 from tests.conftest import shared_path
 
 

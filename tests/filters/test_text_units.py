@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 
-from filters.html_extract import extract_main_text
-from filters.text_units import FALLBACK, PROFILES, TextUnits, duplicates, profile_for
-from pipelines.readers import read_warc
+from curate.filters.html_extract import extract_main_text
+from curate.filters.text_units import FALLBACK, PROFILES, TextUnits, duplicates, profile_for
+from curate.pipelines.readers import read_warc
+
 from tests.conftest import shared_path
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from curate.filters.url_filter import UrlFilter, normalize_url, stage_spec, url_words
+from curate.pipelines.readers import read_warc
 
 from curate.config import UrlFilterConfig
-from curate.errors import CurateError
-from filters.url_filter import UrlFilter, normalize_url, stage_spec, url_words
-from pipelines.readers import read_warc
+from curate.core.errors import CurateError
 from tests.conftest import shared_path
 
 

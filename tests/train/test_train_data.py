@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train import data as D
 from curate.train.sample import write_sample_shards
 from tests.conftest import shared_path

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 # GPT-2's end-of-text token and id (openai/gpt-2 encoder.json); also the EOS of trained tokenizers.
 EOS_TOKEN = "<|endoftext|>"
