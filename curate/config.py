@@ -44,12 +44,65 @@ class RunnerConfig(Strict):
     job_endpoint: str | None = Field(None, description="HOST:PORT of a Beam job service (portable runner).")
     environment_type: str = Field("LOOPBACK", description="SDK harness environment for portable runners.")
     options: dict[str, Any] = Field(default_factory=dict, description="Extra Beam pipeline options.")
+    shared_paths: bool = Field(
+        False,
+        description="Local paths in the recipe exist at the same place on every worker (a shared mount); "
+        "otherwise a runner whose workers are elsewhere refuses local paths before submitting.",
+    )
 
     @model_validator(mode="after")
     def _portable_needs_endpoint(self) -> RunnerConfig:
         if self.name == "portable" and not self.job_endpoint:
             raise ValueError("runner 'portable' needs job_endpoint (HOST:PORT of a Beam job service)")
         return self
+
+    @field_validator("options")
+    @classmethod
+    def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
+        # Recipes are committed and copied into manifest.json; a key in them would leak.
+        secret = sorted(key for key in options if key in SECRET_OPTIONS)
+        if secret:
+            raise ValueError(
+                f"{secret[0]} must not be in a recipe (it is copied into manifest.json); set "
+                f"{SECRET_OPTIONS[secret[0]]} in the environment instead"
+            )
+        return options
+
+    @property
+    def workers_are_elsewhere(self) -> bool:
+        """Workers that cannot see the driver's disk: every runner but the local one and LOOPBACK."""
+        if self.name == "direct":
+            return False
+        return not (self.name == "portable" and self.environment_type.upper() == "LOOPBACK")
+
+
+# Beam options that carry credentials -> the environment variable that carries them instead.
+SECRET_OPTIONS = {
+    "s3_access_key_id": "AWS_ACCESS_KEY_ID",
+    "s3_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "s3_session_token": "AWS_SESSION_TOKEN",
+    "service_account_key_file": "GOOGLE_APPLICATION_CREDENTIALS",
+}
+
+
+class StorageConfig(Strict):
+    """Where object stores are. Credentials never go here: S3's come from the environment (AWS_ACCESS_KEY_ID
+    and AWS_SECRET_ACCESS_KEY, a profile or an instance role), GCS's from Application Default Credentials;
+    a GCS emulator is named by STORAGE_EMULATOR_HOST, as Google's client expects."""
+
+    s3_endpoint_url: str | None = Field(
+        None, description="An S3-compatible server (MinIO, Ceph, moto), e.g. http://10.0.0.5:9000; null: AWS."
+    )
+    s3_region: str | None = Field(None, description="S3 region; null: AWS_REGION / AWS_DEFAULT_REGION.")
+
+    def beam_args(self) -> list[str]:
+        """The Beam pipeline options that carry these settings to the driver's and workers' filesystems."""
+        args = []
+        if self.s3_endpoint_url:
+            args.append(f"--s3_endpoint_url={self.s3_endpoint_url}")
+        if self.s3_region:
+            args.append(f"--s3_region_name={self.s3_region}")
+        return args
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -335,6 +388,7 @@ class Config(Strict):
     input: InputConfig = Field(default_factory=InputConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
 
     @model_validator(mode="after")

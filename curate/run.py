@@ -21,6 +21,9 @@ from typing import Any, TextIO
 
 from curate.config import Config
 from curate.core.errors import CurateError
+from curate.core.files import is_local, write_atomic
+from curate.object_store import configure as configure_object_stores
+from curate.worker_paths import absolute_local_paths, check_workers_can_reach
 
 
 @dataclass
@@ -43,10 +46,6 @@ class RunSummary:
     @property
     def tokens(self) -> int:
         return sum(shard["n_tokens"] for shard in self.shards)
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path
 
 
 def _clear_previous_outputs(layout: Any) -> None:
@@ -117,14 +116,19 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
     from curate.pipelines.registry import enabled_stages
 
     started = time.monotonic()
+    configure_object_stores(config.storage)  # before the first s3:// or gs:// path is matched
+    config = absolute_local_paths(config)
+    check_workers_can_reach(config)
     files = expand_inputs(config.input.paths)
     enabled_stages(config)  # fail now, before any worker starts, if a stage is not available
     layout = curation.Layout(config.output.path)
-    if _is_local(layout.root):
+    if is_local(layout.root):
         os.makedirs(layout.root, exist_ok=True)
     _clear_previous_outputs(layout)
 
-    log_path = os.path.join(layout.root if _is_local(layout.root) else tempfile.gettempdir(), "run.log")
+    # Beam's log goes to OUT/run.log; on an object store it is written locally, then copied there.
+    log_dir = layout.root if is_local(layout.root) else tempfile.mkdtemp(prefix="curate-log-")
+    log_path = os.path.join(log_dir, "run.log")
     with _worker_logs_to(log_path) as console:
         stream = stream or console
         if progress:
@@ -144,6 +148,9 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
         summary = _finalize(config, layout, order, time.monotonic() - started)
         if progress:
             print(format_summary(summary), file=stream, flush=True)
+    if not is_local(layout.root):
+        with open(log_path, "rb") as handle:
+            write_atomic(layout.path("run.log"), handle.read())
     return summary
 
 
@@ -183,6 +190,7 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
     import apache_beam as beam
 
+    from curate.metrics_progress import MetricsProgress
     from curate.pipelines import curation
     from curate.pipelines.progress import PROGRESS_ENV
 
@@ -190,12 +198,17 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = progress_dir
     temp_location = layout.path(".work", "beam-temp")
+    # Workers in this process or its children write progress files; any other runner reports metrics.
+    from_files = progress and not config.runner.workers_are_elsewhere
+    from_metrics = progress and config.runner.name != "direct"
     try:
-        with _Progress(progress_dir, stream) if progress else contextlib.nullcontext():
-            options = curation.pipeline_options(config.runner, temp_location)
+        with _Progress(progress_dir, stream) if from_files else contextlib.nullcontext():
+            options = curation.pipeline_options(config.runner, temp_location, config.storage)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
-            pipeline.run().wait_until_finish()
+            result = pipeline.run()
+            with MetricsProgress(result, order, stream) if from_metrics else contextlib.nullcontext():
+                result.wait_until_finish()
     finally:
         if previous is None:
             os.environ.pop(PROGRESS_ENV, None)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 import curate
 from curate.core.errors import CurateError
-from curate.core.files import write_atomic
+from curate.core.files import exists, join, list_files, open_binary, read_bytes, write_atomic
 from curate.core.shard_format import (
     FORMAT,
     MANIFEST,
@@ -44,22 +44,11 @@ def _git_commit() -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts])
-
-
-def _read_bytes(path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        return handle.read()
-
-
 def write_manifest(
     out_dir: str, shard_infos: Iterable[Mapping[str, Any]], config: Any, stats: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Assemble and atomically write OUT/manifest.json after the pipeline; returns the manifest."""
-    tokenizer_bytes = _read_bytes(_join(out_dir, TOKENIZER_FILE))
+    tokenizer_bytes = read_bytes(join(out_dir, TOKENIZER_FILE))
     tokenizer = json.loads(tokenizer_bytes)
     shards = sorted((dict(s) for s in shard_infos), key=lambda s: s["path"])
     dtypes = {s.get("token_dtype") for s in shards} - {None}
@@ -106,7 +95,7 @@ def write_manifest(
         "stats": {k: stats[k] for k in ("documents_read", "documents_kept", "mixing") if k in stats},
     }
     payload = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
-    write_atomic(_join(out_dir, MANIFEST), payload)
+    write_atomic(join(out_dir, MANIFEST), payload)
     return manifest
 
 
@@ -114,13 +103,14 @@ def write_manifest(
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    path = Path(out_dir) / MANIFEST
+    """OUT/manifest.json of a local folder or one on an object store (gs://, s3://)."""
+    path = join(str(out_dir), MANIFEST)
+    if not exists(path):
+        raise CurateError(f"{path}: no such file; pass the output folder of `curate run`")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(read_bytes(path))
     except OSError as error:
-        raise CurateError(
-            f"{path}: cannot read ({error.strerror}); pass the output folder of `curate run`"
-        ) from None
+        raise CurateError(f"{path}: cannot read ({error}); pass the output folder of `curate run`") from None
     except ValueError as error:
         raise CurateError(f"{path}: not valid JSON ({error}); re-run `curate run`") from None
     if manifest.get("format") != FORMAT:
@@ -130,14 +120,14 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
 
 def iter_documents(path: str | Path, columns: Sequence[str] = ("id", "tokens")) -> Iterator[dict[str, Any]]:
     """Rows of one shard, one row group at a time (memory bounded by the row-group size)."""
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(open_binary(str(path)))
     for group in range(parquet.num_row_groups):
         yield from parquet.read_row_group(group, columns=list(columns)).to_pylist()
 
 
 def iter_token_arrays(path: str | Path) -> Iterator[np.ndarray]:
     """Each row group's tokens as one flat numpy array (documents concatenated, EOS-separated)."""
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(open_binary(str(path)))
     for group in range(parquet.num_row_groups):
         tokens = parquet.read_row_group(group, columns=["tokens"]).column("tokens").combine_chunks()
         yield tokens.flatten().to_numpy(zero_copy_only=False)
@@ -154,11 +144,11 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
     """
     from tokenizers import Tokenizer
 
-    root = Path(out_dir)
+    root = str(out_dir)
     manifest = read_manifest(root)
     problems: list[str] = []
-    tok_path = root / manifest["tokenizer"]["path"]
-    tok_bytes = tok_path.read_bytes() if tok_path.is_file() else b""
+    tok_path = join(root, manifest["tokenizer"]["path"])
+    tok_bytes = read_bytes(tok_path) if exists(tok_path) else b""
     if hashlib.sha256(tok_bytes).hexdigest() != manifest["tokenizer"]["sha256"]:
         problems.append(f"{tok_path}: sha256 differs from the manifest (or file missing)")
     eos = manifest["tokenizer"]["eos_id"]
@@ -168,11 +158,11 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
     totals: dict[str, int] = {}
     seen: dict[str, int] = {}  # id -> copies found in the shards
     for shard in manifest["shards"]:
-        path = root / shard["path"]
-        if not path.is_file():
+        path = join(root, shard["path"])
+        if not exists(path):
             problems.append(f"{path}: missing")
             continue
-        data = path.read_bytes()
+        data = read_bytes(path)
         if hashlib.sha256(data).hexdigest() != shard["sha256"]:
             problems.append(f"{path}: sha256 differs from the manifest (the file was changed or damaged)")
             continue
@@ -198,24 +188,29 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
         if table.num_rows != shard["n_docs"] or n_tokens != shard["n_tokens"]:
             problems.append(f"{path}: {table.num_rows} docs / {n_tokens} tokens, manifest says otherwise")
     if sum(s["n_tokens"] for s in manifest["shards"]) != manifest["total_tokens"]:
-        problems.append(f"{root / MANIFEST}: total_tokens is not the sum over shards")
+        problems.append(f"{join(root, MANIFEST)}: total_tokens is not the sum over shards")
     if tokenizer is not None and not problems:
         wrong = [i for i, (_, n) in texts.items() if seen.get(i, 0) != n]
         if wrong:
             problems.append(
-                f"{root / 'documents'}: {len(wrong)} document(s) appear in the shards a different number "
-                f"of times than their epochs, e.g. {wrong[0]}"
+                f"{join(root, 'documents')}: {len(wrong)} document(s) appear in the shards a different "
+                f"number of times than their epochs, e.g. {wrong[0]}"
             )
     if "domains" in manifest and not problems and totals != manifest["domains"]:
-        problems.append(f"{root / MANIFEST}: per-domain token totals differ from the shards")
+        problems.append(f"{join(root, MANIFEST)}: per-domain token totals differ from the shards")
     return problems
 
 
-def _document_texts(root: Path) -> dict[str, tuple[str, int]]:
+def has_documents(out_dir: str | Path) -> bool:
+    """Whether the run wrote OUT/documents (what the decode round-trip compares against)."""
+    return bool(list_files(join(str(out_dir), "documents", "*.parquet")))
+
+
+def _document_texts(root: str) -> dict[str, tuple[str, int]]:
     """id -> (text, copies expected in the shards) from OUT/documents, when the run wrote it."""
     texts: dict[str, tuple[str, int]] = {}
-    for path in sorted((root / "documents").glob("*.parquet")):
-        table = pq.read_table(path)
+    for path in list_files(join(root, "documents", "*.parquet")):
+        table = pq.read_table(io.BytesIO(read_bytes(path)))
         ids, text = table.column("id").to_pylist(), table.column("text").to_pylist()
         epochs = table.column("epochs").to_pylist() if "epochs" in table.column_names else [1] * len(ids)
         texts.update((i, (t, e or 1)) for i, t, e in zip(ids, text, epochs, strict=True))
@@ -226,16 +221,16 @@ def inspect(out_dir: str | Path, samples: int = 3, sample_chars: int = 300) -> d
     """Counts, per-domain shares and a few decoded documents from the first shard."""
     from tokenizers import Tokenizer
 
-    root = Path(out_dir)
+    root = str(out_dir)
     manifest = read_manifest(root)
     total = manifest["total_tokens"]
     domains = manifest.get("domains", {})
     decoded: list[dict[str, Any]] = []
-    tok_path = root / manifest["tokenizer"]["path"]
-    if samples and manifest["shards"] and tok_path.is_file():
-        tokenizer = Tokenizer.from_file(str(tok_path))
+    tok_path = join(root, manifest["tokenizer"]["path"])
+    if samples and manifest["shards"] and exists(tok_path):
+        tokenizer = Tokenizer.from_str(read_bytes(tok_path).decode("utf-8"))
         for shard in manifest["shards"]:
-            for row in iter_documents(root / shard["path"], ("id", "tokens", "domain")):
+            for row in iter_documents(join(root, shard["path"]), ("id", "tokens", "domain")):
                 text = tokenizer.decode(row["tokens"][:-1], skip_special_tokens=False)
                 decoded.append({"id": row["id"], "domain": row["domain"], "text": text[:sample_chars]})
                 if len(decoded) >= samples:

@@ -10,28 +10,35 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
+from curate.pipelines.metrics import CountAndReport, CountReasonsAndReport
 
 
 def count_stage(
     stage: str, docs_in: beam.PCollection | None, kept: beam.PCollection, rejected: beam.PCollection
 ) -> list[beam.PCollection]:
-    """PCollections of ``(stage, key, count)``: key is ``in``, ``out`` or ``rejected:<reason>``."""
+    """PCollections of ``(stage, key, count)``: key is ``in``, ``out`` or ``rejected:<reason>``.
+
+    The same counts go to Beam Metrics (pipelines/metrics.py) as they are made, so a runner's UI and
+    the console see them while the job runs; stats.json takes the exact totals from these PCollections.
+    """
     counts = []
     if docs_in is not None:
         counts.append(
             docs_in
-            | f"Count{stage}In" >> beam.combiners.Count.Globally()
+            | f"Count{stage}In" >> beam.ParDo(CountAndReport(stage, "in"))
+            | f"Sum{stage}In" >> beam.CombineGlobally(sum)
             | f"Tag{stage}In" >> beam.Map(lambda n, s=stage: (s, "in", n))
         )
     counts.append(
         kept
-        | f"Count{stage}Out" >> beam.combiners.Count.Globally()
+        | f"Count{stage}Out" >> beam.ParDo(CountAndReport(stage, "out", chars=True))
+        | f"Sum{stage}Out" >> beam.CombineGlobally(sum)
         | f"Tag{stage}Out" >> beam.Map(lambda n, s=stage: (s, "out", n))
     )
     counts.append(
         rejected
-        | f"Reason{stage}" >> beam.Map(lambda doc: doc["reason"])
-        | f"Count{stage}Reasons" >> beam.combiners.Count.PerElement()
+        | f"Count{stage}Reasons" >> beam.ParDo(CountReasonsAndReport(stage))
+        | f"Sum{stage}Reasons" >> beam.CombinePerKey(sum)
         | f"Tag{stage}Reasons" >> beam.MapTuple(lambda reason, n, s=stage: (s, f"rejected:{reason}", n))
     )
     return counts

@@ -13,7 +13,7 @@ from curate.pipelines.readers import ReadDocuments
 from curate.pipelines.registry import enabled_stages
 from curate.pipelines.writers import WriteDocuments, document_schema
 
-from curate.config import Config, RunnerConfig
+from curate.config import Config, RunnerConfig, StorageConfig
 
 # Names of the small JSON-lines side files the driver reads back after the run (under OUT/.work/).
 STATS_FILE = "stats"
@@ -30,9 +30,13 @@ _RUNNER_CLASSES = {
 }
 
 
-def pipeline_options(runner: RunnerConfig, temp_location: str) -> PipelineOptions:
-    """Beam options for the chosen runner; the direct runner never tries to download Prism."""
+def pipeline_options(
+    runner: RunnerConfig, temp_location: str, storage: StorageConfig | None = None
+) -> PipelineOptions:
+    """Beam options for the chosen runner; the direct runner never tries to download Prism. The object
+    store settings travel in them to every worker (credentials never do: see curate.object_store)."""
     args = [f"--runner={_RUNNER_CLASSES[runner.name]}", f"--temp_location={temp_location}"]
+    args += (storage or StorageConfig()).beam_args()
     if runner.name == "direct":
         # DirectRunner's default mode first tries to fetch the Prism binary; multi_processing and
         # in_memory run the Fn API runner in-process / in worker processes with nothing downloaded.

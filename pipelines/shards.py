@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.metrics import Metrics
 from curate.filters.mixing import (
     DOWNSAMPLED,
     NOT_IN_MIX,
@@ -25,6 +26,7 @@ from curate.filters.mixing import (
     mixing_report,
     plan_mix,
 )
+from curate.pipelines.metrics import NAMESPACE
 from curate.pipelines.stage import REJECTED_TAG, reject
 
 from curate.config import Config
@@ -97,6 +99,7 @@ class _Encode(beam.DoFn):
         self._rows = rows  # None: emit (doc, tokens) for mixing to sample
         self._tokenizer = None
         self._loaded_from: str | None = None
+        self._doc_tokens = Metrics.distribution(NAMESPACE, "tokenize.doc_tokens")
 
     def setup(self) -> None:
         if self._spec is not None:
@@ -119,6 +122,7 @@ class _Encode(beam.DoFn):
             tokens[-1] = eos
             data = tokens.tobytes()
             n_tokens = len(tokens)
+            self._doc_tokens.update(n_tokens)
             # Copies, never mutates: Beam may hand the same input object to other consumers.
             doc = {**doc, "domain": assign_domain(doc, self._rules, self._default), "n_tokens": n_tokens}
             if self._rows is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from curate.config import ConfigError, load_config
+from curate.object_store import add_storage_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +23,7 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="Worker processes for the direct runner.")
     parser.add_argument("--job-endpoint", metavar="HOST:PORT", help="Beam job service (portable runner).")
     parser.add_argument("--quiet", action="store_true", help="No progress or summary on the console.")
+    add_storage_arguments(parser)
 
 
 def override(data: dict, args: argparse.Namespace) -> dict:
@@ -36,6 +38,10 @@ def override(data: dict, args: argparse.Namespace) -> dict:
         data["runner"]["workers"] = args.workers
     if args.job_endpoint:
         data["runner"]["job_endpoint"] = args.job_endpoint
+    if args.s3_endpoint_url:
+        data.setdefault("storage", {})["s3_endpoint_url"] = args.s3_endpoint_url
+    if args.s3_region:
+        data.setdefault("storage", {})["s3_region"] = args.s3_region
     return data
 
 

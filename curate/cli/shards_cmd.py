@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from curate.shards import inspect, verify
+from curate.object_store import add_storage_arguments, configure, storage_from_args
+from curate.shards import has_documents, inspect, verify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,16 +17,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--samples", type=int, default=3, help="Decoded documents to show (default 3).")
     show.add_argument("--chars", type=int, default=300, help="Characters shown per sample.")
     show.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    add_storage_arguments(show)
     show.set_defaults(func=_inspect)
     check = actions.add_parser(
         "verify", help="Checksums, schema, EOS, counts, and decode round-trip against documents/."
     )
     check.add_argument("out", help="Output folder of `curate run` (with manifest.json).")
     check.add_argument("--no-decode", action="store_true", help="Skip the decode round-trip (faster).")
+    add_storage_arguments(check)
     check.set_defaults(func=_verify)
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    configure(storage_from_args(args))
     report = inspect(args.out, samples=args.samples, sample_chars=args.chars)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
@@ -47,8 +50,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    configure(storage_from_args(args))
     # The round-trip needs the kept documents' text (OUT/documents, unless output.documents was off).
-    decode = not args.no_decode and any(Path(args.out, "documents").glob("*.parquet"))
+    decode = not args.no_decode and has_documents(args.out)
     problems = verify(args.out, decode=decode)
     for problem in problems:
         print(f"FAIL {problem}")

@@ -9,6 +9,7 @@ import argparse
 import json
 
 from curate.core.errors import CurateError
+from curate.object_store import add_storage_arguments, configure, storage_from_args
 
 PRESET_NAMES = ["tiny", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]  # curate.train.presets.PRESETS
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Multi-GPU: torchrun --nproc-per-node N -m curate train ... (deploy/train/README.md).",
     )
     add = train.add_argument
-    add("--data", required=True, metavar="DIR|NAME@REF", help="A `curate run` output folder or name@ref.")
+    add("--data", required=True, metavar="DIR|NAME@REF", help="A run output (DIR, gs://, s3://) or name@ref.")
     add("--preset", default="tiny", choices=PRESET_NAMES, help="Model size and optimiser defaults.")
     add("--steps", type=int, default=200, help="Optimizer steps in all (default 200).")
     add("--stop-at", type=int, metavar="STEP", help="Stop at STEP (checkpointed) on the --steps schedule.")
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--tensorboard", action="store_true", help="Also log to DIR/tensorboard.")
     add("--peak-tflops", type=float, help="Dense bf16 peak per device for MFU, if not detected.")
     add("--quiet", action="store_true")
+    add_storage_arguments(train)
     train.set_defaults(func=_train)
 
 
@@ -70,7 +72,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = {key: value for key, value in vars(args).items() if key not in ("func", "command", "threads")}
+    configure(storage_from_args(args))  # --data may be gs:// or s3://
+    skip = ("func", "command", "threads", "s3_endpoint_url", "s3_region")
+    options = {key: value for key, value in vars(args).items() if key not in skip}
     summary = train(TrainConfig(**options))
     if summary.get("checkpoint") and not args.quiet:
         print(json.dumps(summary))

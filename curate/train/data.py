@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from curate.core.errors import CurateError
+from curate.core.files import exists, is_local, join, open_binary
 from curate.shards import read_manifest
 from curate.store import resolve_data
 
@@ -37,8 +38,8 @@ IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the
 class ShardSet:
     """A dataset folder's manifest, checked: where the shards are and what the tokens mean."""
 
-    root: Path
-    shards: tuple[Path, ...]
+    root: str  # a local folder or gs:// / s3:// prefix
+    shards: tuple[str, ...]
     units: tuple[tuple[int, int], ...]  # (shard index, row group)
     vocab_size: int
     eos_id: int
@@ -47,28 +48,29 @@ class ShardSet:
     @classmethod
     def open(cls, spec: str | Path) -> ShardSet:
         """A `curate run` output folder, or `name@ref` from the dataset store."""
-        root = resolve_data(str(spec))
+        spec = str(spec)
+        root = spec if not is_local(spec) else str(resolve_data(spec))  # gs:// s3:// read in place
         manifest = read_manifest(root)
         try:
             tokenizer = manifest["tokenizer"]
-            shards = tuple(root / entry["path"] for entry in manifest["shards"])
+            shards = tuple(join(root, entry["path"]) for entry in manifest["shards"])
             vocab_size, eos_id = int(tokenizer["vocab_size"]), int(tokenizer["eos_id"])
             total = int(manifest.get("total_tokens", 0))
         except (KeyError, TypeError, ValueError) as error:
             raise CurateError(
-                f"{root / 'manifest.json'}: missing or malformed key {error}; re-run `curate run`"
+                f"{join(root, 'manifest.json')}: missing or malformed key {error}; re-run `curate run`"
             ) from None
-        missing = [str(path) for path in shards if not path.is_file()]
+        missing = [path for path in shards if not exists(path)]
         if missing:
             raise CurateError(
                 f"{root}: shard {missing[0]} is missing ({len(missing)} in all); re-run or re-checkout"
             )
         if not shards:
-            raise CurateError(f"{root / 'manifest.json'}: lists no shards; the run kept no documents")
+            raise CurateError(f"{join(root, 'manifest.json')}: lists no shards; the run kept no documents")
         units = tuple(
             (index, group)
             for index, path in enumerate(shards)
-            for group in range(pq.ParquetFile(path).num_row_groups)
+            for group in range(pq.ParquetFile(open_binary(path)).num_row_groups)
         )
         return cls(root, shards, units, vocab_size, eos_id, total)
 
@@ -140,7 +142,7 @@ class TokenStream:
         """This split's documents of one unit (row group, or every parts-th of its rows), shuffled, flat."""
         shard, group, part, parts = unit
         if shard not in self._files:
-            self._files[shard] = pq.ParquetFile(self.shards.shards[shard])
+            self._files[shard] = pq.ParquetFile(open_binary(self.shards.shards[shard]))
         try:
             table = self._files[shard].read_row_group(group, columns=["id", "tokens"])
         except (KeyError, pa.ArrowInvalid) as error:

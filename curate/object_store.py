@@ -1,0 +1,60 @@
+"""Object stores (s3://, gs://) for the driver: Beam's own filesystems, set up before any path is touched.
+
+Beam's S3 filesystem needs its options before the first ``FileSystems.match`` on the driver (the workers
+get them from the pipeline options), so every command that reads or writes a run's folder calls
+`configure` first. Credentials are never passed here: boto3 reads AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY (or a profile or role) and AWS_ENDPOINT_URL_S3 from the environment itself, and
+Google's client reads Application Default Credentials, so no secret reaches a recipe, the pipeline
+options that a runner's UI shows, manifest.json or the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from curate.config import StorageConfig
+
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+
+
+def configure(storage: StorageConfig | None = None, extra_args: list[str] | None = None) -> None:
+    """Point Beam's filesystems (this process) at the recipe's object stores."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    args = (storage or StorageConfig()).beam_args() + list(extra_args or [])
+    FileSystems.set_options(PipelineOptions(args))
+    if os.environ.get(EMULATOR_ENV):
+        _anonymous_gcs()
+
+
+def _anonymous_gcs() -> None:
+    """Against a GCS emulator, connect anonymously at once, as google-cloud-storage itself does there.
+
+    Beam otherwise first looks for Application Default Credentials with four retries (about 20 s per
+    process) before it falls back to an anonymous client, which is what an emulator wants anyway."""
+    from apache_beam.internal.gcp import auth
+
+    with auth._Credentials._credentials_lock:
+        if not auth._Credentials._credentials_init:
+            auth._Credentials._credentials = None
+            auth._Credentials._credentials_init = True
+
+
+def add_storage_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for commands that read a run's folder from an object store without a recipe."""
+    parser.add_argument(
+        "--s3-endpoint-url", metavar="URL", help="S3-compatible server (default: AWS_ENDPOINT_URL_S3 or AWS)."
+    )
+    parser.add_argument("--s3-region", metavar="REGION", help="S3 region (default: AWS_REGION).")
+
+
+def storage_from_args(args: argparse.Namespace, base: StorageConfig | None = None) -> StorageConfig:
+    """The recipe's storage settings (or none) with the command line's flags over them."""
+    data = (base or StorageConfig()).model_dump()
+    if getattr(args, "s3_endpoint_url", None):
+        data["s3_endpoint_url"] = args.s3_endpoint_url
+    if getattr(args, "s3_region", None):
+        data["s3_region"] = args.s3_region
+    return StorageConfig(**data)
