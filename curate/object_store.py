@@ -14,6 +14,7 @@ import argparse
 import os
 
 from curate.config import StorageConfig
+from curate.core.files import share_s3_clients
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 
@@ -25,6 +26,7 @@ def configure(storage: StorageConfig | None = None, extra_args: list[str] | None
 
     args = (storage or StorageConfig()).beam_args() + list(extra_args or [])
     FileSystems.set_options(PipelineOptions(args))
+    share_s3_clients()
     if os.environ.get(EMULATOR_ENV):
         _anonymous_gcs()
 

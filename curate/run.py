@@ -150,7 +150,9 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
             print(format_summary(summary), file=stream, flush=True)
     if not is_local(layout.root):
         with open(log_path, "rb") as handle:
-            write_atomic(layout.path("run.log"), handle.read())
+            log = handle.read()
+        if log:  # Beam's S3 uploader cannot create an empty object; an empty log says nothing anyway
+            write_atomic(layout.path("run.log"), log)
     return summary
 
 
@@ -249,7 +251,7 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
         from curate.shards import write_manifest
 
         write_manifest(layout.root, shards, config, stats)
-    FileSystems.delete([layout.work])
+    FileSystems.delete([layout.work if is_local(layout.work) else layout.work + "/"])
     summary = RunSummary(layout.root, stats, reports, shards, seconds)
     if config.output.dataset:
         from curate.store import LocalStore

@@ -283,6 +283,11 @@ class _ReadFile(beam.DoFn):
     def __init__(self, cfg: InputConfig):
         self._cfg = cfg
 
+    def setup(self) -> None:
+        from curate.core.files import share_s3_clients
+
+        share_s3_clients()  # this worker process's S3 reads and Beam's S3 writes reuse one client
+
     def process(self, path: str) -> Iterator[Any]:
         from curate.pipelines.progress import report_read
 
