@@ -7,11 +7,12 @@ public contract (recipes are kept under version control by users): they only eve
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, create_model, field_validator, model_validator
 
 from curate.core.config import StageConfigT, StageDef, Strict
+from curate.pipelines import mixing, token_shards
 from curate.pipelines.readers import InputConfig
 from curate.pipelines.runner import RunnerConfig
 from curate.pipelines.stage_order import ALL_STAGES
@@ -31,23 +32,26 @@ class StagesBase(Strict):
         return getattr(self, stage.name)
 
 
-StagesConfig = create_model(  # one field per stage, named by the stage, defaulting to its defaults
-    "StagesConfig",
-    __base__=StagesBase,
-    **{stage.name: (stage.config, Field(default_factory=stage.config)) for stage in ALL_STAGES},  # type: ignore[call-overload]
-)
+if TYPE_CHECKING:  # the fields exist only at run time; code reaches them through StagesBase.of
+    StagesConfig = StagesBase
+else:  # one field per stage, named by the stage, defaulting to its defaults
+    StagesConfig = create_model(
+        "StagesConfig",
+        __base__=StagesBase,
+        **{stage.name: (stage.config, Field(default_factory=stage.config)) for stage in ALL_STAGES},
+    )
 
 
 class Config(Strict):
     input: InputConfig = Field(default_factory=InputConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
-    stages: StagesConfig = Field(default_factory=StagesConfig)  # type: ignore[valid-type]
+    stages: StagesConfig = Field(default_factory=StagesConfig)
 
     @model_validator(mode="after")
     def _mixing_needs_tokenize(self) -> Config:
         # Mixing targets shares of output tokens and happens while the shards are written.
-        if self.stages.mixing.enabled and not self.stages.tokenize.enabled:
+        if self.stages.of(mixing.STAGE).enabled and not self.stages.of(token_shards.STAGE).enabled:
             raise ValueError("stages.mixing needs stages.tokenize enabled (mixing targets token shares)")
         return self
 
