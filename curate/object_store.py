@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from curate.config import StorageConfig
 from curate.core.files import share_s3_clients
+from curate.pipelines.runner import StorageConfig
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 

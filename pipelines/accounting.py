@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
+
 from curate.pipelines.metrics import CountAndReport, CountReasonsAndReport
 
 

@@ -43,7 +43,7 @@ class CountAndReport(beam.DoFn):
     def finish_bundle(self) -> Iterable[WindowedValue]:
         if self._n:
             self._counter.inc(self._n)
-            yield WindowedValue(self._n, GlobalWindow().max_timestamp(), [GlobalWindow()])
+            yield WindowedValue(self._n, GlobalWindow().max_timestamp(), (GlobalWindow(),))
 
 
 class CountReasonsAndReport(beam.DoFn):
@@ -64,7 +64,7 @@ class CountReasonsAndReport(beam.DoFn):
     def finish_bundle(self) -> Iterable[WindowedValue]:
         for reason, n in self._by_reason.items():
             Metrics.counter(NAMESPACE, f"{self._stage}.rejected.{reason}").inc(n)
-            yield WindowedValue((reason, n), GlobalWindow().max_timestamp(), [GlobalWindow()])
+            yield WindowedValue((reason, n), GlobalWindow().max_timestamp(), (GlobalWindow(),))
 
 
 def stage_counts(metric_results: Any) -> dict[str, dict[str, Any]]:

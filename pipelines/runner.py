@@ -1,0 +1,112 @@
+"""Which Beam runner a recipe runs on, and the pipeline options that select it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from apache_beam.options.pipeline_options import PipelineOptions
+from pydantic import Field, field_validator, model_validator
+
+from curate.core.config import Strict
+
+
+class RunnerConfig(Strict):
+    name: Literal["direct", "portable", "dataflow", "flink", "spark", "prism"] = "direct"
+    workers: int = Field(2, ge=1, description="Worker processes for the direct runner.")
+    job_endpoint: str | None = Field(None, description="HOST:PORT of a Beam job service (portable runner).")
+    environment_type: str = Field("LOOPBACK", description="SDK harness environment for portable runners.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Extra Beam pipeline options.")
+    shared_paths: bool = Field(
+        False,
+        description="Local paths in the recipe exist at the same place on every worker (a shared mount); "
+        "otherwise a runner whose workers are elsewhere refuses local paths before submitting.",
+    )
+
+    @model_validator(mode="after")
+    def _portable_needs_endpoint(self) -> RunnerConfig:
+        if self.name == "portable" and not self.job_endpoint:
+            raise ValueError("runner 'portable' needs job_endpoint (HOST:PORT of a Beam job service)")
+        return self
+
+    @field_validator("options")
+    @classmethod
+    def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
+        # Recipes are committed and copied into manifest.json; a key in them would leak.
+        secret = sorted(key for key in options if key in SECRET_OPTIONS)
+        if secret:
+            raise ValueError(
+                f"{secret[0]} must not be in a recipe (it is copied into manifest.json); set "
+                f"{SECRET_OPTIONS[secret[0]]} in the environment instead"
+            )
+        return options
+
+    @property
+    def workers_are_elsewhere(self) -> bool:
+        """Workers that cannot see the driver's disk: every runner but the local one and LOOPBACK."""
+        if self.name == "direct":
+            return False
+        return not (self.name == "portable" and self.environment_type.upper() == "LOOPBACK")
+
+
+# Beam options that carry credentials -> the environment variable that carries them instead.
+SECRET_OPTIONS = {
+    "s3_access_key_id": "AWS_ACCESS_KEY_ID",
+    "s3_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "s3_session_token": "AWS_SESSION_TOKEN",
+    "service_account_key_file": "GOOGLE_APPLICATION_CREDENTIALS",
+}
+
+
+class StorageConfig(Strict):
+    """Where object stores are. Credentials never go here: S3's come from the environment (AWS_ACCESS_KEY_ID
+    and AWS_SECRET_ACCESS_KEY, a profile or an instance role), GCS's from Application Default Credentials;
+    a GCS emulator is named by STORAGE_EMULATOR_HOST, as Google's client expects."""
+
+    s3_endpoint_url: str | None = Field(
+        None, description="An S3-compatible server (MinIO, Ceph, moto), e.g. http://10.0.0.5:9000; null: AWS."
+    )
+    s3_region: str | None = Field(None, description="S3 region; null: AWS_REGION / AWS_DEFAULT_REGION.")
+
+    def beam_args(self) -> list[str]:
+        """The Beam pipeline options that carry these settings to the driver's and workers' filesystems."""
+        args = []
+        if self.s3_endpoint_url:
+            args.append(f"--s3_endpoint_url={self.s3_endpoint_url}")
+        if self.s3_region:
+            args.append(f"--s3_region_name={self.s3_region}")
+        return args
+
+
+_RUNNER_CLASSES = {
+    "direct": "DirectRunner",
+    "portable": "PortableRunner",
+    "dataflow": "DataflowRunner",
+    "flink": "FlinkRunner",
+    "spark": "SparkRunner",
+    "prism": "PrismRunner",
+}
+
+
+def pipeline_options(
+    runner: RunnerConfig, temp_location: str, storage: StorageConfig | None = None
+) -> PipelineOptions:
+    """Beam options for the chosen runner; the direct runner never tries to download Prism. The object
+    store settings travel in them to every worker (credentials never do: see curate.object_store)."""
+    args = [f"--runner={_RUNNER_CLASSES[runner.name]}", f"--temp_location={temp_location}"]
+    args += (storage or StorageConfig()).beam_args()
+    if runner.name == "direct":
+        # DirectRunner's default mode first tries to fetch the Prism binary; multi_processing and
+        # in_memory run the Fn API runner in-process / in worker processes with nothing downloaded.
+        if runner.workers > 1:
+            args += [
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={runner.workers}",
+                "--default_sdk_harness_log_level=WARNING",
+            ]
+        else:
+            args += ["--direct_running_mode=in_memory"]
+    if runner.name == "portable":
+        args += [f"--job_endpoint={runner.job_endpoint}", f"--environment_type={runner.environment_type}"]
+    for key, value in runner.options.items():
+        args.append(f"--{key}" if value is True else f"--{key}={value}")
+    return PipelineOptions(args)
