@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from curate.config import Config
 from curate.core.errors import CurateError
 from curate.core.files import is_local
+from curate.pipelines.recipe import Config
 
 
 def absolute_local_paths(config: Config) -> Config:

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 
 from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.core.files import local_copy
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 
 
@@ -93,6 +94,7 @@ def load_fasttext(path: str, key: str) -> Any:
     """A fastText model from a path, with a one-line error naming the config key and the file."""
     import fasttext
 
+    path = local_copy(path)  # a gs:// or s3:// model is fetched once per worker process
     if not Path(path).is_file():
         raise CurateError(f"{key}: fastText model {path} not found; pass the path of a .bin or .ftz model")
     try:

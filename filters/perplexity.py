@@ -19,6 +19,7 @@ from pydantic import Field
 
 from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.core.files import local_copy
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.langid import normalize_language
 
@@ -181,7 +182,7 @@ def load_kenlm(path: str) -> Any:
     import kenlm
 
     try:
-        return kenlm.Model(path)
+        return kenlm.Model(local_copy(path))
     except (OSError, RuntimeError) as error:
         raise CurateError(
             f"{path}: cannot load KenLM model ({error}); train one with `curate lm train`"
@@ -198,7 +199,7 @@ def load_sentencepiece(path: str) -> Callable[[str], str]:
             "(pip install sentencepiece)"
         ) from None
     try:
-        processor = sentencepiece.SentencePieceProcessor(model_file=path)
+        processor = sentencepiece.SentencePieceProcessor(model_file=local_copy(path))
     except (OSError, RuntimeError) as error:
         raise CurateError(f"{path}: cannot load SentencePiece model ({error})") from None
     return lambda line: " ".join(processor.encode(line, out_type=str))

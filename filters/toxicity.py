@@ -13,13 +13,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.core.files import read_text
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.langid import load_fasttext, normalize_language, one_line
 from curate.filters.text_units import SEGMENTED_SCRIPTS
@@ -105,7 +105,7 @@ class WordList:
         terms: list[str] = []
         for path in paths:
             try:
-                terms += Path(path).read_text(encoding="utf-8").splitlines()
+                terms += read_text(path).splitlines()
             except (OSError, UnicodeDecodeError) as error:
                 raise CurateError(f"stages.toxicity.wordlists: cannot read {path} ({error})") from None
         return cls(terms)

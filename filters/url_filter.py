@@ -17,6 +17,7 @@ from pydantic import Field
 
 from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.core.files import read_text
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 
 
@@ -50,8 +51,7 @@ def _entries(lines: Iterable[str]) -> Iterable[str]:
 
 def _read(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return list(_entries(handle))
+        return list(_entries(read_text(path).splitlines()))
     except OSError as error:
         raise CurateError(
             f"{path}: cannot read list for stages.url_filter: {error.strerror}; fix the path in the recipe"

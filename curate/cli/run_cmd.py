@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from curate.config import ConfigError, load_config
-from curate.object_store import add_storage_arguments
+from curate.object_store import add_storage_arguments, storage_from_args
+from curate.pipelines.runner import StorageConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,10 +39,7 @@ def override(data: dict, args: argparse.Namespace) -> dict:
         data["runner"]["workers"] = args.workers
     if args.job_endpoint:
         data["runner"]["job_endpoint"] = args.job_endpoint
-    if args.s3_endpoint_url:
-        data.setdefault("storage", {})["s3_endpoint_url"] = args.s3_endpoint_url
-    if args.s3_region:
-        data.setdefault("storage", {})["s3_region"] = args.s3_region
+    data["storage"] = storage_from_args(args, StorageConfig(**data.get("storage", {}))).model_dump()
     return data
 
 

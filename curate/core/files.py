@@ -90,6 +90,8 @@ def local_copy(path: str) -> str:
     import os
     import tempfile
 
+    from curate.core.errors import CurateError
+
     cache = os.path.join(tempfile.gettempdir(), f"curate-staged-{os.getpid()}")
     name = hashlib.sha256(path.encode("utf-8")).hexdigest()[:16] + "-" + path.rsplit("/", 1)[-1]
     target = os.path.join(cache, name)
@@ -98,11 +100,29 @@ def local_copy(path: str) -> str:
         from apache_beam.io.filesystems import FileSystems
 
         partial = f"{target}.part"
-        with FileSystems.open(path, compression_type="uncompressed") as source, open(partial, "wb") as sink:
-            while block := source.read(1 << 22):
-                sink.write(block)
+        try:
+            with (
+                FileSystems.open(path, compression_type="uncompressed") as source,
+                open(partial, "wb") as sink,
+            ):
+                while block := source.read(1 << 22):
+                    sink.write(block)
+        except Exception as error:  # each filesystem raises its own kind; the message is what matters
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CurateError(
+                f"{path}: cannot fetch ({reason}); check the path and the credentials"
+            ) from None
         os.replace(partial, target)
     return target
+
+
+def read_text(path: str) -> str:
+    """A whole UTF-8 file from a local path or any filesystem Beam knows (word lists, block lists)."""
+    if is_local(path):
+        with open(path.removeprefix("file://"), encoding="utf-8") as handle:
+            return handle.read()
+    with open(local_copy(path), encoding="utf-8") as handle:
+        return handle.read()
 
 
 def share_s3_clients() -> None:
