@@ -24,6 +24,12 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="Worker processes for the direct runner.")
     parser.add_argument("--job-endpoint", metavar="HOST:PORT", help="Beam job service (portable runner).")
     parser.add_argument("--quiet", action="store_true", help="No progress or summary on the console.")
+    parser.add_argument(
+        "--beam-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="A Beam pipeline option for the runner (e.g. max_num_workers=100); adds to runner.options.",
+    )
     add_storage_arguments(parser)
 
 
@@ -39,6 +45,11 @@ def override(data: dict, args: argparse.Namespace) -> dict:
         data["runner"]["workers"] = args.workers
     if args.job_endpoint:
         data["runner"]["job_endpoint"] = args.job_endpoint
+    for option in getattr(args, "beam_option", None) or []:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--beam-option {option}: expected KEY=VALUE")
+        data["runner"]["options"][key.removeprefix("--")] = value
     data["storage"] = storage_from_args(args, StorageConfig(**data.get("storage", {}))).model_dump()
     return data
 
