@@ -21,7 +21,6 @@ from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.run import run
 from curate.store import LocalStore
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +34,9 @@ def _recipe(inputs: list[str], out: Path, **runner) -> dict:
     }
 
 
-def _samples() -> list[str]:
+@pytest.fixture(scope="module")
+def samples(shared_path) -> list[str]:
+    """Every real sample: the crawl WARCs and the CCNet JSONL files, as input globs."""
     return [
         str(shared_path("crawl")) + "/*.warc.gz",
         str(shared_path("jsonl")) + "/*.jsonl.gz",
@@ -55,9 +56,9 @@ def _read(out: Path, sub: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
+def sample_run(tmp_path_factory, samples):
     out = tmp_path_factory.mktemp("run") / "out"
-    summary = run(parse_config(_recipe(_samples(), out)), progress=False)
+    summary = run(parse_config(_recipe(samples, out)), progress=False)
     return out, summary
 
 
@@ -116,11 +117,11 @@ def test_shards_decode_to_exactly_the_kept_text(sample_run):
     assert total == manifest["total_tokens"] == sum(s["n_tokens"] for s in manifest["shards"])
 
 
-def test_rerun_and_more_workers_give_identical_shards(sample_run, tmp_path, monkeypatch):
+def test_rerun_and_more_workers_give_identical_shards(sample_run, samples, tmp_path, monkeypatch):
     out, _ = sample_run
     again = tmp_path / "again"
     monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
-    recipe = _recipe(_samples(), again, workers=2)
+    recipe = _recipe(samples, again, workers=2)
     recipe["output"] = {"path": str(again), "dataset": "samples", "branch": "main"}
     summary = run(parse_config(recipe), progress=False)
     assert _shard_digests(again) == _shard_digests(out) != {}
@@ -130,8 +131,8 @@ def test_rerun_and_more_workers_give_identical_shards(sample_run, tmp_path, monk
     assert _shard_digests(checked_out) == _shard_digests(out)
 
 
-def test_damaged_file_is_counted_not_fatal(tmp_path):
-    data = shared_path("crawl", "web-sample-0000.warc.gz").read_bytes()
+def test_damaged_file_is_counted_not_fatal(crawl_file, tmp_path):
+    data = crawl_file.read_bytes()
     damaged = tmp_path / "damaged.warc.gz"
     damaged.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
@@ -142,7 +143,7 @@ def test_damaged_file_is_counted_not_fatal(tmp_path):
     assert bad["read_error"].startswith(f"{damaged}: byte ")
 
 
-def test_console_reports_progress_and_summary(tmp_path):
+def test_console_reports_progress_and_summary(shared_path, tmp_path):
     out = tmp_path / "out"
     jsonl = str(shared_path("jsonl", "cc_en_head-0174.jsonl.gz"))
     result = subprocess.run(
@@ -170,7 +171,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_portable_runner_gives_the_same_shards(sample_run, tmp_path):
+def test_portable_runner_gives_the_same_shards(sample_run, samples, tmp_path):
     out, _ = sample_run
     port = _free_port()
     service = subprocess.Popen(
@@ -187,7 +188,7 @@ def test_portable_runner_gives_the_same_shards(sample_run, tmp_path):
             except OSError:
                 time.sleep(0.5)
         portable = tmp_path / "portable"
-        recipe = _recipe(_samples(), portable)
+        recipe = _recipe(samples, portable)
         recipe["runner"] = {"name": "portable", "job_endpoint": f"localhost:{port}"}
         run(parse_config(recipe), progress=False)
     finally:
@@ -196,7 +197,7 @@ def test_portable_runner_gives_the_same_shards(sample_run, tmp_path):
     assert _shard_digests(portable) == _shard_digests(out)
 
 
-def test_a_stage_that_cannot_open_its_file_fails_in_one_line(tmp_path):
+def test_a_stage_that_cannot_open_its_file_fails_in_one_line(shared_path, tmp_path):
     recipe = _recipe([str(shared_path("jsonl", "cc_en_head-0174.jsonl.gz"))], tmp_path / "out")
     recipe["stages"]["toxicity"] = {"enabled": True, "wordlists": [str(tmp_path / "missing.txt")]}
     with pytest.raises(CurateError) as error:

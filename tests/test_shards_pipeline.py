@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,17 +18,16 @@ from curate.cli import main as cli_main
 from curate.config import parse_config
 from curate.run import format_summary, run
 from curate.shards import verify
-from tests.test_mixing import sentence_docs
 
 pytestmark = pytest.mark.slow
 OFF = {"enabled": False}
 
 
-def _inputs(directory: Path) -> list[str]:
+def _inputs(directory: Path, sentence_docs: Iterable[dict]) -> list[str]:
     """The real sentence documents as two JSONL files (domain by file), with a `ppl` field to order by."""
     directory.mkdir(parents=True, exist_ok=True)
     by_file: dict[str, list[dict]] = {}
-    for doc in sentence_docs():
+    for doc in sentence_docs:
         name = "file91" if "0091" in doc["source"] else "file174"
         ppl = round(hash_to_unit(doc["id"]) * 1000.0, 3)
         by_file.setdefault(name, []).append({"id": doc["id"], "text": doc["text"], "ppl": ppl})
@@ -80,8 +80,8 @@ def _documents(out: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> list[str]:
-    return _inputs(tmp_path_factory.mktemp("inputs"))
+def inputs(tmp_path_factory, sentence_docs) -> list[str]:
+    return _inputs(tmp_path_factory.mktemp("inputs"), sentence_docs)
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +108,7 @@ def test_mixed_shares_within_two_percent(mixed):
 def test_shards_decode_to_kept_text_times_epochs(mixed):
     out, _ = mixed
     assert verify(out) == []
-    docs = [
-        row for p in sorted((out / "documents").glob("*.parquet")) for row in pq.read_table(p).to_pylist()
-    ]
+    docs = _documents(out)
     epochs = {d["id"]: d["epochs"] for d in docs}
     assert max(epochs.values()) >= 2  # web is repeated to reach 70%
     counts: dict[str, int] = {}
@@ -174,9 +172,7 @@ def test_curriculum_orders_by_annotation(inputs, tmp_path):
     out = tmp_path / "curriculum"
     run(parse_config(_recipe(inputs, out, mixing=OFF, order_by="ppl")), progress=False)
     assert verify(out) == []
-    docs = [
-        row for p in sorted((out / "documents").glob("*.parquet")) for row in pq.read_table(p).to_pylist()
-    ]
+    docs = _documents(out)
     ppl = {d["id"]: json.loads(d["metadata"])["ppl"] for d in docs}
     ordered = [ppl[row["id"]] for row in _rows(out)]
     assert len(ordered) == len(ppl) and ordered == sorted(ordered)
