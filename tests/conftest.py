@@ -6,7 +6,9 @@ Test modules never import this file (or each other): they ask for these fixtures
 
 from __future__ import annotations
 
+import glob
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -129,3 +131,31 @@ def extracted_pages() -> Callable[[str], list[dict]]:
         return [{"url": url, "content_type": ctype, "text": text} for url, ctype, text in cache[name]]
 
     return pages
+
+
+# ------------------------------------------------------------------------------------- run outputs
+
+
+@pytest.fixture(scope="session")
+def shard_digests() -> Callable[[Path], dict[str, str]]:
+    """`shard_digests(out)`: {shard file name: sha256} of a run's output, to compare runs byte for byte."""
+
+    def digests(out: Path) -> dict[str, str]:
+        return {
+            Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            for p in sorted(glob.glob(str(out / "shards" / "*.parquet")))
+        }
+
+    return digests
+
+
+@pytest.fixture(scope="session")
+def output_rows() -> Callable[[Path, str], list[dict]]:
+    """`output_rows(out, "documents")`: every row of one Parquet folder of a run's output, file by file."""
+    import pyarrow.parquet as pq
+
+    def rows(out: Path, folder: str) -> list[dict]:
+        files = sorted(glob.glob(str(out / folder / "*.parquet")))
+        return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+    return rows
