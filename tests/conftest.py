@@ -27,7 +27,7 @@ CRAWL_SAMPLE = "web-sample-0000.warc.gz"  # 22 HTTP responses from Dolma's web s
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data; skips the test when ../shared is absent (never in CI: it fails).
 
-    Tests get this function from the `shared_path` fixture; fixtures in conftest files may call it.
+    Tests, and fixtures in the conftest files of sub-folders, get it from the `shared_path` fixture.
     """
     path = SHARED.joinpath("data", *parts)
     if not path.exists():
@@ -114,6 +114,7 @@ def crawl_file() -> Path:
 def extracted_pages() -> Callable[[str], list[dict]]:
     """`extracted_pages(name)`: every response with a body in the crawl sample `name`, as
     {"url", "content_type", "text"} with the extracted main text; extraction runs once a session."""
+    # imported on first use: tests that never read the crawl do not pay for importing Beam
     from curate.filters.html_extract import extract_main_text
     from curate.pipelines.readers import read_warc
 
