@@ -1,23 +1,39 @@
-"""Shared fixtures: the real sample data in ../shared, and a fast single-process runner setting."""
+"""Shared fixtures: the real sample data in ../shared/data, read one way for every test module.
+
+Test modules never import this file (or each other): they ask for these fixtures by name. A missing
+../shared skips the tests that need it, except in CI, where it fails them.
+"""
 
 from __future__ import annotations
 
+import glob
+import gzip
 import hashlib
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+JSONL_SAMPLE = "cc_en_head-0091.jsonl.gz"  # 10 CCNet-processed English documents
+CRAWL_SAMPLE = "web-sample-0000.warc.gz"  # 22 HTTP responses from Dolma's web sample
+
 
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data; skips the test when ../shared is absent (never in CI: it fails)."""
+    """A path under ../shared/data; skips the test when ../shared is absent (never in CI: it fails).
+
+    Tests, and fixtures in the conftest files of sub-folders, get it from the `shared_path` fixture.
+    """
     path = SHARED.joinpath("data", *parts)
     if not path.exists():
         if os.environ.get("CI"):
@@ -26,26 +42,145 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(name="shared_path", scope="session")
+def shared_path_fixture() -> Callable[..., Path]:
+    """`shared_path("crawl", name)`: a sample file, skipping (or failing in CI) when it is absent."""
+    return shared_path
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_path()
 
 
-# ------------------------------------------------------------------ real servers and a reference run
-# Object-store and runner tests compare against one local run of the same small input, and share one
-# S3 server (moto's server mode, a real HTTP S3 API on 127.0.0.1) for the whole session.
+# ------------------------------------------------------------------------------ JSONL samples (CCNet)
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def jsonl_files() -> tuple[Path, ...]:
+    """Both CCNet JSONL samples (0091, 0174; 20 documents in all), sorted by name."""
+    return tuple(sorted(shared_path("jsonl").glob("*.jsonl.gz")))
+
+
+@pytest.fixture(scope="session")
+def jsonl_file() -> Path:
+    """One CCNet JSONL sample: 10 English documents."""
+    return shared_path("jsonl", JSONL_SAMPLE)
+
+
+@pytest.fixture
+def jsonl_rows(jsonl_file: Path) -> list[dict]:
+    """The parsed rows of `jsonl_file` (a fresh list for each test: change it freely)."""
+    return _jsonl_rows(jsonl_file)
+
+
+@pytest.fixture(scope="session")
+def jsonl_texts(jsonl_files: tuple[Path, ...]) -> tuple[str, ...]:
+    """The text of every document of the JSONL samples, file by file (20 real English web documents)."""
+    return tuple(row["text"] for path in jsonl_files for row in _jsonl_rows(path))
+
+
+@pytest.fixture(scope="session")
+def sentence_docs(jsonl_files: tuple[Path, ...]) -> tuple[dict, ...]:
+    """Real CCNet text split into sentences: ~1,500 documents from two files (two domains by source).
+
+    Shared by the whole session: read them, copy what you change.
+    """
+    docs = []
+    for path in jsonl_files:
+        for record in _jsonl_rows(path):
+            for i, sentence in enumerate(re.split(r"(?<=[.!?])\s+|\n", record["text"])):
+                if sentence.strip():
+                    docs.append({"id": f"{record['id']}#{i}", "text": sentence, "source": str(path)})
+    return tuple(docs)
+
+
+# ------------------------------------------------------------------------------- word lists, crawl
+
+
+@pytest.fixture(scope="session")
+def ldnoobw() -> Callable[[str], str]:
+    """`ldnoobw("en")`: the path of a real LDNOOBW bad-word list, as a string, as recipes name lists."""
+    return lambda lang: str(shared_path("blocklists", "ldnoobw", lang))
+
+
+@pytest.fixture(scope="session")
+def crawl_file() -> Path:
+    """One WARC of the crawl samples: 22 HTTP responses of English web pages."""
+    return shared_path("crawl", CRAWL_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def extracted_pages() -> Callable[[str], list[dict]]:
+    """`extracted_pages(name)`: every response with a body in the crawl sample `name`, as
+    {"url", "content_type", "text"} with the extracted main text; extraction runs once a session."""
+    # imported on first use: tests that never read the crawl do not pay for importing Beam
+    from curate.filters.html_extract import extract_main_text
+    from curate.pipelines.readers import read_warc
+
+    cache: dict[str, list[tuple[str | None, str | None, str]]] = {}
+
+    def pages(name: str) -> list[dict]:
+        if name not in cache:
+            path = shared_path("crawl", name)
+            with open(path, "rb") as raw:
+                docs = [doc for doc in read_warc(raw, str(path)) if doc.get("html")]
+            cache[name] = [
+                (doc["url"], doc.get("content_type"), extract_main_text(doc["html"], doc.get("charset")))
+                for doc in docs
+            ]
+        return [{"url": url, "content_type": ctype, "text": text} for url, ctype, text in cache[name]]
+
+    return pages
+
+
+# ------------------------------------------------------------------------------------- run outputs
+
+
+@pytest.fixture(scope="session")
+def shard_digests() -> Callable[[Path], dict[str, str]]:
+    """`shard_digests(out)`: {shard file name: sha256} of a run's output, to compare runs byte for byte."""
+
+    def digests(out: Path) -> dict[str, str]:
+        return {
+            Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            for p in sorted(glob.glob(str(out / "shards" / "*.parquet")))
+        }
+
+    return digests
+
+
+@pytest.fixture(scope="session")
+def output_rows() -> Callable[[Path, str], list[dict]]:
+    """`output_rows(out, "documents")`: every row of one Parquet folder of a run's output, file by file."""
+    import pyarrow.parquet as pq
+
+    def rows(out: Path, folder: str) -> list[dict]:
+        files = sorted(glob.glob(str(out / folder / "*.parquet")))
+        return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+    return rows
+
+
+# ------------------------------------------------------ real servers, and a reference run to compare to
+# Object-store and runner tests compare against one local run of the same small input, and share one S3
+# server (moto's server mode: a real HTTP S3 API on 127.0.0.1) for the whole session.
 
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "curate-test-key", "AWS_SECRET_ACCESS_KEY": "curate-test-secret"}
-BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -58,12 +193,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> 
     raise RuntimeError(f"{process.args[0]} did not listen on port {port} within {seconds} s")
 
 
-def small_inputs() -> list[Path]:
-    """One real WARC and one real JSONL file: every reader path, in a run of about a minute."""
-    return [shared_path("crawl", "web-sample-0000.warc.gz"), shared_path("jsonl", "cc_en_head-0174.jsonl.gz")]
-
-
-def small_recipe(inputs: list[str], out: str, **extra) -> dict:
+def _small_recipe(inputs: list[str], out: str, **extra) -> dict:
     return {
         "input": inputs,
         "output": out,
@@ -73,43 +203,76 @@ def small_recipe(inputs: list[str], out: str, **extra) -> dict:
     }
 
 
-def shard_digests(folder: Path) -> dict[str, str]:
-    shards = sorted(folder.glob("shards/*.parquet"))
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shards}
+def _s3_objects(endpoint: str, bucket: str, prefix: str) -> dict[str, bytes]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def _shard_digests_in(objects: dict[str, bytes]) -> dict[str, str]:
+    return {
+        key.rsplit("/", 1)[-1]: hashlib.sha256(data).hexdigest()
+        for key, data in objects.items()
+        if "/shards/" in key and key.endswith(".parquet")
+    }
 
 
 @pytest.fixture(scope="session")
-def reference_shards(tmp_path_factory) -> dict[str, str]:
-    """Shard name -> sha256 of a local run of `small_inputs` with `small_recipe`."""
+def servers() -> SimpleNamespace:
+    """Helpers for tests that start real servers and runs: ``free_port()``, ``wait_for_port(port, proc)``,
+    ``bin`` (this environment's scripts), ``small_inputs()`` (one real WARC and one real JSONL file: every
+    reader in a run of about a minute), ``small_recipe(inputs, out, **extra)`` (one worker), the S3 test
+    ``keys``, ``s3_objects(endpoint, bucket, prefix)`` ({key: bytes}) and ``shard_digests_in(objects)``."""
+    return SimpleNamespace(
+        free_port=_free_port,
+        wait_for_port=_wait_for_port,
+        bin=Path(sys.executable).parent,
+        small_inputs=lambda: [
+            shared_path("crawl", CRAWL_SAMPLE),
+            shared_path("jsonl", "cc_en_head-0174.jsonl.gz"),
+        ],
+        small_recipe=_small_recipe,
+        keys=dict(S3_KEYS),
+        s3_objects=_s3_objects,
+        shard_digests_in=_shard_digests_in,
+    )
+
+
+@pytest.fixture(scope="session")
+def reference_shards(tmp_path_factory, servers, shard_digests) -> dict[str, str]:
+    """Shard name -> sha256 of a local run of ``servers.small_inputs()`` with ``servers.small_recipe``."""
     from curate.config import parse_config
     from curate.run import run
 
     out = tmp_path_factory.mktemp("reference") / "out"
-    run(parse_config(small_recipe([str(p) for p in small_inputs()], str(out))), progress=False)
+    run(parse_config(_small_recipe([str(p) for p in servers.small_inputs()], str(out))), progress=False)
     return shard_digests(out)
 
 
 @pytest.fixture(scope="session")
-def s3_server():
+def s3_server(servers):
     """``http://127.0.0.1:PORT`` of a moto S3 server holding bucket ``crawl`` (the small inputs under
     ``in/``) and an empty bucket ``datasets``; its credentials are in this process's environment."""
-    port = free_port()
+    port = _free_port()
     server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [str(servers.bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     saved = {key: os.environ.get(key) for key in S3_KEYS}
     os.environ.update(S3_KEYS)
     try:
-        wait_for_port(port, server)
+        _wait_for_port(port, server)
         import boto3
 
         endpoint = f"http://127.0.0.1:{port}"
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         client.create_bucket(Bucket="crawl")
         client.create_bucket(Bucket="datasets")
-        for path in small_inputs():
+        for path in servers.small_inputs():
             client.upload_file(str(path), "crawl", f"in/{path.name}")
         yield endpoint
     finally:
@@ -120,20 +283,3 @@ def s3_server():
                 os.environ[key] = value
         server.terminate()
         server.wait(timeout=30)
-
-
-def s3_objects(endpoint: str, bucket: str, prefix: str) -> dict[str, bytes]:
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
-    return {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
-
-
-def shard_digests_in(objects: dict[str, bytes]) -> dict[str, str]:
-    return {
-        key.rsplit("/", 1)[-1]: hashlib.sha256(data).hexdigest()
-        for key, data in objects.items()
-        if "/shards/" in key and key.endswith(".parquet")
-    }

@@ -26,7 +26,6 @@ import yaml
 from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.run import run
-from tests.conftest import BIN, free_port, s3_objects, shard_digests_in, small_recipe, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +68,7 @@ class RoundRobinProxy(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def worker_pools(s3_server, tmp_path_factory):
+def worker_pools(s3_server, tmp_path_factory, servers):
     """Two worker pools in their own folders behind a round-robin proxy; yields (address, log paths)."""
     pools, logs, ports = [], [], []
     for index in range(2):
@@ -80,14 +79,20 @@ def worker_pools(s3_server, tmp_path_factory):
             if not key.startswith(("CURATE_", "PYTEST", "TMP", "TEMP")) and key != "HOME"
         }
         # A cluster's workers have their own disk and credentials (here: the same test keys).
-        env.update(HOME=str(home), TMPDIR=str(home / "tmp"), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+        path = f"{servers.bin}{os.pathsep}{env.get('PATH', '')}"
+        env.update(HOME=str(home), TMPDIR=str(home / "tmp"), PATH=path)
         (home / "tmp").mkdir()
-        port = free_port()
+        port = servers.free_port()
         log = home / "pool.log"
         pools.append(
             subprocess.Popen(
                 [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main"]
-                + ["--service_port", str(port), "--container_executable", str(BIN / "curate-worker-boot")],
+                + [
+                    "--service_port",
+                    str(port),
+                    "--container_executable",
+                    str(servers.bin / "curate-worker-boot"),
+                ],
                 cwd=home,
                 env=env,
                 stdout=log.open("w"),
@@ -100,7 +105,7 @@ def worker_pools(s3_server, tmp_path_factory):
     proxy.start()
     try:
         for port, pool in zip(ports, pools, strict=True):
-            wait_for_port(port, pool)
+            servers.wait_for_port(port, pool)
         yield f"127.0.0.1:{proxy.port}", logs
     finally:
         proxy.close()
@@ -110,23 +115,25 @@ def worker_pools(s3_server, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def job_service():
-    port = free_port()
+def job_service(servers):
+    port = servers.free_port()
     service = subprocess.Popen(
         [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port, service)
+        servers.wait_for_port(port, service)
         yield f"localhost:{port}"
     finally:
         service.terminate()
         service.wait(timeout=30)
 
 
-def _external_recipe(out: str, s3_server: str, job_endpoint: str, pool_address: str) -> dict:
-    recipe = small_recipe(INPUTS, out, storage={"s3_endpoint_url": s3_server, "s3_region": "us-east-1"})
+def _external_recipe(servers, out: str, s3_server: str, job_endpoint: str, pool_address: str) -> dict:
+    recipe = servers.small_recipe(
+        INPUTS, out, storage={"s3_endpoint_url": s3_server, "s3_region": "us-east-1"}
+    )
     recipe["runner"] = {
         "name": "portable",
         "job_endpoint": job_endpoint,
@@ -137,14 +144,14 @@ def _external_recipe(out: str, s3_server: str, job_endpoint: str, pool_address: 
 
 
 @pytest.fixture(scope="module")
-def external_runs(s3_server, job_service, worker_pools, tmp_path_factory):
+def external_runs(s3_server, job_service, worker_pools, tmp_path_factory, servers):
     """One run through the API and one through the CLI, each on the EXTERNAL workers."""
     pool_address, _ = worker_pools
-    recipe = _external_recipe("s3://datasets/external-api", s3_server, job_service, pool_address)
+    recipe = _external_recipe(servers, "s3://datasets/external-api", s3_server, job_service, pool_address)
     summary = run(parse_config(recipe), progress=False)
 
     recipe_file = tmp_path_factory.mktemp("recipe") / "recipe.yaml"
-    recipe = _external_recipe("s3://datasets/unused", s3_server, "localhost:1", pool_address)
+    recipe = _external_recipe(servers, "s3://datasets/unused", s3_server, "localhost:1", pool_address)
     recipe_file.write_text(yaml.safe_dump(recipe))
     cli = subprocess.run(
         [sys.executable, "-m", "curate", "run", str(recipe_file), "--output", "s3://datasets/external-cli"]
@@ -156,19 +163,23 @@ def external_runs(s3_server, job_service, worker_pools, tmp_path_factory):
     return summary, cli
 
 
-def test_external_workers_give_the_same_shards(s3_server, external_runs, reference_shards):
+def test_external_workers_give_the_same_shards(s3_server, external_runs, reference_shards, servers):
     summary, _ = external_runs
     assert summary.stats["balanced"]
-    assert shard_digests_in(s3_objects(s3_server, "datasets", "external-api/")) == reference_shards != {}
+    assert (
+        servers.shard_digests_in(servers.s3_objects(s3_server, "datasets", "external-api/"))
+        == reference_shards
+        != {}
+    )
 
 
 def test_cli_on_external_workers_shows_per_stage_counts_from_metrics(
-    s3_server, external_runs, reference_shards
+    s3_server, external_runs, reference_shards, servers
 ):
     _, cli = external_runs
     assert cli.returncode == 0, cli.stderr
-    objects = s3_objects(s3_server, "datasets", "external-cli/")
-    assert shard_digests_in(objects) == reference_shards
+    objects = servers.s3_objects(s3_server, "datasets", "external-cli/")
+    assert servers.shard_digests_in(objects) == reference_shards
     stages = json.loads(objects["external-cli/stats.json"])["stages"]
     (line,) = [line.strip() for line in cli.stderr.splitlines() if line.strip().startswith("metrics: ")]
     expected = [f"read {stages['read']['out']:,}"]
@@ -187,10 +198,10 @@ def test_each_pool_ran_a_worker_in_its_own_folder(external_runs, worker_pools):
     assert started == [1, 1], started
 
 
-def test_a_local_path_on_a_cluster_runner_fails_before_submission(tmp_path):
+def test_a_local_path_on_a_cluster_runner_fails_before_submission(tmp_path, servers):
     model = tmp_path / "lid.ftz"
     model.write_bytes(b"not submitted")
-    recipe = small_recipe(INPUTS, "s3://datasets/never")
+    recipe = servers.small_recipe(INPUTS, "s3://datasets/never")
     recipe["runner"] = {"name": "dataflow", "options": {"project": "p", "region": "r"}}
     recipe["stages"]["langid"] = {"model": str(model)}
     with pytest.raises(CurateError) as error:
@@ -199,7 +210,7 @@ def test_a_local_path_on_a_cluster_runner_fails_before_submission(tmp_path):
     assert message.startswith(f"stages.langid.model: {model} is a local path, but the dataflow runner")
     assert "\n" not in message and "gs:// or s3://" in message
     # A local output on EXTERNAL workers is refused the same way; a shared mount may be declared.
-    recipe = small_recipe(INPUTS, str(tmp_path / "out"))
+    recipe = servers.small_recipe(INPUTS, str(tmp_path / "out"))
     recipe["runner"] = {"name": "portable", "job_endpoint": "localhost:1", "environment_type": "EXTERNAL"}
     with pytest.raises(CurateError, match=r"^output.path: .* is a local path, but the portable runner"):
         run(parse_config(recipe), progress=False)

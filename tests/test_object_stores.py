@@ -16,23 +16,13 @@ import pytest
 from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.run import run
-from tests.conftest import (
-    BIN,
-    S3_KEYS,
-    free_port,
-    s3_objects,
-    shard_digests_in,
-    small_inputs,
-    small_recipe,
-    wait_for_port,
-)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def s3_run(s3_server, reference_shards):
-    recipe = small_recipe(
+def s3_run(s3_server, reference_shards, servers):
+    recipe = servers.small_recipe(
         ["s3://crawl/in/*.warc.gz", "s3://crawl/in/*.jsonl.gz"],
         "s3://datasets/web-en",
         storage={"s3_endpoint_url": s3_server, "s3_region": "us-east-1"},
@@ -40,15 +30,15 @@ def s3_run(s3_server, reference_shards):
     return run(parse_config(recipe), progress=False)
 
 
-def test_s3_run_writes_every_output_and_the_same_shards(s3_server, s3_run, reference_shards):
-    objects = s3_objects(s3_server, "datasets", "web-en/")
+def test_s3_run_writes_every_output_and_the_same_shards(s3_server, s3_run, reference_shards, servers):
+    objects = servers.s3_objects(s3_server, "datasets", "web-en/")
     names = {key.removeprefix("web-en/") for key in objects}
     for name in ("stats.json", "manifest.json", "tokenizer.json"):
         assert name in names
     for sub in ("documents/", "rejected/", "shards/"):
         assert any(n.startswith(sub) and n.endswith(".parquet") for n in names), sub
     assert not any(n.startswith(".work") for n in names)  # the run's scratch space is gone
-    assert shard_digests_in(objects) == reference_shards != {}
+    assert servers.shard_digests_in(objects) == reference_shards != {}
     stats = json.loads(objects["web-en/stats.json"])
     assert stats["balanced"] and stats["documents_read"] == s3_run.documents_read > 0
     manifest = json.loads(objects["web-en/manifest.json"])
@@ -56,7 +46,7 @@ def test_s3_run_writes_every_output_and_the_same_shards(s3_server, s3_run, refer
     # Credentials come from the environment and are written nowhere.
     for key, data in objects.items():
         if key.endswith((".json", ".log")):
-            assert S3_KEYS["AWS_SECRET_ACCESS_KEY"].encode() not in data, key
+            assert servers.keys["AWS_SECRET_ACCESS_KEY"].encode() not in data, key
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -108,8 +98,8 @@ def test_train_reads_shards_from_s3(s3_server, s3_run, tmp_path):
     assert [s["step"] for s in steps if "loss" in s][-1] == 2
 
 
-def test_secrets_in_a_recipe_are_refused():
-    recipe = small_recipe(["s3://crawl/in/*"], "s3://datasets/x")
+def test_secrets_in_a_recipe_are_refused(servers):
+    recipe = servers.small_recipe(["s3://crawl/in/*"], "s3://datasets/x")
     recipe["runner"]["options"] = {"s3_secret_access_key": "abc"}
     expected = "s3_secret_access_key must not be in a recipe.*AWS_SECRET_ACCESS_KEY"
     with pytest.raises(CurateError, match=expected):
@@ -120,10 +110,10 @@ def test_secrets_in_a_recipe_are_refused():
 
 
 @pytest.fixture(scope="module")
-def gcs_server():
-    port = free_port()
+def gcs_server(servers):
+    port = servers.free_port()
     server = subprocess.Popen(
-        [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port)]
+        [str(servers.bin / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port)]
         + ["--in-memory"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -131,13 +121,13 @@ def gcs_server():
     saved = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
     try:
-        wait_for_port(port, server)
+        servers.wait_for_port(port, server)
         from google.cloud import storage
 
         client = storage.Client.create_anonymous_client()
         client.create_bucket("crawl-gcs")
         client.create_bucket("datasets-gcs")
-        for path in small_inputs():
+        for path in servers.small_inputs():
             client.bucket("crawl-gcs").blob(f"in/{path.name}").upload_from_filename(str(path))
         yield client
     finally:
@@ -149,8 +139,8 @@ def gcs_server():
         server.wait(timeout=30)
 
 
-def test_gcs_run_gives_the_same_shards(gcs_server, reference_shards):
-    recipe = small_recipe(
+def test_gcs_run_gives_the_same_shards(gcs_server, reference_shards, servers):
+    recipe = servers.small_recipe(
         ["gs://crawl-gcs/in/*.warc.gz", "gs://crawl-gcs/in/*.jsonl.gz"], "gs://datasets-gcs/web-en"
     )
     summary = run(parse_config(recipe), progress=False)
