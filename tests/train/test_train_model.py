@@ -9,9 +9,8 @@ import pytest
 
 from curate.train.flops import flops_per_token, matmul_params, mfu, peak_flops
 from curate.train.presets import PRESETS, ModelConfig, padded_vocab
-from tests.train.conftest import require_torch
 
-torch = require_torch()
+torch = pytest.importorskip("torch", reason="needs the train extra: pip install -e '.[train]'")
 from curate.train.model import GPT  # noqa: E402 (needs torch)
 
 CONFIG = ModelConfig(n_layer=2, n_head=4, d_model=64, seq_len=32, vocab_size=128)

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from curate.cli import main
-from tests.train.conftest import require_torch
 
-torch = require_torch()
+torch = pytest.importorskip("torch", reason="needs the train extra: pip install -e '.[train]'")
 from curate.train import trainer as trainer_module  # noqa: E402 (needs torch)
 from curate.train.trainer import Interval, TrainConfig, lr_factor, train  # noqa: E402
 
