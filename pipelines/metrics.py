@@ -34,9 +34,10 @@ class CountAndReport(beam.DoFn):
     def start_bundle(self) -> None:
         self._n = 0
 
-    def process(self, doc: dict[str, Any]) -> Iterable[int]:
+    def process(self, element: Any) -> Iterable[int]:
         self._n += 1
         if self._lengths is not None:
+            doc = element[0] if isinstance(element, tuple) else element  # (document, tokens) before mixing
             self._lengths.update(len(doc.get("text") or ""))
         return ()
 
