@@ -15,8 +15,8 @@ from curate.core.files import is_local, local_copy
 from curate.object_store import configure
 
 # Template parameter -> `curate run` flag (the recipe is its positional argument).
-PARAMETERS = {
-    "recipe": None,
+PARAMETERS: dict[str, str] = {
+    "recipe": "",
     "input": "--input",
     "output": "--output",
     "s3_endpoint_url": "--s3-endpoint-url",
@@ -27,7 +27,9 @@ PARAMETERS = {
 def curate_args(argv: list[str]) -> list[str]:
     """``--recipe=gs://b/r.yaml --output=gs://b/out --project=p`` -> ``run r.yaml --output gs://b/out
     --runner dataflow --beam-option project=p``."""
-    recipe, args, beam = None, [], []
+    recipe: str | None = None
+    args: list[str] = []
+    beam: list[str] = []
     for arg in argv:
         name, _, value = arg.removeprefix("--").partition("=")
         if name == "recipe":
