@@ -141,7 +141,7 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
             if isinstance(error, CurateError) and "[while running" not in str(error):
                 raise
             raise CurateError(_worker_error(error, log_path)) from error
-        summary = _finalize(config, layout, order, time.monotonic() - started)
+        summary = _finalize(config, layout, order, time.monotonic() - started, files)
         if progress:
             print(format_summary(summary), file=stream, flush=True)
     return summary
@@ -204,7 +204,7 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
     return order
 
 
-def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> RunSummary:
+def _finalize(config: Config, layout: Any, order: list[str], seconds: float, files: list[str]) -> RunSummary:
     from apache_beam.io.filesystems import FileSystems
 
     from curate.pipelines import curation
@@ -239,13 +239,10 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
     FileSystems.delete([layout.work])
     summary = RunSummary(layout.root, stats, reports, shards, seconds)
     if config.output.dataset:
-        from curate.store import LocalStore
+        from curate.versions.lineage import commit_run
 
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
-        commit = LocalStore().commit_dir(
-            layout.root, config.output.dataset, config.output.branch, "curate run"
-        )
-        summary.commit = f"{config.output.dataset}@{commit.id} (branch {config.output.branch})"
+        summary.commit = commit_run(config, layout.root, files, stats)
     return summary
 
 

@@ -114,7 +114,8 @@ def write_manifest(
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    path = Path(out_dir) / MANIFEST
+    # A folder, or a folder inside a version (curate.versions.RemotePath: same `/` and read_text).
+    path = (Path(out_dir) if isinstance(out_dir, str | Path) else out_dir) / MANIFEST
     try:
         manifest = json.loads(path.read_text())
     except OSError as error:
