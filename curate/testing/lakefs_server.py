@@ -71,7 +71,7 @@ class FakeLakeFS:
     # ---------------------------------------------------------------------------- lifecycle
 
     def start(self) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server = _Server(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server
@@ -497,6 +497,14 @@ class FakeLakeFS:
             if rest[1] not in repo["tags"]:
                 raise ApiError(404, "tag not found")
             return 200, models.Ref(id=rest[1], commit_id=repo["tags"][rest[1]]), {}
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client killed mid-upload is expected
+            super().handle_error(request, client_address)
 
 
 def _handler_for(fake: FakeLakeFS) -> type[BaseHTTPRequestHandler]:

@@ -425,7 +425,9 @@ class LakeFSRepository(VersionStore):
         for item in scanned:
             entry = present.get(item.relative)
             if entry and entry["size"] == item.size and entry["checksum"] in (item.md5, f'"{item.md5}"'):
-                continue  # the same bytes are there already (lakeFS's checksum is the object's MD5)
+                if on_progress:  # the same bytes are there already (lakeFS's checksum is the object's MD5)
+                    on_progress(item.relative, item.size)
+                continue
             self._upload(run_branch, item, on_progress)
         stale = sorted(present.keys() - {item.relative for item in scanned})
         for start in range(0, len(stale), PAGE):
