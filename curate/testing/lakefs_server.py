@@ -507,109 +507,113 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _handler_for(fake: FakeLakeFS) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 (keep-alive, as the SDK's connection pool expects) in front of one FakeLakeFS."""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-            pass
+    protocol_version = "HTTP/1.1"
+    fake: FakeLakeFS
 
-        def _body_reader(self):
-            consumed = {"done": False}
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
 
-            def body(stream: bool = False):
-                consumed["done"] = True
-                chunks = self._chunks()
-                if stream:
-                    return chunks
-                return b"".join(chunks).decode("utf-8")
+    def _body_reader(self):
+        consumed = {"done": False}
 
-            return body, consumed
+        def body(stream: bool = False):
+            consumed["done"] = True
+            chunks = self._chunks()
+            if stream:
+                return chunks
+            return b"".join(chunks).decode("utf-8")
 
-        def _chunks(self):
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        return
-                    remaining = size
-                    while remaining:
-                        chunk = self.rfile.read(min(CHUNK, remaining))
-                        if not chunk:
-                            return
-                        remaining -= len(chunk)
-                        yield chunk
+        return body, consumed
+
+    def _chunks(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
                     self.rfile.readline()
-            remaining = int(self.headers.get("Content-Length") or 0)
-            while remaining > 0:
-                chunk = self.rfile.read(min(CHUNK, remaining))
-                if not chunk:
                     return
-                remaining -= len(chunk)
-                yield chunk
-
-        def _dispatch(self, method: str) -> None:
-            url = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-            body, consumed = self._body_reader()
-            try:
-                status, payload, headers = fake.handle(method, url.path, query, self.headers, body)
-            except ApiError as error:
-                status, payload, headers = error.status, models.Error(message=error.message), {}
-            except (ValueError, TypeError) as error:  # a request body the SDK's models reject
-                status, payload, headers = 400, models.Error(message=f"validation error: {error}"[:300]), {}
-            has_body = int(self.headers.get("Content-Length") or 0) or "chunked" in self.headers.get(
-                "Transfer-Encoding", ""
-            )
-            if has_body and not consumed["done"]:
-                for _ in self._chunks():  # drain what was not read, so the connection stays usable
-                    pass
-            self._send(status, payload, headers)
-
-        def _send(self, status: int, payload: Any, headers: dict) -> None:
-            if isinstance(payload, tuple) and payload[0] == "file":
-                _, blob, start, length = payload
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(length))
-                self.end_headers()
-                with open(blob, "rb") as handle:
-                    handle.seek(start)
-                    remaining = length
-                    while remaining:
-                        chunk = handle.read(min(CHUNK, remaining))
-                        if not chunk:
-                            break
-                        self.wfile.write(chunk)
-                        remaining -= len(chunk)
+                remaining = size
+                while remaining:
+                    chunk = self.rfile.read(min(CHUNK, remaining))
+                    if not chunk:
+                        return
+                    remaining -= len(chunk)
+                    yield chunk
+                self.rfile.readline()
+        remaining = int(self.headers.get("Content-Length") or 0)
+        while remaining > 0:
+            chunk = self.rfile.read(min(CHUNK, remaining))
+            if not chunk:
                 return
-            if isinstance(payload, bytes):
-                data = payload
-            else:
-                data = payload.to_json().encode()
-                headers = {"Content-Type": "application/json", **headers}
+            remaining -= len(chunk)
+            yield chunk
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        body, consumed = self._body_reader()
+        try:
+            status, payload, headers = self.fake.handle(method, url.path, query, self.headers, body)
+        except ApiError as error:
+            status, payload, headers = error.status, models.Error(message=error.message), {}
+        except (ValueError, TypeError) as error:  # a request body the SDK's models reject
+            status, payload, headers = 400, models.Error(message=f"validation error: {error}"[:300]), {}
+        has_body = int(self.headers.get("Content-Length") or 0) or "chunked" in self.headers.get(
+            "Transfer-Encoding", ""
+        )
+        if has_body and not consumed["done"]:
+            for _ in self._chunks():  # drain what was not read, so the connection stays usable
+                pass
+        self._send(status, payload, headers)
+
+    def _send(self, status: int, payload: Any, headers: dict) -> None:
+        if isinstance(payload, tuple) and payload[0] == "file":
+            _, blob, start, length = payload
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(length))
             self.end_headers()
-            self.wfile.write(data)
+            with open(blob, "rb") as handle:
+                handle.seek(start)
+                remaining = length
+                while remaining:
+                    chunk = handle.read(min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    remaining -= len(chunk)
+            return
+        if isinstance(payload, bytes):
+            data = payload
+        else:
+            data = payload.to_json().encode()
+            headers = {"Content-Type": "application/json", **headers}
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def do_GET(self) -> None:
-            self._dispatch("GET")
+    def do_GET(self) -> None:
+        self._dispatch("GET")
 
-        def do_POST(self) -> None:
-            self._dispatch("POST")
+    def do_POST(self) -> None:
+        self._dispatch("POST")
 
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
 
-        def do_PUT(self) -> None:
-            self._dispatch("PUT")
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
-        def do_HEAD(self) -> None:
-            self._dispatch("HEAD")
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
 
-    return Handler
+
+def _handler_for(fake: FakeLakeFS) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"fake": fake})
