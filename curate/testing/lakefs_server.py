@@ -65,6 +65,7 @@ class FakeLakeFS:
         self.repos: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
         self.calls: list[tuple[str, str]] = []  # (method, route) of every request, for tests
+        self.object_bytes_sent = 0  # object content served by GET .../objects, for tests of ranged reads
         self._clock = itertools.count()
         self._server: ThreadingHTTPServer | None = None
 
