@@ -31,7 +31,7 @@ from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.readers import expand_inputs
 from curate.pipelines.runner import pipeline_options
 from curate.shards import write_manifest
-from curate.versions.lineage import commit_run
+from curate.versions.lineage import check_commit_target, commit_run
 
 
 @dataclass
@@ -126,6 +126,8 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
     started = time.monotonic()
     files = expand_inputs(config.input.paths)
     curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
+    if config.output.dataset:
+        check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
     layout = curation.Layout(config.output.path)
     if _is_local(layout.root):
         os.makedirs(layout.root, exist_ok=True)

@@ -180,3 +180,31 @@ def test_documented_errors_of_the_contract_server(lakefs_server):
     with pytest.raises(ApiException) as missing_route:
         repository.refs.find_merge_base(repository.repo, "main", "main")
     assert missing_route.value.status == 501  # not part of the contract the backend uses
+
+
+def test_a_run_into_a_missing_repository_fails_before_it_starts(lakefs_env, tmp_path, capsys):
+    from curate.cli import main
+    from tests.conftest import shared_path
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"input: [{shared_path('jsonl')}/cc_en_head-0091.jsonl.gz]\n"
+        f"output: {{path: {tmp_path / 'out'}, dataset: 'lakefs://no-such-repo', branch: main}}\n"
+    )
+    assert main(["run", str(recipe), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"lakefs://no-such-repo: no such repository at {lakefs_env.endpoint}" in err
+    assert not (tmp_path / "out" / "stats.json").exists()
+
+
+def test_repo_flag_names_the_repository_of_bare_refs(lakefs_env, tmp_path, capsys):
+    from curate.cli import main
+
+    repository = _repository(lakefs_env)
+    repository.commit_output(
+        _output(tmp_path / "out", b"flag"), "main", "via flag", {"stats": {"documents_kept": 1}}
+    )
+    assert main(["versions", "log", "--repo", repository.name, "main"]) == 0
+    assert "kept 1" in capsys.readouterr().out
+    assert main(["versions", "list", "--repo", repository.name]) == 0
+    assert capsys.readouterr().out.startswith(f"{repository.name}: branches main=")

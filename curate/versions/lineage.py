@@ -90,6 +90,23 @@ def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -
     }
 
 
+def check_commit_target(config: Any) -> None:
+    """Before a run starts: the repository of ``output.dataset`` exists and answers, the branch name is valid
+    (lakeFS: the server is reachable and accepts the credentials)."""
+    from curate.versions import open_repository
+    from curate.versions.embedded import _check_name
+
+    if "://" in config.output.path and config.output.dataset:
+        raise CurateError(
+            f"output.dataset {config.output.dataset}: only a local output folder can be committed for now;"
+            " write the run locally (or import the objects with lakectl import)"
+        )
+    _check_name("branch", config.output.branch)
+    repository = open_repository(config.output.dataset)
+    if hasattr(repository, "repository"):
+        repository.repository()
+
+
 def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]) -> str:
     """The run driver's hook, called after the manifest is written: commit the output with its lineage
     to ``output.dataset`` (a dataset name or lakefs://REPO) on ``output.branch``; returns a summary."""
