@@ -450,6 +450,8 @@ class EmbeddedRepository(VersionStore):
         try:
             self.store.checkout(self.dataset, commit.id, staging, force=True)
             (staging / ".complete").write_text(commit.id + "\n")
+            if target.exists() and not (target / ".complete").is_file():
+                shutil.rmtree(target)  # an unfinished (or pre-1.0, hard-linked) cache of this commit
             try:
                 staging.rename(target)
             except OSError:
