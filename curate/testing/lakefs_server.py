@@ -86,7 +86,7 @@ class FakeLakeFS:
 
     def create_repository(self, name: str, default_branch: str = "main") -> None:
         with self.lock:
-            repo = {
+            repo: dict[str, Any] = {
                 "id": name,
                 "default_branch": default_branch,
                 "storage_namespace": f"local://{self.root / name}",
@@ -186,15 +186,17 @@ class FakeLakeFS:
         return page, pagination
 
     def _stats(self, path: str, entry: dict) -> models.ObjectStats:
-        return models.ObjectStats(
-            path=path,
-            path_type="object",
-            physical_address=entry["physical_address"],
-            checksum=entry["checksum"],
-            size_bytes=entry["size_bytes"],
-            mtime=entry["mtime"],
-            content_type=entry["content_type"],
-            metadata={},
+        return models.ObjectStats.from_dict(
+            {
+                "path": path,
+                "path_type": "object",
+                "physical_address": entry["physical_address"],
+                "checksum": entry["checksum"],
+                "size_bytes": entry["size_bytes"],
+                "mtime": entry["mtime"],
+                "content_type": entry["content_type"],
+                "metadata": {},
+            }
         )
 
     # ------------------------------------------------------------------------------- routes

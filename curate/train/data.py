@@ -29,6 +29,7 @@ import xxhash
 from curate.core.errors import CurateError
 from curate.shards import read_manifest
 from curate.store import resolve_data
+from curate.versions import RemotePath
 
 IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the loader needs no torch
 
@@ -37,8 +38,8 @@ IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the
 class ShardSet:
     """A dataset folder's manifest, checked: where the shards are and what the tokens mean."""
 
-    root: Path
-    shards: tuple[Path, ...]
+    root: Path | RemotePath
+    shards: tuple[Path | RemotePath, ...]
     units: tuple[tuple[int, int], ...]  # (shard index, row group)
     vocab_size: int
     eos_id: int

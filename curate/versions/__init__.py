@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -178,6 +179,6 @@ def local_view(spec: str, patterns: tuple[str, ...]) -> Iterator[Path]:
             relative = name[len(prefix) :] if name.startswith(prefix) else None
             if relative and any(fnmatch.fnmatch(relative, p) for p in patterns):
                 with (resolved / relative).open() as handle:
-                    chunks = iter(lambda h=handle: h.read(BLOCK), b"")
+                    chunks = iter(functools.partial(handle.read, BLOCK), b"")
                     write_stream(chunks, Path(folder) / relative, None, f"{resolved}/{relative}")
         yield Path(folder)

@@ -235,7 +235,7 @@ class LocalStore:
             "created": created,
         }
         commit_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
-        record = {"id": commit_id, "stats": _stats_digest(stats), **body}
+        record: dict[str, Any] = {"id": commit_id, "stats": _stats_digest(stats), **body}
         commits = self.root / "commits"
         commits.mkdir(parents=True, exist_ok=True)
         temporary = commits / f".{commit_id}.{os.getpid()}.tmp"
@@ -244,7 +244,7 @@ class LocalStore:
         return Commit(**record)
 
     def log(self, dataset: str, ref: str = "main", limit: int = 50) -> list[Commit]:
-        history = []
+        history: list[Commit] = []
         commit: Commit | None = self.resolve(dataset, ref)
         while commit is not None and len(history) < limit:
             history.append(commit)
@@ -360,7 +360,7 @@ class LocalStore:
     def gc(self, apply: bool = False) -> dict[str, Any]:
         """Objects that no commit references (and leftovers of interrupted commits); removed with apply."""
         with self._lock("store"):
-            referenced = set()
+            referenced: set[str] = set()
             for path in (self.root / "commits").glob("*.json"):
                 referenced.update(entry["sha256"] for entry in json.loads(path.read_text())["files"].values())
             garbage = []

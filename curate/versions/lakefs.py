@@ -135,7 +135,8 @@ class LakeFSRepository(VersionStore):
             username=self.credentials.access_key_id,
             password=self.credentials.secret_access_key,
         )
-        config.retries = urllib3.Retry(total=retries, connect=retries, read=0, backoff_factor=0.2)
+        retry = urllib3.Retry(total=retries, connect=retries, read=0, backoff_factor=0.2)
+        config.retries = retry  # type: ignore[assignment]  # lakefs-sdk types it None; urllib3 takes a Retry
         self._client = lakefs_sdk.ApiClient(config)
         self._auth = urllib3.util.make_headers(
             basic_auth=f"{self.credentials.access_key_id}:{self.credentials.secret_access_key}"
@@ -343,7 +344,10 @@ class LakeFSRepository(VersionStore):
         context = self._ref_context(from_ref, f"creating branch {new} from")
         context.conflict = f"{self.name}: branch '{new}' exists already"
         self._call(
-            context, self.branches_api.create_branch, self.repo, BranchCreation(name=new, source=from_ref)
+            context,
+            self.branches_api.create_branch,
+            self.repo,
+            BranchCreation.from_dict({"name": new, "source": from_ref}),
         )
         return self.resolve(new)
 
@@ -352,7 +356,9 @@ class LakeFSRepository(VersionStore):
 
         context = self._ref_context(ref, f"tagging {tag} at")
         context.conflict = f"{self.name}: tag '{tag}' exists already"
-        self._call(context, self.tags_api.create_tag, self.repo, TagCreation(id=tag, ref=ref))
+        self._call(
+            context, self.tags_api.create_tag, self.repo, TagCreation.from_dict({"id": tag, "ref": ref})
+        )
         return self.resolve(tag)
 
     def diff(self, ref_a: str, ref_b: str) -> dict[str, Any]:
@@ -392,7 +398,7 @@ class LakeFSRepository(VersionStore):
             conflict=f"{self.name}: merging {source} into {destination} conflicts; {destination} is unchanged"
             " (use --strategy source-wins or dest-wins, or resolve on a branch)",
         )
-        body = Merge(message=message or None, strategy=strategy, allow_empty=True)
+        body = Merge.from_dict({"message": message or None, "strategy": strategy, "allow_empty": True})
         result = self._call(context, self.refs.merge_into_branch, self.repo, source, destination, merge=body)
         return self.resolve(result.reference)
 
@@ -419,7 +425,7 @@ class LakeFSRepository(VersionStore):
             context,
             self.branches_api.create_branch,
             self.repo,
-            BranchCreation(name=run_branch, source=target_head),
+            BranchCreation.from_dict({"name": run_branch, "source": target_head}),
         )
         present = self.files(run_branch)
         for item in scanned:
@@ -437,7 +443,7 @@ class LakeFSRepository(VersionStore):
                 self.objects.delete_objects,
                 self.repo,
                 run_branch,
-                PathList(paths=stale[start : start + PAGE]),
+                PathList.from_dict({"paths": stale[start : start + PAGE]}),
             )
             if errors.errors:
                 raise CurateError(f"{self.where}: could not remove {errors.errors[0].path} on {run_branch}")
@@ -448,7 +454,7 @@ class LakeFSRepository(VersionStore):
             self.commits.commit,
             self.repo,
             run_branch,
-            CommitCreation(message=message, metadata=metadata, allow_empty=True),
+            CommitCreation.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
         )
         context = _Context(
             f"merging {run_branch} into {branch}",
@@ -462,7 +468,7 @@ class LakeFSRepository(VersionStore):
             self.repo,
             run_branch,
             branch,
-            merge=Merge(message=message, metadata=metadata, allow_empty=True),
+            merge=Merge.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
         )
         self._call(_Context(f"deleting {run_branch}"), self.branches_api.delete_branch, self.repo, run_branch)
         return self.resolve(result.reference)
@@ -481,7 +487,7 @@ class LakeFSRepository(VersionStore):
                 context,
                 self.branches_api.create_branch,
                 self.repo,
-                BranchCreation(name=branch, source=default),
+                BranchCreation.from_dict({"name": branch, "source": default}),
             )
         except Exception:
             pass
