@@ -206,5 +206,7 @@ def test_repo_flag_names_the_repository_of_bare_refs(lakefs_env, tmp_path, capsy
     )
     assert main(["versions", "log", "--repo", repository.name, "main"]) == 0
     assert "kept 1" in capsys.readouterr().out
+    assert main(["versions", "--repo", repository.name, "log", "main"]) == 0  # before the action too
+    assert "kept 1" in capsys.readouterr().out
     assert main(["versions", "list", "--repo", repository.name]) == 0
     assert capsys.readouterr().out.startswith(f"{repository.name}: branches main=")

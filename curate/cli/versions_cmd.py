@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     versions = subparsers.add_parser(
         "versions", help="Commit, branch, tag, log, show, diff, merge and check out dataset versions."
     )
+    versions.add_argument(  # also accepted after the action (each action's --repo wins)
+        "--repo", dest="repo_top", metavar="NAME|lakefs://REPO", help="Repository for bare refs."
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--repo", metavar="NAME|lakefs://REPO", help="Repository for bare refs (default: $CURATE_REPO)."
@@ -64,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gc.add_argument("--apply", action="store_true", help="Delete them (default: only report).")
 
 
+def _repo(args: argparse.Namespace) -> str | None:
+    return getattr(args, "repo", None) or getattr(args, "repo_top", None)
+
+
 def _locate(spec: str, repo: str | None):
     from curate.versions import default_repository, locate, open_repository
 
@@ -91,7 +98,7 @@ def _commit(args: argparse.Namespace) -> int:
     from curate.shards import _git_commit
     from curate.versions.base import read_json_file
 
-    store, branch = _locate(args.spec, args.repo)
+    store, branch = _locate(args.spec, _repo(args))
     folder = Path(args.folder)
     manifest = read_json_file(folder / "manifest.json") if (folder / "manifest.json").is_file() else {}
     stats = read_json_file(folder / "stats.json") if (folder / "stats.json").is_file() else {}
@@ -110,7 +117,7 @@ def _commit(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    store, ref = _locate(args.spec, args.repo)
+    store, ref = _locate(args.spec, _repo(args))
     for version in store.log(ref, args.limit):
         lineage = version.lineage
         kept = version.stats.get("documents_kept", "-")
@@ -127,7 +134,7 @@ def _log(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     import yaml
 
-    store, ref = _locate(args.spec, args.repo)
+    store, ref = _locate(args.spec, _repo(args))
     version = store.resolve(ref)
     if args.json:
         record = {"id": version.id, "parents": list(version.parents), "message": version.message}
@@ -172,14 +179,14 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _branch(args: argparse.Namespace) -> int:
-    store, ref = _locate(args.spec, args.repo)
+    store, ref = _locate(args.spec, _repo(args))
     version = store.branch(args.new, args.from_ref or ref)
     print(f"{store.name}@{args.new} -> {version.id}")
     return 0
 
 
 def _tag(args: argparse.Namespace) -> int:
-    store, ref = _locate(args.spec, args.repo)
+    store, ref = _locate(args.spec, _repo(args))
     version = store.tag(args.tag, args.ref or ref)
     print(f"{store.name}@{args.tag} -> {version.id}")
     return 0
@@ -188,7 +195,7 @@ def _tag(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from curate.versions import LocalStore, default_repository, open_repository
 
-    chosen = default_repository(args.repo)
+    chosen = default_repository(_repo(args))
     stores = [open_repository(chosen)] if chosen else [open_repository(d) for d in LocalStore().datasets()]
     for store in stores:
         branches = ", ".join(f"{b}={c[:10]}" for b, c in store.branches().items()) or "-"
@@ -198,22 +205,22 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    store, ref_a = _locate(args.spec_a, args.repo)
+    store, ref_a = _locate(args.spec_a, _repo(args))
     print(json.dumps(store.diff(ref_a, args.ref_b), indent=2))
     return 0
 
 
 def _checkout(args: argparse.Namespace) -> int:
-    store, ref = _locate(args.spec, args.repo)
+    store, ref = _locate(args.spec, _repo(args))
     print(store.checkout(ref, args.dest, force=args.force))
     return 0
 
 
 def _merge(args: argparse.Namespace) -> int:
-    store, source = _locate(args.source, args.repo)
+    store, source = _locate(args.source, _repo(args))
     destination = args.destination
     if "@" in destination or destination.startswith("lakefs://"):
-        other, destination = _locate(destination, args.repo)
+        other, destination = _locate(destination, _repo(args))
         if other.name != store.name:
             raise CurateError(f"cannot merge across repositories ({store.name} into {other.name})")
     version = store.merge(source, destination, args.message, strategy=args.strategy)
@@ -224,7 +231,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _gc(args: argparse.Namespace) -> int:
     from curate.versions import LocalStore, default_repository
 
-    chosen = default_repository(args.repo)
+    chosen = default_repository(_repo(args))
     if chosen and chosen.startswith("lakefs://"):
         raise CurateError(
             f"{chosen}: lakeFS collects its own garbage (its GC rules); gc is for the embedded store"
