@@ -108,7 +108,9 @@ def _commit(args: argparse.Namespace) -> int:
         "code": manifest.get("code") or {"curate": curate.__version__, "git_commit": _git_commit()},
         "committed_by": "curate versions commit",
         "stats": {
-            k: stats[k] for k in ("documents_read", "documents_kept", "documents_rejected") if k in stats
+            **{k: stats[k] for k in ("documents_read", "documents_kept", "documents_rejected") if k in stats},
+            "total_tokens": manifest.get("total_tokens"),
+            "shards": len(manifest.get("shards", [])),
         },
     }
     version = store.commit_output(folder, branch, args.message or f"commit {folder}", lineage)
