@@ -182,13 +182,12 @@ def test_documented_errors_of_the_contract_server(lakefs_server):
     assert missing_route.value.status == 501  # not part of the contract the backend uses
 
 
-def test_a_run_into_a_missing_repository_fails_before_it_starts(lakefs_env, tmp_path, capsys):
+def test_a_run_into_a_missing_repository_fails_before_it_starts(lakefs_env, tmp_path, capsys, jsonl_file):
     from curate.cli import main
-    from tests.conftest import shared_path
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        f"input: [{shared_path('jsonl')}/cc_en_head-0091.jsonl.gz]\n"
+        f"input: [{jsonl_file}]\n"
         f"output: {{path: {tmp_path / 'out'}, dataset: 'lakefs://no-such-repo', branch: main}}\n"
     )
     assert main(["run", str(recipe), "--quiet"]) == 2

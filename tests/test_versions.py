@@ -24,13 +24,11 @@ from curate.run import run
 from curate.train.data import ShardSet, TokenStream
 from curate.versions import open_repository
 from curate.versions.lineage import commit_run
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
 
 
-def _recipe(out: Path, **stages) -> dict:
-    inputs = [str(p) for p in sorted(shared_path("jsonl").glob("*.jsonl.gz"))]
+def _recipe(inputs: list[str], out: Path, **stages) -> dict:
     return {
         "input": {"paths": inputs},
         "output": {"path": str(out)},
@@ -40,7 +38,7 @@ def _recipe(out: Path, **stages) -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, jsonl_files):
     """Two runs with different recipes (B keeps more: no quality rules, smaller shards); made once."""
     from curate.pipelines.readers import expand_inputs
 
@@ -50,7 +48,7 @@ def runs(tmp_path_factory):
         ("b", {"quality": {"enabled": False}, "tokenize": {"shard_tokens": 5_000}}),
     ):
         out = tmp_path_factory.mktemp(f"run_{name}")
-        config = parse_config(_recipe(out, **stages))
+        config = parse_config(_recipe([str(p) for p in jsonl_files], out, **stages))
         summary = run(config, progress=False)
         made[name] = (config, out, expand_inputs(config.input.paths), summary.stats)
     return made
