@@ -12,7 +12,7 @@ import json
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -102,13 +102,25 @@ def write_manifest(
 # ------------------------------------------------------------------------------------------- reading
 
 
-def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    """OUT/manifest.json of a local folder or one on an object store (gs://, s3://)."""
-    path = join(str(out_dir), MANIFEST)
-    if not exists(path):
-        raise CurateError(f"{path}: no such file; pass the output folder of `curate run`")
+class Folder(Protocol):
+    """A folder that is not on the local disk (a version read in place: curate.versions.RemotePath)."""
+
+    def __truediv__(self, part: str) -> Any: ...
+
+
+def read_manifest(out_dir: str | Path | Folder) -> dict[str, Any]:
+    """OUT/manifest.json of a local folder, one on an object store (gs://, s3://), or a folder inside a
+    version (curate.versions.RemotePath: same `/` and read_text)."""
+    if isinstance(out_dir, str | Path):
+        path: Any = join(str(out_dir), MANIFEST)
+        if not exists(path):
+            raise CurateError(f"{path}: no such file; pass the output folder of `curate run`")
+        read = lambda: read_bytes(path)  # noqa: E731
+    else:
+        path = out_dir / MANIFEST
+        read = path.read_text
     try:
-        manifest = json.loads(read_bytes(path))
+        manifest = json.loads(read())
     except OSError as error:
         raise CurateError(f"{path}: cannot read ({error}); pass the output folder of `curate run`") from None
     except ValueError as error:

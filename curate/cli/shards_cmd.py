@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from curate.object_store import add_storage_arguments, configure, storage_from_args
 from curate.shards import has_documents, inspect, verify
@@ -13,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shards = subparsers.add_parser("shards", help="Inspect or verify a run's token shards.")
     actions = shards.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("inspect", help="Counts, per-domain token shares and decoded samples.")
-    show.add_argument("out", help="Output folder of `curate run` (with manifest.json).")
+    show.add_argument("out", help="Output folder of `curate run`, NAME@REF or lakefs://REPO/REF[/PATH].")
     show.add_argument("--samples", type=int, default=3, help="Decoded documents to show (default 3).")
     show.add_argument("--chars", type=int, default=300, help="Characters shown per sample.")
     show.add_argument("--json", action="store_true", help="Print the report as JSON.")
@@ -22,15 +23,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser(
         "verify", help="Checksums, schema, EOS, counts, and decode round-trip against documents/."
     )
-    check.add_argument("out", help="Output folder of `curate run` (with manifest.json).")
+    check.add_argument("out", help="Output folder of `curate run`, NAME@REF or lakefs://REPO/REF[/PATH].")
     check.add_argument("--no-decode", action="store_true", help="Skip the decode round-trip (faster).")
     add_storage_arguments(check)
     check.set_defaults(func=_verify)
 
 
+# What each command reads of a version that is not a local folder (streamed, nothing else fetched).
+_INSPECT_FILES = ("manifest.json", "tokenizer.json", "shards/*")
+_VERIFY_FILES = (*_INSPECT_FILES, "documents/*")
+
+
+def _on_object_store(path: str) -> bool:
+    """gs://, s3:// and the like; not a local folder, NAME@REF or a lakefs:// version."""
+    return "://" in path and not path.startswith(("lakefs://", "file://"))
+
+
 def _inspect(args: argparse.Namespace) -> int:
     configure(storage_from_args(args))
-    report = inspect(args.out, samples=args.samples, sample_chars=args.chars)
+    if _on_object_store(args.out):  # read in place through Beam's filesystems
+        report = inspect(args.out, samples=args.samples, sample_chars=args.chars)
+    else:
+        from curate.versions import local_view
+
+        with local_view(args.out, _INSPECT_FILES) as root:
+            report = inspect(root, samples=args.samples, sample_chars=args.chars)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
@@ -51,9 +68,17 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     configure(storage_from_args(args))
-    # The round-trip needs the kept documents' text (OUT/documents, unless output.documents was off).
-    decode = not args.no_decode and has_documents(args.out)
-    problems = verify(args.out, decode=decode)
+    if _on_object_store(args.out):  # read in place through Beam's filesystems
+        # The round-trip needs the kept documents' text (OUT/documents, unless output.documents was off).
+        decode = not args.no_decode and has_documents(args.out)
+        problems = verify(args.out, decode=decode)
+    else:
+        from curate.versions import local_view
+
+        files = _INSPECT_FILES if args.no_decode else _VERIFY_FILES
+        with local_view(args.out, files) as root:
+            decode = not args.no_decode and any(Path(root, "documents").glob("*.parquet"))
+            problems = [p.replace(str(root), args.out.rstrip("/")) for p in verify(root, decode=decode)]
     for problem in problems:
         print(f"FAIL {problem}")
     if problems:

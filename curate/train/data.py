@@ -30,6 +30,7 @@ from curate.core.errors import CurateError
 from curate.core.files import exists, is_local, join, open_binary
 from curate.shards import read_manifest
 from curate.store import resolve_data
+from curate.versions import RemotePath
 
 IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the loader needs no torch
 
@@ -38,8 +39,8 @@ IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the
 class ShardSet:
     """A dataset folder's manifest, checked: where the shards are and what the tokens mean."""
 
-    root: str  # a local folder or gs:// / s3:// prefix
-    shards: tuple[str, ...]
+    root: str | Path | RemotePath  # str: a gs:// or s3:// prefix, read through Beam's filesystems
+    shards: tuple[str | Path | RemotePath, ...]
     units: tuple[tuple[int, int], ...]  # (shard index, row group)
     vocab_size: int
     eos_id: int
@@ -47,32 +48,48 @@ class ShardSet:
 
     @classmethod
     def open(cls, spec: str | Path) -> ShardSet:
-        """A `curate run` output folder, or `name@ref` from the dataset store."""
+        """A `curate run` output folder (local, gs:// or s3://), `name@ref` from the dataset store, or
+        `lakefs://REPO/REF[/PATH]` (read in place: Parquet fetches only the byte ranges it needs)."""
         spec = str(spec)
-        root = spec if not is_local(spec) else str(resolve_data(spec))  # gs:// s3:// read in place
+        on_object_store = not is_local(spec) and not spec.startswith("lakefs://")
+        root: str | Path | RemotePath = spec if on_object_store else resolve_data(spec)
         manifest = read_manifest(root)
         try:
             tokenizer = manifest["tokenizer"]
-            shards = tuple(join(root, entry["path"]) for entry in manifest["shards"])
+            shards = tuple(_child(root, entry["path"]) for entry in manifest["shards"])
             vocab_size, eos_id = int(tokenizer["vocab_size"]), int(tokenizer["eos_id"])
             total = int(manifest.get("total_tokens", 0))
         except (KeyError, TypeError, ValueError) as error:
             raise CurateError(
-                f"{join(root, 'manifest.json')}: missing or malformed key {error}; re-run `curate run`"
+                f"{root}/manifest.json: missing or malformed key {error}; re-run `curate run`"
             ) from None
-        missing = [path for path in shards if not exists(path)]
+        missing = [
+            str(path) for path in shards if not (exists(path) if isinstance(path, str) else path.is_file())
+        ]
         if missing:
             raise CurateError(
                 f"{root}: shard {missing[0]} is missing ({len(missing)} in all); re-run or re-checkout"
             )
         if not shards:
-            raise CurateError(f"{join(root, 'manifest.json')}: lists no shards; the run kept no documents")
+            raise CurateError(f"{root}/manifest.json: lists no shards; the run kept no documents")
         units = tuple(
             (index, group)
             for index, path in enumerate(shards)
-            for group in range(pq.ParquetFile(open_binary(path)).num_row_groups)
+            for group in range(parquet_file(path).num_row_groups)
         )
         return cls(root, shards, units, vocab_size, eos_id, total)
+
+
+def _child(root: str | Path | RemotePath, name: str) -> str | Path | RemotePath:
+    return join(root, name) if isinstance(root, str) else root / name
+
+
+def parquet_file(path: Any) -> pq.ParquetFile:
+    """A local shard by path, one on gs:// or s3:// through Beam's filesystems (seekable), a shard inside
+    a version (curate.versions.RemotePath) by a ranged reader."""
+    if isinstance(path, str):
+        return pq.ParquetFile(open_binary(path))
+    return pq.ParquetFile(path if isinstance(path, Path) else path.open())
 
 
 def in_eval_split(ids: list[str], fraction: float) -> np.ndarray:
@@ -142,7 +159,7 @@ class TokenStream:
         """This split's documents of one unit (row group, or every parts-th of its rows), shuffled, flat."""
         shard, group, part, parts = unit
         if shard not in self._files:
-            self._files[shard] = pq.ParquetFile(open_binary(self.shards.shards[shard]))
+            self._files[shard] = parquet_file(self.shards.shards[shard])
         try:
             table = self._files[shard].read_row_group(group, columns=["id", "tokens"])
         except (KeyError, pa.ArrowInvalid) as error:
