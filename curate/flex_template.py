@@ -17,6 +17,7 @@ from curate.object_store import configure
 # Template parameter -> `curate run` flag (the recipe is its positional argument).
 PARAMETERS: dict[str, str] = {
     "recipe": "",
+    "recipe_from": "--recipe-from",
     "input": "--input",
     "output": "--output",
     "s3_endpoint_url": "--s3-endpoint-url",
@@ -39,7 +40,9 @@ def curate_args(argv: list[str]) -> list[str]:
         elif name != "runner":  # always Dataflow here
             beam += ["--beam-option", f"{name}={value}"]
     if recipe is None:
-        raise SystemExit("curate flex template: the 'recipe' parameter is required")
+        if "--recipe-from" not in args:
+            raise SystemExit("curate flex template: give the 'recipe' or the 'recipe_from' parameter")
+        return ["run", *args, "--runner", "dataflow", *beam]
     if not is_local(recipe):
         configure()
         recipe = local_copy(recipe)
