@@ -224,6 +224,10 @@ class DedupExactConfig(StageConfig):
     normalize_whitespace: bool = True
     strip_punctuation: bool = True
     normalize_digits: bool = Field(True, description="Every digit counts as 0 (page counters, dates).")
+    against: list[str] = Field(
+        default_factory=list,
+        description="Versions (NAME@REF or output folders) whose kept documents this run must not repeat.",
+    )
 
 
 class DedupMinhashConfig(StageConfig):
@@ -248,6 +252,10 @@ class DedupMinhashConfig(StageConfig):
     verify: bool = Field(True, description="Link a candidate pair only if estimated Jaccard >= threshold.")
     components_rounds: int = Field(16, ge=1, description="Unrolled connected-components rounds.")
     batch_size: int = Field(256, ge=1, description="Documents per vectorised signature batch.")
+    against: list[str] = Field(
+        default_factory=list,
+        description="Versions (NAME@REF or output folders) whose kept documents' near-duplicates to drop.",
+    )
 
     @model_validator(mode="after")
     def _bands_fit(self) -> DedupMinhashConfig:

@@ -13,6 +13,7 @@ Survivors are the smallest document ids, and ids are stable hashes, so every rer
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,12 +22,14 @@ import numpy as np
 from curate.filters.dedup_text import Normalization, exact_key, shingle_hashes
 from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
 from curate.pipelines.connected_components import ConnectedComponents
+from curate.pipelines.dedup_index import OLD_TAG, index_files, old_node, parse_old_node, read_index
 from curate.pipelines.stage import REJECTED_TAG, Document, StageTransform, reject
 
 from curate.config import Config, DedupExactConfig, DedupMinhashConfig
 
 REASON_EXACT = "duplicate_exact"
 REASON_NEAR = "duplicate_near"
+REASON_VERSION = "duplicate_of_version"
 
 
 def _normalization(stage_config: DedupExactConfig) -> Normalization:
@@ -42,44 +45,104 @@ def _text(doc: Document) -> str:
     return doc.get("text") or ""
 
 
-class _KeepSmallestId(beam.DoFn):
-    """One hash's documents: the smallest id is kept, the others point at it with ``dup_of``."""
+ExactDecision = tuple[str | None, str | None, str | None]  # (dup_of, reason, version); reason None: kept
 
-    def __init__(self, stage_name: str):
+
+def _exact_decisions(
+    element: tuple[str, Iterable[tuple[str, str]]], against: list[str]
+) -> Iterator[tuple[str, ExactDecision]]:
+    """One hash's ids -> ``(id, decision)`` for each of this run's documents in it.
+
+    Members are ``(version, id)``: version "" for this run's documents, else the index of the `against`
+    version that kept it. A hash kept by an earlier version rejects all of this run's documents
+    (`duplicate_of_version`); otherwise the smallest id survives and the others point at it. One
+    decision per occurrence, so a document read twice (same id) is kept once.
+    """
+    _, members = element
+    new_ids = sorted(doc_id for version, doc_id in members if not version)
+    old = sorted((doc_id, int(version)) for version, doc_id in members if version)
+    if old:
+        old_id, version = old[0]
+        for doc_id in new_ids:
+            yield doc_id, (old_id, REASON_VERSION, against[version])
+        return
+    for position, doc_id in enumerate(new_ids):
+        yield doc_id, (None, None, None) if position == 0 else (new_ids[0], REASON_EXACT, None)
+
+
+class _ApplyDecisions(beam.DoFn):
+    """Documents of one id joined with their decisions -> kept or rejected copies (never mutated)."""
+
+    def __init__(self, stage_name: str, with_version: bool):
         self._stage_name = stage_name
+        self._with_version = with_version
 
-    def process(self, element: tuple[str, Iterable[Document]]) -> Iterator[Any]:
-        _, docs = element
-        survivor = min(doc["id"] for doc in docs)
-        kept_one = False
-        for doc in docs:
-            if doc["id"] == survivor and not kept_one:
-                kept_one = True
-                doc["dup_of"] = None
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+        _, joined = element
+        # Sorted both ways so that when one id was read twice, which copy is kept does not depend on
+        # the shuffle's order.
+        docs = sorted(joined["doc"], key=lambda doc: (doc.get("source") or "", doc.get("url") or ""))
+        decisions = sorted(joined["decision"], key=lambda d: (d[1] is not None, d[1] or "", d[0] or ""))
+        for doc, (dup_of, reason, version) in zip(docs, decisions, strict=True):
+            doc = {**doc, "dup_of": dup_of}
+            if self._with_version:
+                doc["dup_version"] = version
+            if reason is None:
                 yield doc
             else:
-                doc["dup_of"] = survivor
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, REASON_EXACT))
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, reason))
+
+
+def key_by_id(docs: beam.PCollection, label: str = "KeyById") -> beam.PCollection:
+    return docs | label >> beam.Map(lambda doc: (doc["id"], doc))
+
+
+def exact_index_settings(stage_config: DedupExactConfig) -> dict[str, Any]:
+    """What an exact index's keys depend on: must be equal to join against another version's index."""
+    return {"key": "xxh3_128(normalised text)", **dataclasses.asdict(_normalization(stage_config))}
 
 
 class ExactDedup(StageTransform):
-    """Drop documents whose normalised text equals another's."""
+    """Drop documents whose normalised text equals another's, or a kept document's of an `against`
+    version. Only ``(hash, id)`` pairs are grouped; the documents meet their decision in one join by id."""
 
     stage_name = "dedup_exact"
-    annotation_types = {"dup_of": "string"}
 
     def __init__(self, stage_config: DedupExactConfig, config: Config | None = None):
         super().__init__()
         self._normalization = _normalization(stage_config)
+        self._against = list(stage_config.against)
+        settings = exact_index_settings(stage_config)
+        # Resolved now, in the driver: a missing or incompatible version fails before any worker starts.
+        self._against_files = [index_files(spec, "exact", settings) for spec in self._against]
+        self.annotation_types = {"dup_of": "string"}
+        if self._against:
+            self.annotation_types["dup_version"] = "string"
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         normalization = self._normalization
-        outputs = (
-            docs
-            | "KeyByTextHash" >> beam.Map(lambda doc: (exact_key(_text(doc), normalization), doc))
+        keys = docs | "KeyByTextHash" >> beam.Map(
+            lambda doc: (exact_key(_text(doc), normalization), ("", doc["id"]))
+        )
+        old_keys = [
+            read_index(docs.pipeline, files, ["hash", "id"], f"Against{k}")
+            | f"Against{k}Keys" >> beam.Map(lambda row, k=k: (row["hash"], (str(k), row["id"])))
+            for k, files in enumerate(self._against_files)
+        ]
+        if old_keys:
+            keys = (keys, *old_keys) | "WithVersions" >> beam.Flatten()
+        decisions = (
+            keys
             | "GroupByTextHash" >> beam.GroupByKey()
-            | "KeepSmallestId"
-            >> beam.ParDo(_KeepSmallestId(self.stage_name)).with_outputs(REJECTED_TAG, main="kept")
+            | "Decide" >> beam.FlatMap(_exact_decisions, self._against)
+        )
+        outputs = (
+            {"doc": key_by_id(docs), "decision": decisions}
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "Apply"
+            >> beam.ParDo(_ApplyDecisions(self.stage_name, bool(self._against))).with_outputs(
+                REJECTED_TAG, main="kept"
+            )
         )
         return outputs.kept, outputs[REJECTED_TAG]
 
@@ -89,13 +152,7 @@ class _BandKeys(beam.DoFn):
 
     def __init__(self, stage_config: DedupMinhashConfig):
         self._config = stage_config
-        self._params = choose_lsh_params(
-            stage_config.threshold,
-            stage_config.num_perm,
-            stage_config.false_negative_weight,
-            stage_config.bands,
-            stage_config.rows,
-        )
+        self._params = lsh_params(stage_config)
         self._hasher: MinHasher | None = None
         self._normalization = Normalization()
 
@@ -117,12 +174,48 @@ class _BandKeys(beam.DoFn):
                 yield key, payload
 
 
+class _OldBandKeys(beam.DoFn):
+    """Index rows of an `against` version -> the same band keys as this run's documents, tagged old."""
+
+    def __init__(self, stage_config: DedupMinhashConfig, version: int):
+        self._params = lsh_params(stage_config)
+        self._version = version
+        self._verify = stage_config.verify
+
+    def process(self, row: dict[str, Any]) -> Iterator[tuple[tuple[int, int], tuple[str, bytes]]]:
+        signature = np.frombuffer(row["signature"], dtype=np.uint32)
+        payload = (old_node(self._version, row["id"]), row["signature"] if self._verify else b"")
+        for key in band_keys(signature, self._params):
+            yield key, payload
+
+
+def lsh_params(stage_config: DedupMinhashConfig):
+    return choose_lsh_params(
+        stage_config.threshold,
+        stage_config.num_perm,
+        stage_config.false_negative_weight,
+        stage_config.bands,
+        stage_config.rows,
+    )
+
+
+def minhash_index_settings(stage_config: DedupMinhashConfig) -> dict[str, Any]:
+    """What stored signatures depend on (bands and rows do not: band keys are recomputed on read)."""
+    return {
+        "num_perm": stage_config.num_perm,
+        "seed": stage_config.seed,
+        "ngram": stage_config.ngram,
+        "unit": stage_config.unit,
+        **dataclasses.asdict(Normalization()),
+    }
+
+
 def _edges_of_bucket(
     element: tuple[Any, Iterable[tuple[str, bytes]]], threshold: float | None
 ) -> list[tuple[str, str]]:
     members = list(element[1])
-    if len(members) < 2:
-        return []
+    if len(members) < 2 or all(doc_id.startswith(OLD_TAG) for doc_id, _ in members):
+        return []  # nothing of this run in the bucket: older versions were deduplicated already
     ids = [doc_id for doc_id, _ in members]
     signatures = None
     if threshold is not None:
@@ -138,21 +231,29 @@ def _cluster_members(root: str, nodes: Iterable[str]) -> Iterator[tuple[str, tup
 
 
 class _MarkClusters(beam.DoFn):
-    """Annotate each document with its cluster; reject all but the cluster's smallest id."""
+    """Annotate a copy of each document with its cluster; reject all but the cluster's smallest id, and
+    every document of a cluster that holds a kept document of an `against` version."""
 
-    def __init__(self, stage_name: str):
+    def __init__(self, stage_name: str, against: list[str]):
         self._stage_name = stage_name
+        self._against = against
 
     def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
         _, grouped = element
         cluster = grouped["cluster"][0] if grouped["cluster"] else None
         for doc in grouped["doc"]:
             if cluster is None:
-                doc["dup_cluster"], doc["dup_cluster_size"] = None, 1
-                yield doc
+                yield {**doc, "dup_cluster": None, "dup_cluster_size": 1}
                 continue
             root, size = cluster
-            doc["dup_cluster"], doc["dup_cluster_size"] = root, size
+            old = parse_old_node(root)
+            if old is not None:
+                version, old_id = old
+                doc = {**doc, "dup_cluster": old_id, "dup_cluster_size": size, "dup_of": old_id}
+                doc["dup_version"] = self._against[version]
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, REASON_VERSION))
+                continue
+            doc = {**doc, "dup_cluster": root, "dup_cluster_size": size}
             if doc["id"] == root:
                 yield doc
             else:
@@ -164,19 +265,34 @@ class MinHashDedup(StageTransform):
     directly or through a chain of such documents; each cluster keeps its smallest id."""
 
     stage_name = "dedup_minhash"
-    annotation_types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
 
     def __init__(self, stage_config: DedupMinhashConfig, config: Config | None = None):
         super().__init__()
         self._config = stage_config
+        self._against = list(stage_config.against)
+        settings = minhash_index_settings(stage_config)
+        self._against_files = [index_files(spec, "minhash", settings) for spec in self._against]
+        self.annotation_types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
+        if self._against:
+            self.annotation_types.update({"dup_of": "string", "dup_version": "string"})
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         cfg = self._config
         threshold = cfg.threshold if cfg.verify else None
-        edges = (
+        band_entries = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
             | "Signatures" >> beam.ParDo(_BandKeys(cfg))
+        )
+        old_entries = [
+            read_index(docs.pipeline, files, ["id", "signature"], f"Against{k}")
+            | f"Against{k}BandKeys" >> beam.ParDo(_OldBandKeys(cfg, k))
+            for k, files in enumerate(self._against_files)
+        ]
+        if old_entries:
+            band_entries = (band_entries, *old_entries) | "WithVersions" >> beam.Flatten()
+        edges = (
+            band_entries
             | "GroupByBand" >> beam.GroupByKey()
             | "BucketEdges" >> beam.FlatMap(_edges_of_bucket, threshold)
             | "DistinctEdges" >> beam.Distinct()
@@ -189,9 +305,11 @@ class MinHashDedup(StageTransform):
             | "ClusterOfNode" >> beam.FlatMapTuple(_cluster_members)
         )
         outputs = (
-            {"doc": docs | "KeyById" >> beam.Map(lambda doc: (doc["id"], doc)), "cluster": node_clusters}
+            {"doc": key_by_id(docs), "cluster": node_clusters}
             | "JoinClusters" >> beam.CoGroupByKey()
             | "MarkClusters"
-            >> beam.ParDo(_MarkClusters(self.stage_name)).with_outputs(REJECTED_TAG, main="kept")
+            >> beam.ParDo(_MarkClusters(self.stage_name, self._against)).with_outputs(
+                REJECTED_TAG, main="kept"
+            )
         )
         return outputs.kept, outputs[REJECTED_TAG]

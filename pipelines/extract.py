@@ -1,4 +1,8 @@
-"""The `extract` stage: WARC responses' HTML -> main text; already-textual records pass through."""
+"""The `extract` stage: WARC responses' HTML -> main text; already-textual records pass through.
+
+Reading is fused with this stage, so raw HTML never crosses a shuffle; the kept documents are spread
+over the workers after extraction.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ class _Extract(beam.DoFn):
         self._cfg = cfg
 
     def process(self, doc: dict[str, Any]) -> Iterator[Any]:
+        doc = dict(doc)  # a copy: Beam elements are never mutated
         body = doc.pop("html", None)
         content_type = doc.pop("content_type", None)
         charset = doc.pop("charset", None)
@@ -48,4 +53,7 @@ class ExtractStage(StageTransform):
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         outputs = docs | "Extract" >> beam.ParDo(_Extract(self._cfg)).with_outputs(REJECTED_TAG, main="kept")
-        return outputs.kept, outputs[REJECTED_TAG]
+        # Spread the documents of one big file over the workers here, after the raw HTML is gone: the
+        # reshuffle carries the extracted text and metadata only (README: "What each shuffle carries").
+        kept = outputs.kept | "SpreadDocs" >> beam.Reshuffle()
+        return kept, outputs[REJECTED_TAG]
