@@ -217,6 +217,18 @@ class PerplexityConfig(StageConfig):
     )
 
 
+class DedupLinesConfig(StageConfig):
+    """Remove lines (or paragraphs) repeated across documents: navigation, cookie banners, footers."""
+
+    enabled: bool = False
+    unit: Literal["line", "paragraph"] = Field("line", description="Count lines, or blank-line paragraphs.")
+    max_docs: int = Field(10, ge=1, description="A unit in more than this many documents is removed.")
+    keep_first: bool = Field(False, description="The document with the smallest id keeps its copy.")
+    min_chars_left: int = Field(
+        100, ge=0, description="Reject a page left with fewer characters (reason: boilerplate_only)."
+    )
+
+
 class DedupExactConfig(StageConfig):
     """What does not make two texts different (defaults: datatrove's simplify_text)."""
 
@@ -333,6 +345,7 @@ class StagesConfig(Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     toxicity: ToxicityConfig = Field(default_factory=ToxicityConfig)
     perplexity: PerplexityConfig = Field(default_factory=PerplexityConfig)
+    dedup_lines: DedupLinesConfig = Field(default_factory=DedupLinesConfig)
     dedup_exact: DedupExactConfig = Field(default_factory=DedupExactConfig)
     dedup_minhash: DedupMinhashConfig = Field(default_factory=DedupMinhashConfig)
     mixing: MixingConfig = Field(default_factory=MixingConfig)

@@ -99,6 +99,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     for stage in enabled_stages(config):
         kept, stage_rejected = docs | stage.stage_name >> stage
         counts += count_stage(stage.stage_name, docs, kept, stage_rejected)
+        counts += list(getattr(stage, "extra_counts", []))  # e.g. dedup_lines: lines/chars removed
         rejected.append(stage_rejected)
         annotations.update(stage.annotation_types)
         order.append(stage.stage_name)

@@ -28,6 +28,8 @@ class StageImpl:
 STAGES: dict[str, StageImpl] = {
     "url_filter": StageImpl("filter", "curate.filters.url_filter:stage_spec"),
     "extract": StageImpl("transform", "curate.pipelines.extract:ExtractStage"),
+    # Boilerplate lines go before the rules and models see the text (CCNet's order).
+    "dedup_lines": StageImpl("transform", "curate.pipelines.line_dedup:LineDedup"),
     "langid": StageImpl("filter", "curate.filters.langid:stage_spec"),
     "quality": StageImpl("filter", "curate.filters.quality:stage_spec"),
     "toxicity": StageImpl("filter", "curate.filters.toxicity:stage_spec"),
