@@ -52,6 +52,18 @@ class RunnerConfig(Strict):
         return self
 
 
+class RunConfig(Strict):
+    """How a run is cut into segments: each is its own pipeline, committed (appended) when done, so a
+    killed run resumes after the last finished segment and memory is bounded by a segment's size."""
+
+    segment_files: int | None = Field(None, ge=1, description="Input files per segment.")
+    segment_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Input bytes per segment; neither set: 256 MiB on the direct runner, else one.",
+    )
+
+
 # ------------------------------------------------------------------------------------------ stages
 
 
@@ -356,6 +368,7 @@ class Config(Strict):
     input: InputConfig = Field(default_factory=InputConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
 
     @model_validator(mode="after")

@@ -56,6 +56,10 @@ class Layout:
     """Where a run writes; see README 'Output layout'."""
 
     root: str
+    # File-name prefix of this run's documents/, rejected/ and index/ files, and the number of its first
+    # shard: a run appended to a folder (a segment, `--append`) writes beside the files already there.
+    part: str = "part"
+    first_shard: int = 0
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])
@@ -108,7 +112,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     if config.stages.tokenize.enabled:
         from curate.pipelines.shards import TokenizeAndShard
 
-        shard_stage = TokenizeAndShard(config)
+        shard_stage = TokenizeAndShard(config, first_shard=layout.first_shard)
         name = "mixing" if config.stages.mixing.enabled else "tokenize"
         outputs = docs | name >> shard_stage
         counts += count_stage(name, docs, outputs.kept, outputs.rejected)
@@ -122,12 +126,17 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     docs = docs | "ReportKept" >> beam.ParDo(_ReportKept())
     if config.output.documents:
         docs | "WriteDocuments" >> WriteDocuments(
-            layout.path("documents", "part"), document_schema(annotations, rejected=False)
+            layout.path("documents", layout.part), document_schema(annotations, rejected=False)
         )
+    if config.stages.dedup_exact.enabled or config.stages.dedup_minhash.enabled:
+        from curate.pipelines.dedup import WriteDedupIndex
+
+        # The kept documents' dedup keys, so that later runs can deduplicate against this version.
+        docs | "WriteDedupIndex" >> WriteDedupIndex(config, layout.path("index"), layout.part)
     all_rejected = tuple(rejected) | "AllRejected" >> beam.Flatten()
     if config.output.rejected:
         all_rejected | "WriteRejected" >> WriteDocuments(
-            layout.path("rejected", "part"), document_schema(annotations, rejected=True)
+            layout.path("rejected", layout.part), document_schema(annotations, rejected=True)
         )
     stats_rows = tuple(counts) | "AllCounts" >> beam.Flatten()
     _to_json_lines(stats_rows, layout.path(".work", STATS_FILE), "Stats")

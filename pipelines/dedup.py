@@ -22,7 +22,16 @@ import numpy as np
 from curate.filters.dedup_text import Normalization, exact_key, shingle_hashes
 from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
 from curate.pipelines.connected_components import ConnectedComponents
-from curate.pipelines.dedup_index import OLD_TAG, index_files, old_node, parse_old_node, read_index
+from curate.pipelines.dedup_index import (
+    EXACT_SCHEMA,
+    MINHASH_SCHEMA,
+    OLD_TAG,
+    index_files,
+    old_node,
+    parse_old_node,
+    read_index,
+    write_index,
+)
 from curate.pipelines.stage import REJECTED_TAG, Document, StageTransform, reject
 
 from curate.config import Config, DedupExactConfig, DedupMinhashConfig
@@ -313,3 +322,68 @@ class MinHashDedup(StageTransform):
             )
         )
         return outputs.kept, outputs[REJECTED_TAG]
+
+
+class _IndexRows(beam.DoFn):
+    """A batch of kept documents -> their exact-index rows and MinHash-index rows (tagged outputs)."""
+
+    def __init__(self, exact: DedupExactConfig | None, minhash: DedupMinhashConfig | None):
+        self._exact = exact
+        self._minhash = minhash
+        self._hasher: MinHasher | None = None
+
+    def setup(self) -> None:
+        if self._minhash is not None:
+            self._hasher = MinHasher(self._minhash.num_perm, self._minhash.seed)
+
+    def process(self, batch: list[Document]) -> Iterator[Any]:
+        if self._exact is not None:
+            normalization = _normalization(self._exact)
+            for doc in batch:
+                yield beam.pvalue.TaggedOutput(
+                    "exact", {"hash": exact_key(_text(doc), normalization), "id": doc["id"]}
+                )
+        if self._hasher is not None:
+            cfg, words = self._minhash, Normalization()
+            shingles = [shingle_hashes(words.words(_text(doc)), cfg.ngram, cfg.unit) for doc in batch]
+            for doc, doc_shingles, signature in zip(
+                batch, shingles, self._hasher.signatures(shingles), strict=True
+            ):
+                if len(doc_shingles):  # as in the stage: a text without shingles is never banded
+                    yield beam.pvalue.TaggedOutput(
+                        "minhash", {"id": doc["id"], "signature": signature.tobytes()}
+                    )
+
+
+def index_settings(config: Config) -> dict[str, Any]:
+    """index.json: the settings each index kind was computed with (only the enabled dedup stages)."""
+    settings: dict[str, Any] = {}
+    if config.stages.dedup_exact.enabled:
+        settings["exact"] = exact_index_settings(config.stages.dedup_exact)
+    if config.stages.dedup_minhash.enabled:
+        settings["minhash"] = minhash_index_settings(config.stages.dedup_minhash)
+    return settings
+
+
+class WriteDedupIndex(beam.PTransform):
+    """Kept documents -> OUT/index/exact and OUT/index/minhash Parquet files named ``<part>-*``."""
+
+    def __init__(self, config: Config, index_root: str, part: str):
+        super().__init__()
+        stages = config.stages
+        self._exact = stages.dedup_exact if stages.dedup_exact.enabled else None
+        self._minhash = stages.dedup_minhash if stages.dedup_minhash.enabled else None
+        self._root = index_root.rstrip("/")
+        self._part = part
+
+    def expand(self, docs: beam.PCollection) -> beam.pvalue.PDone:
+        rows = (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=256)
+            | "Keys" >> beam.ParDo(_IndexRows(self._exact, self._minhash)).with_outputs("exact", "minhash")
+        )
+        if self._exact is not None:
+            write_index(rows.exact, f"{self._root}/exact/{self._part}", EXACT_SCHEMA, "Exact")
+        if self._minhash is not None:
+            write_index(rows.minhash, f"{self._root}/minhash/{self._part}", MINHASH_SCHEMA, "MinHash")
+        return beam.pvalue.PDone(docs.pipeline)

@@ -206,9 +206,10 @@ def _assign(row: tuple[tuple, Any], n_shards: int, bounds: list[tuple] | None) -
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, root: str, row_group_bytes: int):
+    def __init__(self, root: str, row_group_bytes: int, first_shard: int = 0):
         self._root = root
         self._row_group_bytes = row_group_bytes
+        self._first_shard = first_shard
 
     def process(self, element: tuple[int, Iterable[Any]], meta: dict[str, Any]):
         index, rows = element
@@ -219,7 +220,7 @@ class _WriteShard(beam.DoFn):
             for _, (doc_id, tokens, domain, lang) in ordered
         ]
         data = write_shard_bytes(payload_rows, meta["token_dtype"], self._row_group_bytes)
-        path = shard_name(index)
+        path = shard_name(self._first_shard + index)
         write_atomic(f"{self._root}/{path}", data)
         domains: dict[str, int] = {}
         for _, tokens, domain, _ in payload_rows:
@@ -309,9 +310,10 @@ class TokenizeAndShard(beam.PTransform):
 
     annotation_types = {"domain": "string", "n_tokens": "int64", "epochs": "int64"}
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, first_shard: int = 0):
         super().__init__()
         self._config = config
+        self._first_shard = first_shard  # shards already in the output folder (an appended run)
         tokenize = config.stages.tokenize
         # Fail at construction (before any worker starts) on a bad tokenizer path.
         self._info: TokenizerInfo | None = None if tokenize.train else prepare(tokenize.tokenizer)
@@ -395,7 +397,9 @@ class TokenizeAndShard(beam.PTransform):
             | "WithPlaceholders" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard"
-            >> beam.ParDo(_WriteShard(root, tokenize.row_group_bytes), beam.pvalue.AsSingleton(meta))
+            >> beam.ParDo(
+                _WriteShard(root, tokenize.row_group_bytes, self._first_shard), beam.pvalue.AsSingleton(meta)
+            )
         )
 
         reports = [
