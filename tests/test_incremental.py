@@ -211,8 +211,8 @@ def test_resume_after_sigkill_skips_the_committed_segment_and_ends_identical(mon
 
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "segment 1/2 (1 file(s)): finished before, skipped" in resumed.stdout
-    assert "segment 2/2" in resumed.stdout
+    assert "segment 1/2 (1 file(s)): finished before, skipped" in resumed.stderr
+    assert "segment 2/2" in resumed.stderr
     history = LocalStore(store).log("web", "main")
     assert len(history) == 2 and history[1].id == first
 
