@@ -1,4 +1,4 @@
-"""`curate run CONFIG.yaml [--input ...] [--output DIR] [--append NAME@BRANCH] [--runner NAME] [--workers N]`."""
+"""`curate run CONFIG.yaml [--input ...] [--output DIR] [--append NAME@BRANCH] [--runner NAME] [-w N]`."""
 
 from __future__ import annotations
 
