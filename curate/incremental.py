@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate.config import Config
 from curate.core.errors import CurateError
+from curate.pipelines.recipe import Config
 
 LINEAGE = "lineage.json"
 FORMAT = "curate.lineage/1"

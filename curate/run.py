@@ -21,8 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from curate.config import Config
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from curate import incremental
+from curate.config import Config, parse_config
 from curate.core.errors import CurateError
+from curate.core.files import write_atomic
+from curate.pipelines import curation, dedup, token_shards
+from curate.pipelines.accounting import assemble_stats
+from curate.pipelines.dedup import index_settings
+from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_resolver
+from curate.pipelines.progress import PROGRESS_ENV
+from curate.pipelines.readers import expand_inputs
+from curate.pipelines.runner import pipeline_options
+from curate.shards import write_manifest
+from curate.store import LocalStore, parse_spec, resolve_data
 
 
 @dataclass
@@ -52,16 +66,12 @@ def _is_local(path: str) -> bool:
 
 
 def _clear_work(layout: Any) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
     if FileSystems.exists(layout.work):
         FileSystems.delete([layout.work])
 
 
 def _clear_previous_outputs(layout: Any) -> None:
     """A run replaces its output folder's results; stale shards must never mix with new ones."""
-    from apache_beam.io.filesystems import FileSystems
-
     for pattern in ("documents/*", "rejected/*", "shards/*", ".work/*", "index/*/*", "index/*"):
         matches = FileSystems.match([layout.path(pattern)])[0].metadata_list
         files = [m.path for m in matches if not (_is_local(m.path) and os.path.isdir(m.path))]
@@ -119,46 +129,42 @@ class _Progress:
             print(file=self._stream)
 
 
-def run(
-    config: Config, progress: bool = True, stream: TextIO | None = None, append: str | None = None
-) -> RunSummary:
-    """Run the recipe to completion and return its summary; raises CurateError on a problem the user
-    can fix (bad input path, stage not available, unwritable output).
+@dataclass
+class _Plan:
+    """What this invocation will do: the new inputs in segments, and what the folder already holds."""
 
-    Inputs are processed in segments (README "Incremental runs"), each a pipeline whose output joins
-    the folder and is committed when done. ``append`` (``NAME@BRANCH``) starts from that version: its
-    inputs are skipped, new documents are deduplicated against it, and the result is committed on it.
-    """
-    from curate import incremental
-    from curate.pipelines import curation
-    from curate.pipelines.dedup_index import set_version_resolver
-    from curate.pipelines.readers import expand_inputs
-    from curate.pipelines.registry import enabled_stages
-    from curate.store import parse_spec, resolve_data
+    root: str
+    files: list[str]
+    key: str
+    lineage: dict[str, Any] | None
+    segments: list[list[dict[str, Any]]]
+    skipped: int  # inputs already in the appended version
+    label: str  # how this run's own earlier parts are named in `dup_version`
 
-    started = time.monotonic()
-    if append:
-        dataset, branch = parse_spec(append)
-        output = config.output.model_copy(update={"dataset": dataset, "branch": branch})
-        config = config.model_copy(update={"output": output})
-    set_version_resolver(resolve_data)  # `against: [NAME@REF]` are versions of the store
-    files = expand_inputs(config.input.paths)
-    enabled_stages(config)  # fail now, before any worker starts, if a stage is not available
+    def finished(self, segment: list[dict[str, Any]]) -> bool:
+        done = incremental.done_inputs(self.lineage, plan=self.key)
+        return bool(segment) and all(incremental.input_key(entry) in done for entry in segment)
+
+
+def _plan(config: Config, files: list[str], append: str | None) -> _Plan:
+    """Identify the inputs, prepare the output folder (fresh, resumed, or a checkout of the appended
+    version) and cut what is left to do into segments."""
     root = config.output.path
-    if not _is_local(root) and (append or incremental.segment_limits(config) != (None, None)):
-        raise CurateError(f"{root}: segments and --append need a local output folder; set run.segment_files")
-    if _is_local(root):
-        os.makedirs(root, exist_ok=True)
-    inputs = [incremental.identify(path) for path in files] if _is_local(root) else []
+    if not _is_local(root):
+        if append or incremental.segment_limits(config) != (None, None):
+            raise CurateError(f"{root}: segments and --append need a local output folder")
+        _clear_previous_outputs(curation.Layout(root))
+        return _Plan(root, files, "", None, [[]], 0, root)
+    os.makedirs(root, exist_ok=True)
+    inputs = [incremental.identify(path) for path in files]
     key = incremental.plan_key(config, inputs, append)
-    lineage = incremental.read_lineage(root) if _is_local(root) else None
+    lineage = incremental.read_lineage(root)
     plan = (lineage or {}).get("plan") or {}
-    resuming = not append and plan.get("key") == key and not plan.get("complete")
     if append:
         _clear_previous_outputs(curation.Layout(root))
         _copy_tree(str(resolve_data(append)), root)
         lineage = incremental.lineage_of_version(root)
-    elif resuming:
+    elif plan.get("key") == key and not plan.get("complete"):  # the same command, killed before: resume
         incremental.remove_unfinished(root, lineage)
         _clear_work(curation.Layout(root))
     else:
@@ -170,69 +176,95 @@ def run(
         if part.get("plan") != key
         for entry in part["inputs"]
     }
-    todo = [entry for entry in inputs if incremental.input_key(entry) not in before] if inputs else []
-    segments = incremental.plan_segments(todo, *incremental.segment_limits(config)) if inputs else [[]]
-    this_plan = incremental.done_inputs(lineage, plan=key)
+    todo = [entry for entry in inputs if incremental.input_key(entry) not in before]
+    segments = incremental.plan_segments(todo, *incremental.segment_limits(config))
     label = f"{config.output.dataset}@{config.output.branch}" if config.output.dataset else root
+    return _Plan(root, files, key, lineage, segments, len(inputs) - len(todo), label)
 
+
+def run(
+    config: Config, progress: bool = True, stream: TextIO | None = None, append: str | None = None
+) -> RunSummary:
+    """Run the recipe to completion and return its summary; raises CurateError on a problem the user
+    can fix (bad input path, stage not available, unwritable output).
+
+    Inputs are processed in segments (README "Incremental runs"), each a pipeline whose output joins
+    the folder and is committed when done. ``append`` (``NAME@BRANCH``) starts from that version: its
+    inputs are skipped, new documents are deduplicated against it, and the result is committed on it.
+    """
+    started = time.monotonic()
+    if append:
+        dataset, branch = parse_spec(append)
+        output = config.output.model_copy(update={"dataset": dataset, "branch": branch})
+        config = config.model_copy(update={"output": output})
+    set_version_resolver(resolve_data)  # `against: [NAME@REF]` are versions of the store
+    files = expand_inputs(config.input.paths)
+    curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
+    plan = _plan(config, files, append)
+    root = plan.root
     log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
     with _worker_logs_to(log_path) as console:
         stream = stream or console
-        if progress:
-            skipped = f"; {len(inputs) - len(todo)} already in {append}, skipped" if append else ""
-            print(
-                f"curate: {len(files)} input file(s){skipped} -> {root} on the {config.runner.name} runner"
-                f" (Beam's log: {log_path})",
-                file=stream,
-                flush=True,
-            )
-        if not any(segments):
-            summary = _summary_of(root, lineage, time.monotonic() - started)
-            if progress:
-                print(f"curate: no new input files; {root} is {append} as it was", file=stream, flush=True)
-            return summary
+        say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda line: None)
+        skipped = f"; {plan.skipped} already in {append}, skipped" if append else ""
+        say(
+            f"curate: {len(files)} input file(s){skipped} -> {root} on the {config.runner.name} runner"
+            f" (Beam's log: {log_path})"
+        )
+        if not plan.segments:
+            say(f"curate: no new input files; {root} is {append} as it was")
+            return _summary_of(root, plan.lineage, time.monotonic() - started)
         summary = None
-        for number, segment in enumerate(segments, 1):
-            name = f"segment {number}/{len(segments)} ({len(segment)} file(s))"
-            if segment and all(incremental.input_key(e) in this_plan for e in segment):
-                if progress:
-                    print(f"curate: {name}: finished before, skipped", file=stream, flush=True)
+        for number, segment in enumerate(plan.segments, 1):
+            name = f"segment {number}/{len(plan.segments)} ({len(segment)} file(s))"
+            if plan.finished(segment):
+                say(f"curate: {name}: finished before, skipped")
                 continue
-            if progress and len(segments) > 1:
-                print(f"curate: {name}", file=stream, flush=True)
-            parts = (lineage or {}).get("parts", [])
-            layout = curation.Layout(
-                root, part=incremental.part_name(len(parts)), first_shard=incremental.next_shard(lineage)
+            if len(plan.segments) > 1:
+                say(f"curate: {name}")
+            summary = _run_part(
+                config, plan, segment, number == len(plan.segments), progress, stream, log_path
             )
-            part_config = _part_config(config, root, label) if parts else config
-            paths = [entry["path"] for entry in segment] if segment else files
-            part_started = time.monotonic()
-            try:
-                order = _run_pipeline(part_config, paths, layout, progress, stream)
-            except Exception as error:
-                traceback.print_exc()  # fd 2 is the log file here
-                if isinstance(error, CurateError) and "[while running" not in str(error):
-                    raise
-                raise CurateError(_worker_error(error, log_path)) from error
-            complete = number == len(segments)
-            summary = _finalize(
-                config, layout, order, time.monotonic() - part_started, lineage, segment, key, complete
-            )
-            lineage = incremental.read_lineage(root)
-        if summary is None:  # every segment finished before: the plan is complete now
-            lineage["plan"]["complete"] = True
-            incremental.write_lineage(root, lineage)
-            summary = _summary_of(root, lineage, time.monotonic() - started)
+            plan.lineage = incremental.read_lineage(root)
+        if summary is None:  # every segment had finished before: the plan is complete now
+            plan.lineage["plan"]["complete"] = True
+            incremental.write_lineage(root, plan.lineage)
+            summary = _summary_of(root, plan.lineage, 0.0)
         summary.seconds = time.monotonic() - started
-        if progress:
-            print(format_summary(summary), file=stream, flush=True)
+        say(format_summary(summary))
     return summary
+
+
+def _run_part(
+    config: Config,
+    plan: _Plan,
+    segment: list[dict[str, Any]],
+    complete: bool,
+    progress: bool,
+    stream: TextIO,
+    log_path: str,
+) -> RunSummary:
+    """One segment as one pipeline, written beside the folder's finished parts, then finalized."""
+    parts = (plan.lineage or {}).get("parts", [])
+    layout = curation.Layout(
+        plan.root, part=incremental.part_name(len(parts)), first_shard=incremental.next_shard(plan.lineage)
+    )
+    part_config = _part_config(config, plan.root, plan.label) if parts else config
+    paths = [entry["path"] for entry in segment] if segment else plan.files
+    started = time.monotonic()
+    try:
+        order = _run_pipeline(part_config, paths, layout, progress, stream)
+    except Exception as error:
+        traceback.print_exc()  # fd 2 is the log file here
+        if isinstance(error, CurateError) and "[while running" not in str(error):
+            raise
+        raise CurateError(_worker_error(error, log_path)) from error
+    seconds = time.monotonic() - started
+    return _finalize(config, layout, order, seconds, plan.lineage, segment, plan.key, complete)
 
 
 def _part_config(config: Config, root: str, label: str) -> Config:
     """A later part's recipe: deduplicated against the folder so far, with its tokenizer."""
-    from curate.config import parse_config
-
     data = config.model_dump(mode="json")
     stages = data["stages"]
     if os.path.isfile(os.path.join(root, "index", "index.json")):
@@ -304,18 +336,13 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 
 
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
-    import apache_beam as beam
-
-    from curate.pipelines import curation
-    from curate.pipelines.progress import PROGRESS_ENV
-
     progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = progress_dir
     temp_location = layout.path(".work", "beam-temp")
     try:
         with _Progress(progress_dir, stream) if progress else contextlib.nullcontext():
-            options = curation.pipeline_options(config.runner, temp_location)
+            options = pipeline_options(config.runner, temp_location)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
             pipeline.run().wait_until_finish()
@@ -339,14 +366,6 @@ def _finalize(
 ) -> RunSummary:
     """A finished part joins the folder: stats.json (summed over parts), manifest.json (every part's
     shards), the index settings and, last, lineage.json; then the folder is committed."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from curate import incremental
-    from curate.pipelines import curation
-    from curate.pipelines.accounting import assemble_stats
-    from curate.pipelines.dedup import index_settings
-    from curate.pipelines.dedup_index import INDEX_META, merge_meta
-
     rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
     stages = assemble_stats(rows, order)
     last = stages[order[-1]]
@@ -379,12 +398,10 @@ def _finalize(
     parts = [*(lineage or {}).get("parts", []), part]
     stats = incremental.merge_stats([p["stats"] for p in parts])
     _write_json(layout.path("stats.json"), stats)
-    if config.stages.tokenize.enabled:
-        from curate.shards import write_manifest
-
+    if config.stages.of(token_shards.STAGE).enabled:
         earlier = [shard for p in parts[:-1] for shard in p["shards"]]
         write_manifest(layout.root, [*earlier, *shards], config, stats)
-    settings = index_settings(config)
+    settings = index_settings(config.stages.of(dedup.EXACT_STAGE), config.stages.of(dedup.MINHASH_STAGE))
     if settings:
         meta_path = layout.path("index", INDEX_META)
         existing = (
@@ -400,8 +417,6 @@ def _finalize(
     all_shards = [shard for p in parts for shard in p["shards"]]
     summary = RunSummary(layout.root, stats, reports, all_shards, seconds)
     if config.output.dataset:
-        from curate.store import LocalStore
-
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
         message = "curate run" if len(parts) == 1 else f"curate run (part {layout.part})"
         commit = LocalStore().commit_dir(layout.root, config.output.dataset, config.output.branch, message)
@@ -410,8 +425,6 @@ def _finalize(
 
 
 def _write_json(path: str, data: Any) -> None:
-    from curate.core.files import write_atomic
-
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import xxhash
+
 from curate.filters.dedup_text import Normalization
 
 REASON_BOILERPLATE = "boilerplate_only"

@@ -9,9 +9,12 @@ shuffle here. Each changed document is a copy with the rewritten text, which flo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import apache_beam as beam
+from pydantic import Field
+
+from curate.core.config import StageConfig
 from curate.filters.dedup_text import Normalization
 from curate.filters.line_dedup import (
     REASON_BOILERPLATE,
@@ -20,11 +23,19 @@ from curate.filters.line_dedup import (
     is_boilerplate_only,
     remove_frequent_units,
 )
-from curate.pipelines.stage import REJECTED_TAG, StageTransform, reject
+from curate.pipelines.stage import REJECTED_TAG, StageTransform, TransformStageDef, reject
 
-from curate.config import Config, DedupLinesConfig
 
-STAGE = "dedup_lines"
+class DedupLinesConfig(StageConfig):
+    """Remove lines (or paragraphs) repeated across documents: navigation, cookie banners, footers."""
+
+    enabled: bool = False
+    unit: Literal["line", "paragraph"] = Field("line", description="Count lines, or blank-line paragraphs.")
+    max_docs: int = Field(10, ge=1, description="A unit in more than this many documents is removed.")
+    keep_first: bool = Field(False, description="The document with the smallest id keeps its copy.")
+    min_chars_left: int = Field(
+        100, ge=0, description="Reject a page left with fewer characters (reason: boilerplate_only)."
+    )
 
 
 def settings_of(cfg: DedupLinesConfig) -> LineDedupSettings:
@@ -60,7 +71,8 @@ class _CountDocs(beam.CombineFn):
 
 
 class _Rewrite(beam.DoFn):
-    def __init__(self, settings: LineDedupSettings):
+    def __init__(self, stage_name: str, settings: LineDedupSettings):
+        self._stage_name = stage_name
         self._settings = settings
 
     def process(self, doc: dict[str, Any], frequent: dict[int, str | None]) -> Iterator[Any]:
@@ -75,7 +87,7 @@ class _Rewrite(beam.DoFn):
             out["text"] = rewrite.text
             yield beam.pvalue.TaggedOutput("removed", (rewrite.units_removed, rewrite.chars_removed))
         if is_boilerplate_only(rewrite, self._settings):
-            yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(out, STAGE, REASON_BOILERPLATE))
+            yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(out, self._stage_name, REASON_BOILERPLATE))
         else:
             yield out
 
@@ -100,11 +112,11 @@ class _SumPairs(beam.CombineFn):
 class LineDedup(StageTransform):
     """Remove units found in more than ``max_docs`` documents; reject pages left with too little text."""
 
-    stage_name = STAGE
     annotation_types = {"dedup_lines_removed": "int64", "dedup_lines_char_frac": "float64"}
 
-    def __init__(self, stage_config: DedupLinesConfig, config: Config | None = None):
-        super().__init__(label=STAGE)
+    def __init__(self, stage_name: str, stage_config: DedupLinesConfig):
+        super().__init__(label=stage_name)
+        self.stage_name = stage_name
         self._settings = settings_of(stage_config)
         self.extra_counts: list[beam.PCollection] = []
 
@@ -125,22 +137,23 @@ class LineDedup(StageTransform):
             | "FirstHolder" >> beam.MapTuple(lambda h, acc: (h, acc[1]))
         )
         outputs = docs | "Rewrite" >> beam.ParDo(
-            _Rewrite(settings), beam.pvalue.AsDict(frequent)
+            _Rewrite(self.stage_name, settings), beam.pvalue.AsDict(frequent)
         ).with_outputs(REJECTED_TAG, "removed", main="kept")
         # Lines and characters removed, for stats.json (rows like accounting's: stage, key, count).
         totals = outputs.removed | "SumRemoved" >> beam.CombineGlobally(_SumPairs())
+        name = self.stage_name
         self.extra_counts = [
             totals
             | "RemovedRows"
             >> beam.FlatMap(
                 lambda t: [
-                    (STAGE, "documents_changed", t[0]),
-                    (STAGE, "lines_removed", t[1]),
-                    (STAGE, "chars_removed", t[2]),
+                    (name, "documents_changed", t[0]),
+                    (name, "lines_removed", t[1]),
+                    (name, "chars_removed", t[2]),
                 ]
             )
         ]
         return outputs.kept, outputs[REJECTED_TAG]
 
 
-__all__ = ["LineDedup"]
+STAGE = TransformStageDef(name="dedup_lines", config=DedupLinesConfig, transform=LineDedup)

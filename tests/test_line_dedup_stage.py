@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from curate.config import parse_config
 from curate.filters.dedup_text import Normalization
 from curate.filters.line_dedup import unit_hash
-from curate.pipelines.readers import read_file
-
-from curate.config import InputConfig, parse_config
+from curate.pipelines.readers import InputConfig, read_file
 from curate.run import run
 from tests.conftest import SHARED, shared_path
 
