@@ -67,10 +67,30 @@ def unit_hash(unit_text: str, normalization: Normalization) -> int | None:
     return xxhash.xxh3_64_intdigest(normalised.encode("utf-8", errors="surrogatepass"))
 
 
+def unit_hashes(pieces: list[str], settings: LineDedupSettings) -> list[int | None]:
+    """``unit_hash`` of every unit of ``split_units`` output (its even positions), in order.
+
+    Lines take a fast path: the whole text is normalised in one pass and split at the newlines, which
+    normalisation never adds, moves or removes (NFC does not compose across a newline, punctuation and
+    digits are replaced in place); only the whitespace collapse is per line. Same hashes, about half
+    the time of normalising each line on its own.
+    """
+    normalization = settings.normalization
+    if settings.unit != "line" or not normalization.normalize_whitespace:
+        return [unit_hash(piece, normalization) for piece in pieces[0::2]]
+    lines = normalization.apply_keeping_lines("\n".join(pieces[0::2])).split("\n")
+    hashes: list[int | None] = []
+    for line in lines:
+        collapsed = " ".join(line.split())
+        hashes.append(
+            xxhash.xxh3_64_intdigest(collapsed.encode("utf-8", errors="surrogatepass")) if collapsed else None
+        )
+    return hashes
+
+
 def document_unit_hashes(text: str, settings: LineDedupSettings) -> set[int]:
     """The distinct unit hashes of one document: a unit repeated inside a page counts once."""
-    pieces = split_units(text, settings.unit)
-    hashes = {unit_hash(piece, settings.normalization) for piece in pieces[0::2]}
+    hashes = set(unit_hashes(split_units(text, settings.unit), settings))
     hashes.discard(None)
     return hashes  # type: ignore[return-value]
 
@@ -84,14 +104,17 @@ def remove_frequent_units(
     A removed unit takes the separator before it (or after it, for the first unit) with it, so removing
     a line leaves no blank line behind.
     """
+    if not frequent:
+        return Rewrite(text, 0, 0, len(text))
     pieces = split_units(text, settings.unit)
+    hashes = unit_hashes(pieces, settings)
     kept: list[str] = []
     removed = removed_chars = 0
     pending_separator: str | None = None
     for index in range(0, len(pieces), 2):
         piece = pieces[index]
         separator = pieces[index + 1] if index + 1 < len(pieces) else None
-        h = unit_hash(piece, settings.normalization) if frequent else None
+        h = hashes[index // 2]
         drop = h is not None and h in frequent and not (settings.keep_first and frequent[h] == doc_id)
         if drop:
             removed += 1

@@ -1,8 +1,9 @@
 """The `dedup_lines` stage: remove lines (or paragraphs) that occur in more than K documents of the run.
 
-Counting is by key in Beam (CombinePerKey over ``(unit hash, id)``, lifted into per-worker partial
-counts), so no worker holds more than its share of the distinct units; only the frequent hashes (the
-boilerplate, a small set) come back as a side input for the rewrite. Documents never go through a
+Counting is by key in Beam: CombinePerKey over 64 groups of unit hashes, each batch of documents
+contributing one numpy array per group and each worker combining its arrays before the shuffle, so no
+worker holds more than its share of the distinct units; only the frequent hashes (the boilerplate, a
+small set) come back as a side input for the rewrite. Documents never go through a
 shuffle here. Each changed document is a copy with the rewritten text, which flows on to later stages.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import apache_beam as beam
+import numpy as np
 from pydantic import Field
 
 from curate.core.config import StageConfig
@@ -48,26 +50,95 @@ def settings_of(cfg: DedupLinesConfig) -> LineDedupSettings:
     )
 
 
+# Unit hashes are counted in this many groups (by hash modulo), so that the counting spreads over
+# the workers and no worker holds more than its share of the distinct units.
+HASH_GROUPS = 64
+# Hashes gathered in an accumulator before it is compacted (np.unique): bounds its memory.
+_COMPACT_EVERY = 1 << 18
+
+
+class _HashBatch(beam.DoFn):
+    """A batch of documents -> per hash group, one numpy array of the documents' distinct unit hashes
+    (and the holders' ids when ``keep_first``): a few elements per batch instead of one per line."""
+
+    def __init__(self, settings: LineDedupSettings):
+        self._settings = settings
+
+    def process(self, batch: list[dict[str, Any]]) -> Iterator[tuple[int, tuple[np.ndarray, list | None]]]:
+        hashes: list[int] = []
+        ids: list[str] = []
+        for doc in batch:
+            distinct = document_unit_hashes(doc.get("text") or "", self._settings)
+            hashes.extend(distinct)
+            if self._settings.keep_first:
+                ids.extend([doc["id"]] * len(distinct))
+        if not hashes:
+            return
+        values = np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
+        groups = values % np.uint64(HASH_GROUPS)
+        id_array = np.asarray(ids, dtype=object) if self._settings.keep_first else None
+        for group in np.unique(groups):
+            chosen = groups == group
+            yield int(group), (values[chosen], list(id_array[chosen]) if id_array is not None else None)
+
+
+def _compact(hashes: np.ndarray, counts: np.ndarray, ids: np.ndarray | None):
+    """Distinct hashes with summed document counts (and the smallest holder id)."""
+    unique, inverse = np.unique(hashes, return_inverse=True)
+    summed = np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
+    if ids is None:
+        return unique, summed, None
+    order = np.argsort(ids, kind="stable")  # smallest id first within each hash
+    _, first = np.unique(inverse[order], return_index=True)
+    return unique, summed, ids[order[first]]
+
+
 class _CountDocs(beam.CombineFn):
-    """Documents holding a unit, and (for keep_first) the smallest id among them: ``(count, first)``."""
+    """Per hash group: each distinct unit hash with the number of documents holding it (and, for
+    keep_first, the smallest id among them). The accumulator is compacted numpy arrays, so Beam's
+    partial combining on each worker sends one small array per group through the shuffle."""
 
-    def create_accumulator(self) -> tuple[int, str | None]:
-        return 0, None
+    def __init__(self, keep_first: bool):
+        self._keep_first = keep_first
 
-    def add_input(self, acc: tuple[int, str | None], doc_id: str | None) -> tuple[int, str | None]:
-        count, first = acc
-        return count + 1, doc_id if first is None or (doc_id is not None and doc_id < first) else first
+    def create_accumulator(self) -> list:
+        return []  # pieces: (hashes, counts, ids or None)
 
-    def merge_accumulators(self, accumulators: Iterable[tuple[int, str | None]]) -> tuple[int, str | None]:
-        count, first = 0, None
-        for n, candidate in accumulators:
-            count += n
-            if candidate is not None and (first is None or candidate < first):
-                first = candidate
-        return count, first
+    def _merge(self, pieces: list) -> list:
+        if len(pieces) <= 1:
+            return pieces
+        hashes = np.concatenate([p[0] for p in pieces])
+        counts = np.concatenate([p[1] for p in pieces])
+        ids = np.concatenate([p[2] for p in pieces]) if self._keep_first else None
+        return [_compact(hashes, counts, ids)]
 
-    def extract_output(self, acc: tuple[int, str | None]) -> tuple[int, str | None]:
+    def add_input(self, acc: list, value: tuple[np.ndarray, list | None]) -> list:
+        hashes, ids = value
+        acc.append(
+            (hashes, np.ones(len(hashes), dtype=np.int64), np.asarray(ids, dtype=object) if ids else None)
+        )
+        if sum(len(p[0]) for p in acc) > _COMPACT_EVERY:
+            acc = self._merge(acc)
         return acc
+
+    def merge_accumulators(self, accumulators: Iterable[list]) -> list:
+        return self._merge([piece for acc in accumulators for piece in acc])
+
+    def compact(self, acc: list) -> list:
+        return self._merge(acc)
+
+    def extract_output(self, acc: list) -> list:
+        return self._merge(acc)
+
+
+def _frequent(group_counts: tuple[int, list], max_docs: int) -> Iterator[tuple[int, str | None]]:
+    """``(hash, smallest holder id or None)`` of the units held by more than ``max_docs`` documents."""
+    _, pieces = group_counts
+    if not pieces:
+        return
+    hashes, counts, ids = pieces[0]
+    for index in np.nonzero(counts > max_docs)[0]:
+        yield int(hashes[index]), (ids[index] if ids is not None else None)
 
 
 class _Rewrite(beam.DoFn):
@@ -122,19 +193,12 @@ class LineDedup(StageTransform):
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         settings = self._settings
-        keep_first = settings.keep_first
         frequent = (
             docs
-            | "UnitHashes"
-            >> beam.FlatMap(
-                lambda doc: (
-                    (h, doc["id"] if keep_first else None)
-                    for h in document_unit_hashes(doc.get("text") or "", settings)
-                )
-            )
-            | "CountDocsPerUnit" >> beam.CombinePerKey(_CountDocs())
-            | "Frequent" >> beam.Filter(lambda item: item[1][0] > settings.max_docs)
-            | "FirstHolder" >> beam.MapTuple(lambda h, acc: (h, acc[1]))
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=512)
+            | "UnitHashes" >> beam.ParDo(_HashBatch(settings))
+            | "CountDocsPerUnit" >> beam.CombinePerKey(_CountDocs(settings.keep_first))
+            | "Frequent" >> beam.FlatMap(_frequent, settings.max_docs)
         )
         outputs = docs | "Rewrite" >> beam.ParDo(
             _Rewrite(self.stage_name, settings), beam.pvalue.AsDict(frequent)

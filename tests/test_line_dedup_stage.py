@@ -143,3 +143,24 @@ def test_removed_lines_of_mirrored_sites_all_occur_in_more_than_k_documents(mirr
     assert removed_total > 100  # mirrored sites share navigation: the stage really removed boilerplate
     stats = json.loads((out / "stats.json").read_text())["stages"]["dedup_lines"]
     assert stats["lines_removed"] == removed_total
+
+
+def test_keep_first_leaves_the_smallest_id_its_copy():
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from curate.pipelines.line_dedup import DedupLinesConfig, LineDedup
+
+    docs = [
+        {"id": f"d{i}", "text": f"{NAV}\nOwn text of page {'abcdef'[i]}, unlike the others."}
+        for i in range(6)
+    ]
+    stage = LineDedup(
+        "dedup_lines", DedupLinesConfig(enabled=True, max_docs=3, keep_first=True, min_chars_left=0)
+    )
+    with beam.Pipeline(runner=FnApiRunner()) as pipeline:
+        kept, rejected = pipeline | beam.Create(docs) | stage
+        expected = [("d0", docs[0]["text"])] + [(d["id"], d["text"].split("\n")[1]) for d in docs[1:]]
+        assert_that(kept | beam.Map(lambda d: (d["id"], d["text"])), equal_to(expected))
+        assert_that(rejected, equal_to([]), label="none rejected")

@@ -10,6 +10,7 @@ from curate.filters.line_dedup import (
     remove_frequent_units,
     split_units,
     unit_hash,
+    unit_hashes,
 )
 
 NAV = "Home | Docs | About us"
@@ -67,3 +68,10 @@ def test_boilerplate_only_needs_something_removed_and_little_left():
     frequent = {unit_hash(NAV, settings.normalization): None}
     assert is_boilerplate_only(remove_frequent_units(f"{NAV}\nshort", "d", frequent, settings), settings)
     assert not is_boilerplate_only(remove_frequent_units("short", "d", frequent, settings), settings)
+
+
+def test_fast_line_hashes_equal_hashing_each_line():
+    settings = LineDedupSettings()
+    text = "Ünïcode Straße — ΣΊΣΥΦΟΣ\n  Page 12 of 30!  \n\n---\ne\u0301t\u00e9 caf\u00e9\r\nlast ΣΑΣ"
+    pieces = split_units(text, "line")
+    assert unit_hashes(pieces, settings) == [unit_hash(p, settings.normalization) for p in pieces[0::2]]
