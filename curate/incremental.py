@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,8 +179,12 @@ def remove_unfinished(root: str, lineage: dict[str, Any] | None) -> list[str]:
     for sub in PART_DIRS:
         folder = os.path.join(root, sub)
         for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            if not any(name.startswith(f"{part}-") for part in parts):
-                os.remove(os.path.join(folder, name)) if os.path.isfile(os.path.join(folder, name)) else None
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and name.startswith("beam-temp"):
+                shutil.rmtree(path)  # a killed sink's temporary files
+                removed.append(f"{sub}/{name}")
+            elif os.path.isfile(path) and not any(name.startswith(f"{part}-") for part in parts):
+                os.remove(path)
                 removed.append(f"{sub}/{name}")
     shard_dir = os.path.join(root, "shards")
     for name in sorted(os.listdir(shard_dir)) if os.path.isdir(shard_dir) else []:

@@ -91,3 +91,26 @@ def test_stats_of_parts_add_up_and_one_part_is_unchanged():
     }
     assert (merged["documents_read"], merged["documents_kept"], merged["documents_rejected"]) == (22, 17, 5)
     assert merged["balanced"] and merged["parts"] == 3 and merged["seconds"] == 4.5
+
+
+def test_a_killed_parts_leftovers_are_removed_and_finished_parts_kept(tmp_path):
+    from curate.incremental import remove_unfinished
+
+    for name in ("documents/part-00000-of-00001.parquet", "documents/s0001-00000-of-00001.parquet",
+                 "index/exact/part-00000-of-00001.parquet", "shards/shard-00000.parquet",
+                 "shards/shard-00001.parquet", "documents/beam-temp-s0001-abc/x.parquet"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    lineage = {"parts": [{"part": "part", "shards": [{"path": "shards/shard-00000.parquet"}]}]}
+    removed = remove_unfinished(str(tmp_path), lineage)
+    assert sorted(removed) == [
+        "documents/beam-temp-s0001-abc",
+        "documents/s0001-00000-of-00001.parquet",
+        "shards/shard-00001.parquet",
+    ]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == [
+        "documents/part-00000-of-00001.parquet",
+        "index/exact/part-00000-of-00001.parquet",
+        "shards/shard-00000.parquet",
+    ]
