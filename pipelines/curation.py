@@ -12,6 +12,7 @@ from curate.core.config import StageDef
 from curate.pipelines import dedup, mixing, token_shards
 from curate.pipelines.accounting import count_stage
 from curate.pipelines.dedup import WriteDedupIndex
+from curate.pipelines.progress import flush, report_kept
 from curate.pipelines.readers import ReadDocuments
 from curate.pipelines.recipe import Config
 from curate.pipelines.stage import StageTransform
@@ -54,14 +55,10 @@ class _ReportKept(beam.DoFn):
     """Counts kept documents for the console; flushes at bundle end so the last count is not stale."""
 
     def process(self, doc: dict[str, Any]):
-        from curate.pipelines.progress import report_kept
-
         report_kept()
         yield doc
 
     def finish_bundle(self) -> None:
-        from curate.pipelines.progress import flush
-
         flush()
 
 
