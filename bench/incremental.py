@@ -90,25 +90,30 @@ def recipe(inputs: list[str], out: Path, workers: int, **extra) -> dict:
     return {"input": inputs, "output": {"path": str(out)}, "runner": {"workers": workers}, **extra}
 
 
-def bench_memory(args: argparse.Namespace, work: Path) -> dict:
-    results = {}
+def bench_memory(args: argparse.Namespace, work: Path, save=lambda partial: None) -> dict:
+    results: dict = {}
     for copies in args.copies:
         files = corpus(args.corpus_root, copies)
-        html_bytes = sum(os.path.getsize(f) for f in files)
-        print(f"memory: {copies}x ({len(files)} files, {html_bytes / 1e6:.0f} MB compressed) ...", flush=True)
-        row = {"files": len(files), "input_mb": round(html_bytes / 1e6, 1)}
-        row["default"] = curate_run(
-            recipe(files, work / f"mem-{copies}", args.workers), work, f"mem-{copies}"
+        input_bytes = sum(os.path.getsize(f) for f in files)
+        print(
+            f"memory: {copies}x ({len(files)} files, {input_bytes / 1e6:.0f} MB compressed) ...", flush=True
         )
-        if copies > 1:
+        row = results.setdefault(f"{copies}x", {"files": len(files), "input_mb": round(input_bytes / 1e6, 1)})
+        if "default" in args.modes:
+            row["default"] = curate_run(
+                recipe(files, work / f"mem-{copies}", args.workers), work, f"mem-{copies}"
+            )
+            save(results)
+        if copies > 1 and "segmented" in args.modes:
             one_copy = sum(os.path.getsize(f) for f in corpus(args.corpus_root, 1))
             segmented = recipe(
                 files, work / f"mem-{copies}-seg", args.workers, run={"segment_bytes": one_copy + 1}
             )
             row["segmented"] = curate_run(segmented, work, f"mem-{copies}-seg")
+            save(results)
+        if "default" in row and "segmented" in row:
             a, b = row["default"]["documents_kept"], row["segmented"]["documents_kept"]
             row["kept_difference_pct"] = round(100 * (b - a) / a, 3)
-        results[f"{copies}x"] = row
     return results
 
 
@@ -195,6 +200,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--parts", nargs="+", default=["memory", "append", "against", "lines"])
+    parser.add_argument("--modes", nargs="+", default=["default", "segmented"], help="memory: which runs")
     parser.add_argument("--corpus-root", type=Path, default=BENCH / ".corpus-incremental")
     parser.add_argument("--work", type=Path, default=BENCH / ".work-incremental")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "incremental.json")
@@ -202,10 +208,17 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     results: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results["machine"] = {"cpu_count": os.cpu_count(), "workers": args.workers}
-    for part in args.parts:
-        results[part] = globals()[f"bench_{part}"](args, args.work)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(part: str, partial: dict) -> None:
+        results[part] = partial
         args.out.write_text(json.dumps(results, indent=1) + "\n")
+
+    for part in args.parts:
+        if part == "memory":
+            save(part, bench_memory(args, args.work, lambda partial: save("memory", partial)))
+        else:
+            save(part, globals()[f"bench_{part}"](args, args.work))
     print_table(results)
 
 

@@ -1,11 +1,15 @@
 """Exact and near-duplicate removal as Beam stages; nothing here needs every document, signature or hash
 on one worker.
 
-- ExactDedup: documents are grouped by the hash of their normalised text; the smallest id survives.
+- ExactDedup: ``(hash of the normalised text, id)`` pairs are grouped by hash; the smallest id survives;
+  each document meets its decision in one join by id (documents never go through the hash grouping).
 - MinHashDedup: batched MinHash signatures -> one key per LSH band -> GroupByKey per band bucket ->
   verified star edges to the bucket's smallest id -> distributed connected components -> the smallest
-  id of each cluster survives. The only groups ever held in memory are one hash's documents, one
-  bucket's (id, signature) pairs, one node's neighbours and one cluster's ids.
+  id of each cluster survives. The only groups ever held in memory are one hash's ids, one bucket's
+  (id, signature) pairs, one node's neighbours and one cluster's ids.
+- `against` versions: their index files (pipelines/dedup_index.py) join the same groupings, tagged so
+  that an old document always wins; this run's documents that meet one are `duplicate_of_version`.
+- WriteDedupIndex: the kept documents' keys, written beside the output so later runs can join them.
 
 Survivors are the smallest document ids, and ids are stable hashes, so every rerun and every runner
 (one worker or many) keeps the same documents.
