@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 SHARED_BENCH = REPO.parent / "shared" / "bench"
 CURATE = [sys.executable, "-m", "curate"]
-PEAK = re.compile(r"peak total RSS (\d+) MB · largest process (\d+) MB")
+PEAK = re.compile(r"peak total RSS (\d+) MB · largest process (\d+) MB: (.*)")
 ONLY_DEDUP = {"langid": {"enabled": False}, "quality": {"enabled": False}, "tokenize": {"enabled": False}}
 
 
@@ -79,6 +79,7 @@ def curate_run(
         "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
         "peak_total_mb": int(peak.group(1)) if peak else None,
         "peak_largest_process_mb": int(peak.group(2)) if peak else None,
+        "largest_process": peak.group(3).strip()[:120] if peak else None,
         "documents_read": stats["documents_read"],
         "documents_kept": stats["documents_kept"],
         "parts": stats.get("parts", 1),
