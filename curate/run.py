@@ -36,7 +36,8 @@ from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.readers import expand_inputs
 from curate.pipelines.runner import pipeline_options
 from curate.shards import write_manifest
-from curate.store import LocalStore, parse_spec, resolve_data
+from curate.store import parse_spec, resolve_data
+from curate.versions.lineage import check_commit_target, commit_run
 
 
 @dataclass
@@ -204,6 +205,8 @@ def run(
     set_version_resolver(resolve_data)  # `against: [NAME@REF]` are versions of the store
     files = expand_inputs(config.input.paths)
     curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
+    if config.output.dataset:
+        check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
     plan = _plan(config, files, append)
     root = plan.root
     log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
@@ -422,9 +425,7 @@ def _finalize(
     summary = RunSummary(layout.root, stats, reports, all_shards, seconds)
     if config.output.dataset:
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
-        message = "curate run" if len(parts) == 1 else f"curate run (part {layout.part})"
-        commit = LocalStore().commit_dir(layout.root, config.output.dataset, config.output.branch, message)
-        summary.commit = f"{config.output.dataset}@{commit.id} (branch {config.output.branch})"
+        summary.commit = commit_run(config, layout.root, [entry["path"] for entry in inputs], stats)
     return summary
 
 
