@@ -32,8 +32,9 @@ from curate.pipelines.runner import RunnerConfig, StorageConfig, pipeline_option
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S_VERSION = kubernetes_validate.latest_version()
 # `curate run` flags a Dataflow template has no use for: the runner is Dataflow, --workers and
-# --job-endpoint belong to other runners, --quiet to a console, and Beam options arrive on their own.
-NOT_TEMPLATE_PARAMETERS = {"runner", "workers", "job_endpoint", "quiet", "beam_option"}
+# --job-endpoint belong to other runners, --quiet to a console, Beam options arrive on their own, and
+# --append needs a local output folder (curate.run refuses it with gs:// or s3://).
+NOT_TEMPLATE_PARAMETERS = {"runner", "workers", "job_endpoint", "quiet", "beam_option", "append"}
 
 
 @pytest.mark.parametrize("dockerfile", sorted(DEPLOY.rglob("Dockerfile")), ids=lambda p: str(p.parent.name))
