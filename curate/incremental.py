@@ -59,9 +59,16 @@ def input_key(entry: dict[str, Any]) -> tuple[str, int, str]:
 
 
 def segment_limits(config: Config) -> tuple[int | None, int | None]:
-    """(files, bytes) per segment: the recipe's, else on the local runner a size that bounds memory."""
+    """(files, bytes) per segment: the recipe's, else on the local runner writing to a local folder a
+    size that bounds memory (segments join a local folder; an object-store output is one pipeline)."""
     run = config.run
-    if run.segment_files is None and run.segment_bytes is None and config.runner.name == "direct":
+    local_output = "://" not in config.output.path
+    if (
+        run.segment_files is None
+        and run.segment_bytes is None
+        and config.runner.name == "direct"
+        and local_output
+    ):
         return None, DEFAULT_LOCAL_SEGMENT_BYTES
     return run.segment_files, run.segment_bytes
 
