@@ -28,6 +28,19 @@ class InputConfig(Strict):
     id_field: str = "id"
     url_field: str = "url"
     text_field: str = "text"
+    max_document_bytes: int = Field(
+        8_000_000,
+        ge=1,
+        description="Records larger than this are rejected as too_large as they are read (before any stage).",
+    )
+    on_duplicate_id: Literal["derive", "fail"] = Field(
+        "derive",
+        description="Two records with one id: derive a stable id from file and position for the later "
+        "one (the original goes to metadata.original_id), or fail the run.",
+    )
+    strict: bool = Field(
+        False, description="Fail the run at the first unreadable record instead of rejecting it."
+    )
 
 
 class OutputConfig(Strict):

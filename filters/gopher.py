@@ -67,24 +67,29 @@ def _dup_ngram_chars(grams: _NGrams, starts: np.ndarray, n: int) -> int:
 
     datatrove walks every position: an n-gram seen at an earlier *visited* position is a repeat, and
     the walk then jumps n positions. Only positions whose n-gram occurred before can be repeats, so we
-    visit just those; a repeat is confirmed when an earlier occurrence was not jumped over.
+    visit just those; a repeat is confirmed when an earlier occurrence was not jumped over: the first
+    occurrence, or an earlier candidate the walk visited (remembered per n-gram, which keeps the walk
+    linear in the document's length).
     """
     ids = grams.ids
     first_of = grams.first[ids]
     candidates = np.flatnonzero(first_of != np.arange(len(ids)))
     offsets = starts.tolist()
-    skipped = np.zeros(len(ids), dtype=bool)
+    skipped = bytearray(len(ids))  # 1: the walk jumped over this position
+    visited = bytearray(len(grams.first))  # 1: a candidate of this n-gram was visited
     chars, resume = 0, 0  # positions below `resume` after a repeat were jumped over
-    for position, earliest in zip(candidates.tolist(), first_of[candidates].tolist(), strict=True):
+    for position, earliest, gram in zip(
+        candidates.tolist(), first_of[candidates].tolist(), ids[candidates].tolist(), strict=True
+    ):
         if position < resume:
             continue
-        if skipped[earliest]:  # rare: look for another earlier occurrence that was visited
-            before = np.flatnonzero(ids[:position] == ids[position])
-            if skipped[before].all():
-                continue  # visited for the first time: later occurrences repeat it
+        seen = not skipped[earliest] or visited[gram]
+        visited[gram] = 1
+        if not seen:
+            continue  # visited for the first time: later occurrences repeat it
         chars += offsets[position + n] - offsets[position]
         resume = position + n
-        skipped[position + 1 : resume] = True
+        skipped[position + 1 : resume] = b"\x01" * (resume - position - 1)
     return chars
 
 
