@@ -49,19 +49,6 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _clear_previous_outputs(layout: Any) -> None:
-    """A run replaces its output folder's results; stale shards must never mix with new ones."""
-    from apache_beam.io.filesystems import FileSystems
-
-    for sub in ("documents", "rejected", "shards", ".work"):
-        matches = FileSystems.match([layout.path(sub, "*")])[0].metadata_list
-        if matches:
-            FileSystems.delete([m.path for m in matches])
-    for name in ("stats.json", "manifest.json", "tokenizer.json"):
-        if FileSystems.exists(layout.path(name)):
-            FileSystems.delete([layout.path(name)])
-
-
 class _Progress:
     """Prints 'read N · kept M · R docs/s' from the workers' progress files while the run goes."""
 
@@ -113,37 +100,42 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
     """Run the recipe to completion and return its summary; raises CurateError on a problem the user
     can fix (bad input path, stage not available, unwritable output)."""
     from curate.pipelines import curation
-    from curate.pipelines.readers import expand_inputs
-    from curate.pipelines.registry import enabled_stages
+    from curate.preflight import preflight
+    from curate.publish import discard, output_lock, publish, staging_root
 
     started = time.monotonic()
-    files = expand_inputs(config.input.paths)
-    enabled_stages(config)  # fail now, before any worker starts, if a stage is not available
-    layout = curation.Layout(config.output.path)
-    if _is_local(layout.root):
-        os.makedirs(layout.root, exist_ok=True)
-    _clear_previous_outputs(layout)
-
-    log_path = os.path.join(layout.root if _is_local(layout.root) else tempfile.gettempdir(), "run.log")
-    with _worker_logs_to(log_path) as console:
-        stream = stream or console
-        if progress:
-            print(
-                f"curate: {len(files)} input file(s) -> {layout.root} on the {config.runner.name} runner"
-                f" (Beam's log: {log_path})",
-                file=stream,
-                flush=True,
-            )
-        try:
-            order = _run_pipeline(config, files, layout, progress, stream)
-        except Exception as error:
-            traceback.print_exc()  # fd 2 is the log file here
-            if isinstance(error, CurateError) and "[while running" not in str(error):
-                raise
-            raise CurateError(_worker_error(error, log_path)) from error
-        summary = _finalize(config, layout, order, time.monotonic() - started)
-        if progress:
-            print(format_summary(summary), file=stream, flush=True)
+    files = preflight(config)  # nothing has been touched yet: a problem here costs nothing
+    root = config.output.path.rstrip("/") or config.output.path
+    with output_lock(root):
+        if _is_local(root):
+            os.makedirs(root, exist_ok=True)
+        staged = config.model_copy(deep=True)
+        staged.output.path = staging_root(root)
+        layout = curation.Layout(staged.output.path)
+        log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
+        with _worker_logs_to(log_path) as console:
+            stream = stream or console
+            if progress:
+                print(
+                    f"curate: {len(files)} input file(s) -> {root} on the {config.runner.name} runner"
+                    f" (Beam's log: {log_path})",
+                    file=stream,
+                    flush=True,
+                )
+            try:
+                order = _run_pipeline(staged, files, layout, progress, stream)
+                summary = _finalize(config, layout, order, time.monotonic() - started)
+            except Exception as error:
+                traceback.print_exc()  # fd 2 is the log file here
+                discard(layout.root)  # the previous results stay as they were
+                if isinstance(error, CurateError) and "[while running" not in str(error):
+                    raise
+                raise CurateError(_worker_error(error, log_path)) from error
+            publish(layout.root, root)
+            summary.output = root
+            _commit(config, summary)
+            if progress:
+                print(format_summary(summary), file=stream, flush=True)
     return summary
 
 
@@ -237,16 +229,19 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
 
         write_manifest(layout.root, shards, config, stats)
     FileSystems.delete([layout.work])
-    summary = RunSummary(layout.root, stats, reports, shards, seconds)
+    return RunSummary(layout.root, stats, reports, shards, seconds)
+
+
+def _commit(config: Config, summary: RunSummary) -> None:
+    """Commit the published run to the version store, when the recipe names a dataset."""
     if config.output.dataset:
         from curate.store import LocalStore
 
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
         commit = LocalStore().commit_dir(
-            layout.root, config.output.dataset, config.output.branch, "curate run"
+            summary.output, config.output.dataset, config.output.branch, "curate run"
         )
         summary.commit = f"{config.output.dataset}@{commit.id} (branch {config.output.branch})"
-    return summary
 
 
 def _write_json(path: str, data: Any) -> None:

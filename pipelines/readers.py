@@ -22,6 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from curate.pipelines.decompress import LostRange, decompressed_chunks
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
+from curate.pipelines.unique_ids import POSITION, UniqueIds
 
 from curate.config import InputConfig
 from curate.core.errors import CurateError
@@ -29,9 +30,6 @@ from curate.core.ids import document_id
 
 Document = dict[str, Any]
 READ_STAGE = "read"
-# Where in its file a document was read ("line 12", "row 3", "byte 5120"); the id check uses it to derive
-# an id for a duplicate, then drops it (see pipelines/unique_ids.py).
-POSITION = "position"
 
 _FORMAT_PATTERNS = [
     ("wet", ("*.wet", "*.wet.gz", "*.warc.wet", "*.warc.wet.gz")),
@@ -417,7 +415,8 @@ class _ReadFile(beam.DoFn):
 
 
 class ReadDocuments(StageTransform):
-    """Files -> documents, with unreadable records as rejections of stage `read`."""
+    """Files -> documents with ids unique in the run, with unreadable records as rejections of stage
+    `read`."""
 
     stage_name = READ_STAGE
     annotation_types = {"read_error": "string"}
@@ -434,6 +433,7 @@ class ReadDocuments(StageTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             | "Parse" >> beam.ParDo(_ReadFile(self._cfg)).with_outputs(REJECTED_TAG, main="docs")
         )
-        # Documents of one big file would otherwise stay on the worker that read it.
-        docs = outputs.docs | "SpreadDocs" >> beam.Reshuffle()
+        # Grouping by id finds ids that collide, and spreads the documents of one big file over workers
+        # (they would otherwise stay on the worker that read it): one shuffle for both.
+        docs = outputs.docs | "UniqueIds" >> UniqueIds(self._cfg.on_duplicate_id)
         return docs, outputs[REJECTED_TAG]
