@@ -115,16 +115,22 @@ def input_files(config: Config) -> list[str]:
     return files
 
 
-def preflight(config: Config, check_files: bool = True) -> list[str]:
-    """Every check a run needs before it starts; returns the input files. Raises CurateError (one line)."""
+def preflight(config: Config, check_files: bool = True, require_inputs: bool = True) -> list[str]:
+    """Every check a run needs before it starts; returns the input files. Raises CurateError (one line).
+
+    ``check_files=False`` checks the recipe alone; ``require_inputs=False`` accepts a recipe without
+    inputs (they may come from --input at run time)."""
     from curate.pipelines.registry import enabled_stages
 
-    check_output(config.output.path)
+    if not config.output.path.strip():
+        raise CurateError("output.path is empty: give the folder the run writes to (--output DIR)")
     files: list[str] = []
     if check_files:
-        if not config.input.paths:
+        check_output(config.output.path)
+        if config.input.paths:
+            files = input_files(config)
+        elif require_inputs:
             raise CurateError("input.paths: no input given (set it in the recipe or pass --input)")
-        files = input_files(config)
         for key, path in recipe_files(config):
             check_readable_file(path, key)
     enabled_stages(config)  # a stage that is not available fails now, naming it

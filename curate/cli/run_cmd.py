@@ -12,6 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("config", help="Recipe YAML (see `curate config show`).")
     run.add_argument("--input", action="append", metavar="PATH_OR_GLOB", help="Replaces input.paths.")
     run.add_argument("--output", metavar="DIR", help="Replaces output.path.")
+    run.add_argument(
+        "--strict", action="store_true", help="Fail at the first unreadable record (input.strict)."
+    )
     add_runner_arguments(run)
     run.set_defaults(func=_run)
 
@@ -28,8 +31,10 @@ def override(data: dict, args: argparse.Namespace) -> dict:
     """Command-line flags win over the recipe (as a dict, validated afterwards like the file itself)."""
     if args.input:
         data["input"]["paths"] = args.input
-    if args.output:
+    if args.output is not None:  # an empty --output is an error (preflight), never the recipe's default
         data["output"]["path"] = args.output
+    if getattr(args, "strict", False):
+        data["input"]["strict"] = True
     if args.runner:
         data["runner"]["name"] = args.runner
     if args.workers is not None:
