@@ -56,7 +56,23 @@ class RunnerConfig(Strict):
     workers: int = Field(2, ge=1, description="Worker processes for the direct runner.")
     job_endpoint: str | None = Field(None, description="HOST:PORT of a Beam job service (portable runner).")
     environment_type: str = Field("LOOPBACK", description="SDK harness environment for portable runners.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Extra Beam pipeline options.")
+    options: dict[str, str | bool | int | float] = Field(
+        default_factory=dict, description="Extra Beam pipeline options (name: scalar value)."
+    )
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_are_scalars(cls, value: Any) -> Any:
+        # Beam takes options as --name=value; a nested value has no meaning there (and an aliased one can
+        # expand without bound when turned into text).
+        if isinstance(value, dict):
+            for name, option in value.items():
+                if not isinstance(option, str | bool | int | float):
+                    raise ValueError(
+                        f"option '{name}' must be one value (text, number, true/false), not "
+                        f"{type(option).__name__}"
+                    )
+        return value
 
     @model_validator(mode="after")
     def _portable_needs_endpoint(self) -> RunnerConfig:
@@ -379,7 +395,7 @@ def _describe(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(top level)"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{source}: {key}: {first['msg']}{more}"
+    return f"{source}: {key}: {first['msg'].removeprefix('Value error, ')}{more}"
 
 
 def parse_config(data: Any, source: str = "<config>") -> Config:
@@ -393,14 +409,53 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raise ConfigError(_describe(error, source)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    path = Path(path)
+MAX_RECIPE_BYTES = 1_000_000  # a recipe is a page of YAML; more is a mistake or an attack
+MAX_ALIASES = 100  # YAML aliases a recipe may use (an "anchor bomb" nests them to exhaust memory)
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a bound on aliases: nested aliases expand exponentially when walked."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (line {mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def _read_recipe(path: Path) -> str:
+    import stat
+
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file; give a recipe YAML file")
+        if info.st_size > MAX_RECIPE_BYTES:
+            raise ConfigError(
+                f"{path}: {info.st_size:,} bytes; a recipe may have at most {MAX_RECIPE_BYTES:,}"
+            )
+        return path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    text = _read_recipe(path)
     try:
-        data = yaml.safe_load(text)
+        loader = _RecipeLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -70,6 +70,10 @@ class ShardSet:
             for index, path in enumerate(shards)
             for group in range(pq.ParquetFile(path).num_row_groups)
         )
+        if not units:
+            raise CurateError(
+                f"{root}: the shards hold no documents (the run kept none); nothing to train on"
+            )
         return cls(root, shards, units, vocab_size, eos_id, total)
 
 
