@@ -126,8 +126,10 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
                 order = _run_pipeline(staged, files, layout, progress, stream)
                 summary = _finalize(config, layout, order, time.monotonic() - started)
             except Exception as error:
-                traceback.print_exc()  # fd 2 is the log file here
-                discard(layout.root)  # the previous results stay as they were
+                with contextlib.suppress(OSError):  # the log's disk may be the one that is full
+                    traceback.print_exc()  # fd 2 is the log file here
+                with contextlib.suppress(Exception):
+                    discard(layout.root)  # the previous results stay as they were
                 if isinstance(error, CurateError) and "[while running" not in str(error):
                     raise
                 raise CurateError(_worker_error(error, log_path)) from error
