@@ -260,16 +260,23 @@ def format_summary(summary: RunSummary) -> str:
     for name, entry in stats["stages"].items():
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in entry["rejected"].items()) or "-"
         lines.append(f"  {name:<14}{entry['in']:>10,}{entry['out']:>10,}  {reasons}")
-    unreadable = stats["stages"]["read"]["rejected"].get("unreadable", 0)
-    if unreadable:
-        lines.append(f"  WARNING: {unreadable:,} unreadable record(s); see rejected/ (column read_error)")
+    not_read = stats["stages"]["read"]["rejected"]
+    if not_read:
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in not_read.items())
+        lines.append(
+            f"  WARNING: {sum(not_read.values()):,} record(s) not read ({reasons}); "
+            "see rejected/ (column read_error)"
+        )
+        for report in summary.reports:
+            if report.get("kind") == "read_problems":
+                lines += [f"    {line}" for line in report.get("console", [])]
     lines.append(
         f"  kept {stats['documents_kept']:,} of {stats['documents_read']:,} documents"
         + (f"; {summary.tokens:,} tokens in {len(summary.shards)} shard(s)" if summary.shards else "")
     )
     for report in summary.reports:
-        for line in report.get("console", []):
-            lines.append(f"  {line}")
+        if report.get("kind") != "read_problems":
+            lines += [f"  {line}" for line in report.get("console", [])]
     lines.append(f"  output: {summary.output} (documents/ rejected/ shards/ stats.json manifest.json)")
     if summary.commit:
         lines.append(f"  committed: {summary.commit}")

@@ -9,7 +9,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from curate.pipelines.accounting import count_stage
-from curate.pipelines.readers import ReadDocuments
+from curate.pipelines.readers import ReadDocuments, ReadProblems
 from curate.pipelines.registry import enabled_stages
 from curate.pipelines.writers import WriteDocuments, document_schema
 
@@ -92,6 +92,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     """Add the whole curation to ``pipeline``; returns the stage names in order (for stats)."""
     docs, read_rejected = pipeline | "Read" >> ReadDocuments(config.input, files)
     counts = count_stage("read", None, docs, read_rejected)
+    reports = [read_rejected | "ReadProblems" >> ReadProblems()]
     rejected = [read_rejected]
     annotations: dict[str, str] = dict(ReadDocuments.annotation_types)
     order = ["read"]
@@ -116,7 +117,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         order.append(name)
         docs = outputs.kept
         _to_json_lines(outputs.shard_infos, layout.path(".work", SHARDS_FILE), "ShardInfos")
-        _to_json_lines(outputs.reports, layout.path(".work", REPORTS_FILE), "Reports")
+        reports.append(outputs.reports)
 
     docs = docs | "ReportKept" >> beam.ParDo(_ReportKept())
     if config.output.documents:
@@ -128,6 +129,8 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         all_rejected | "WriteRejected" >> WriteDocuments(
             layout.path("rejected", "part"), document_schema(annotations, rejected=True)
         )
+    all_reports = tuple(reports) | "AllReports" >> beam.Flatten()
+    _to_json_lines(all_reports, layout.path(".work", REPORTS_FILE), "Reports")
     stats_rows = tuple(counts) | "AllCounts" >> beam.Flatten()
     _to_json_lines(stats_rows, layout.path(".work", STATS_FILE), "Stats")
     return order

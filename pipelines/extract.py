@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from curate.filters.html_extract import extract_main_text, is_html_content_type
+from curate.filters.html_extract import extract_main_text, is_html_content_type, missing_dependency
 from curate.pipelines.stage import REJECTED_TAG, StageTransform, reject
 
 from curate.config import Config, ExtractConfig
+from curate.core.errors import CurateError
 
 
 class _Extract(beam.DoFn):
@@ -45,6 +46,12 @@ class ExtractStage(StageTransform):
     def __init__(self, cfg: ExtractConfig, config: Config):
         super().__init__(label="extract")
         self._cfg = cfg
+        missing = missing_dependency(cfg.extractor)
+        if missing:  # fail before the run starts, not in a worker on the first page
+            raise CurateError(
+                f"stages.extract.extractor: {cfg.extractor} needs the Python package {missing}, which is not "
+                f"installed; pip install {missing} (or reinstall curate)"
+            )
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         outputs = docs | "Extract" >> beam.ParDo(_Extract(self._cfg)).with_outputs(REJECTED_TAG, main="kept")

@@ -437,3 +437,38 @@ class ReadDocuments(StageTransform):
         # (they would otherwise stay on the worker that read it): one shuffle for both.
         docs = outputs.docs | "UniqueIds" >> UniqueIds(self._cfg.on_duplicate_id)
         return docs, outputs[REJECTED_TAG]
+
+
+MAX_PROBLEM_FILES = 20  # files named on the console and in stats.json; rejected/ has every record
+
+
+def _count_and_first(values: Iterable[tuple[int, str]]) -> tuple[int, str]:
+    values = list(values)
+    return sum(count for count, _ in values), min(error for _, error in values)
+
+
+def _problem_report(files: list[tuple[str, tuple[int, str]]]) -> dict[str, Any]:
+    console = [
+        f"{source}: {count:,} record(s) not read, e.g. {example}" for source, (count, example) in files
+    ]
+    if len(files) == MAX_PROBLEM_FILES:
+        console.append(f"(only the first {MAX_PROBLEM_FILES} files are named; see rejected/ for all)")
+    return {
+        "kind": "read_problems",
+        "files": {source: {"records": count, "example": example} for source, (count, example) in files},
+        "console": console,
+    }
+
+
+class ReadProblems(beam.PTransform):
+    """Read-stage rejections -> one report naming each damaged file (records lost, one example), so the
+    console says which files to look at without anyone opening rejected/."""
+
+    def expand(self, read_rejected: beam.PCollection) -> beam.PCollection:
+        return (
+            read_rejected
+            | "BySource" >> beam.Map(lambda doc: (doc["source"], (1, doc["read_error"])))
+            | "PerSource" >> beam.CombinePerKey(_count_and_first)
+            | "FirstFiles" >> beam.combiners.Top.Smallest(MAX_PROBLEM_FILES)
+            | "Report" >> beam.Map(_problem_report)
+        )
