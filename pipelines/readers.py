@@ -52,6 +52,7 @@ def detect_format(path: str) -> str:
 
 def unreadable(path: str, where: str, message: str, url: str | None = None) -> Document:
     """A rejection for a record that could not be read; its id is stable so reruns agree."""
+    message = "".join(char if char.isprintable() else "?" for char in message)  # one clean line
     return {
         "id": document_id(None, f"{path}@{where}", ""),
         "url": url,
@@ -442,9 +443,14 @@ class ReadDocuments(StageTransform):
 MAX_PROBLEM_FILES = 20  # files named on the console and in stats.json; rejected/ has every record
 
 
+def _reading_order(error: str) -> list[Any]:
+    """'f: row 8: ...' before 'f: row 10: ...': numbers compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", error)]
+
+
 def _count_and_first(values: Iterable[tuple[int, str]]) -> tuple[int, str]:
     values = list(values)
-    return sum(count for count, _ in values), min(error for _, error in values)
+    return sum(count for count, _ in values), min((error for _, error in values), key=_reading_order)
 
 
 def _problem_report(files: list[tuple[str, tuple[int, str]]]) -> dict[str, Any]:
