@@ -33,9 +33,16 @@ def curate(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-def write_recipe(path: Path, inputs: list[str], output: Path, stages: dict | None = None, **extra) -> Path:
+def write_recipe(
+    path: Path,
+    inputs: list[str],
+    output: Path | str,
+    stages: dict | None = None,
+    input_extra: dict | None = None,
+    **extra,
+) -> Path:
     recipe = {
-        "input": inputs,
+        "input": {"paths": inputs, **(input_extra or {})},
         "output": str(output),
         "runner": {"name": "direct", "workers": 1},
         "stages": stages if stages is not None else FAST_STAGES,
@@ -117,7 +124,7 @@ def _damaged_gzip_member(folder: Path) -> tuple[DamagedInput, tuple[int, int]]:
 
 
 def _surrogate(folder: Path) -> DamagedInput:
-    rows = sample_rows("cc_en_head-0174.jsonl.gz")[:5]
+    rows = sample_rows("cc_en_head-0091.jsonl.gz")[:5]
     lines = [jsonl_line({"id": f"sur-{i}", "text": row["text"]}) for i, row in enumerate(rows)]
     lines[2] = b'{"id": "sur-2", "text": "lone \\ud800 surrogate"}\n'
     path = folder / "surrogate.jsonl"
@@ -152,7 +159,7 @@ def _plain_warc_with_garbage(folder: Path) -> DamagedInput:
 
 def _parquet_bad_row_group(folder: Path) -> DamagedInput:
     """Five row groups of 4 real documents; the third cannot be decoded."""
-    rows = sample_rows("cc_en_head-0174.jsonl.gz")
+    rows = sample_rows("cc_en_head-0091.jsonl.gz")
     texts = [f"Row {i}. {rows[i % 10]['text']}" for i in range(20)]
     table = pa.table({"id": [f"pq-{i}" for i in range(20)], "text": texts})
     path = folder / "groups.parquet"
@@ -180,7 +187,8 @@ def _huge_document(folder: Path) -> DamagedInput:
 
 
 def _duplicate_ids(folder: Path) -> list[DamagedInput]:
-    """Two files numbering their rows from 0: ids 0-4 in both, for ten unrelated real documents."""
+    """Two files numbering their rows from 0: ids 0-4 in both, for ten unrelated real documents (no other
+    input holds these texts)."""
     rows = sample_rows("cc_en_head-0174.jsonl.gz")
     files = []
     for part, chunk in (("a", rows[:5]), ("b", rows[5:])):
