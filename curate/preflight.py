@@ -10,8 +10,12 @@ import stat
 from collections.abc import Iterator
 from typing import Any
 
+from apache_beam.io.filesystems import FileSystems
+
 from curate.config import Config
 from curate.core.errors import CurateError
+from curate.pipelines.curation import enabled_stages
+from curate.pipelines.readers import detect_format, expand_inputs
 
 # Recipe keys whose values name files a stage opens (a path, a list of paths, or {lang: path(s)}). Keys are
 # the recipe's public contract, so they stay valid wherever the config classes live.
@@ -59,7 +63,7 @@ def recipe_files(config: Config) -> list[tuple[str, str]]:
         stage = _lookup(config, key.rsplit(".", 1)[0])
         if stage is None or not getattr(stage, "enabled", True):
             continue
-        if key == "stages.tokenize.tokenizer" and config.stages.tokenize.train is not None:
+        if key == "stages.tokenize.tokenizer" and _lookup(config, "stages.tokenize.train") is not None:
             continue  # a tokenizer is trained instead
         for path in _paths(_lookup(config, key)):
             if path not in BUNDLED.get(key, set()):
@@ -69,8 +73,6 @@ def recipe_files(config: Config) -> list[tuple[str, str]]:
 
 def check_readable_file(path: str, what: str) -> None:
     """A regular file that exists and can be read (a FIFO or device would block or never end)."""
-    from apache_beam.io.filesystems import FileSystems
-
     if not _is_local(path):
         if not FileSystems.exists(path):
             raise CurateError(f"{what}: {path} does not exist")
@@ -105,8 +107,6 @@ def check_output(path: str) -> None:
 
 def input_files(config: Config) -> list[str]:
     """The input files, resolved and checked: each exists, is a regular file, and has a known format."""
-    from curate.pipelines.readers import detect_format, expand_inputs
-
     files = expand_inputs(config.input.paths)
     for path in files:
         check_readable_file(path, "input")
@@ -120,8 +120,6 @@ def preflight(config: Config, check_files: bool = True, require_inputs: bool = T
 
     ``check_files=False`` checks the recipe alone; ``require_inputs=False`` accepts a recipe without
     inputs (they may come from --input at run time)."""
-    from curate.pipelines.registry import enabled_stages
-
     if not config.output.path.strip():
         raise CurateError("output.path is empty: give the folder the run writes to (--output DIR)")
     files: list[str] = []

@@ -15,6 +15,8 @@ import socket
 import time
 from collections.abc import Iterator
 
+from apache_beam.io.filesystems import FileSystems
+
 from curate.core.errors import CurateError
 
 STAGING = ".staging"
@@ -94,8 +96,6 @@ def output_lock(root: str) -> Iterator[None]:
 
 def staging_root(root: str) -> str:
     """A fresh staging folder inside the output (whatever a killed run left there is removed)."""
-    from apache_beam.io.filesystems import FileSystems
-
     staging = _join(root, STAGING)
     if FileSystems.exists(staging):
         FileSystems.delete([staging])
@@ -105,8 +105,6 @@ def staging_root(root: str) -> str:
 
 
 def _delete(path: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
     if FileSystems.exists(path):
         FileSystems.delete([path])
 
@@ -118,8 +116,6 @@ def discard(staging: str) -> None:
 
 def _move(source: str, target: str) -> None:
     """Move a file or folder; object stores have no folders, so their objects move one by one."""
-    from apache_beam.io.filesystems import FileSystems
-
     if _is_local(source):
         os.replace(source, target)
         return
@@ -135,8 +131,6 @@ def publish(staging: str, root: str) -> None:
 
     Between the two steps the folder has no manifest, so nothing reads a mix of old and new results;
     a run killed in that window leaves no manifest, and the next run publishes again."""
-    from apache_beam.io.filesystems import FileSystems
-
     for name in reversed(RESULTS):
         _delete(_join(root, name))
     for name in RESULTS:

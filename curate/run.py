@@ -19,8 +19,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
 from curate.config import Config
 from curate.core.errors import CurateError
+from curate.core.files import write_atomic
+from curate.pipelines import curation, token_shards
+from curate.pipelines.accounting import assemble_stats
+from curate.pipelines.progress import PROGRESS_ENV
+from curate.pipelines.runner import pipeline_options
+from curate.preflight import preflight
+from curate.publish import discard, output_lock, publish, staging_root
+from curate.shards import write_manifest
+from curate.store import LocalStore
 
 
 @dataclass
@@ -99,10 +111,6 @@ class _Progress:
 def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> RunSummary:
     """Run the recipe to completion and return its summary; raises CurateError on a problem the user
     can fix (bad input path, stage not available, unwritable output)."""
-    from curate.pipelines import curation
-    from curate.preflight import preflight
-    from curate.publish import discard, output_lock, publish, staging_root
-
     started = time.monotonic()
     files = preflight(config)  # nothing has been touched yet: a problem here costs nothing
     root = config.output.path.rstrip("/") or config.output.path
@@ -175,10 +183,6 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 
 
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
-    import apache_beam as beam
-
-    from curate.pipelines import curation
-    from curate.pipelines.progress import PROGRESS_ENV
 
     progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)
@@ -186,7 +190,7 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
     temp_location = layout.path(".work", "beam-temp")
     try:
         with _Progress(progress_dir, stream) if progress else contextlib.nullcontext():
-            options = curation.pipeline_options(config.runner, temp_location)
+            options = pipeline_options(config.runner, temp_location)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
             pipeline.run().wait_until_finish()
@@ -199,10 +203,6 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
 
 
 def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> RunSummary:
-    from apache_beam.io.filesystems import FileSystems
-
-    from curate.pipelines import curation
-    from curate.pipelines.accounting import assemble_stats
 
     rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
     stages = assemble_stats(rows, order)
@@ -226,9 +226,7 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
     if not stats["balanced"]:
         raise CurateError(f"{layout.root}: document accounting does not balance: {json.dumps(stages)}")
     _write_json(layout.path("stats.json"), stats)
-    if config.stages.tokenize.enabled:
-        from curate.shards import write_manifest
-
+    if config.stages.of(token_shards.STAGE).enabled:
         write_manifest(layout.root, shards, config, stats)
     FileSystems.delete([layout.work])
     return RunSummary(layout.root, stats, reports, shards, seconds)
@@ -237,8 +235,6 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
 def _commit(config: Config, summary: RunSummary) -> None:
     """Commit the published run to the version store, when the recipe names a dataset."""
     if config.output.dataset:
-        from curate.store import LocalStore
-
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
         commit = LocalStore().commit_dir(
             summary.output, config.output.dataset, config.output.branch, "curate run"
@@ -247,7 +243,6 @@ def _commit(config: Config, summary: RunSummary) -> None:
 
 
 def _write_json(path: str, data: Any) -> None:
-    from curate.core.files import write_atomic
 
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 

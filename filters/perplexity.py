@@ -15,10 +15,24 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from curate.filters.base import Annotations, Doc, FilterSpec
+from pydantic import Field
 
-from curate.config import PerplexityConfig
+from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+
+
+class PerplexityConfig(StageConfig):
+    enabled: bool = False
+    model: str | dict[str, str] | None = Field(
+        None, description="KenLM model (ARPA or binary), or {lang: path}."
+    )
+    sentencepiece: str | dict[str, str] | None = None
+    max_perplexity: float | None = Field(None, gt=0, description="Reject above this; null only annotates.")
+    buckets: tuple[float, float] = Field(
+        (310.0, 1000.0), description="head < first <= middle < second <= tail (CCNet's English cut-offs)."
+    )
+
 
 # cc_net/text_normalizer.py: unicode punctuation -> ASCII (the "１" -> '"' entry is CCNet's own, kept
 # so that scores match models trained with CCNet's pipeline).
@@ -208,3 +222,6 @@ def stage_spec(cfg: PerplexityConfig) -> FilterSpec:
             "enabled; train one with `curate lm train --corpus TEXT --output model.binary`"
         )
     return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+
+
+STAGE = FilterStageDef(name="perplexity", config=PerplexityConfig, spec=stage_spec)

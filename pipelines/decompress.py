@@ -31,14 +31,14 @@ class LostRange:
     problem: str
 
 
+@dataclass(frozen=True)
 class _Codec:
     """What differs between gzip and zstd: the member header and a one-member decompressor."""
 
-    def __init__(self, name: str, magic: bytes, new: Callable[[], Any], errors: tuple[type, ...]):
-        self.name = name
-        self.magic = magic
-        self.new = new
-        self.errors = errors
+    name: str
+    magic: bytes
+    new: Callable[[], Any]
+    errors: tuple[type[Exception], ...]
 
 
 def _gzip() -> _Codec:

@@ -15,18 +15,41 @@ import json
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from pydantic import Field
+
+from curate.core.config import Strict
+from curate.core.errors import CurateError
+from curate.core.ids import document_id
 from curate.pipelines.decompress import LostRange, decompressed_chunks
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
 from curate.pipelines.unique_ids import POSITION, UniqueIds
 
-from curate.config import InputConfig
-from curate.core.errors import CurateError
-from curate.core.ids import document_id
+
+class InputConfig(Strict):
+    paths: list[str] = Field(default_factory=list, description="Files or globs; anything Beam can open.")
+    format: Literal["auto", "warc", "wet", "jsonl", "parquet"] = "auto"
+    id_field: str = "id"
+    url_field: str = "url"
+    text_field: str = "text"
+    max_document_bytes: int = Field(
+        8_000_000,
+        ge=1,
+        description="Records larger than this are rejected as too_large as they are read (before any stage).",
+    )
+    on_duplicate_id: Literal["derive", "fail"] = Field(
+        "derive",
+        description="Two records with one id: derive a stable id from file and position for the later "
+        "one (the original goes to metadata.original_id), or fail the run.",
+    )
+    strict: bool = Field(
+        False, description="Fail the run at the first unreadable record instead of rejecting it."
+    )
+
 
 Document = dict[str, Any]
 READ_STAGE = "read"

@@ -70,5 +70,6 @@ class UniqueIds(beam.PTransform):
             docs
             | "KeyById" >> beam.Map(lambda doc: (doc["id"], doc))
             | "GroupById" >> beam.GroupByKey()
-            | "AssignUniqueIds" >> beam.FlatMap(lambda group: assign_unique_ids(*group, on_duplicate))
+            | "AssignUniqueIds"
+            >> beam.FlatMap(lambda group: assign_unique_ids(group[0], group[1], on_duplicate))
         )

@@ -11,8 +11,9 @@ from curate.cli import main
 from curate.cli.run_cmd import apply_overrides
 from curate.config import ConfigError, config_to_yaml, default_config, load_config, parse_config
 
+# The public recipe contract, in pipeline order (`curate config show` prints them so).
 STAGES = [
-    "extract", "url_filter", "langid", "quality", "toxicity", "perplexity",
+    "url_filter", "extract", "langid", "quality", "toxicity", "perplexity",
     "dedup_exact", "dedup_minhash", "mixing", "tokenize",
 ]  # fmt: skip
 
@@ -56,7 +57,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 
 def test_portable_runner_needs_an_endpoint():
-    with pytest.raises(ConfigError, match="runner: Value error, runner 'portable' needs job_endpoint"):
+    with pytest.raises(ConfigError, match="runner: runner 'portable' needs job_endpoint"):
         parse_config({"runner": {"name": "portable"}})
 
 
