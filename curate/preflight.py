@@ -115,6 +115,33 @@ def input_files(config: Config) -> list[str]:
     return files
 
 
+# Fields WARC/WET documents carry besides the stages' annotations (their metadata).
+_WARC_FIELDS = {"warc_record_id", "warc_date", "http_status"}
+
+
+def check_order_by(config: Config, files: list[str]) -> None:
+    """``tokenize.order_by`` must name something documents will have: an annotation of an enabled stage,
+    or (JSONL/Parquet input) an input field, which curate cannot know in advance."""
+    tokenize = _lookup(config, "stages.tokenize")
+    order_by = getattr(tokenize, "order_by", None)
+    if not order_by or not tokenize.enabled:
+        return
+    known = {"read_error"} | {name for _, stage in enabled_stages(config) for name in stage.annotation_types}
+    if _lookup(config, "stages.mixing.enabled"):
+        known.add("domain")
+    formats = {config.input.format if config.input.format != "auto" else detect_format(f) for f in files}
+    if order_by in known or formats & {"jsonl", "parquet"}:
+        return
+    if formats & {"warc", "wet"}:
+        known |= _WARC_FIELDS
+        if order_by in known:
+            return
+    raise CurateError(
+        f"stages.tokenize.order_by: '{order_by}' is not an annotation of the enabled stages or a field of "
+        f"the input; known: {', '.join(sorted(known))}"
+    )
+
+
 def preflight(config: Config, check_files: bool = True, require_inputs: bool = True) -> list[str]:
     """Every check a run needs before it starts; returns the input files. Raises CurateError (one line).
 
@@ -132,4 +159,6 @@ def preflight(config: Config, check_files: bool = True, require_inputs: bool = T
         for key, path in recipe_files(config):
             check_readable_file(path, key)
     enabled_stages(config)  # a stage that is not available fails now, naming it
+    if files:
+        check_order_by(config, files)
     return files
