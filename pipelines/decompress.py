@@ -96,6 +96,13 @@ def _next_member(raw: BinaryIO, codec: _Codec, after: int, size: int) -> int:
     return size
 
 
+def next_gzip_member(raw: BinaryIO, after: int) -> int | None:
+    """Offset of the next readable gzip member after ``after`` (a WARC.gz reader resumes there), or None."""
+    size = _size(raw)
+    found = _next_member(raw, _gzip(), after, size)
+    return found if found < size else None
+
+
 def decompressed_chunks(raw: BinaryIO, name: str) -> Iterator[bytes | LostRange]:
     """The file's content in chunks, with a LostRange where a damaged member was skipped.
 

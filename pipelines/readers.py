@@ -25,7 +25,7 @@ from pydantic import Field
 from curate.core.config import Strict
 from curate.core.errors import CurateError
 from curate.core.ids import document_id
-from curate.pipelines.decompress import LostRange, decompressed_chunks
+from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
 from curate.pipelines.unique_ids import POSITION, UniqueIds
 
@@ -121,20 +121,6 @@ def _gzip_tail_problem(raw: BinaryIO, start: int) -> int | None:
     return None
 
 
-def _next_gzip_member(raw: BinaryIO, after: int) -> int | None:
-    """Offset of the next gzip member header after a corrupt region, to resume reading there."""
-    raw.seek(after)
-    data = raw.read()
-    index = data.find(b"\x1f\x8b\x08", 1)
-    while index != -1:
-        try:
-            zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(data[index : index + 65536])
-            return after + index
-        except zlib.error:
-            index = data.find(b"\x1f\x8b\x08", index + 1)
-    return None
-
-
 def _next_warc_header(raw: BinaryIO, after: int) -> int | None:
     """Offset of the next line that starts a WARC record header, to resume an uncompressed WARC there."""
     raw.seek(after)
@@ -215,7 +201,7 @@ def read_warc(
             if pending is not None:
                 yield pending
             if gzipped:
-                resume = _next_gzip_member(raw, last_start + 1)
+                resume = next_gzip_member(raw, last_start + 1)
             else:
                 resume = _next_warc_header(raw, last_start + 1)
             skipped = f", skipped to byte {resume}" if resume is not None else ""
