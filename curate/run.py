@@ -86,16 +86,19 @@ class _Progress:
                 kept += counts.get("kept", 0)
         return read, kept
 
+    def _show(self) -> None:
+        read, kept = self._totals()
+        elapsed = time.monotonic() - self._start
+        line = f"  read {read:,} records · kept {kept:,} · {read / max(elapsed, 1e-9):,.0f} records/s"
+        if line != self._last_line and read:
+            end = "\r" if self._interactive else "\n"
+            print(line.ljust(70), end=end, file=self._stream, flush=True)
+            self._last_line = line
+
     def _loop(self) -> None:
         interval = 0.5 if self._interactive else 5.0
         while not self._stop.wait(interval):
-            read, kept = self._totals()
-            elapsed = time.monotonic() - self._start
-            line = f"  read {read:,} records · kept {kept:,} · {read / max(elapsed, 1e-9):,.0f} records/s"
-            if line != self._last_line and read:
-                end = "\r" if self._interactive else "\n"
-                print(line.ljust(70), end=end, file=self._stream, flush=True)
-                self._last_line = line
+            self._show()
 
     def __enter__(self) -> _Progress:
         self._thread.start()
@@ -104,6 +107,7 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._show()  # the final counts (workers flush at bundle end), however short the run
         if self._interactive and self._last_line:
             print(file=self._stream)
 

@@ -175,7 +175,7 @@ def repetition_signals(units: TextUnits) -> dict[str, float]:
                 chars = int(starts[n] + n - 1) if len(hashes) else 0
             signals[f"gopher_top_{n}gram_char_frac"] = _ratio(chars, text_len)
         elif n in DUP_NGRAMS:
-            chars = _dup_ngram_chars(grams, starts, n) if repeats else 0
+            chars = _dup_ngram_chars(grams, starts, n) if grams is not None and repeats else 0
             signals[f"gopher_dup_{n}gram_char_frac"] = _ratio(chars, text_len)
     return signals
 

@@ -175,7 +175,7 @@ class LangIdFilter:
             return REASON if (self._allowed is not None or self._min_score > 0) else None
         if self._allowed is not None and lang not in self._allowed:
             return REASON
-        return REASON if score < self._min_score else None
+        return REASON if score is None or score < self._min_score else None
 
 
 def make_filter(cfg: LangIdConfig) -> LangIdFilter:

@@ -20,6 +20,7 @@ from pydantic import Field
 from curate.core.config import StageConfig
 from curate.core.errors import CurateError
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+from curate.filters.langid import normalize_language
 
 
 class PerplexityConfig(StageConfig):
@@ -168,8 +169,6 @@ class PerplexityFilter:
 
 def _per_language(value: str | dict[str, str] | None) -> dict[str | None, str]:
     """{lang: path} with codes as langid writes them ("eng" -> "en"); a single path serves every lang."""
-    from curate.filters.langid import normalize_language
-
     if value is None:
         return {}
     if isinstance(value, str):
@@ -212,7 +211,7 @@ def make_filter(cfg: PerplexityConfig) -> PerplexityFilter:
     for lang, path in _per_language(cfg.model).items():
         piece_path = pieces.get(lang, pieces.get(None))
         models[lang] = LanguageModel(load_kenlm(path), load_sentencepiece(piece_path) if piece_path else None)
-    return PerplexityFilter(models, tuple(cfg.buckets), cfg.max_perplexity)
+    return PerplexityFilter(models, (cfg.buckets[0], cfg.buckets[1]), cfg.max_perplexity)
 
 
 def stage_spec(cfg: PerplexityConfig) -> FilterSpec:

@@ -11,6 +11,7 @@ import apache_beam as beam
 from curate.core.config import StageDef
 from curate.pipelines import mixing, token_shards
 from curate.pipelines.accounting import count_stage
+from curate.pipelines.progress import flush, report_kept
 from curate.pipelines.readers import ReadDocuments, ReadProblems
 from curate.pipelines.recipe import Config
 from curate.pipelines.stage import StageTransform
@@ -49,14 +50,10 @@ class _ReportKept(beam.DoFn):
     """Counts kept documents for the console; flushes at bundle end so the last count is not stale."""
 
     def process(self, doc: dict[str, Any]):
-        from curate.pipelines.progress import report_kept
-
         report_kept()
         yield doc
 
     def finish_bundle(self) -> None:
-        from curate.pipelines.progress import flush
-
         flush()
 
 

@@ -63,7 +63,7 @@ class DedupMinhashConfig(StageConfig):
     def _bands_fit(self) -> DedupMinhashConfig:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("give both bands and rows, or neither (then they follow from threshold)")
-        if self.bands is not None and self.bands * self.rows > self.num_perm:
+        if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
         return self
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from tokenizers import Tokenizer
 
 from curate.core.ids import seeded_hash
 from curate.core.tokenizer import TokenizerInfo, info_of, load, prepare
@@ -21,8 +22,6 @@ Document = dict[str, Any]
 
 
 def tokenizer_meta_of_json(tokenizer_json: str, source: str) -> dict[str, Any]:
-    from tokenizers import Tokenizer
-
     return tokenizer_meta(info_of(Tokenizer.from_str(tokenizer_json), source))
 
 
@@ -71,16 +70,17 @@ class Encode(beam.DoFn):
         self._rules = rules
         self._default = default
         self._rows = rows  # None: emit (doc, tokens) for mixing to sample
-        self._tokenizer = None
+        self._tokenizer: Tokenizer | None = None
         self._loaded_from: str | None = None
 
     def setup(self) -> None:
         if self._spec is not None:
-            self._tokenizer = load(load_checked(self._spec, self._sha256).json)
+            self._tokenizer = load(load_checked(self._spec, self._sha256 or "").json)
 
     def process(self, batch: list[Document], meta: dict[str, Any], trained_json: str | None = None):
-        if self._spec is None and self._loaded_from != trained_json:
+        if self._spec is None and trained_json is not None and self._loaded_from != trained_json:
             self._tokenizer, self._loaded_from = load(trained_json), trained_json
+        assert self._tokenizer is not None, "no tokenizer: neither a spec nor a trained one arrived"
         dtype = np.dtype(meta["token_dtype"])
         eos = meta["eos_id"]
         # encode_batch_fast: the same ids as encode_batch without computing character offsets, which

@@ -26,6 +26,7 @@ from curate.core.config import Strict
 from curate.core.errors import CurateError
 from curate.core.ids import document_id
 from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
+from curate.pipelines.progress import flush, report_read
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
 from curate.pipelines.unique_ids import POSITION, UniqueIds
 
@@ -409,8 +410,6 @@ class _ReadFile(beam.DoFn):
         self._cfg = cfg
 
     def process(self, path: str) -> Iterator[Any]:
-        from curate.pipelines.progress import report_read
-
         for doc in read_file(path, self._cfg):
             report_read()
             if "reason" in doc:
@@ -419,8 +418,6 @@ class _ReadFile(beam.DoFn):
                 yield doc
 
     def finish_bundle(self) -> None:
-        from curate.pipelines.progress import flush
-
         flush()
 
 

@@ -92,6 +92,7 @@ class TokenizeAndShard(beam.PTransform):
             )
             encode_side: dict[str, Any] = {"meta": beam.pvalue.AsSingleton(meta)}
         else:
+            assert tokenize.train is not None  # no tokenizer prepared means one is trained
             vocab_size = tokenize.train.vocab_size
             tokenizer_json = (
                 docs

@@ -17,7 +17,8 @@ class SmallestByHash(beam.CombineFn):
 
     def _trim(self, items: list[tuple[int, str]]) -> list[tuple[int, str]]:
         items.sort()
-        kept, size = [], 0
+        kept: list[tuple[int, str]] = []
+        size = 0
         for h, text in items:
             size += len(text)
             if size > self._max_chars and kept:
