@@ -62,16 +62,17 @@ class _RecipeLoader(yaml.SafeLoader):
 
 def _read_recipe(path: Path) -> str:
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
+        mode = path.stat().st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISDIR(mode):
             raise ConfigError(f"{path}: not a regular file; give a recipe YAML file")
-        if info.st_size > MAX_RECIPE_BYTES:
-            raise ConfigError(
-                f"{path}: {info.st_size:,} bytes; a recipe may have at most {MAX_RECIPE_BYTES:,}"
-            )
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:  # a device (/dev/zero) is read no further than the cap
+            data = handle.read(MAX_RECIPE_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config: {error.strerror}") from None
+    if len(data) > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_RECIPE_BYTES:,} bytes; a recipe may have at most that")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
 
