@@ -21,8 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import shared_path
-
 FAST_STAGES = {"tokenize": {"shard_tokens": 200_000}}
 
 
@@ -57,7 +55,7 @@ def output_rows(out: Path, sub: str) -> list[dict]:
     return [row for f in files for row in pq.read_table(f).to_pylist()]
 
 
-def sample_rows(name: str) -> list[dict]:
+def sample_rows(shared_path, name: str) -> list[dict]:
     with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as lines:
         return [json.loads(line) for line in lines]
 
@@ -76,9 +74,9 @@ class DamagedInput:
     problems: list[str] = field(default_factory=list)  # text each expected read_error contains
 
 
-def _bad_byte_jsonl(folder: Path) -> DamagedInput:
+def _bad_byte_jsonl(folder: Path, shared_path) -> DamagedInput:
     """1,000 lines of real text; line 901 carries a byte that is not UTF-8."""
-    rows = sample_rows("cc_en_head-0091.jsonl.gz")
+    rows = sample_rows(shared_path, "cc_en_head-0091.jsonl.gz")
     lines = [
         jsonl_line({"id": f"bad-byte-{i}", "text": f"{rows[i % 10]['text'][:1000]} ({i})"})
         for i in range(1000)
@@ -89,8 +87,8 @@ def _bad_byte_jsonl(folder: Path) -> DamagedInput:
     return DamagedInput(path, 1000, problems=["line 901: invalid UTF-8"])
 
 
-def _three_lines(folder: Path) -> DamagedInput:
-    rows = sample_rows("cc_en_head-0091.jsonl.gz")[:3]
+def _three_lines(folder: Path, shared_path) -> DamagedInput:
+    rows = sample_rows(shared_path, "cc_en_head-0091.jsonl.gz")[:3]
     lines = [jsonl_line({"id": f"three-{i}", "text": row["text"]}) for i, row in enumerate(rows)]
     lines[1] = lines[1][:20] + b"\xc3\x28" + lines[1][20:]  # an invalid two-byte sequence
     path = folder / "three.jsonl"
@@ -98,9 +96,9 @@ def _three_lines(folder: Path) -> DamagedInput:
     return DamagedInput(path, 3, problems=["line 2: invalid UTF-8"])
 
 
-def _damaged_gzip_member(folder: Path) -> tuple[DamagedInput, tuple[int, int]]:
+def _damaged_gzip_member(folder: Path, shared_path) -> tuple[DamagedInput, tuple[int, int]]:
     """100 lines in 10 gzip members (as bgzip-style writers make them); the 5th member is damaged."""
-    rows = sample_rows("cc_en_head-0091.jsonl.gz")
+    rows = sample_rows(shared_path, "cc_en_head-0091.jsonl.gz")
     members = [
         gzip.compress(
             b"".join(
@@ -123,8 +121,8 @@ def _damaged_gzip_member(folder: Path) -> tuple[DamagedInput, tuple[int, int]]:
     )
 
 
-def _surrogate(folder: Path) -> DamagedInput:
-    rows = sample_rows("cc_en_head-0091.jsonl.gz")[:5]
+def _surrogate(folder: Path, shared_path) -> DamagedInput:
+    rows = sample_rows(shared_path, "cc_en_head-0091.jsonl.gz")[:5]
     lines = [jsonl_line({"id": f"sur-{i}", "text": row["text"]}) for i, row in enumerate(rows)]
     lines[2] = b'{"id": "sur-2", "text": "lone \\ud800 surrogate"}\n'
     path = folder / "surrogate.jsonl"
@@ -132,14 +130,14 @@ def _surrogate(folder: Path) -> DamagedInput:
     return DamagedInput(path, 5, problems=["line 3: a string holds a lone UTF-16 surrogate"])
 
 
-def _not_zstd(folder: Path) -> DamagedInput:
-    rows = sample_rows("cc_en_head-0174.jsonl.gz")[5:]
+def _not_zstd(folder: Path, shared_path) -> DamagedInput:
+    rows = sample_rows(shared_path, "cc_en_head-0174.jsonl.gz")[5:]
     path = folder / "not-zstd.jsonl.zst"
     path.write_bytes(b"".join(jsonl_line({"id": f"nz-{i}", "text": r["text"]}) for i, r in enumerate(rows)))
     return DamagedInput(path, 0, regions=1, problems=["not a zstd file"])
 
 
-def _plain_warc_with_garbage(folder: Path) -> DamagedInput:
+def _plain_warc_with_garbage(folder: Path, shared_path) -> DamagedInput:
     """The real 22-response WARC, uncompressed, with garbage after the 15th response."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
@@ -157,9 +155,9 @@ def _plain_warc_with_garbage(folder: Path) -> DamagedInput:
     return DamagedInput(path, 22, regions=1, problems=["corrupt record after this offset"])
 
 
-def _parquet_bad_row_group(folder: Path) -> DamagedInput:
+def _parquet_bad_row_group(folder: Path, shared_path) -> DamagedInput:
     """Five row groups of 4 real documents; the third cannot be decoded."""
-    rows = sample_rows("cc_en_head-0091.jsonl.gz")
+    rows = sample_rows(shared_path, "cc_en_head-0091.jsonl.gz")
     texts = [f"Row {i}. {rows[i % 10]['text']}" for i in range(20)]
     table = pa.table({"id": [f"pq-{i}" for i in range(20)], "text": texts})
     path = folder / "groups.parquet"
@@ -172,9 +170,9 @@ def _parquet_bad_row_group(folder: Path) -> DamagedInput:
     return DamagedInput(path, 20, problems=["row 8: row group 2 cannot be decoded"])
 
 
-def _huge_document(folder: Path) -> DamagedInput:
+def _huge_document(folder: Path, shared_path) -> DamagedInput:
     """A 9 MB document (over the default input.max_document_bytes) between two normal ones."""
-    rows = sample_rows("cc_en_head-0091.jsonl.gz")
+    rows = sample_rows(shared_path, "cc_en_head-0091.jsonl.gz")
     huge = (rows[3]["text"] + "\n") * (9_000_000 // len(rows[3]["text"]) + 1)
     lines = [
         jsonl_line({"id": "huge-0", "text": rows[0]["text"]}),
@@ -186,10 +184,10 @@ def _huge_document(folder: Path) -> DamagedInput:
     return DamagedInput(path, 3, problems=["line 2: ", "exceed input.max_document_bytes"])
 
 
-def _duplicate_ids(folder: Path) -> list[DamagedInput]:
+def _duplicate_ids(folder: Path, shared_path) -> list[DamagedInput]:
     """Two files numbering their rows from 0: ids 0-4 in both, for ten unrelated real documents (no other
     input holds these texts)."""
-    rows = sample_rows("cc_en_head-0174.jsonl.gz")
+    rows = sample_rows(shared_path, "cc_en_head-0174.jsonl.gz")
     files = []
     for part, chunk in (("a", rows[:5]), ("b", rows[5:])):
         path = folder / f"rows-{part}.jsonl"
@@ -218,19 +216,19 @@ class DamagedRun:
 
 
 @pytest.fixture(scope="session")
-def damaged_inputs(tmp_path_factory) -> tuple[dict[str, DamagedInput], tuple[int, int]]:
+def damaged_inputs(tmp_path_factory, shared_path) -> tuple[dict[str, DamagedInput], tuple[int, int]]:
     folder = tmp_path_factory.mktemp("damaged")
-    members, member_range = _damaged_gzip_member(folder)
+    members, member_range = _damaged_gzip_member(folder, shared_path)
     made = [
-        _bad_byte_jsonl(folder),
-        _three_lines(folder),
+        _bad_byte_jsonl(folder, shared_path),
+        _three_lines(folder, shared_path),
         members,
-        _surrogate(folder),
-        _not_zstd(folder),
-        _plain_warc_with_garbage(folder),
-        _parquet_bad_row_group(folder),
-        _huge_document(folder),
-        *_duplicate_ids(folder),
+        _surrogate(folder, shared_path),
+        _not_zstd(folder, shared_path),
+        _plain_warc_with_garbage(folder, shared_path),
+        _parquet_bad_row_group(folder, shared_path),
+        _huge_document(folder, shared_path),
+        *_duplicate_ids(folder, shared_path),
     ]
     return {item.path.name: item for item in made}, member_range
 
@@ -249,14 +247,41 @@ def damaged_run(damaged_inputs, tmp_path_factory) -> DamagedRun:
     return DamagedRun(inputs, out, result, kept, rejected, member_range)
 
 
-def console_lines_naming(text: str, path: Path | str) -> list[str]:
+def lines_naming(text: str, path: Path | str) -> list[str]:
     return [line for line in text.splitlines() if str(path) in line]
 
 
-def tree_digest(folder: Path) -> dict[str, bytes]:
+def folder_contents(folder: Path) -> dict[str, bytes]:
     """Every file under a folder with its bytes (run.log excepted: each run writes its own)."""
     return {
         os.path.relpath(p, folder): Path(p).read_bytes()
         for p in glob.glob(str(folder / "**" / "*"), recursive=True)
         if os.path.isfile(p) and not p.endswith("run.log")
     }
+
+
+# Helpers for the test modules, which take them as fixtures (test modules import no conftest).
+
+
+@pytest.fixture(scope="session")
+def curate_cli():
+    """`curate_cli("run", recipe)`: the command line in a fresh process -> CompletedProcess."""
+    return curate
+
+
+@pytest.fixture(name="write_recipe", scope="session")
+def write_recipe_fixture():
+    """`write_recipe(path, inputs, output, stages=None, input_extra=None)`: a recipe file, one worker."""
+    return write_recipe
+
+
+@pytest.fixture(scope="session")
+def console_lines_naming():
+    """`console_lines_naming(text, path)`: the lines of console output that name ``path``."""
+    return lines_naming
+
+
+@pytest.fixture(scope="session")
+def tree_digest():
+    """`tree_digest(folder)`: every file under a folder with its bytes (run.log excepted)."""
+    return folder_contents

@@ -11,8 +11,6 @@ import json
 
 import pytest
 
-from tests.robustness.conftest import console_lines_naming
-
 pytestmark = pytest.mark.slow
 
 DAMAGED = [
@@ -44,7 +42,7 @@ def test_every_record_of_a_damaged_file_is_kept_or_rejected(damaged_run, name):
 
 
 @pytest.mark.parametrize("name", DAMAGED)
-def test_the_console_names_each_damaged_file_on_one_line(damaged_run, name):
+def test_the_console_names_each_damaged_file_on_one_line(damaged_run, name, console_lines_naming):
     item = damaged_run.inputs[name]
     lines = console_lines_naming(damaged_run.result.stderr, item.path)
     assert len(lines) == 1, damaged_run.result.stderr[-3000:]

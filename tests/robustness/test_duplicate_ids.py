@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-from tests.robustness.conftest import curate, write_recipe
-
 pytestmark = pytest.mark.slow
 
 
@@ -36,18 +34,20 @@ def test_unrelated_documents_with_one_id_are_not_merged_by_dedup(damaged_run):
     assert {row["dup_cluster_size"] for row in documents if row.get("dup_cluster_size")} <= {1}
 
 
-def test_the_run_passes_its_own_shard_verification(damaged_run):
-    result = curate("shards", "verify", str(damaged_run.out))
+def test_the_run_passes_its_own_shard_verification(damaged_run, curate_cli):
+    result = curate_cli("shards", "verify", str(damaged_run.out))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_on_duplicate_id_fail_stops_the_run_naming_both_records(damaged_inputs, tmp_path):
+def test_on_duplicate_id_fail_stops_the_run_naming_both_records(
+    damaged_inputs, tmp_path, curate_cli, write_recipe
+):
     inputs, _ = damaged_inputs
     a, b = inputs["rows-a.jsonl"].path, inputs["rows-b.jsonl"].path
     recipe = write_recipe(
         tmp_path / "recipe.yaml", [str(a), str(b)], tmp_path / "out", input_extra={"on_duplicate_id": "fail"}
     )
-    result = curate("run", str(recipe), "--quiet")
+    result = curate_cli("run", str(recipe), "--quiet")
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "duplicate document id '" in line and f"{a} line " in line and f"{b} line " in line

@@ -8,8 +8,6 @@ import subprocess
 
 import pytest
 
-from tests.robustness.conftest import curate, write_recipe
-
 pytestmark = pytest.mark.slow
 
 
@@ -27,19 +25,19 @@ def _three_lines(damaged_inputs) -> str:
     return str(inputs["three.jsonl"].path)
 
 
-def test_an_output_path_that_is_a_file(damaged_inputs, tmp_path):
+def test_an_output_path_that_is_a_file(damaged_inputs, tmp_path, curate_cli, write_recipe):
     out = tmp_path / "out"
     out.write_text("not a folder")
     recipe = write_recipe(tmp_path / "r.yaml", [_three_lines(damaged_inputs)], out)
-    _one_line_error(curate("run", str(recipe)), f"output.path: {out} is a file")
+    _one_line_error(curate_cli("run", str(recipe)), f"output.path: {out} is a file")
     assert out.read_text() == "not a folder"
 
 
-def test_an_output_path_that_cannot_be_created(damaged_inputs, tmp_path):
+def test_an_output_path_that_cannot_be_created(damaged_inputs, tmp_path, curate_cli, write_recipe):
     (tmp_path / "plain-file").write_text("x")
     out = tmp_path / "plain-file" / "out"
     recipe = write_recipe(tmp_path / "r.yaml", [_three_lines(damaged_inputs)], out)
-    _one_line_error(curate("run", str(recipe)), f"output.path: {out} cannot be created")
+    _one_line_error(curate_cli("run", str(recipe)), f"output.path: {out} cannot be created")
 
 
 @pytest.fixture
@@ -53,32 +51,36 @@ def full_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_a_full_disk(damaged_inputs, full_disk, tmp_path):
+def test_a_full_disk(damaged_inputs, full_disk, tmp_path, curate_cli, write_recipe):
     out = full_disk / "out"
     recipe = write_recipe(tmp_path / "r.yaml", [_three_lines(damaged_inputs)], out)
-    _one_line_error(curate("run", str(recipe), "--quiet"), "No space left on device", str(out / "run.log"))
+    _one_line_error(
+        curate_cli("run", str(recipe), "--quiet"), "No space left on device", str(out / "run.log")
+    )
     assert sorted(p.name for p in out.iterdir()) == ["run.log"]  # the staged part was cleaned up
 
 
-def test_training_on_a_run_that_kept_nothing(damaged_inputs, tmp_path):
+def test_training_on_a_run_that_kept_nothing(damaged_inputs, tmp_path, curate_cli, write_recipe):
     out = tmp_path / "out"
     stages = {"langid": {"languages": ["fr"]}, "tokenize": {"shard_tokens": 200_000}}
     recipe = write_recipe(tmp_path / "r.yaml", [_three_lines(damaged_inputs)], out, stages)
-    assert curate("run", str(recipe), "--quiet").returncode == 0
+    assert curate_cli("run", str(recipe), "--quiet").returncode == 0
     assert json.loads((out / "stats.json").read_text())["documents_kept"] == 0
-    result = curate("train", "--data", str(out), "--preset", "tiny", "--steps", "1", "--device", "cpu",
+    result = curate_cli("train", "--data", str(out), "--preset", "tiny", "--steps", "1", "--device", "cpu",
                     "--output", str(tmp_path / "train"))  # fmt: skip
     _one_line_error(result, str(out), "the run kept none")
 
 
-def test_a_manifest_without_its_tokenizer_key(damaged_run, tmp_path):
+def test_a_manifest_without_its_tokenizer_key(damaged_run, tmp_path, curate_cli):
     out = tmp_path / "out"
     shutil.copytree(damaged_run.out, out)
     manifest = json.loads((out / "manifest.json").read_text())
     del manifest["tokenizer"]
     (out / "manifest.json").write_text(json.dumps(manifest))
     for command in (("shards", "verify", str(out)), ("shards", "inspect", str(out))):
-        _one_line_error(curate(*command), f"{out / 'manifest.json'}: missing or malformed key 'tokenizer'")
-    result = curate("train", "--data", str(out), "--preset", "tiny", "--steps", "1", "--device", "cpu",
+        _one_line_error(
+            curate_cli(*command), f"{out / 'manifest.json'}: missing or malformed key 'tokenizer'"
+        )
+    result = curate_cli("train", "--data", str(out), "--preset", "tiny", "--steps", "1", "--device", "cpu",
                     "--output", str(tmp_path / "train"))  # fmt: skip
     _one_line_error(result, f"{out / 'manifest.json'}: missing or malformed key 'tokenizer'")

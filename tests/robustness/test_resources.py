@@ -9,7 +9,6 @@ import pytest
 
 from curate.filters import gopher
 from curate.filters.text_units import TextUnits
-from tests.robustness.conftest import curate, write_recipe
 
 ANCHOR_BOMB = "runner:\n  options:\n    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"    {name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
@@ -25,39 +24,44 @@ def _one_line_error(result, *fragments: str) -> str:
     return line
 
 
-def test_a_yaml_anchor_bomb_is_refused_by_alias_count(tmp_path):
+def test_a_yaml_anchor_bomb_is_refused_by_alias_count(tmp_path, curate_cli):
     recipe = tmp_path / "bomb.yaml"
     recipe.write_text(ANCHOR_BOMB)
     _one_line_error(
-        curate("config", "validate", str(recipe), "--no-files", timeout=60), str(recipe), "aliases"
+        curate_cli("config", "validate", str(recipe), "--no-files", timeout=60), str(recipe), "aliases"
     )
 
 
-def test_runner_options_take_single_values_only(tmp_path):
+def test_runner_options_take_single_values_only(tmp_path, curate_cli):
     recipe = tmp_path / "small-bomb.yaml"
     recipe.write_text("runner:\n  options:\n    a: &a [x, x, x]\n    b: [*a, *a, *a]\n")
     _one_line_error(
-        curate("config", "validate", str(recipe), "--no-files"), str(recipe), "runner.options", "one value"
+        curate_cli("config", "validate", str(recipe), "--no-files"),
+        str(recipe),
+        "runner.options",
+        "one value",
     )
 
 
-def test_an_oversized_recipe_is_refused(tmp_path):
+def test_an_oversized_recipe_is_refused(tmp_path, curate_cli):
     recipe = tmp_path / "big.yaml"
     recipe.write_text("# padding\n" * 200_000)
-    _one_line_error(curate("config", "validate", str(recipe), "--no-files"), str(recipe), "at most")
+    _one_line_error(curate_cli("config", "validate", str(recipe), "--no-files"), str(recipe), "at most")
 
 
 @pytest.mark.parametrize("role", ["input", "recipe"])
-def test_a_fifo_is_refused_instead_of_read_forever(tmp_path, role):
+def test_a_fifo_is_refused_instead_of_read_forever(tmp_path, role, curate_cli, write_recipe):
     fifo = tmp_path / ("docs.jsonl" if role == "input" else "recipe.yaml")
     os.mkfifo(fifo)
     if role == "input":
         recipe = write_recipe(tmp_path / "r.yaml", [str(fifo)], tmp_path / "out")
-        result = curate("run", str(recipe), timeout=60)
+        result = curate_cli("run", str(recipe), timeout=60)
         _one_line_error(result, f"input: {fifo} is not a regular file")
         assert not (tmp_path / "out").exists()  # refused before anything was touched
     else:
-        _one_line_error(curate("config", "validate", str(fifo), timeout=60), f"{fifo}: not a regular file")
+        _one_line_error(
+            curate_cli("config", "validate", str(fifo), timeout=60), f"{fifo}: not a regular file"
+        )
 
 
 def _datatrove_dup_ngram_chars(words: list[str], n: int) -> int:
