@@ -288,9 +288,11 @@ def read_jsonl(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Document]
     oversize = 0  # bytes of the current line dropped because it is too large
     for chunk in decompressed_chunks(raw, path):
         if isinstance(chunk, LostRange):
-            cut = f"; line {line_number + 1} is cut there" if pending or oversize else ""
-            where = f"byte {chunk.start}" if chunk.start == chunk.end else f"bytes {chunk.start}-{chunk.end}"
-            yield unreadable(path, where, f"{chunk.problem}{cut}")
+            span = f"byte {chunk.start}" if chunk.start == chunk.end else f"bytes {chunk.start}-{chunk.end}"
+            if pending or oversize:  # a line was cut: name it, with the compressed bytes lost
+                yield unreadable(path, f"line {line_number + 1}", f"{span}: {chunk.problem}")
+            else:
+                yield unreadable(path, span, chunk.problem)
             pending.clear()
             oversize = 0
             continue
