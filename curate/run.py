@@ -32,7 +32,7 @@ from curate.pipelines.runner import pipeline_options
 from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, staging_root
 from curate.shards import write_manifest
-from curate.store import LocalStore
+from curate.versions.lineage import check_commit_target, commit_run
 
 
 @dataclass
@@ -117,6 +117,8 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
     can fix (bad input path, stage not available, unwritable output)."""
     started = time.monotonic()
     files = preflight(config)  # nothing has been touched yet: a problem here costs nothing
+    if config.output.dataset:
+        check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
     root = config.output.path.rstrip("/") or config.output.path
     with output_lock(root):
         if _is_local(root):
@@ -147,7 +149,7 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
                 raise CurateError(_worker_error(error, log_path)) from error
             publish(layout.root, root)
             summary.output = root
-            _commit(config, summary)
+            _commit(config, summary, files)
             if progress:
                 print(format_summary(summary), file=stream, flush=True)
     return summary
@@ -236,14 +238,11 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
     return RunSummary(layout.root, stats, reports, shards, seconds)
 
 
-def _commit(config: Config, summary: RunSummary) -> None:
+def _commit(config: Config, summary: RunSummary, files: list[str]) -> None:
     """Commit the published run to the version store, when the recipe names a dataset."""
     if config.output.dataset:
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
-        commit = LocalStore().commit_dir(
-            summary.output, config.output.dataset, config.output.branch, "curate run"
-        )
-        summary.commit = f"{config.output.dataset}@{commit.id} (branch {config.output.branch})"
+        summary.commit = commit_run(config, summary.output, files, summary.stats)
 
 
 def _write_json(path: str, data: Any) -> None:

@@ -128,7 +128,10 @@ def decompressed_chunks(raw: BinaryIO, name: str) -> Iterator[bytes | LostRange]
                 # What came before the cut decompressed correctly; only the end is missing.
                 yield from held or ()
                 held = None
-                problem = f"truncated: cannot decompress past the end of the file ({codec.name} member at byte {start})"
+                problem = (
+                    "truncated: cannot decompress past the end of the file "
+                    f"({codec.name} member at byte {start})"
+                )
                 break
             try:
                 out = decompressor.decompress(block)
