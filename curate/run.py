@@ -33,8 +33,9 @@ from curate.pipelines.accounting import assemble_stats
 from curate.pipelines.dedup import index_settings
 from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_resolver
 from curate.pipelines.progress import PROGRESS_ENV
-from curate.pipelines.readers import expand_inputs
 from curate.pipelines.runner import pipeline_options
+from curate.preflight import preflight
+from curate.publish import discard, output_lock, publish, staging_path
 from curate.shards import write_manifest
 from curate.store import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target, commit_run
@@ -203,42 +204,64 @@ def run(
         output = config.output.model_copy(update={"dataset": dataset, "branch": branch})
         config = config.model_copy(update={"output": output})
     set_version_resolver(resolve_data)  # `against: [NAME@REF]` are versions of the store
-    files = expand_inputs(config.input.paths)
+    files = preflight(config)  # nothing has been touched yet: a problem here costs nothing
     curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
     if config.output.dataset:
         check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
-    plan = _plan(config, files, append)
-    root = plan.root
-    log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
-    with _worker_logs_to(log_path) as console:
-        stream = stream or console
-        say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda line: None)
-        skipped = f"; {plan.skipped} already in {append}, skipped" if append else ""
-        say(
-            f"curate: {len(files)} input file(s){skipped} -> {root} on the {config.runner.name} runner"
-            f" (Beam's log: {log_path})"
-        )
-        if not plan.segments:
-            say(f"curate: no new input files; {root} is {append} as it was")
-            return _summary_of(root, plan.lineage, time.monotonic() - started)
-        summary = None
-        for number, segment in enumerate(plan.segments, 1):
-            name = f"segment {number}/{len(plan.segments)} ({len(segment)} file(s))"
-            if plan.finished(segment):
-                say(f"curate: {name}: finished before, skipped")
-                continue
-            if len(plan.segments) > 1:
-                say(f"curate: {name}")
-            summary = _run_part(
-                config, plan, segment, number == len(plan.segments), progress, stream, log_path
+    root = config.output.path.rstrip("/") or config.output.path
+    with output_lock(root):
+        if _is_local(root):
+            os.makedirs(root, exist_ok=True)
+        # Every part of the run is written in OUT/.staging and replaces the previous results only when
+        # the whole run has succeeded; a killed segmented run resumes from what it staged.
+        staged = config.model_copy(deep=True)
+        staged.output.path = staging_path(root)
+        plan = _plan(staged, files, append)
+        log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
+        with _worker_logs_to(log_path) as console:
+            stream = stream or console
+            say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda line: None)
+            skipped = f"; {plan.skipped} already in {append}, skipped" if append else ""
+            say(
+                f"curate: {len(files)} input file(s){skipped} -> {root} on the {config.runner.name} runner"
+                f" (Beam's log: {log_path})"
             )
-            plan.lineage = incremental.read_lineage(root)
-        if summary is None:  # every segment had finished before: the plan is complete now
-            plan.lineage["plan"]["complete"] = True
-            incremental.write_lineage(root, plan.lineage)
-            summary = _summary_of(root, plan.lineage, 0.0)
-        summary.seconds = time.monotonic() - started
-        say(format_summary(summary))
+            try:
+                summary = _run_segments(staged, plan, append, progress, stream, log_path, say)
+            except BaseException:
+                if len(plan.segments) <= 1 and not append:  # nothing a rerun could resume from
+                    with contextlib.suppress(Exception):
+                        discard(plan.root)
+                raise
+            publish(plan.root, root)
+            summary.output = root
+            summary.seconds = time.monotonic() - started
+            say(format_summary(summary))
+    return summary
+
+
+def _run_segments(
+    config: Config, plan: _Plan, append: str | None, progress: bool, stream: TextIO, log_path: str, say: Any
+) -> RunSummary:
+    """Each segment not finished before, as one pipeline whose part joins the staged folder."""
+    if not plan.segments:
+        say(f"curate: no new input files; the output is {append} as it was")
+        return _summary_of(plan.root, plan.lineage, 0.0)
+    summary = None
+    for number, segment in enumerate(plan.segments, 1):
+        name = f"segment {number}/{len(plan.segments)} ({len(segment)} file(s))"
+        if plan.finished(segment):
+            say(f"curate: {name}: finished before, skipped")
+            continue
+        if len(plan.segments) > 1:
+            say(f"curate: {name}")
+        summary = _run_part(config, plan, segment, number == len(plan.segments), progress, stream, log_path)
+        plan.lineage = incremental.read_lineage(plan.root)
+    if summary is None:  # every segment had finished before: the plan is complete now
+        assert plan.lineage is not None
+        plan.lineage["plan"]["complete"] = True
+        incremental.write_lineage(plan.root, plan.lineage)
+        summary = _summary_of(plan.root, plan.lineage, 0.0)
     return summary
 
 
@@ -262,7 +285,8 @@ def _run_part(
     try:
         order = _run_pipeline(part_config, paths, layout, progress, stream)
     except Exception as error:
-        traceback.print_exc()  # fd 2 is the log file here
+        with contextlib.suppress(OSError):  # the log's disk may be the one that is full
+            traceback.print_exc()  # fd 2 is the log file here
         if isinstance(error, CurateError) and "[while running" not in str(error):
             raise
         raise CurateError(_worker_error(error, log_path)) from error

@@ -61,7 +61,7 @@ def test_bad_recipe_file_error_names_the_key_or_line(tmp_path, recipe, error):
 
 
 def test_portable_runner_needs_an_endpoint():
-    with pytest.raises(ConfigError, match="runner: Value error, runner 'portable' needs job_endpoint"):
+    with pytest.raises(ConfigError, match="runner: runner 'portable' needs job_endpoint"):
         parse_config({"runner": {"name": "portable"}})
 
 

@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     except CurateError as error:
         print(f"curate: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, permissions, a vanished file: the system said what
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"curate: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("curate: interrupted", file=sys.stderr)
         return 130
