@@ -22,7 +22,13 @@ BENCH = Path(__file__).resolve().parent
 
 def binding() -> str:
     """The installed distribution that provides the `fasttext` import."""
-    for name in ("fasttext-numpy2", "fasttext-numpy2-wheel", "fasttext-predict", "fasttext", "fasttext-wheel"):
+    for name in (
+        "fasttext-numpy2",
+        "fasttext-numpy2-wheel",
+        "fasttext-predict",
+        "fasttext",
+        "fasttext-wheel",
+    ):
         try:
             return f"{name}=={metadata.version(name)}"
         except metadata.PackageNotFoundError:
@@ -32,10 +38,10 @@ def binding() -> str:
 
 def score_samples() -> list[dict]:
     sys.path.insert(0, str(BENCH.parent))
-    from bench.filters import load_texts
-
-    from curate.config import LangIdConfig
     from curate.filters.langid import make_filter
+
+    from bench.filters import load_texts
+    from curate.config import LangIdConfig
 
     docs = load_texts(None, 100_000)
     annotations = make_filter(LangIdConfig(languages=None, min_score=0.0)).annotate(docs)
@@ -43,7 +49,9 @@ def score_samples() -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--record", type=Path, help="Write labels and scores here.")
     parser.add_argument("--compare", type=Path, help="Compare with a record written by --record.")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "langid_binding.json")
@@ -61,7 +69,10 @@ def main() -> None:
             raise SystemExit(f"{args.compare} has {len(old)} documents, this run {len(rows)}")
         label_diffs = sum(a["lang"] != b["lang"] for a, b in zip(old, rows, strict=True))
         score_diff = max(
-            (abs((a["lang_score"] or 0.0) - (b["lang_score"] or 0.0)) for a, b in zip(old, rows, strict=True)),
+            (
+                abs((a["lang_score"] or 0.0) - (b["lang_score"] or 0.0))
+                for a, b in zip(old, rows, strict=True)
+            ),
             default=0.0,
         )
         result = {
@@ -72,7 +83,9 @@ def main() -> None:
             "max_abs_score_difference": score_diff,
             "identical": label_diffs == 0 and score_diff == 0.0,
         }
-        print(f"{'binding before':<26}{'binding after':<30}{'docs':>6}{'labels differ':>15}{'max |Δscore|':>14}")
+        print(
+            f"{'binding before':<26}{'binding after':<30}{'docs':>6}{'labels differ':>15}{'max |Δscore|':>14}"
+        )
         print(f"{before['binding']:<26}{current:<30}{len(rows):>6}{label_diffs:>15}{score_diff:>14.3g}")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -13,6 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curate.core.errors import CurateError
+from curate.filters.classifier import ClassifierConfig
+from curate.filters.decontaminate import DecontaminateConfig
+from curate.filters.pii import PiiConfig
 
 
 class Strict(BaseModel):
@@ -143,7 +146,8 @@ class C4Config(Strict):
 
     Line rules (no terminal punctuation, javascript, policy, too few words, too long word) drop lines,
     which then do not count as sentences; documents are rejected for lorem ipsum, a curly bracket, or too
-    few sentences left. The text itself is not rewritten (annotate, then decide).
+    few sentences left. The text itself is rewritten only with `remove_lines` (off, as in curate's
+    FineWeb-like default; datatrove's C4QualityFilter always rewrites).
     """
 
     enabled: bool = True
@@ -158,6 +162,9 @@ class C4Config(Strict):
     lorem_ipsum: bool = Field(True, description="Reject documents containing 'lorem ipsum'.")
     curly_bracket: bool = Field(True, description="Reject documents containing '{'.")
     min_sentences: int | None = Field(5, description="Reject documents with fewer sentences left.")
+    remove_lines: bool = Field(
+        False, description="Rewrite kept documents without the lines C4's line rules drop (as datatrove)."
+    )
 
 
 class FineWebConfig(Strict):
@@ -267,9 +274,13 @@ class DomainRule(Strict):
     lang: str | None = None
     annotation: str | None = Field(None, description="A document annotation or input metadata field.")
     equals: Any = Field(None, description="The annotation's value; null: the annotation is present.")
+    at_least: float | None = Field(None, description="The annotation is a number >= this.")
+    at_most: float | None = Field(None, description="The annotation is a number <= this.")
 
     @model_validator(mode="after")
     def _has_a_condition(self) -> DomainRule:
+        if (self.at_least is not None or self.at_most is not None) and self.annotation is None:
+            raise ValueError(f"rule for domain '{self.domain}': at_least/at_most need an annotation")
         if self.url_host is None and self.source is None and self.lang is None and self.annotation is None:
             raise ValueError(
                 f"rule for domain '{self.domain}' sets no condition (url_host, source, lang, annotation)"
@@ -323,10 +334,13 @@ class StagesConfig(Strict):
     url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     toxicity: ToxicityConfig = Field(default_factory=ToxicityConfig)
     perplexity: PerplexityConfig = Field(default_factory=PerplexityConfig)
     dedup_exact: DedupExactConfig = Field(default_factory=DedupExactConfig)
     dedup_minhash: DedupMinhashConfig = Field(default_factory=DedupMinhashConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
     mixing: MixingConfig = Field(default_factory=MixingConfig)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
 

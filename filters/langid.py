@@ -9,10 +9,10 @@ GlotLID, OpenLID): their `xxx_Scrp` labels are normalised to the two-letter code
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterable, Sequence
 from functools import partial
-import importlib.util
 from pathlib import Path
 from typing import Any
 

@@ -45,6 +45,13 @@ def rule_matches(rule: DomainRule, doc: Mapping[str, Any]) -> bool:
     if rule.annotation is not None:
         value = doc.get(rule.annotation, (doc.get("metadata") or {}).get(rule.annotation))
         checks.append(value is not None if rule.equals is None else value == rule.equals)
+        if rule.at_least is not None or rule.at_most is not None:
+            number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+            checks.append(
+                number is not None
+                and (rule.at_least is None or number >= rule.at_least)
+                and (rule.at_most is None or number <= rule.at_most)
+            )
     return bool(checks) and all(checks)
 
 

@@ -30,10 +30,14 @@ STAGES: dict[str, StageImpl] = {
     "extract": StageImpl("transform", "curate.pipelines.extract:ExtractStage"),
     "langid": StageImpl("filter", "curate.filters.langid:stage_spec"),
     "quality": StageImpl("filter", "curate.filters.quality:stage_spec"),
+    "classifier": StageImpl("transform", "curate.pipelines.classifier:ClassifierStage"),
     "toxicity": StageImpl("filter", "curate.filters.toxicity:stage_spec"),
     "perplexity": StageImpl("filter", "curate.filters.perplexity:stage_spec"),
     "dedup_exact": StageImpl("transform", "curate.pipelines.dedup:ExactDedup"),
     "dedup_minhash": StageImpl("transform", "curate.pipelines.dedup:MinHashDedup"),
+    # Benchmark text and PII are looked for in what survives dedup, right before tokenizing.
+    "decontaminate": StageImpl("filter", "curate.filters.decontaminate:stage_spec"),
+    "pii": StageImpl("filter", "curate.filters.pii:stage_spec"),
 }
 # `mixing` and `tokenize` are not registry stages: mixing samples by token counts, so both live in
 # pipelines/shards.py (TokenizeAndShard), which turns the surviving documents into shards.

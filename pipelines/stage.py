@@ -17,11 +17,10 @@ Document = dict[str, Any]
 REJECTED_TAG = "rejected"
 
 
-def reject(doc: Document, stage: str, reason: str) -> Document:
-    """Mark a document rejected; the reason is namespaced by nothing (stats group by stage already)."""
-    doc["stage"] = stage
-    doc["reason"] = reason
-    return doc
+def reject(doc: Mapping[str, Any], stage: str, reason: str, **annotations: Any) -> Document:
+    """A rejected copy of ``doc`` (with any last annotations); the input is never changed, since Beam may
+    hand the same element to several consumers. Reasons are not namespaced: stats group by stage."""
+    return {**doc, **annotations, "stage": stage, "reason": reason}
 
 
 class StageTransform(beam.PTransform):
@@ -45,12 +44,14 @@ class _AnnotateAndDecide(beam.DoFn):
     def process(self, batch: list[Document]) -> Iterable[Any]:
         assert self._filter is not None
         for doc, scores in zip(batch, self._filter.annotate(batch), strict=True):
-            doc.update(scores)
-            reason = self._filter.decide(scores, doc)
+            # A filter that rewrites text (pii, decontaminate lines, C4 line removal) returns it as its
+            # `text` annotation: applied here, to a copy.
+            annotated = {**doc, **scores}
+            reason = self._filter.decide(scores, annotated)
             if reason is None:
-                yield doc
+                yield annotated
             else:
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, reason))
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(annotated, self._stage_name, reason))
 
 
 class FilterStage(StageTransform):

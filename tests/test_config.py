@@ -12,8 +12,8 @@ from curate.cli.run_cmd import apply_overrides
 from curate.config import ConfigError, config_to_yaml, default_config, load_config, parse_config
 
 STAGES = [
-    "extract", "url_filter", "langid", "quality", "toxicity", "perplexity",
-    "dedup_exact", "dedup_minhash", "mixing", "tokenize",
+    "extract", "url_filter", "langid", "quality", "classifier", "toxicity", "perplexity",
+    "dedup_exact", "dedup_minhash", "decontaminate", "pii", "mixing", "tokenize",
 ]  # fmt: skip
 
 
