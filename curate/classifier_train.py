@@ -56,7 +56,7 @@ class TrainReport:
 def read_texts(paths: Sequence[str], text_field: str, role: str) -> list[str]:
     """Documents of JSONL(.gz/.zst), Parquet or text files (text: one document per line)."""
     spec = EvalSetConfig(name=role, paths=list(paths), fields=[text_field])
-    texts = [classifier_text(text) for text in eval_items(spec)]
+    texts = [classifier_text(text) for text in eval_items(spec, label=f"--{role}")]
     texts = [text for text in texts if text]
     if not texts:
         raise CurateError(f"--{role}: no text in {', '.join(paths)} (field '{text_field}')")

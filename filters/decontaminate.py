@@ -109,14 +109,16 @@ def _item_text(record: dict[str, Any], fields: Sequence[str]) -> str:
     return " ".join(parts)
 
 
-def eval_items(spec: EvalSetConfig) -> Iterator[str]:
-    """The benchmark texts of one evaluation set, one per record (or line of a text file)."""
+def eval_items(spec: EvalSetConfig, label: str | None = None) -> Iterator[str]:
+    """The benchmark texts of one evaluation set, one per record (or line of a text file); errors name
+    ``label`` (default: the set)."""
     from curate.core.files import open_text
 
+    label = label or f"eval set '{spec.name}'"
     paths = sorted({p for pattern in spec.paths for p in (glob.glob(pattern) or [pattern])})
     for path in paths:
         if not Path(path).is_file():
-            raise CurateError(f"eval set '{spec.name}': {path} not found")
+            raise CurateError(f"{label}: {path} not found")
         fmt = spec.format if spec.format != "auto" else _detect(path)
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -124,9 +126,7 @@ def eval_items(spec: EvalSetConfig) -> Iterator[str]:
             table = pq.read_table(path)
             missing = [f for f in spec.fields if f not in table.column_names]
             if missing:
-                raise CurateError(
-                    f"eval set '{spec.name}': {path} has no column(s) {missing} (has {table.column_names})"
-                )
+                raise CurateError(f"{label}: {path} has no column(s) {missing} (has {table.column_names})")
             for batch in table.select(spec.fields).to_batches():
                 for record in batch.to_pylist():
                     yield _item_text(record, spec.fields)
@@ -141,7 +141,7 @@ def eval_items(spec: EvalSetConfig) -> Iterator[str]:
                 try:
                     record = json.loads(line)
                 except ValueError:
-                    raise CurateError(f"eval set '{spec.name}': {path} line {number} is not JSON") from None
+                    raise CurateError(f"{label}: {path} line {number} is not JSON") from None
                 yield _item_text(record, spec.fields)
 
 
