@@ -145,43 +145,105 @@ def stage_spec(cfg: ClassifierConfig) -> FilterSpec:
 
 
 # ------------------------------------------------------------------------ run-wide percentiles
+#
+# Scores go into a coarse histogram over [0, 1]; the few coarse bins that hold a cut point are then
+# histogrammed again, finely. A position is (coarse, fine) packed in one integer, 2**-28 wide by default:
+# finer than fastText's float32 probabilities near 0.5, so even a model whose scores all sit within 1e-4
+# of each other is cut between documents, not inside a bin. All sums are of integers (token counts), so
+# the cut points are the same on any runner with any number of workers.
+
+FINE_BINS = 4096
 
 
-def score_bin(score: float, bins: int) -> int:
-    """The histogram bin of a score in [0, 1] (1.0 falls in the last bin)."""
+def coarse_bin(score: float, bins: int) -> int:
+    """The coarse histogram bin of a score in [0, 1] (1.0 falls in the last bin)."""
     return min(bins - 1, max(0, int(score * bins)))
 
 
-def bucket_edges(histogram: Sequence[int], buckets: int) -> list[int]:
-    """Bin indices where buckets 1..N-1 start: bucket k holds the bins from edge k on, so that each bucket
-    gets as close to 1/N of the token weight as whole bins allow (Nemotron-CC's token-weighted
-    percentiles). Bins are never split: equal scores always share a bucket."""
+def position(score: float, bins: int) -> int:
+    """Where a score sorts, at (coarse, fine) resolution, as one integer."""
+    scaled = min(max(score, 0.0), 1.0) * bins
+    coarse = min(bins - 1, int(scaled))
+    fine = min(FINE_BINS - 1, max(0, int((scaled - coarse) * FINE_BINS)))
+    return coarse * FINE_BINS + fine
+
+
+def _bucket_targets(total: int, buckets: int) -> list[float]:
+    return [total * k / buckets for k in range(1, buckets)]
+
+
+def refine_bins(histogram: Sequence[int], buckets: int | None, fraction: float | None) -> list[int]:
+    """The coarse bins whose fine histogram the cut points need."""
     import numpy as np
 
-    cumulative = np.cumsum(np.asarray(histogram, dtype=np.float64))
-    total = cumulative[-1] if len(cumulative) else 0.0
-    if total <= 0:
-        return [0] * (buckets - 1)
-    # first bin whose cumulative weight (through it, half of it counted) passes k/N of the total
-    midpoints = cumulative - np.asarray(histogram, dtype=np.float64) / 2
-    return [int(np.searchsorted(midpoints, total * k / buckets, side="left")) for k in range(1, buckets)]
+    weights = np.asarray(histogram, dtype=np.int64)
+    total = int(weights.sum())
+    if total == 0:
+        return []
+    through = np.cumsum(weights)
+    nonempty = np.flatnonzero(weights)
+    needed: set[int] = set()
+    for target in _bucket_targets(total, buckets) if buckets else []:
+        first = int(np.searchsorted(through, target, side="left"))  # first bin reaching the target
+        needed.add(first)
+        later = nonempty[nonempty > first]
+        if len(later):  # the cut may fall on the next document, in the next non-empty bin
+            needed.add(int(later[0]))
+    if fraction:
+        from_top = np.cumsum(weights[::-1])
+        needed.add(len(weights) - 1 - int(np.searchsorted(from_top, fraction * total - 1e-9, side="left")))
+    return sorted(b for b in needed if 0 <= b < len(weights))
 
 
-def bucket_of(bin_index: int, edges: Sequence[int]) -> int:
+def cut_positions(
+    histogram: Sequence[int],
+    fine: dict[int, Sequence[int]],
+    buckets: int | None,
+    fraction: float | None,
+) -> dict[str, Any]:
+    """Bucket edges (bucket k starts at edges[k-1]) and the lowest kept position, from the coarse
+    histogram and the fine histograms of `refine_bins`.
+
+    A document's bucket is where the midpoint of its position's weight falls in the cumulative token
+    weight, so each bucket gets as close to 1/N of the tokens as whole positions allow (Nemotron-CC's
+    token-weighted percentiles); equal scores always share a bucket. `keep_top_fraction` keeps the
+    fewest top positions that hold at least that share of the tokens."""
+    import numpy as np
+
+    weights = np.asarray(histogram, dtype=np.int64)
+    total = int(weights.sum())
+    before = np.concatenate([[0], np.cumsum(weights)[:-1]])
+    cuts: dict[str, Any] = {"edges": None, "keep_from": None}
+    if buckets:
+        refined = sorted(fine)
+        edges = []
+        for target in _bucket_targets(total, buckets) if total else []:
+            edge = None
+            for coarse in refined:
+                counts = np.asarray(fine[coarse], dtype=np.int64)
+                through = before[coarse] + np.cumsum(counts)
+                hits = np.flatnonzero((counts > 0) & (through - counts / 2 >= target))
+                if len(hits):
+                    edge = coarse * FINE_BINS + int(hits[0])
+                    break
+            edges.append(edge if edge is not None else len(weights) * FINE_BINS)
+        cuts["edges"] = edges or [0] * (buckets - 1)
+    if fraction:
+        keep_from = 0
+        if total:
+            after = total - before - weights  # weight above each coarse bin
+            for coarse in sorted(fine, reverse=True):
+                counts = np.asarray(fine[coarse], dtype=np.int64)
+                from_here = after[coarse] + np.cumsum(counts[::-1])[::-1]  # weight at or above each fine bin
+                enough = np.flatnonzero(from_here >= fraction * total - 1e-9)
+                if len(enough):
+                    keep_from = coarse * FINE_BINS + int(enough[-1])
+                    break
+        cuts["keep_from"] = keep_from
+    return cuts
+
+
+def bucket_of(where: int, edges: Sequence[int]) -> int:
     import bisect
 
-    return bisect.bisect_right(list(edges), bin_index)
-
-
-def top_fraction_threshold(histogram: Sequence[int], fraction: float) -> int:
-    """The lowest bin kept so that the kept bins (that one and above) hold at least ``fraction`` of the
-    token weight, and no bin more than needed."""
-    import numpy as np
-
-    weights = np.asarray(histogram, dtype=np.float64)
-    total = weights.sum()
-    if total <= 0:
-        return 0
-    from_top = np.cumsum(weights[::-1])
-    needed = int(np.searchsorted(from_top, fraction * total - 1e-9, side="left"))
-    return len(weights) - 1 - min(needed, len(weights) - 1)
+    return bisect.bisect_right(list(edges), where)

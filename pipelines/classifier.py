@@ -1,10 +1,11 @@
 """The `classifier` stage in Beam: score (and `min_score`) per document, then the run-wide decisions.
 
 `keep_top_fraction` and `buckets` need every score of the run before any document can be placed: a first
-pass sums, per model, a token-weighted histogram of scores (integer counts, so the sum is the same in any
-order, on any runner, with any number of workers); the cut points follow from it in one small step; a
-second pass places every document with those cut points as a side input. Only the histograms (one array
-per model per bundle) cross the shuffle, never documents.
+pass sums, per model, a token-weighted coarse histogram of scores (integer counts, so the sum is the same
+in any order, on any runner, with any number of workers); a second pass histograms finely only the coarse
+bins that hold a cut point (filters/classifier.py: why); a third places every document with the cut
+points as a side input. Only histograms (arrays per model per bundle, combined before the shuffle) cross
+it, never documents.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from curate.filters.classifier import (
+    FINE_BINS,
     ClassifierConfig,
     ClassifierModelConfig,
     annotation_types,
-    bucket_edges,
     bucket_of,
-    score_bin,
+    coarse_bin,
+    cut_positions,
+    position,
+    refine_bins,
     stage_spec,
-    top_fraction_threshold,
 )
 from curate.pipelines.stage import REJECTED_TAG, FilterStage, StageTransform, reject
 
@@ -57,8 +60,8 @@ class _CountTokens(beam.DoFn):
             yield {**doc, TOKENS_ANNOTATION: len(encoding.ids)}
 
 
-class ScoreHistograms(beam.CombineFn):
-    """Per ranked model, token weight per score bin (int64: an order-independent, exact sum)."""
+class CoarseHistograms(beam.CombineFn):
+    """Per ranked model, token weight per coarse score bin (int64: an exact, order-free sum)."""
 
     def __init__(self, names: list[str], bins: int):
         self._names = names
@@ -70,7 +73,7 @@ class ScoreHistograms(beam.CombineFn):
     def add_input(self, acc: dict[str, np.ndarray], doc: dict[str, Any]) -> dict[str, np.ndarray]:
         weight = int(doc[TOKENS_ANNOTATION])
         for name in self._names:
-            acc[name][score_bin(doc[f"{name}_score"], self._bins)] += weight
+            acc[name][coarse_bin(doc[f"{name}_score"], self._bins)] += weight
         return acc
 
     def merge_accumulators(self, accumulators: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -84,18 +87,59 @@ class ScoreHistograms(beam.CombineFn):
         return {name: acc[name].tolist() for name in self._names}
 
 
-def cut_points(histograms: dict[str, list[int]], models: list[ClassifierModelConfig]) -> dict[str, Any]:
-    """Per model: the bucket edges and the lowest kept bin, as bin indices."""
-    cuts: dict[str, Any] = {}
-    for model in models:
-        histogram = histograms[model.name]
-        cuts[model.name] = {
-            "edges": bucket_edges(histogram, model.buckets) if model.buckets else None,
-            "keep_from": top_fraction_threshold(histogram, model.keep_top_fraction)
-            if model.keep_top_fraction
-            else None,
-        }
-    return cuts
+class FineHistograms(beam.CombineFn):
+    """Token weight per fine bin inside the coarse bins that hold a cut point: (model, coarse) -> array."""
+
+    def create_accumulator(self) -> dict[tuple[str, int], np.ndarray]:
+        return {}
+
+    def add_input(self, acc: dict, item: tuple[str, int, int, int]) -> dict:
+        name, coarse, fine, weight = item
+        counts = acc.get((name, coarse))
+        if counts is None:
+            counts = acc[(name, coarse)] = np.zeros(FINE_BINS, dtype=np.int64)
+        counts[fine] += weight
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[dict]) -> dict:
+        merged: dict[tuple[str, int], np.ndarray] = {}
+        for acc in accumulators:
+            for key, counts in acc.items():
+                if key in merged:
+                    merged[key] = merged[key] + counts
+                else:
+                    merged[key] = counts.copy()
+        return merged
+
+    def extract_output(self, acc: dict) -> dict[tuple[str, int], list[int]]:
+        return {key: counts.tolist() for key, counts in acc.items()}
+
+
+def _needed(coarse: dict[str, list[int]], models: list[ClassifierModelConfig]) -> dict[str, list[int]]:
+    return {m.name: refine_bins(coarse[m.name], m.buckets, m.keep_top_fraction) for m in models}
+
+
+def _fine_items(doc: dict[str, Any], needed: dict[str, list[int]], bins: int):
+    """(model, coarse, fine, tokens) for a document whose score falls in a bin that is refined."""
+    for name, coarse_bins in needed.items():
+        where = position(doc[f"{name}_score"], bins)
+        coarse, fine = divmod(where, FINE_BINS)
+        if coarse in coarse_bins:
+            yield name, coarse, fine, int(doc[TOKENS_ANNOTATION])
+
+
+def _cuts(
+    fine: dict[tuple[str, int], list[int]], coarse: dict[str, list[int]], models: list[ClassifierModelConfig]
+) -> dict[str, Any]:
+    return {
+        m.name: cut_positions(
+            coarse[m.name],
+            {c: counts for (name, c), counts in fine.items() if name == m.name},
+            m.buckets,
+            m.keep_top_fraction,
+        )
+        for m in models
+    }
 
 
 class _Place(beam.DoFn):
@@ -109,11 +153,11 @@ class _Place(beam.DoFn):
         placed = dict(doc)
         reason = None
         for model in self._models:
-            index = score_bin(doc[f"{model.name}_score"], self._bins)
+            where = position(doc[f"{model.name}_score"], self._bins)
             cut = cuts[model.name]
             if cut["edges"] is not None:
-                placed[f"{model.name}_bucket"] = bucket_of(index, cut["edges"])
-            if reason is None and cut["keep_from"] is not None and index < cut["keep_from"]:
+                placed[f"{model.name}_bucket"] = bucket_of(where, cut["edges"])
+            if reason is None and cut["keep_from"] is not None and where < cut["keep_from"]:
                 reason = f"{model.name}_below_top_fraction"
         if reason is None:
             yield placed
@@ -148,11 +192,14 @@ class ClassifierStage(StageTransform):
             | "BatchForTokens" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
             | "CountTokens" >> beam.ParDo(_CountTokens(self._tokenizer_spec))
         )
-        cuts = (
+        coarse = weighted | "CoarseHistograms" >> beam.CombineGlobally(CoarseHistograms(names, self._bins))
+        needed = coarse | "RefinedBins" >> beam.Map(_needed, self._ranked)
+        fine = (
             weighted
-            | "ScoreHistograms" >> beam.CombineGlobally(ScoreHistograms(names, self._bins))
-            | "CutPoints" >> beam.Map(cut_points, self._ranked)
+            | "FineItems" >> beam.FlatMap(_fine_items, beam.pvalue.AsSingleton(needed), self._bins)
+            | "FineHistograms" >> beam.CombineGlobally(FineHistograms())
         )
+        cuts = fine | "CutPoints" >> beam.Map(_cuts, beam.pvalue.AsSingleton(coarse), self._ranked)
         placed = weighted | "Place" >> beam.ParDo(
             _Place(self._ranked, self._bins), beam.pvalue.AsSingleton(cuts)
         ).with_outputs(REJECTED_TAG, main="kept")
