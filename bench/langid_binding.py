@@ -38,10 +38,8 @@ def binding() -> str:
 
 def score_samples() -> list[dict]:
     sys.path.insert(0, str(BENCH.parent))
-    from curate.filters.langid import make_filter
-
     from bench.filters import load_texts
-    from curate.config import LangIdConfig
+    from curate.filters.langid import LangIdConfig, make_filter
 
     docs = load_texts(None, 100_000)
     annotations = make_filter(LangIdConfig(languages=None, min_score=0.0)).annotate(docs)

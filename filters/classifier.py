@@ -14,19 +14,16 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from curate.filters.base import Annotations, Doc, FilterSpec
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from curate.core.config import StageConfig, Strict
 from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec
 
 LABEL_PREFIX = "__label__"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ClassifierModelConfig(_Strict):
+class ClassifierModelConfig(Strict):
     """One fastText model of the `classifier` stage."""
 
     name: str = Field(
@@ -51,11 +48,14 @@ class ClassifierModelConfig(_Strict):
         )
 
 
-class ClassifierConfig(_Strict):
+class ClassifierConfig(StageConfig):
     """The `classifier` stage: any number of models, scored in one pass."""
 
     enabled: bool = False
     models: list[ClassifierModelConfig] = Field(default_factory=list)
+    tokenizer: str = Field(
+        "gpt2", description="Counts the tokens that weigh percentiles: 'gpt2' or a tokenizer.json path."
+    )
     histogram_bins: int = Field(
         1 << 16, ge=16, le=1 << 20, description="Score resolution of the run-wide percentiles."
     )

@@ -19,22 +19,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from curate.filters.base import Annotations, Doc, FilterSpec
-from curate.filters.dedup_text import Normalization, ngram_positions
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from curate.core.config import StageConfig, Strict
 from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+from curate.filters.dedup_text import Normalization, ngram_positions
 
 MAX_EVAL_SETS = 64  # one bit each in the index's uint64 membership column
 REASON_PREFIX = "eval_"  # rejection reason: eval_<set name> (stats.json counts removals per set)
 INDEX_FORMAT = 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class EvalSetConfig(_Strict):
+class EvalSetConfig(Strict):
     """One evaluation set: files, and which fields of each record are benchmark text."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -48,7 +45,7 @@ class EvalSetConfig(_Strict):
     )
 
 
-class DecontaminateConfig(_Strict):
+class DecontaminateConfig(StageConfig):
     """The `decontaminate` stage."""
 
     enabled: bool = False
@@ -262,7 +259,7 @@ class Decontaminator:
             return 0, 0, set() if self.mode == "lines" else None
         mask = int(np.bitwise_or.reduce(masks[hit]))
         distinct = len(np.unique(hashes[hit]))
-        lines = None
+        lines: set[int] | None = None
         if self.mode == "lines":
             lines = set()
             for start in hit:  # an n-gram may span lines: every line it touches goes
@@ -318,3 +315,6 @@ def stage_spec(cfg: DecontaminateConfig) -> FilterSpec:
         load_index(cfg)  # fail now with a one-line error if it is missing or built for another n
         return FilterSpec(partial(_make, cfg, None), ANNOTATIONS)
     return FilterSpec(partial(_make, cfg, build_index(cfg.eval_sets, cfg.ngram)), ANNOTATIONS)
+
+
+STAGE = FilterStageDef(name="decontaminate", config=DecontaminateConfig, spec=stage_spec)

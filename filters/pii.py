@@ -15,8 +15,10 @@ import re
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from curate.filters.base import Annotations, Doc, FilterSpec
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from curate.core.config import StageConfig
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 
 # datatrove 0.10.1 formatters/pii.py: example.com/org are reserved for examples; the IPs are datatrove's
 # list of random addresses that "did not respond to ping requests at the time the list was created".
@@ -34,10 +36,8 @@ PHONE_REPLACEMENTS = ("555-0100",)
 CARD_REPLACEMENTS = ("0000 0000 0000 0000",)
 
 
-class PiiConfig(BaseModel):
+class PiiConfig(StageConfig):
     """The `pii` stage: which kinds of personal data are replaced, and by what."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     enabled: bool = False
     emails: bool = Field(True, description="Replace e-mail addresses.")
@@ -134,7 +134,7 @@ class PiiRedactor:
 
         def substitute(match: re.Match) -> str:
             found = match.group(0)
-            counter, replacements, check = self._kinds[match.lastgroup]
+            counter, replacements, check = self._kinds[match.lastgroup or ""]
             if check is not None and not check(found):
                 return found
             replacement = replacements[counts[counter] % len(replacements)]
@@ -156,3 +156,6 @@ class PiiRedactor:
 
 def stage_spec(cfg: PiiConfig) -> FilterSpec:
     return FilterSpec(partial(PiiRedactor, cfg), ANNOTATIONS)
+
+
+STAGE = FilterStageDef(name="pii", config=PiiConfig, spec=stage_spec)

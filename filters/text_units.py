@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -123,10 +123,10 @@ PROFILES: dict[str, LanguageProfile] = {
 FALLBACK = LanguageProfile("*", frozenset().union(*(p.stop_words for p in PROFILES.values())))
 
 
-def profile_for(lang: str | None, overrides: dict[str, Sequence[str]] | None = None) -> LanguageProfile:
+def profile_for(lang: str | None, overrides: Mapping[str, Sequence[str]] | None = None) -> LanguageProfile:
     """The profile for an ISO code from langid (``None`` or unknown: the language-agnostic fallback)."""
     base = PROFILES.get(lang or "", FALLBACK)
-    if overrides and lang in overrides:
+    if overrides and lang is not None and lang in overrides:
         return LanguageProfile(
             base.code, frozenset(overrides[lang]), base.checks_word_length, base.substring_stop_words
         )

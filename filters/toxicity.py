@@ -14,13 +14,29 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from curate.filters.base import Annotations, Doc, FilterSpec
+from pydantic import Field
+
+from curate.core.config import StageConfig
+from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.langid import load_fasttext, normalize_language, one_line
 
-from curate.config import ToxicityConfig
-from curate.core.errors import CurateError
+
+class ToxicityConfig(StageConfig):
+    enabled: bool = False
+    threshold: float = Field(0.9, ge=0.0, le=1.0, description="Reject when toxicity >= threshold.")
+    classifier: Literal["alt-profanity-check"] | None = Field(
+        "alt-profanity-check", description="Trained classifier shipped on PyPI; null for none."
+    )
+    wordlists: list[str] | dict[str, str | list[str]] = Field(
+        default_factory=list, description="Keyword files (e.g. LDNOOBW) for all docs, or {lang: files}."
+    )
+    word_min_hits: int = Field(1, ge=1, description="Keyword hits that reject a document (C4: any).")
+    fasttext_model: str | None = Field(None, description="Optional fastText toxicity classifier.")
+    fasttext_label: str = Field("toxic", description="Its toxic label (Dolma's Jigsaw models: toxic).")
+
 
 ANNOTATION_TYPES = {"toxicity": "float64", "toxic_words": "int32"}
 REASON = "toxicity"
@@ -174,3 +190,6 @@ def stage_spec(cfg: ToxicityConfig) -> FilterSpec:
             "enable one of them or set stages.toxicity.enabled: false"
         )
     return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+
+
+STAGE = FilterStageDef(name="toxicity", config=ToxicityConfig, spec=stage_spec)

@@ -15,6 +15,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+
 from curate.filters.classifier import (
     FINE_BINS,
     ClassifierConfig,
@@ -27,19 +28,9 @@ from curate.filters.classifier import (
     refine_bins,
     stage_spec,
 )
-from curate.pipelines.stage import REJECTED_TAG, FilterStage, StageTransform, reject
+from curate.pipelines.stage import REJECTED_TAG, FilterStage, StageTransform, TransformStageDef, reject
 
-from curate.config import Config
-
-STAGE = "classifier"
 TOKENS_ANNOTATION = "classifier_tokens"  # the weight of a document in the run-wide percentiles
-
-
-def weight_tokenizer_spec(config: Config) -> str:
-    """Tokens are counted with the tokenizer the shards will use when it is known before the run; a
-    tokenizer trained during the run is not, and GPT-2's counts stand in for it."""
-    tokenize = config.stages.tokenize
-    return tokenize.tokenizer if tokenize.enabled and tokenize.train is None else "gpt2"
 
 
 class _CountTokens(beam.DoFn):
@@ -47,7 +38,7 @@ class _CountTokens(beam.DoFn):
 
     def __init__(self, tokenizer_spec: str):
         self._spec = tokenizer_spec
-        self._tokenizer = None
+        self._tokenizer: Any = None
 
     def setup(self) -> None:
         from curate.core.tokenizer import load, prepare
@@ -145,7 +136,8 @@ def _cuts(
 class _Place(beam.DoFn):
     """Annotates buckets and applies keep_top_fraction with the run's cut points."""
 
-    def __init__(self, models: list[ClassifierModelConfig], bins: int):
+    def __init__(self, stage_name: str, models: list[ClassifierModelConfig], bins: int):
+        self._stage_name = stage_name
         self._models = models
         self._bins = bins
 
@@ -162,22 +154,21 @@ class _Place(beam.DoFn):
         if reason is None:
             yield placed
         else:
-            yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(placed, STAGE, reason))
+            yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(placed, self._stage_name, reason))
 
 
 class ClassifierStage(StageTransform):
     """Score with every model; then, if any model ranks (top fraction, buckets), the run-wide pass."""
 
-    stage_name = STAGE
-
-    def __init__(self, cfg: ClassifierConfig, config: Config):
-        super().__init__(label=STAGE)
+    def __init__(self, stage_name: str, cfg: ClassifierConfig):
+        super().__init__(label=stage_name)
+        self.stage_name = stage_name
         spec = stage_spec(cfg)  # checks every model path and label in the driver
-        self._score = FilterStage(STAGE, spec.make, spec.annotation_types, cfg.batch_size)
+        self._score = FilterStage(stage_name, spec.make, spec.annotation_types, cfg.batch_size)
         self._ranked = [m for m in cfg.models if m.buckets or m.keep_top_fraction]
         self._bins = cfg.histogram_bins
         self._batch_size = cfg.batch_size
-        self._tokenizer_spec = weight_tokenizer_spec(config)
+        self._tokenizer_spec = cfg.tokenizer
         self.annotation_types = annotation_types(cfg)
         if self._ranked:
             self.annotation_types[TOKENS_ANNOTATION] = "int64"
@@ -201,7 +192,10 @@ class ClassifierStage(StageTransform):
         )
         cuts = fine | "CutPoints" >> beam.Map(_cuts, beam.pvalue.AsSingleton(coarse), self._ranked)
         placed = weighted | "Place" >> beam.ParDo(
-            _Place(self._ranked, self._bins), beam.pvalue.AsSingleton(cuts)
+            _Place(self.stage_name, self._ranked, self._bins), beam.pvalue.AsSingleton(cuts)
         ).with_outputs(REJECTED_TAG, main="kept")
         all_rejected = (rejected, placed[REJECTED_TAG]) | "ClassifierRejected" >> beam.Flatten()
         return placed.kept, all_rejected
+
+
+STAGE = TransformStageDef(name="classifier", config=ClassifierConfig, transform=ClassifierStage)

@@ -2,8 +2,8 @@
 
 Workers count what they read and what they keep in process-local counters and, at most once a second,
 write them to one small JSON file per process in the directory named by ``CURATE_PROGRESS_DIR``. The
-driver (curate.progress) sums those files. Where the variable is unset (Dataflow, Flink, Spark: the
-runner's own UI shows progress) this is a no-op.
+driver (curate.run's progress display) sums those files. Where the variable is unset (Dataflow, Flink,
+Spark: the runner's own UI shows progress) this is a no-op.
 """
 
 from __future__ import annotations

@@ -8,10 +8,13 @@ what lets `stats.json` prove ``in == out + sum(rejected)`` for every stage.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic
 
 import apache_beam as beam
-from curate.filters.base import DocumentFilter
+
+from curate.core.config import StageConfigT, StageDef
+from curate.filters.base import DocumentFilter, FilterStageDef
 
 Document = dict[str, Any]
 REJECTED_TAG = "rejected"
@@ -44,8 +47,6 @@ class _AnnotateAndDecide(beam.DoFn):
     def process(self, batch: list[Document]) -> Iterable[Any]:
         assert self._filter is not None
         for doc, scores in zip(batch, self._filter.annotate(batch), strict=True):
-            # A filter that rewrites text (pii, decontaminate lines, C4 line removal) returns it as its
-            # `text` annotation: applied here, to a copy.
             annotated = {**doc, **scores}
             reason = self._filter.decide(scores, annotated)
             if reason is None:
@@ -80,3 +81,19 @@ class FilterStage(StageTransform):
             )
         )
         return outputs.kept, outputs[REJECTED_TAG]
+
+
+@dataclass(frozen=True)
+class TransformStageDef(StageDef[StageConfigT], Generic[StageConfigT]):
+    """A stage implemented in Beam, declared in its pipelines module: ``transform(name, config)``."""
+
+    transform: Callable[[str, StageConfigT], StageTransform]
+
+    def build(self, config: StageConfigT) -> StageTransform:
+        return self.transform(self.name, config)
+
+
+def build_filter_stage(stage: FilterStageDef[Any], config: Any) -> FilterStage:
+    """The Beam stage for a filter: its spec is checked here, in the driver, before any worker starts."""
+    spec = stage.spec(config)
+    return FilterStage(stage.name, spec.make, spec.annotation_types, getattr(config, "batch_size", 256))

@@ -42,9 +42,7 @@ def demo_corpus(tmp_path_factory) -> Path:
 def crawl_pages() -> list[dict]:
     """Main text of every HTML page in ../shared/data/crawl, as documents."""
     from curate.filters.html_extract import extract_main_text, is_html_content_type
-    from curate.pipelines.readers import read_file
-
-    from curate.config import InputConfig
+    from curate.pipelines.readers import InputConfig, read_file
 
     docs = []
     for path in sorted(shared_path("crawl").glob("*.warc.gz")):
@@ -62,9 +60,7 @@ def quality_rejected_pages(tmp_path_factory) -> Path:
     """Pages of the shared crawl that the quality rules reject, as JSONL (the classifier's negatives)."""
     import json
 
-    from curate.filters.quality import QualityFilter
-
-    from curate.config import QualityConfig
+    from curate.filters.quality import QualityConfig, QualityFilter
 
     pages = crawl_pages()
     rules = QualityFilter(QualityConfig())

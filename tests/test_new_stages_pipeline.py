@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from curate.filters.classifier import ClassifierConfig, QualityClassifier
 
 from curate.cli import main as cli_main
 from curate.config import parse_config
+from curate.filters.classifier import ClassifierConfig, QualityClassifier
 from curate.run import run
 from tests.conftest import shared_path
 

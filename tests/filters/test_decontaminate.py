@@ -13,6 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from curate.cli import main as cli_main
+from curate.config import parse_config
+from curate.core.errors import CurateError
 from curate.filters.decontaminate import (
     DecontaminateConfig,
     Decontaminator,
@@ -23,10 +27,6 @@ from curate.filters.decontaminate import (
     words_of,
 )
 from curate.filters.dedup_text import ngram_positions
-
-from curate.cli import main as cli_main
-from curate.config import parse_config
-from curate.core.errors import CurateError
 from tests.conftest import crawl_pages, shared_path
 
 

@@ -7,6 +7,8 @@ import gzip
 import json
 
 import pytest
+
+from curate.config import parse_config
 from curate.filters.pii import (
     DATATROVE_EMAIL_REPLACEMENTS,
     DATATROVE_IP_REPLACEMENTS,
@@ -14,8 +16,6 @@ from curate.filters.pii import (
     PiiRedactor,
     luhn_valid,
 )
-
-from curate.config import parse_config
 from tests.conftest import shared_path
 
 PUBLIC = [
