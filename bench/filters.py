@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import glob
 import gzip
-import importlib
 import json
 import os
-import pkgutil
 import sys
 import tempfile
 import time
@@ -95,24 +93,26 @@ def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
 
 
 def filter_specs(models: dict[str, str | None]) -> list[tuple[str, Any]]:
-    """(label, FilterSpec) for every filters/ module with a stage_spec, in pipeline stage order."""
-    import curate.filters as filters
-    from curate.pipelines.recipe import StagesConfig
-    from curate.pipelines.stage_order import ALL_STAGES
+    """(label, FilterSpec) for every filter stage in pipeline order (a new filter shows up on its own);
+    the classifier stage is Beam around a filter (its run-wide pass aside), which is measured too."""
+    from curate.filters import classifier
+    from curate.filters.base import FilterStageDef
+    from curate.pipelines.stage_order import DOCUMENT_STAGES
 
-    names = [m.name for m in pkgutil.iter_modules(filters.__path__)]
-    modules = {n: importlib.import_module(f"curate.filters.{n}") for n in names}
-    with_spec = [n for n in names if hasattr(modules[n], "stage_spec")]
-    order = {stage.name: i for i, stage in enumerate(ALL_STAGES)}
     out = []
     extra = variants(models)
-    for name in sorted(with_spec, key=lambda n: order.get(n, len(order))):
-        config_class = StagesConfig.model_fields[name].annotation
-        for label, overrides in extra.get(name, [(name, {})]):
-            cfg = config_class(enabled=True, **overrides)
-            out.append((label, modules[name].stage_spec(cfg)))
-        if name in ("perplexity", "classifier") and not extra[name]:
-            out.append((f"{name} (no model: skipped)", None))
+    for stage in DOCUMENT_STAGES:
+        if isinstance(stage, FilterStageDef):
+            spec = stage.spec
+        elif stage.name == "classifier":
+            spec = classifier.stage_spec
+        else:
+            continue
+        for label, overrides in extra.get(stage.name, [(stage.name, {})]):
+            cfg = stage.config(enabled=True, **overrides)
+            out.append((label, spec(cfg)))
+        if stage.name in ("perplexity", "classifier") and not extra[stage.name]:
+            out.append((f"{stage.name} (no model: skipped)", None))
     return out
 
 

@@ -22,6 +22,7 @@ from curate.core.config import StageConfig
 from curate.core.errors import CurateError
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.langid import load_fasttext, normalize_language, one_line
+from curate.filters.text_units import SEGMENTED_SCRIPTS
 
 
 class ToxicityConfig(StageConfig):
@@ -42,8 +43,9 @@ ANNOTATION_TYPES = {"toxicity": "float64", "toxic_words": "int32"}
 REASON = "toxicity"
 
 _WORD = re.compile(r"\w+")
-# Scripts written without spaces between words: their terms match as substrings (Han, kana, Thai, ...).
-_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Tibetan, Myanmar, Khmer): their
+# terms match as substrings. The same ranges as text_units' word splitting, so both agree on a script.
+_UNSPACED = re.compile(f"[{SEGMENTED_SCRIPTS}]")
 
 
 class ProfanityCheckClassifier:
