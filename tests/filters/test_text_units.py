@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
-import json
+import pytest
 
-from curate.filters.html_extract import extract_main_text
 from curate.filters.text_units import FALLBACK, PROFILES, TextUnits, duplicates, profile_for
-from curate.pipelines.readers import read_warc
-from tests.conftest import shared_path
 
 
-def _jsonl_texts(name: str) -> list[str]:
-    with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle]
+@pytest.fixture(scope="module")
+def warc_texts(extracted_pages):
+    """`warc_texts(name)`: extracted main text of each HTML response in a sample WARC, by URL."""
+    return lambda name: {page["url"]: page["text"] for page in extracted_pages(name)}
 
 
-def _warc_texts(name: str) -> dict[str, str]:
-    """Extracted main text of each HTML response in a sample WARC, by URL."""
-    path = shared_path("crawl", name)
-    with open(path, "rb") as raw:
-        docs = [doc for doc in read_warc(raw, str(path)) if doc.get("html")]
-    return {doc["url"]: extract_main_text(doc["html"], doc.get("charset")) for doc in docs}
-
-
-def test_english_words_tokens_and_stop_words_on_a_real_document():
-    text = _jsonl_texts("cc_en_head-0091.jsonl.gz")[0]
+def test_english_words_tokens_and_stop_words_on_a_real_document(jsonl_rows):
+    text = jsonl_rows[0]["text"]
     units = TextUnits(text, profile_for("en"))
     # as spaCy's English tokenizer (datatrove's Gopher filter): 82 tokens, 72 of them words
     assert len(units.words) == 72
@@ -37,44 +26,59 @@ def test_english_words_tokens_and_stop_words_on_a_real_document():
     assert units.n_alpha_words == 72
 
 
-def test_numbers_and_urls_stay_single_tokens():
-    units = TextUnits("It costs 4,000 dollars, or 3.5 at https://example.org/a.html today.")
-    assert units.words == [
-        "It",
-        "costs",
-        "4,000",
-        "dollars",
-        "or",
-        "3.5",
-        "at",
-        "https://example.org/a.html",
-        "today",
-    ]
-    assert units.n_tokens == len(units.words) + 2  # the comma after "dollars" and the final period
+@pytest.mark.parametrize(
+    ("text", "words", "punctuation"),
+    [
+        pytest.param(
+            "It costs 4,000 dollars, or 3.5 at https://example.org/a.html today.",
+            ["It", "costs", "4,000", "dollars", "or", "3.5", "at", "https://example.org/a.html", "today"],
+            2,  # the comma after "dollars" and the final period
+            id="numbers-and-urls-stay-single-tokens",
+        ),
+        # Expected tokens are spaCy 3.8's (spacy.blank("en"), as datatrove calls it) for the same text.
+        pytest.param(
+            "if (p->next == NULL) return f();",
+            ["if", "p->next", "NULL", "return", "f"],
+            7,  # ( = = ) ( ) ;  -- "->" is no infix between letters; "=" and "(" are prefixes
+            id="code-as-spacy-splits-it",
+        ),
+        pytest.param(
+            "Edit /etc/apt/sources.list, then run apt-get update.",
+            ["Edit", "/etc", "apt", "sources.list", "then", "run", "apt", "get", "update"],
+            5,  # / / , - .  -- "/" and "-" between letters are infixes
+            id="paths-split-at-inner-slashes-as-in-spacy",
+        ),
+        pytest.param(
+            "Run ls -t --color=auto or sizeof(struct page) on Device¶, e.g. twice; don't.",
+            [
+                "Run",
+                "ls",
+                "-t",
+                "--color",
+                "auto",
+                "or",
+                "sizeof(struct",
+                "page",
+                "on",
+                "Device¶",
+                "e.g.",
+                "twice",
+                "do",
+                "n't",
+            ],  # fmt: skip
+            5,  # = ) , ; .  -- flags, "(" inside a chunk, "¶" stay attached; e.g. and don't: exceptions
+            id="flags-calls-and-contractions-as-spacy-splits-them",
+        ),
+    ],
+)
+def test_words_and_tokens_split_as_in_spacy(text, words, punctuation):
+    units = TextUnits(text)
+    assert units.words == words
+    assert units.n_tokens == len(words) + punctuation
 
 
-def test_code_is_split_as_spacy_splits_it():
-    # spaCy 3.8 (spacy.blank("en")): if ( p->next = = NULL ) return f ( ) ; -- "->" between a letter and
-    # a letter is no infix, "=" and "(" are prefixes, ")" and ";" suffixes
-    units = TextUnits("if (p->next == NULL) return f();")
-    assert units.words == ["if", "p->next", "NULL", "return", "f"]
-    assert units.n_tokens == 5 + 7
-    flags = TextUnits("Run ls -t --color=auto or sizeof(struct page) on Device¶, e.g. twice; don't.")
-    assert flags.words == [
-        "Run", "ls", "-t", "--color", "auto", "or", "sizeof(struct", "page", "on", "Device¶", "e.g.",
-        "twice", "do", "n't",
-    ]  # fmt: skip
-
-
-def test_paths_split_at_inner_slashes_as_in_spacy():
-    # spaCy: Edit /etc / apt / sources.list , then run apt - get update .
-    units = TextUnits("Edit /etc/apt/sources.list, then run apt-get update.")
-    assert units.words == ["Edit", "/etc", "apt", "sources.list", "then", "run", "apt", "get", "update"]
-    assert units.n_tokens == 14
-
-
-def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word():
-    texts = _warc_texts("clueweb-quirk.warc.gz")
+def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word(warc_texts):
+    texts = warc_texts("clueweb-quirk.warc.gz")
     text = next(iter(texts.values()))
     first_line = text.splitlines()[0]
     assert first_line == "アイテム検索"
@@ -87,8 +91,8 @@ def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word
     assert units.n_stop_words >= 2  # の, に, は, を, ... are tokens of their own
 
 
-def test_chinese_without_language_falls_back_to_script_detection():
-    texts = _warc_texts("cc-main-2020-34-excerpt.warc.gz")
+def test_chinese_without_language_falls_back_to_script_detection(warc_texts):
+    texts = warc_texts("cc-main-2020-34-excerpt.warc.gz")
     chinese = texts["http://044545.com/topic/20200207/015849.html"]
     units = TextUnits(chinese)  # langid did not run
     assert units.profile is FALLBACK
@@ -107,12 +111,12 @@ def test_c4_word_count_per_line_counts_characters_in_segmented_scripts():
     assert TextUnits("plain words, only").count_words(0) == 3
 
 
-def test_unknown_language_uses_the_fallback_and_overrides_replace_stop_words():
+def test_unknown_language_uses_the_fallback_and_overrides_replace_stop_words(jsonl_rows):
     assert profile_for(None) is FALLBACK
     assert profile_for("xx") is FALLBACK
     assert PROFILES["en"].stop_words <= FALLBACK.stop_words
     custom = profile_for("en", {"en": ["invoice", "factoring"]})
-    text = _jsonl_texts("cc_en_head-0091.jsonl.gz")[0]
+    text = jsonl_rows[0]["text"]
     assert TextUnits(text, custom).n_stop_words == 2
 
 
@@ -121,8 +125,8 @@ def test_thai_stop_words_match_inside_unsegmented_text():
     assert units.n_stop_words == 3  # ที่, และ, มี
 
 
-def test_duplicates_count_every_repeat_after_the_first():
-    texts = _warc_texts("clueweb-quirk.warc.gz")
+def test_duplicates_count_every_repeat_after_the_first(warc_texts):
+    texts = warc_texts("clueweb-quirk.warc.gz")
     lines = [line for text in texts.values() for line in text.split("\n") if line.strip()]
     first_seen: set[str] = set()
     repeats = chars = 0
