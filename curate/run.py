@@ -57,9 +57,12 @@ def _clear_previous_outputs(layout: Any) -> None:
         matches = FileSystems.match([layout.path(sub, "*")])[0].metadata_list
         if matches:
             FileSystems.delete([m.path for m in matches])
-    for name in ("stats.json", "manifest.json", "tokenizer.json"):
+    for name in ("stats.json", "manifest.json", "tokenizer.json", "report.html"):
         if FileSystems.exists(layout.path(name)):
             FileSystems.delete([layout.path(name)])
+
+
+PLAN_FILE = "_plan.json"  # beside the workers' progress files: the stage order, for progress displays
 
 
 class _Progress:
@@ -77,7 +80,7 @@ class _Progress:
     def _totals(self) -> tuple[int, int]:
         read = kept = 0
         for name in os.listdir(self._directory):
-            if name.endswith(".json"):
+            if name.endswith(".json") and name != PLAN_FILE:
                 try:
                     with open(os.path.join(self._directory, name)) as handle:
                         counts = json.load(handle)
@@ -186,7 +189,8 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
     from curate.pipelines import curation
     from curate.pipelines.progress import PROGRESS_ENV
 
-    progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
+    # A caller that watches progress (curate serve) names the folder; otherwise a fresh temporary one.
+    progress_dir = os.environ.get(PROGRESS_ENV) or tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = progress_dir
     temp_location = layout.path(".work", "beam-temp")
@@ -195,6 +199,7 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
             options = curation.pipeline_options(config.runner, temp_location)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
+            _write_json(os.path.join(progress_dir, PLAN_FILE), {"stages": order, "files": len(files)})
             pipeline.run().wait_until_finish()
     finally:
         if previous is None:
@@ -226,6 +231,7 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
         "balanced": all(entry["balanced"] for entry in stages.values())
         and stages["read"]["in"] == last["out"] + total_rejected,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(_cpu_seconds(), 2),
     }
     for report in reports:
         stats[report.get("kind", "report")] = {k: v for k, v in report.items() if k != "kind"}
@@ -237,6 +243,7 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
 
         write_manifest(layout.root, shards, config, stats)
     FileSystems.delete([layout.work])
+    _write_report(layout.root, config)
     summary = RunSummary(layout.root, stats, reports, shards, seconds)
     if config.output.dataset:
         from curate.store import LocalStore
@@ -247,6 +254,23 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
         )
         summary.commit = f"{config.output.dataset}@{commit.id} (branch {config.output.branch})"
     return summary
+
+
+def _cpu_seconds() -> float:
+    """CPU time of the driver and its finished worker processes (user + system)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _write_report(root: str, config: Config) -> None:
+    """OUT/report.html (before any commit, so a version carries its report); a report that cannot be
+    built costs the run nothing but a warning, since every output it describes is already written."""
+    from curate.report import write_report
+
+    try:
+        write_report(root, config)
+    except Exception as error:  # noqa: BLE001 (reported, and the run's outputs stand)
+        print(f"curate: warning: report.html not written: {error}", file=sys.stderr)
 
 
 def _write_json(path: str, data: Any) -> None:

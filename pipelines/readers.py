@@ -279,12 +279,20 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     return sorted(set(files))
 
 
+def _size_of(path: str) -> int:
+    """A file's size for progress (bytes of input done); 0 where the filesystem cannot say."""
+    try:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except Exception:
+        return 0
+
+
 class _ReadFile(beam.DoFn):
     def __init__(self, cfg: InputConfig):
         self._cfg = cfg
 
     def process(self, path: str) -> Iterator[Any]:
-        from curate.pipelines.progress import report_read
+        from curate.pipelines.progress import report_bytes, report_read
 
         for doc in read_file(path, self._cfg):
             report_read()
@@ -292,6 +300,7 @@ class _ReadFile(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
             else:
                 yield doc
+        report_bytes(_size_of(path))
 
     def finish_bundle(self) -> None:
         from curate.pipelines.progress import flush

@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "curate.cli.dedup_cmd",
     "curate.cli.train_cmd",
     "curate.cli.shards_cmd",
+    "curate.cli.report_cmd",
+    "curate.cli.serve_cmd",
 ]
 
 
