@@ -21,6 +21,33 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_path()
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real `curate run` from the command line over one real JSONL sample (10 documents), shared by
+    the report and service tests: its output folder, with stats.json, manifest.json and report.html."""
+    import subprocess
+    import sys
+
+    source = shared_path("jsonl", "cc_en_head-0091.jsonl.gz")
+    folder = tmp_path_factory.mktemp("small-run")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text("runner: {name: direct, workers: 1}\n")
+    out = folder / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "curate",
+        "run",
+        str(recipe),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+    ]
+    subprocess.run([*command, "--quiet"], check=True)
+    return out

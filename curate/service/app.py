@@ -243,6 +243,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         output = settings.job_dir(job_id) / "train-out"
         argv = ["train", "--data", data, "--preset", body.preset, "--steps", str(body.steps),
                 "--device", body.device, "--eval-every", str(body.eval_every),
+                "--eval-fraction", str(body.eval_fraction),
                 "--log-every", str(body.log_every), "--output", str(output)]  # fmt: skip
         view = {"data": body.data, "preset": body.preset, "steps": body.steps}
         records.add(job_id, "train", str(output), argv, view)

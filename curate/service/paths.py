@@ -53,6 +53,8 @@ def confine_pattern(pattern: str, roots: tuple[Path, ...], field: str) -> tuple[
     """A path or glob: its fixed part and every file it matches must lie inside the roots.
 
     Returns the absolute pattern (what the run will expand) and the matched files."""
+    if not isinstance(pattern, str) or "://" in pattern:
+        raise PathOutsideRoots(field, str(pattern))
     parts = Path(pattern).parts
     fixed = []
     for part in parts:

@@ -56,6 +56,9 @@ class TrainRequest(BaseModel):
     steps: int = Field(200, ge=1, le=1_000_000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_every: int = Field(50, ge=0, le=1_000_000)
+    eval_fraction: float = Field(
+        0.01, ge=0.0, le=0.5, description="Documents held out for eval (by id hash)."
+    )
     log_every: int = Field(5, ge=1, le=100_000)
 
 
