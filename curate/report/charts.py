@@ -126,8 +126,14 @@ def cluster_sizes(data: ReportData) -> Figure | None:
     if not data.cluster_sizes:
         return None
     sizes = list(data.cluster_sizes)
-    figure = _figure("Duplicate clusters by size", xaxis_title="documents in cluster", yaxis_type="log")
-    figure.add_bar(name="clusters", x=[str(s) for s in sizes], y=list(data.cluster_sizes.values()))
+    counts = list(data.cluster_sizes.values())
+    figure = _figure(
+        "Duplicate clusters by size (size 1: documents with no near-duplicate)",
+        xaxis_title="documents in cluster",
+        yaxis_type="log" if max(counts) > 100 * max(min(counts), 1) else "linear",
+    )
+    figure["layout"]["xaxis"]["type"] = "category"
+    figure.add_bar(name="clusters", x=[str(s) for s in sizes], y=counts, marker_color=TARGET)
     return figure
 
 
