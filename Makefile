@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kenlm-tools browser-tools demo test lint bench clean
+.PHONY: setup kenlm-tools browser-tools demo test lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -42,13 +42,15 @@ demo: setup
 	$(BIN)/curate run examples/demo.yaml
 	@echo "report: demo-out/report.html (open it in a browser; or: $(BIN)/curate serve)"
 
+# The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools
+test: setup kenlm-tools browser-tools lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
+# ruff (incl. complexity), then the layer contract and mypy on the installed layout (tools/lint_layout.py).
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/python tools/lint_layout.py
 
 clean:
-	rm -rf $(VENV) demo-data demo-out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-data demo-out build .pytest_cache .ruff_cache .mypy_cache

@@ -49,9 +49,7 @@ def variants(kenlm_model: str | None) -> dict[str, list[tuple[str, dict[str, Any
 def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
     """Real pages as pipeline documents: extracted WARC responses, and JSONL texts by default."""
     from curate.filters.html_extract import extract_main_text, is_html_content_type
-    from curate.pipelines.readers import read_file
-
-    from curate.config import InputConfig
+    from curate.pipelines.readers import InputConfig, read_file
 
     paths = (
         sorted(glob.glob(warc_glob)) if warc_glob else sorted(glob.glob(str(DATA / "crawl" / "*.warc.gz")))
@@ -76,9 +74,8 @@ def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
 def filter_specs(kenlm_model: str | None) -> list[tuple[str, Any]]:
     """(label, FilterSpec) for every filters/ module with a stage_spec, in pipeline stage order."""
     import curate.filters as filters
+    from curate.pipelines.recipe import StagesConfig
     from curate.pipelines.registry import STAGES
-
-    from curate.config import StagesConfig
 
     names = [m.name for m in pkgutil.iter_modules(filters.__path__)]
     modules = {n: importlib.import_module(f"curate.filters.{n}") for n in names}
@@ -146,9 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the pipeline's workers
 
+    from curate.filters.langid import LangIdConfig
     from curate.filters.langid import make_filter as make_langid
-
-    from curate.config import LangIdConfig
 
     docs = load_texts(args.warc, args.max_docs)
     langid = make_langid(LangIdConfig(languages=None, min_score=0.0))

@@ -356,11 +356,10 @@ def datatrove_worker(out: Path, workers: int, samples: int, langid: bool, files:
 
 def profile_stages(files: list[Path], max_docs: int, langid: bool) -> dict[str, float]:
     """CPU seconds of each curate step on the same documents, in one process (no Beam)."""
+    from curate.config import default_config
     from curate.filters.html_extract import extract_main_text
     from curate.pipelines.readers import read_warc
     from curate.pipelines.registry import STAGES, _resolve
-
-    from curate.config import default_config
 
     config = default_config()
     config.stages.langid.languages = LANGUAGES

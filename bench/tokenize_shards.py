@@ -133,11 +133,11 @@ def pipeline_cpu(docs_file: str, out: str, with_stage: bool, batch_size: int) ->
     Create's payload once per stage that refers to it, a cost that would not cancel against the baseline.
     """
     import apache_beam as beam
-    from curate.pipelines.curation import pipeline_options
-    from curate.pipelines.readers import ReadDocuments
-    from curate.pipelines.shards import TokenizeAndShard
 
-    from curate.config import InputConfig, parse_config
+    from curate.config import parse_config
+    from curate.pipelines.readers import InputConfig, ReadDocuments
+    from curate.pipelines.runner import pipeline_options
+    from curate.pipelines.token_shards import TokenizeAndShard
 
     config = parse_config(
         {

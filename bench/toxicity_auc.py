@@ -16,10 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from curate.filters.toxicity import make_filter
 from sklearn.metrics import roc_auc_score
 
-from curate.config import ToxicityConfig
+from curate.filters.toxicity import ToxicityConfig, make_filter
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")

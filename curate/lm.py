@@ -22,7 +22,7 @@ from pathlib import Path
 
 from curate.core.errors import CurateError
 from curate.core.files import open_text
-from curate.filters.perplexity import normalize_line
+from curate.filters.perplexity import load_sentencepiece, normalize_line
 
 KENLM_SDIST = "kenlm==0.3.0"  # PyPI sdist carrying lm/builder (lmplz) and build_binary sources
 TOOLS = ("lmplz", "build_binary")
@@ -180,12 +180,10 @@ def train(
 ) -> TrainResult:
     """Train a KenLM model with lmplz (modified Kneser-Ney); write ARPA if `output` ends in .arpa, else
     KenLM's binary format (faster to load)."""
-    from curate.filters.perplexity import load_sentencepiece
-
     started = time.monotonic()
     output = Path(output)
-    corpus = [Path(path) for path in corpus]
-    for path in corpus:
+    corpus_paths = [Path(path) for path in corpus]
+    for path in corpus_paths:
         if not path.is_file():
             raise CurateError(f"{path}: corpus file not found")
     tools = ensure_tools(say)
@@ -204,7 +202,7 @@ def train(
             process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=err, stderr=err)
             assert process.stdin is not None
             try:
-                for line in training_lines(corpus, text_field, tokenize):
+                for line in training_lines(corpus_paths, text_field, tokenize):
                     process.stdin.write(line.encode("utf-8") + b"\n")
                     lines += 1
                     tokens += len(line.split())

@@ -19,8 +19,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
 from curate.config import Config
 from curate.core.errors import CurateError
+from curate.core.files import write_atomic
+from curate.pipelines import curation, token_shards
+from curate.pipelines.accounting import assemble_stats
+from curate.pipelines.progress import PROGRESS_ENV
+from curate.pipelines.readers import expand_inputs
+from curate.pipelines.runner import pipeline_options
+from curate.shards import write_manifest
+from curate.store import LocalStore
 
 
 @dataclass
@@ -51,7 +62,6 @@ def _is_local(path: str) -> bool:
 
 def _clear_previous_outputs(layout: Any) -> None:
     """A run replaces its output folder's results; stale shards must never mix with new ones."""
-    from apache_beam.io.filesystems import FileSystems
 
     for sub in ("documents", "rejected", "shards", ".work"):
         matches = FileSystems.match([layout.path(sub, "*")])[0].metadata_list
@@ -90,16 +100,19 @@ class _Progress:
                 kept += counts.get("kept", 0)
         return read, kept
 
+    def _show(self) -> None:
+        read, kept = self._totals()
+        elapsed = time.monotonic() - self._start
+        line = f"  read {read:,} records · kept {kept:,} · {read / max(elapsed, 1e-9):,.0f} records/s"
+        if line != self._last_line and read:
+            end = "\r" if self._interactive else "\n"
+            print(line.ljust(70), end=end, file=self._stream, flush=True)
+            self._last_line = line
+
     def _loop(self) -> None:
         interval = 0.5 if self._interactive else 5.0
         while not self._stop.wait(interval):
-            read, kept = self._totals()
-            elapsed = time.monotonic() - self._start
-            line = f"  read {read:,} records · kept {kept:,} · {read / max(elapsed, 1e-9):,.0f} records/s"
-            if line != self._last_line and read:
-                end = "\r" if self._interactive else "\n"
-                print(line.ljust(70), end=end, file=self._stream, flush=True)
-                self._last_line = line
+            self._show()
 
     def __enter__(self) -> _Progress:
         self._thread.start()
@@ -108,6 +121,7 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._show()  # the final counts (workers flush at bundle end), however short the run
         if self._interactive and self._last_line:
             print(file=self._stream)
 
@@ -115,13 +129,10 @@ class _Progress:
 def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> RunSummary:
     """Run the recipe to completion and return its summary; raises CurateError on a problem the user
     can fix (bad input path, stage not available, unwritable output)."""
-    from curate.pipelines import curation
-    from curate.pipelines.readers import expand_inputs
-    from curate.pipelines.registry import enabled_stages
 
     started = time.monotonic()
     files = expand_inputs(config.input.paths)
-    enabled_stages(config)  # fail now, before any worker starts, if a stage is not available
+    curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
     layout = curation.Layout(config.output.path)
     if _is_local(layout.root):
         os.makedirs(layout.root, exist_ok=True)
@@ -184,10 +195,6 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 
 
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
-    import apache_beam as beam
-
-    from curate.pipelines import curation
-    from curate.pipelines.progress import PROGRESS_ENV
 
     # A caller that watches progress (curate serve) names the folder; otherwise a fresh temporary one.
     progress_dir = os.environ.get(PROGRESS_ENV) or tempfile.mkdtemp(prefix="curate-progress-")
@@ -196,7 +203,7 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
     temp_location = layout.path(".work", "beam-temp")
     try:
         with _Progress(progress_dir, stream) if progress else contextlib.nullcontext():
-            options = curation.pipeline_options(config.runner, temp_location)
+            options = pipeline_options(config.runner, temp_location)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
             _write_json(os.path.join(progress_dir, PLAN_FILE), {"stages": order, "files": len(files)})
@@ -210,10 +217,6 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
 
 
 def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> RunSummary:
-    from apache_beam.io.filesystems import FileSystems
-
-    from curate.pipelines import curation
-    from curate.pipelines.accounting import assemble_stats
 
     rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
     stages = assemble_stats(rows, order)
@@ -238,16 +241,12 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
     if not stats["balanced"]:
         raise CurateError(f"{layout.root}: document accounting does not balance: {json.dumps(stages)}")
     _write_json(layout.path("stats.json"), stats)
-    if config.stages.tokenize.enabled:
-        from curate.shards import write_manifest
-
+    if config.stages.of(token_shards.STAGE).enabled:
         write_manifest(layout.root, shards, config, stats)
     FileSystems.delete([layout.work])
     _write_report(layout.root, config)
     summary = RunSummary(layout.root, stats, reports, shards, seconds)
     if config.output.dataset:
-        from curate.store import LocalStore
-
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
         commit = LocalStore().commit_dir(
             layout.root, config.output.dataset, config.output.branch, "curate run"
@@ -274,7 +273,6 @@ def _write_report(root: str, config: Config) -> None:
 
 
 def _write_json(path: str, data: Any) -> None:
-    from curate.core.files import write_atomic
 
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 

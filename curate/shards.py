@@ -26,6 +26,7 @@ from curate.core.shard_format import (
     TOKENIZER_FILE,
     shard_schema,
 )
+from curate.core.tokenizer import eos_id_of, token_dtype
 
 # ------------------------------------------------------------------------------------------ manifest
 
@@ -64,7 +65,6 @@ def write_manifest(
     shards = sorted((dict(s) for s in shard_infos), key=lambda s: s["path"])
     dtypes = {s.get("token_dtype") for s in shards} - {None}
     meta = next((s for s in shards if "eos_id" in s), {})
-    from curate.core.tokenizer import eos_id_of, token_dtype
 
     vocab_size = meta.get("vocab_size")
     if vocab_size is None:
@@ -167,36 +167,9 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
     tokenizer = Tokenizer.from_str(tok_bytes.decode("utf-8")) if texts and tok_bytes else None
     totals: dict[str, int] = {}
     seen: dict[str, int] = {}  # id -> copies found in the shards
+    checker = _ShardChecker(schema, eos, texts, tokenizer, totals, seen)
     for shard in manifest["shards"]:
-        path = root / shard["path"]
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-            continue
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != shard["sha256"]:
-            problems.append(f"{path}: sha256 differs from the manifest (the file was changed or damaged)")
-            continue
-        table = pq.read_table(io.BytesIO(data))
-        if not table.schema.equals(schema, check_metadata=False):
-            problems.append(f"{path}: schema {table.schema} is not {schema}")
-            continue
-        n_tokens = 0
-        for row in table.to_pylist():
-            tokens = row["tokens"]
-            n_tokens += len(tokens)
-            totals[row["domain"]] = totals.get(row["domain"], 0) + len(tokens)
-            if not tokens or tokens[-1] != eos or row["n_tokens"] != len(tokens):
-                problems.append(f"{path}: document {row['id']}: does not end with EOS or n_tokens is wrong")
-            elif tokenizer is not None:
-                seen[row["id"]] = seen.get(row["id"], 0) + 1
-                expected = texts.get(row["id"])
-                decoded = tokenizer.decode(tokens[:-1], skip_special_tokens=False)
-                if expected is None:
-                    problems.append(f"{path}: document {row['id']} is not in documents/")
-                elif decoded != expected[0]:
-                    problems.append(f"{path}: document {row['id']} does not decode to its text")
-        if table.num_rows != shard["n_docs"] or n_tokens != shard["n_tokens"]:
-            problems.append(f"{path}: {table.num_rows} docs / {n_tokens} tokens, manifest says otherwise")
+        problems += checker.check(root / shard["path"], shard)
     if sum(s["n_tokens"] for s in manifest["shards"]) != manifest["total_tokens"]:
         problems.append(f"{root / MANIFEST}: total_tokens is not the sum over shards")
     if tokenizer is not None and not problems:
@@ -209,6 +182,47 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
     if "domains" in manifest and not problems and totals != manifest["domains"]:
         problems.append(f"{root / MANIFEST}: per-domain token totals differ from the shards")
     return problems
+
+
+class _ShardChecker:
+    """One shard's checks for `verify`; adds its tokens per domain and document copies to the totals."""
+
+    def __init__(self, schema, eos: int, texts: dict, tokenizer, totals: dict, seen: dict):
+        self.schema, self.eos, self.texts, self.tokenizer = schema, eos, texts, tokenizer
+        self.totals, self.seen = totals, seen
+
+    def check(self, path: Path, shard: dict[str, Any]) -> list[str]:
+        if not path.is_file():
+            return [f"{path}: missing"]
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != shard["sha256"]:
+            return [f"{path}: sha256 differs from the manifest (the file was changed or damaged)"]
+        table = pq.read_table(io.BytesIO(data))
+        if not table.schema.equals(self.schema, check_metadata=False):
+            return [f"{path}: schema {table.schema} is not {self.schema}"]
+        problems: list[str] = []
+        n_tokens = 0
+        for row in table.to_pylist():
+            n_tokens += len(row["tokens"])
+            problems += self._check_row(path, row)
+        if table.num_rows != shard["n_docs"] or n_tokens != shard["n_tokens"]:
+            problems.append(f"{path}: {table.num_rows} docs / {n_tokens} tokens, manifest says otherwise")
+        return problems
+
+    def _check_row(self, path: Path, row: dict[str, Any]) -> list[str]:
+        tokens = row["tokens"]
+        self.totals[row["domain"]] = self.totals.get(row["domain"], 0) + len(tokens)
+        if not tokens or tokens[-1] != self.eos or row["n_tokens"] != len(tokens):
+            return [f"{path}: document {row['id']}: does not end with EOS or n_tokens is wrong"]
+        if self.tokenizer is None:
+            return []
+        self.seen[row["id"]] = self.seen.get(row["id"], 0) + 1
+        expected = self.texts.get(row["id"])
+        if expected is None:
+            return [f"{path}: document {row['id']} is not in documents/"]
+        if self.tokenizer.decode(tokens[:-1], skip_special_tokens=False) != expected[0]:
+            return [f"{path}: document {row['id']} does not decode to its text"]
+        return []
 
 
 def _document_texts(root: Path) -> dict[str, tuple[str, int]]:

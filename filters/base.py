@@ -8,8 +8,11 @@ on the written annotations without re-running models.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol
+
+from curate.core.config import StageConfigT, StageDef
 
 Doc = Mapping[str, Any]
 Annotations = dict[str, Any]
@@ -40,3 +43,11 @@ class FilterSpec:
     def __init__(self, make: Any, annotation_types: Mapping[str, str]):
         self.make = make
         self.annotation_types = dict(annotation_types)
+
+
+@dataclass(frozen=True)
+class FilterStageDef(StageDef[StageConfigT], Generic[StageConfigT]):
+    """A filter stage, declared in its filter module: ``spec(config)`` runs in the driver (and may refuse
+    a config, e.g. a missing model), its factory once per worker."""
+
+    spec: Callable[[StageConfigT], FilterSpec]

@@ -11,9 +11,33 @@ from __future__ import annotations
 
 import re
 
+from pydantic import Field
+
+from curate.core.config import Strict
 from curate.filters.text_units import TextUnits, tokenize
 
-from curate.config import C4Config
+
+class C4Config(Strict):
+    """C4 rules: Raffel et al. 2020 (JMLR 21(140)) and tensorflow_datasets c4_utils, as in datatrove.
+
+    Line rules (no terminal punctuation, javascript, policy, too few words, too long word) drop lines,
+    which then do not count as sentences; documents are rejected for lorem ipsum, a curly bracket, or too
+    few sentences left. The text itself is not rewritten (annotate, then decide).
+    """
+
+    enabled: bool = True
+    terminal_punct: bool = Field(
+        False, description="Drop lines without terminal punctuation (C4: true; FineWeb's recipe: false)."
+    )
+    javascript: bool = Field(True, description="Drop lines mentioning 'javascript'.")
+    policy: bool = Field(True, description="Drop lines about terms of use, privacy or cookie policies.")
+    remove_citations: bool = Field(True, description="Strip [1], [edit], [citation needed] first.")
+    min_words_per_line: int | None = Field(3, description="Drop lines with fewer words.")
+    max_word_length: int | None = Field(1000, description="Drop lines with a longer word.")
+    lorem_ipsum: bool = Field(True, description="Reject documents containing 'lorem ipsum'.")
+    curly_bracket: bool = Field(True, description="Reject documents containing '{'.")
+    min_sentences: int | None = Field(5, description="Reject documents with fewer sentences left.")
+
 
 # Wikipedia-style citation markers, removed before the punctuation check (datatrove CITATION_REGEX).
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")

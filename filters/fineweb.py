@@ -5,9 +5,23 @@ and newlines per word (list-like pages)."""
 from __future__ import annotations
 
 import regex
+from pydantic import Field
+
+from curate.core.config import Strict
 from curate.filters.text_units import TextUnits, duplicates
 
-from curate.config import FineWebConfig
+
+class FineWebConfig(Strict):
+    """FineWeb's own rules: Penedo et al. 2024 (arXiv:2406.17557), datatrove FineWebQualityFilter."""
+
+    enabled: bool = True
+    line_punct_thr: float | None = Field(0.12, description="Min fraction of lines ending in punctuation.")
+    line_punct_exclude_zero: bool = Field(False, description="Keep documents with no such line at all.")
+    short_line_thr: float | None = Field(0.67, description="Max fraction of short lines.")
+    short_line_length: int = Field(30, description="A line of at most this many characters is short.")
+    char_duplicates_ratio: float | None = Field(0.01, description="Max chars in duplicated lines / all.")
+    new_line_ratio: float | None = Field(0.3, description="Max newlines per word (list-like pages).")
+
 
 # Unicode's Sentence_Terminal property: the set datatrove's TERMINAL_PUNCTUATION was built from.
 _ENDS_TERMINAL = regex.compile(r"\p{Sentence_Terminal}$")

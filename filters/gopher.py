@@ -9,9 +9,52 @@ instead of joining strings, which is where datatrove spends most of its time.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
+
+from curate.core.config import Strict
 from curate.filters.text_units import TextUnits, duplicates
 
-from curate.config import GopherQualityConfig, GopherRepetitionConfig
+# Quality rule groups. A threshold set to null turns that one rule off (its signal is still annotated);
+# `enabled: false` turns the whole group off. Defaults are the published values as implemented in
+# datatrove 0.10.1 (src/datatrove/pipeline/filters/*), the reference the benchmark compares against.
+
+
+class GopherRepetitionConfig(Strict):
+    """Gopher repetition rules: Rae et al. 2021 (arXiv:2112.11446), Table A1."""
+
+    enabled: bool = True
+    dup_para_frac: float | None = Field(0.3, description="Max fraction of duplicated paragraphs.")
+    dup_para_char_frac: float | None = Field(0.2, description="Max chars in duplicated paragraphs / all.")
+    dup_line_frac: float | None = Field(0.3, description="Max fraction of duplicated lines.")
+    dup_line_char_frac: float | None = Field(0.2, description="Max chars in duplicated lines / all.")
+    top_2gram_char_frac: float | None = Field(0.2, description="Max chars of the top word 2-gram / all.")
+    top_3gram_char_frac: float | None = 0.18
+    top_4gram_char_frac: float | None = 0.16
+    dup_5gram_char_frac: float | None = Field(0.15, description="Max chars in repeated 5-grams / all.")
+    dup_6gram_char_frac: float | None = 0.14
+    dup_7gram_char_frac: float | None = 0.13
+    dup_8gram_char_frac: float | None = 0.12
+    dup_9gram_char_frac: float | None = 0.11
+    dup_10gram_char_frac: float | None = 0.10
+
+
+class GopherQualityConfig(Strict):
+    """Gopher quality rules: Rae et al. 2021 (arXiv:2112.11446), sec. A.1.1."""
+
+    enabled: bool = True
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = Field(0.1, description="'#' or ellipses per word.")
+    max_bullet_lines_ratio: float | None = Field(0.9, description="Lines starting with a bullet or '-'.")
+    max_ellipsis_lines_ratio: float | None = Field(0.3, description="Lines ending with an ellipsis.")
+    min_alpha_words_ratio: float | None = Field(0.8, description="Words with a letter / all tokens.")
+    min_stop_words: int | None = Field(2, description="Distinct stop words of the document's language.")
+    stop_words: dict[str, list[str]] = Field(
+        default_factory=dict, description="Replace a language's stop words: {lang: [words]}."
+    )
+
 
 TOP_NGRAMS = (2, 3, 4)  # Table A1: top n-gram character fraction
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)  # Table A1: duplicate n-gram character fraction
@@ -118,7 +161,7 @@ def repetition_signals(units: TextUnits) -> dict[str, float]:
                 chars = int(starts[n] + n - 1) if len(hashes) else 0
             signals[f"gopher_top_{n}gram_char_frac"] = _ratio(chars, text_len)
         elif n in DUP_NGRAMS:
-            chars = _dup_ngram_chars(grams, starts, n) if repeats else 0
+            chars = _dup_ngram_chars(grams, starts, n) if grams is not None and repeats else 0
             signals[f"gopher_dup_{n}gram_char_frac"] = _ratio(chars, text_len)
     return signals
 

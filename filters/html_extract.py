@@ -31,7 +31,8 @@ def decode_html(body: bytes, charset_hint: str | None = None) -> str:
             return body.decode(charset_hint)
         except (LookupError, UnicodeDecodeError):
             pass
-    return bytes_to_str(body, detect_encoding(body), fallback_encodings=("utf-8", "cp1252"))
+    detected = detect_encoding(body) or "utf-8"
+    return bytes_to_str(body, detected, fallback_encodings=("utf-8", "cp1252"))
 
 
 def _resiliparse(html: str) -> str:

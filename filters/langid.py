@@ -16,10 +16,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from curate.filters.base import Annotations, Doc, FilterSpec
+from pydantic import Field, field_validator
 
-from curate.config import LangIdConfig
+from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+
+
+class LangIdConfig(StageConfig):
+    model: str | None = Field(None, description="fastText LID model path; default: lid.176.ftz (PyPI).")
+    languages: list[str] | None = Field(["en"], description="Allowed ISO codes; null or 'all' keeps all.")
+    min_score: float = Field(0.65, ge=0.0, le=1.0, description="FineWeb's language score threshold.")
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _all_languages(cls, value: Any) -> Any:
+        # `languages: all` reads better in a recipe than `null`; a single code is a one-item list.
+        if isinstance(value, str):
+            return None if value.lower() == "all" else [value]
+        return value
+
 
 ANNOTATION_TYPES = {"lang": "string", "lang_score": "float64"}
 REASON = "langid"
@@ -125,7 +141,7 @@ class LangIdFilter:
             return REASON if (self._allowed is not None or self._min_score > 0) else None
         if self._allowed is not None and lang not in self._allowed:
             return REASON
-        return REASON if score < self._min_score else None
+        return REASON if score is None or score < self._min_score else None
 
 
 def make_filter(cfg: LangIdConfig) -> LangIdFilter:
@@ -135,3 +151,6 @@ def make_filter(cfg: LangIdConfig) -> LangIdFilter:
 
 def stage_spec(cfg: LangIdConfig) -> FilterSpec:
     return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+
+
+STAGE = FilterStageDef(name="langid", config=LangIdConfig, spec=stage_spec)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 from datasketch import MinHash
-from datasketch.lsh import _optimal_param
+from scipy.integrate import quad
 
 # datasketch >= 2's default "affine32" scheme (datasketch/minhash.py): every 32-bit shingle hash is
 # pre-mixed with the MurmurHash3 finalizer, then permuted as (a*h + b) mod 2^32 with odd a.
@@ -42,6 +42,34 @@ class LshParams:
     def detection_probability(self, jaccard: float) -> float:
         """Chance that a pair of this similarity shares at least one band: 1 - (1 - J^r)^b."""
         return 1.0 - (1.0 - jaccard**self.rows) ** self.bands
+
+
+# Vendored from datasketch 2.0.0 (datasketch/lsh.py, MIT licence, (c) Eric Zhu): its parameter choice
+# is private API, so a datasketch release could drop it; the same arithmetic keeps our defaults stable.
+def _false_positive_probability(threshold: float, bands: int, rows: int) -> float:
+    area, _ = quad(lambda s: 1 - (1 - s ** float(rows)) ** float(bands), 0.0, threshold)
+    return area
+
+
+def _false_negative_probability(threshold: float, bands: int, rows: int) -> float:
+    area, _ = quad(lambda s: 1 - (1 - (1 - s ** float(rows)) ** float(bands)), threshold, 1.0)
+    return area
+
+
+def _optimal_param(
+    threshold: float, num_perm: int, false_positive_weight: float, false_negative_weight: float
+) -> tuple[int, int]:
+    """Bands x rows minimising the weighted false-positive and false-negative areas (datasketch's)."""
+    min_error, best = float("inf"), (0, 0)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            error = (
+                _false_positive_probability(threshold, bands, rows) * false_positive_weight
+                + _false_negative_probability(threshold, bands, rows) * false_negative_weight
+            )
+            if error < min_error:
+                min_error, best = error, (bands, rows)
+    return best
 
 
 def choose_lsh_params(

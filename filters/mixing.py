@@ -14,8 +14,54 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from curate.config import DomainRule
+from pydantic import Field, model_validator
+
+from curate.core.config import StageConfig, Strict
 from curate.core.ids import seeded_hash
+
+
+class DomainRule(Strict):
+    """One rule of `mixing.rules`; every condition it sets must hold. Rules are tried in order."""
+
+    domain: str
+    url_host: str | None = Field(None, description="Glob on the URL host, e.g. '*.wikipedia.org'.")
+    source: str | None = Field(None, description="Glob on the source file path.")
+    lang: str | None = None
+    annotation: str | None = Field(None, description="A document annotation or input metadata field.")
+    equals: Any = Field(None, description="The annotation's value; null: the annotation is present.")
+
+    @model_validator(mode="after")
+    def _has_a_condition(self) -> DomainRule:
+        if self.url_host is None and self.source is None and self.lang is None and self.annotation is None:
+            raise ValueError(
+                f"rule for domain '{self.domain}' sets no condition (url_host, source, lang, annotation)"
+            )
+        return self
+
+
+class MixingConfig(StageConfig):
+    enabled: bool = False
+    rules: list[DomainRule] = Field(default_factory=list)
+    default_domain: str = "web"
+    weights: dict[str, float] = Field(default_factory=dict, description="Target token share per domain.")
+    token_budget: int | None = Field(
+        None, gt=0, description="Output tokens; null: as many as the data allows."
+    )
+    max_epochs: float = Field(4.0, ge=1.0, description="Most times a document may be repeated to up-sample.")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _weights_name_known_domains(self) -> MixingConfig:
+        known = {rule.domain for rule in self.rules} | {self.default_domain}
+        unknown = sorted(set(self.weights) - known)
+        if unknown:
+            raise ValueError(
+                f"weights name domain(s) {unknown} that no rule assigns (known: {sorted(known)})"
+            )
+        if any(w < 0 for w in self.weights.values()) or (self.weights and sum(self.weights.values()) <= 0):
+            raise ValueError("weights must be >= 0 and not all zero")
+        return self
+
 
 # Rejection reasons of the mixing stage.
 DOWNSAMPLED = "downsampled"

@@ -15,10 +15,25 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from curate.filters.base import Annotations, Doc, FilterSpec
+from pydantic import Field
 
-from curate.config import PerplexityConfig
+from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+from curate.filters.langid import normalize_language
+
+
+class PerplexityConfig(StageConfig):
+    enabled: bool = False
+    model: str | dict[str, str] | None = Field(
+        None, description="KenLM model (ARPA or binary), or {lang: path}."
+    )
+    sentencepiece: str | dict[str, str] | None = None
+    max_perplexity: float | None = Field(None, gt=0, description="Reject above this; null only annotates.")
+    buckets: tuple[float, float] = Field(
+        (310.0, 1000.0), description="head < first <= middle < second <= tail (CCNet's English cut-offs)."
+    )
+
 
 # cc_net/text_normalizer.py: unicode punctuation -> ASCII (the "１" -> '"' entry is CCNet's own, kept
 # so that scores match models trained with CCNet's pipeline).
@@ -154,8 +169,6 @@ class PerplexityFilter:
 
 def _per_language(value: str | dict[str, str] | None) -> dict[str | None, str]:
     """{lang: path} with codes as langid writes them ("eng" -> "en"); a single path serves every lang."""
-    from curate.filters.langid import normalize_language
-
     if value is None:
         return {}
     if isinstance(value, str):
@@ -198,7 +211,7 @@ def make_filter(cfg: PerplexityConfig) -> PerplexityFilter:
     for lang, path in _per_language(cfg.model).items():
         piece_path = pieces.get(lang, pieces.get(None))
         models[lang] = LanguageModel(load_kenlm(path), load_sentencepiece(piece_path) if piece_path else None)
-    return PerplexityFilter(models, tuple(cfg.buckets), cfg.max_perplexity)
+    return PerplexityFilter(models, (cfg.buckets[0], cfg.buckets[1]), cfg.max_perplexity)
 
 
 def stage_spec(cfg: PerplexityConfig) -> FilterSpec:
@@ -208,3 +221,6 @@ def stage_spec(cfg: PerplexityConfig) -> FilterSpec:
             "enabled; train one with `curate lm train --corpus TEXT --output model.binary`"
         )
     return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+
+
+STAGE = FilterStageDef(name="perplexity", config=PerplexityConfig, spec=stage_spec)

@@ -11,11 +11,35 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from pydantic import Field, field_validator
+
+from curate.core.config import StageConfig
 from curate.filters import c4, fineweb, gopher
-from curate.filters.base import Annotations, Doc, FilterSpec
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+from curate.filters.c4 import C4Config
+from curate.filters.fineweb import FineWebConfig
+from curate.filters.gopher import GopherQualityConfig, GopherRepetitionConfig
 from curate.filters.text_units import TextUnits, profile_for
 
-from curate.config import QualityConfig
+
+def _group_toggle(value: Any) -> Any:
+    # `c4: false` is the natural way to switch a whole group off.
+    return {"enabled": value} if isinstance(value, bool) else value
+
+
+class QualityConfig(StageConfig):
+    """Heuristic rules, applied in FineWeb's order; each rejection names its rule (e.g. c4_lorem_ipsum)."""
+
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    c4: C4Config = Field(default_factory=C4Config)
+    fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
+    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+
+    _groups = field_validator("gopher_repetition", "gopher_quality", "c4", "fineweb", mode="before")(
+        _group_toggle
+    )
+
 
 EMPTY = "empty_text"  # nothing to judge: extraction left no text
 
@@ -83,3 +107,6 @@ def annotation_types(cfg: QualityConfig) -> dict[str, str]:
 
 def stage_spec(cfg: QualityConfig) -> FilterSpec:
     return FilterSpec(partial(QualityFilter, cfg), annotation_types(cfg))
+
+
+STAGE = FilterStageDef(name="quality", config=QualityConfig, spec=stage_spec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -18,7 +18,7 @@ from itertools import chain
 # Scripts written without spaces between words (Thai, Lao, Tibetan, Myanmar, Khmer, kana, CJK ideographs):
 # one token per character plus its combining marks. Explicit ranges keep this on the stdlib `re` engine,
 # about twice as fast as `regex`'s script properties.
-_SEGMENTED = (
+SEGMENTED_SCRIPTS = (
     "\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30fa\u30fc-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
     "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 )
@@ -34,7 +34,7 @@ _SEGMENTED_MARKS = (
     "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u0eb1\u0eb4-\u0ebc\u0ec8-\u0ecd\u0f71-\u0f84\u102b-\u103e"
     "\u1056-\u1059\u17b4-\u17d3"
 )
-_WORD = rf"(?:[^\W{_SEGMENTED}][{_MARKS}]*)+"
+_WORD = rf"(?:[^\W{SEGMENTED_SCRIPTS}][{_MARKS}]*)+"
 # One pass yields every token; the group holds words (URLs and numbers like 3.5 or 1,000 whole, as
 # spaCy's tokenizer keeps them; apostrophes and dots inside a word keep it whole (don't, sources.list) and
 # a leading slash stays on it (/etc), as in spaCy; a katakana run whole; other
@@ -44,9 +44,9 @@ _WORD = rf"(?:[^\W{_SEGMENTED}][{_MARKS}]*)+"
 # of alphabetic tokens within 0.01 of datatrove's (spaCy) on average, instead of 0.03 below it.
 _TOKENS = re.compile(
     rf"(https?://\S+|www\.\S+|\d+(?:[.,:/]\d+)+|/?{_WORD}(?:[.'’]{_WORD})*|[{_KATAKANA}]+"
-    rf"|[{_SEGMENTED}][{_MARKS}{_SEGMENTED_MARKS}]*)|\.\.\.|[-=<>+*/|&~^%:]{{2,}}|\(\)|\[\]|[^\s\w{_MARKS}]"
+    rf"|[{SEGMENTED_SCRIPTS}][{_MARKS}{_SEGMENTED_MARKS}]*)|\.\.\.|[-=<>+*/|&~^%:]{{2,}}|\(\)|\[\]|[^\s\w{_MARKS}]"
 )
-_HAS_SEGMENTED = re.compile(rf"[{_SEGMENTED}]")
+_HAS_SEGMENTED = re.compile(rf"[{SEGMENTED_SCRIPTS}]")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 
@@ -123,10 +123,10 @@ PROFILES: dict[str, LanguageProfile] = {
 FALLBACK = LanguageProfile("*", frozenset().union(*(p.stop_words for p in PROFILES.values())))
 
 
-def profile_for(lang: str | None, overrides: dict[str, Sequence[str]] | None = None) -> LanguageProfile:
+def profile_for(lang: str | None, overrides: Mapping[str, Sequence[str]] | None = None) -> LanguageProfile:
     """The profile for an ISO code from langid (``None`` or unknown: the language-agnostic fallback)."""
     base = PROFILES.get(lang or "", FALLBACK)
-    if overrides and lang in overrides:
+    if overrides and lang is not None and lang in overrides:
         return LanguageProfile(
             base.code, frozenset(overrides[lang]), base.checks_word_length, base.substring_stop_words
         )

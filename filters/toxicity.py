@@ -14,20 +14,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from curate.filters.base import Annotations, Doc, FilterSpec
-from curate.filters.langid import load_fasttext, normalize_language, one_line
+from pydantic import Field
 
-from curate.config import ToxicityConfig
+from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+from curate.filters.langid import load_fasttext, normalize_language, one_line
+from curate.filters.text_units import SEGMENTED_SCRIPTS
+
+
+class ToxicityConfig(StageConfig):
+    enabled: bool = False
+    threshold: float = Field(0.9, ge=0.0, le=1.0, description="Reject when toxicity >= threshold.")
+    classifier: Literal["alt-profanity-check"] | None = Field(
+        "alt-profanity-check", description="Trained classifier shipped on PyPI; null for none."
+    )
+    wordlists: list[str] | dict[str, str | list[str]] = Field(
+        default_factory=list, description="Keyword files (e.g. LDNOOBW) for all docs, or {lang: files}."
+    )
+    word_min_hits: int = Field(1, ge=1, description="Keyword hits that reject a document (C4: any).")
+    fasttext_model: str | None = Field(None, description="Optional fastText toxicity classifier.")
+    fasttext_label: str = Field("toxic", description="Its toxic label (Dolma's Jigsaw models: toxic).")
+
 
 ANNOTATION_TYPES = {"toxicity": "float64", "toxic_words": "int32"}
 REASON = "toxicity"
 
 _WORD = re.compile(r"\w+")
-# Scripts written without spaces between words: their terms match as substrings (Han, kana, Thai, ...).
-_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Tibetan, Myanmar, Khmer): their
+# terms match as substrings. The same ranges as text_units' word splitting, so both agree on a script.
+_UNSPACED = re.compile(f"[{SEGMENTED_SCRIPTS}]")
 
 
 class ProfanityCheckClassifier:
@@ -174,3 +192,6 @@ def stage_spec(cfg: ToxicityConfig) -> FilterSpec:
             "enable one of them or set stages.toxicity.enabled: false"
         )
     return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+
+
+STAGE = FilterStageDef(name="toxicity", config=ToxicityConfig, spec=stage_spec)

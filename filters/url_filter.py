@@ -13,10 +13,25 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from urllib.parse import urlsplit
 
-from curate.filters.base import Annotations, Doc, FilterSpec
+from pydantic import Field
 
-from curate.config import UrlFilterConfig
+from curate.core.config import StageConfig
 from curate.core.errors import CurateError
+from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
+
+
+class UrlFilterConfig(StageConfig):
+    """Block documents by URL: listed domains (and their subdomains), listed URLs, banned words."""
+
+    enabled: bool = False
+    blocklists: list[str] = Field(
+        default_factory=list,
+        description="Files: one domain (blocks its subdomains too) or full URL a line; '#' starts a comment.",
+    )
+    banned_words: list[str] = Field(default_factory=list, description="Files: one word a line, for URLs.")
+    banned_word_min_hits: int = Field(1, ge=1, description="Banned words in a URL before it is rejected.")
+    batch_size: int = Field(1024, ge=1, description="Documents per annotate call.")
+
 
 ANNOTATIONS: dict[str, str] = {
     "url_domain_blocked": "int32",  # 1 when the host or one of its parent domains is listed
@@ -117,3 +132,6 @@ def stage_spec(cfg: UrlFilterConfig) -> FilterSpec:
         UrlFilter.from_files, list(cfg.blocklists), list(cfg.banned_words), cfg.banned_word_min_hits
     )
     return FilterSpec(make, ANNOTATIONS)
+
+
+STAGE = FilterStageDef(name="url_filter", config=UrlFilterConfig, spec=stage_spec)

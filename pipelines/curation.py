@@ -7,48 +7,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
-from curate.pipelines.accounting import count_stage
-from curate.pipelines.readers import ReadDocuments
-from curate.pipelines.registry import enabled_stages
-from curate.pipelines.writers import WriteDocuments, document_schema
 
-from curate.config import Config, RunnerConfig
+from curate.core.config import StageDef
+from curate.pipelines import mixing, token_shards
+from curate.pipelines.accounting import count_stage
+from curate.pipelines.progress import flush, report_kept
+from curate.pipelines.readers import ReadDocuments
+from curate.pipelines.recipe import Config
+from curate.pipelines.stage import StageTransform
+from curate.pipelines.stage_order import DOCUMENT_STAGES, build_stage
+from curate.pipelines.writers import WriteDocuments, document_schema
 
 # Names of the small JSON-lines side files the driver reads back after the run (under OUT/.work/).
 STATS_FILE = "stats"
 SHARDS_FILE = "shards"
 REPORTS_FILE = "reports"
-
-_RUNNER_CLASSES = {
-    "direct": "DirectRunner",
-    "portable": "PortableRunner",
-    "dataflow": "DataflowRunner",
-    "flink": "FlinkRunner",
-    "spark": "SparkRunner",
-    "prism": "PrismRunner",
-}
-
-
-def pipeline_options(runner: RunnerConfig, temp_location: str) -> PipelineOptions:
-    """Beam options for the chosen runner; the direct runner never tries to download Prism."""
-    args = [f"--runner={_RUNNER_CLASSES[runner.name]}", f"--temp_location={temp_location}"]
-    if runner.name == "direct":
-        # DirectRunner's default mode first tries to fetch the Prism binary; multi_processing and
-        # in_memory run the Fn API runner in-process / in worker processes with nothing downloaded.
-        if runner.workers > 1:
-            args += [
-                "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={runner.workers}",
-                "--default_sdk_harness_log_level=WARNING",
-            ]
-        else:
-            args += ["--direct_running_mode=in_memory"]
-    if runner.name == "portable":
-        args += [f"--job_endpoint={runner.job_endpoint}", f"--environment_type={runner.environment_type}"]
-    for key, value in runner.options.items():
-        args.append(f"--{key}" if value is True else f"--{key}={value}")
-    return PipelineOptions(args)
 
 
 @dataclass
@@ -77,15 +50,22 @@ class _ReportKept(beam.DoFn):
     """Counts kept documents for the console; flushes at bundle end so the last count is not stale."""
 
     def process(self, doc: dict[str, Any]):
-        from curate.pipelines.progress import report_kept
-
         report_kept()
         yield doc
 
     def finish_bundle(self) -> None:
-        from curate.pipelines.progress import flush
-
         flush()
+
+
+def enabled_stages(config: Config) -> list[tuple[StageDef[Any], StageTransform]]:
+    """The recipe's enabled document stages, built in pipeline order; a stage whose config cannot work
+    (a missing model, say) fails here, in the driver, before any worker starts."""
+    built = []
+    for stage_def in DOCUMENT_STAGES:
+        stage_config = config.stages.of(stage_def)
+        if stage_config.enabled:
+            built.append((stage_def, build_stage(stage_def, stage_config)))
+    return built
 
 
 def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Layout) -> list[str]:
@@ -96,24 +76,30 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     annotations: dict[str, str] = dict(ReadDocuments.annotation_types)
     order = ["read"]
 
-    for stage in enabled_stages(config):
-        kept, stage_rejected = docs | stage.stage_name >> stage
-        counts += count_stage(stage.stage_name, docs, kept, stage_rejected)
+    for stage_def, stage in enabled_stages(config):
+        kept, stage_rejected = docs | stage_def.name >> stage
+        counts += count_stage(stage_def.name, docs, kept, stage_rejected)
         rejected.append(stage_rejected)
         annotations.update(stage.annotation_types)
-        order.append(stage.stage_name)
+        order.append(stage_def.name)
         docs = kept
 
-    if config.stages.tokenize.enabled:
-        from curate.pipelines.shards import TokenizeAndShard
-
-        shard_stage = TokenizeAndShard(config)
-        name = "mixing" if config.stages.mixing.enabled else "tokenize"
-        outputs = docs | name >> shard_stage
-        counts += count_stage(name, docs, outputs.kept, outputs.rejected)
+    tokenize_config = config.stages.of(token_shards.STAGE)
+    if tokenize_config.enabled:
+        mixing_config = config.stages.of(mixing.STAGE)
+        shard_stage = token_shards.TokenizeAndShard(tokenize_config, mixing_config, config.output.path)
+        outputs = docs | token_shards.STAGE.name >> shard_stage
+        if outputs.tokenized is None:
+            counts += count_stage(token_shards.STAGE.name, docs, outputs.kept, outputs.rejected)
+            order.append(token_shards.STAGE.name)
+        else:
+            # With mixing, tokenize rejects nothing and mixing's draw rejects what it leaves out.
+            none_rejected = docs.pipeline | "TokenizeRejectsNone" >> beam.Create([])
+            counts += count_stage(token_shards.STAGE.name, docs, outputs.tokenized, none_rejected)
+            counts += count_stage(mixing.STAGE.name, outputs.tokenized, outputs.kept, outputs.rejected)
+            order += [token_shards.STAGE.name, mixing.STAGE.name]
         rejected.append(outputs.rejected)
-        annotations.update(getattr(shard_stage, "annotation_types", {}))
-        order.append(name)
+        annotations.update(shard_stage.annotation_types)
         docs = outputs.kept
         _to_json_lines(outputs.shard_infos, layout.path(".work", SHARDS_FILE), "ShardInfos")
         _to_json_lines(outputs.reports, layout.path(".work", REPORTS_FILE), "Reports")

@@ -3,49 +3,66 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import apache_beam as beam
-from curate.filters.html_extract import extract_main_text, is_html_content_type
-from curate.pipelines.stage import REJECTED_TAG, StageTransform, reject
+from pydantic import Field
 
-from curate.config import Config, ExtractConfig
+from curate.core.config import StageConfig
+from curate.filters.html_extract import extract_main_text, is_html_content_type
+from curate.pipelines.stage import REJECTED_TAG, StageTransform, TransformStageDef, reject
+
+
+class ExtractConfig(StageConfig):
+    extractor: Literal["resiliparse", "trafilatura"] = Field(
+        "resiliparse", description="HTML main-text extractor for WARC responses."
+    )
+    min_chars: int = Field(1, ge=0, description="Reject extractions shorter than this (reason: empty).")
+    max_html_bytes: int = Field(
+        5_000_000, ge=1, description="Pages larger than this are rejected (reason: too_large)."
+    )
 
 
 class _Extract(beam.DoFn):
-    def __init__(self, cfg: ExtractConfig):
+    def __init__(self, stage_name: str, cfg: ExtractConfig):
+        self._stage_name = stage_name
         self._cfg = cfg
 
-    def process(self, doc: dict[str, Any]) -> Iterator[Any]:
-        body = doc.pop("html", None)
-        content_type = doc.pop("content_type", None)
-        charset = doc.pop("charset", None)
+    def process(self, record: dict[str, Any]) -> Iterator[Any]:
+        # The raw body and its HTTP headers end here: the document that leaves has text instead.
+        doc = {k: v for k, v in record.items() if k not in ("html", "content_type", "charset")}
+        body = record.get("html")
         if body is not None:
             status = doc["metadata"].get("http_status")
             if status is not None and not 200 <= status < 300:
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, "extract", "http_status"))
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, "http_status"))
                 return
-            if not is_html_content_type(content_type):
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, "extract", "not_html"))
+            if not is_html_content_type(record.get("content_type")):
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, "not_html"))
                 return
             if len(body) > self._cfg.max_html_bytes:
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, "extract", "too_large"))
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, "too_large"))
                 return
-            doc["text"] = extract_main_text(body, charset, self._cfg.extractor)
+            doc["text"] = extract_main_text(body, record.get("charset"), self._cfg.extractor)
         if len(doc["text"].strip()) < self._cfg.min_chars:
-            yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, "extract", "empty"))
+            yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, "empty"))
             return
         yield doc
 
 
 class ExtractStage(StageTransform):
-    stage_name = "extract"
     annotation_types: dict[str, str] = {}
 
-    def __init__(self, cfg: ExtractConfig, config: Config):
-        super().__init__(label="extract")
+    def __init__(self, stage_name: str, cfg: ExtractConfig):
+        super().__init__(label=stage_name)
+        self.stage_name = stage_name
         self._cfg = cfg
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        outputs = docs | "Extract" >> beam.ParDo(_Extract(self._cfg)).with_outputs(REJECTED_TAG, main="kept")
+        outputs = docs | "Extract" >> beam.ParDo(_Extract(self.stage_name, self._cfg)).with_outputs(
+            REJECTED_TAG, main="kept"
+        )
         return outputs.kept, outputs[REJECTED_TAG]
+
+
+STAGE = TransformStageDef(name="extract", config=ExtractConfig, transform=ExtractStage)

@@ -14,17 +14,28 @@ import io
 import json
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from curate.pipelines.stage import REJECTED_TAG, StageTransform
+from pydantic import Field
 
-from curate.config import InputConfig
+from curate.core.config import Strict
 from curate.core.errors import CurateError
 from curate.core.files import open_text
 from curate.core.ids import document_id
+from curate.pipelines.progress import flush, report_read
+from curate.pipelines.stage import REJECTED_TAG, StageTransform
+
+
+class InputConfig(Strict):
+    paths: list[str] = Field(default_factory=list, description="Files or globs; anything Beam can open.")
+    format: Literal["auto", "warc", "wet", "jsonl", "parquet"] = "auto"
+    id_field: str = "id"
+    url_field: str = "url"
+    text_field: str = "text"
+
 
 Document = dict[str, Any]
 READ_STAGE = "read"
@@ -292,8 +303,11 @@ class _ReadFile(beam.DoFn):
         self._cfg = cfg
 
     def process(self, path: str) -> Iterator[Any]:
+<<<<<<< HEAD
         from curate.pipelines.progress import report_bytes, report_read
 
+=======
+>>>>>>> main
         for doc in read_file(path, self._cfg):
             report_read()
             if "reason" in doc:
@@ -303,8 +317,6 @@ class _ReadFile(beam.DoFn):
         report_bytes(_size_of(path))
 
     def finish_bundle(self) -> None:
-        from curate.pipelines.progress import flush
-
         flush()
 
 

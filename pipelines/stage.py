@@ -8,20 +8,22 @@ what lets `stats.json` prove ``in == out + sum(rejected)`` for every stage.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic
 
 import apache_beam as beam
-from curate.filters.base import DocumentFilter
+
+from curate.core.config import StageConfigT, StageDef
+from curate.filters.base import DocumentFilter, FilterStageDef
 
 Document = dict[str, Any]
 REJECTED_TAG = "rejected"
 
 
-def reject(doc: Document, stage: str, reason: str) -> Document:
-    """Mark a document rejected; the reason is namespaced by nothing (stats group by stage already)."""
-    doc["stage"] = stage
-    doc["reason"] = reason
-    return doc
+def reject(doc: Mapping[str, Any], stage: str, reason: str, **annotations: Any) -> Document:
+    """A rejected copy of ``doc`` (with any last annotations); the input is never changed, since Beam may
+    hand the same element to several consumers. Reasons are not namespaced: stats group by stage."""
+    return {**doc, **annotations, "stage": stage, "reason": reason}
 
 
 class StageTransform(beam.PTransform):
@@ -45,12 +47,12 @@ class _AnnotateAndDecide(beam.DoFn):
     def process(self, batch: list[Document]) -> Iterable[Any]:
         assert self._filter is not None
         for doc, scores in zip(batch, self._filter.annotate(batch), strict=True):
-            doc.update(scores)
-            reason = self._filter.decide(scores, doc)
+            annotated = {**doc, **scores}
+            reason = self._filter.decide(scores, annotated)
             if reason is None:
-                yield doc
+                yield annotated
             else:
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, reason))
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(annotated, self._stage_name, reason))
 
 
 class FilterStage(StageTransform):
@@ -79,3 +81,19 @@ class FilterStage(StageTransform):
             )
         )
         return outputs.kept, outputs[REJECTED_TAG]
+
+
+@dataclass(frozen=True)
+class TransformStageDef(StageDef[StageConfigT], Generic[StageConfigT]):
+    """A stage implemented in Beam, declared in its pipelines module: ``transform(name, config)``."""
+
+    transform: Callable[[str, StageConfigT], StageTransform]
+
+    def build(self, config: StageConfigT) -> StageTransform:
+        return self.transform(self.name, config)
+
+
+def build_filter_stage(stage: FilterStageDef[Any], config: Any) -> FilterStage:
+    """The Beam stage for a filter: its spec is checked here, in the driver, before any worker starts."""
+    spec = stage.spec(config)
+    return FilterStage(stage.name, spec.make, spec.annotation_types, getattr(config, "batch_size", 256))

@@ -11,8 +11,9 @@ from curate.cli import main
 from curate.cli.run_cmd import apply_overrides
 from curate.config import ConfigError, config_to_yaml, default_config, load_config, parse_config
 
+# The public recipe contract, in pipeline order (`curate config show` prints them so).
 STAGES = [
-    "extract", "url_filter", "langid", "quality", "toxicity", "perplexity",
+    "url_filter", "extract", "langid", "quality", "toxicity", "perplexity",
     "dedup_exact", "dedup_minhash", "mixing", "tokenize",
 ]  # fmt: skip
 

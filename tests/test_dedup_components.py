@@ -9,6 +9,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
+
 from curate.pipelines.connected_components import (
     DEFAULT_ROUNDS,
     ConnectedComponents,

@@ -13,9 +13,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
-from curate.pipelines.dedup import ExactDedup, MinHashDedup
 
-from curate.config import DedupExactConfig, DedupMinhashConfig
+from curate.pipelines.dedup import EXACT_STAGE, MINHASH_STAGE, DedupExactConfig, DedupMinhashConfig
 
 
 def _doc(doc_id: str, text: str) -> dict[str, Any]:
@@ -67,7 +66,7 @@ def test_exact_dedup_rejects_copies_that_differ_only_in_case_and_punctuation(cor
             label="rejected",
         )
 
-    _run(ExactDedup(DedupExactConfig()), docs, check)
+    _run(EXACT_STAGE.build(DedupExactConfig()), docs, check)
 
 
 def test_exact_dedup_with_case_kept_keeps_upper_case_copies(corpus):
@@ -76,7 +75,7 @@ def test_exact_dedup_with_case_kept_keeps_upper_case_copies(corpus):
     def check(kept, rejected):
         assert_that(kept | beam.combiners.Count.Globally(), equal_to([len(docs)]))
 
-    _run(ExactDedup(DedupExactConfig(lowercase=False)), docs, check)
+    _run(EXACT_STAGE.build(DedupExactConfig(lowercase=False)), docs, check)
 
 
 def _expected_minhash(docs, copies):
@@ -109,7 +108,7 @@ def _minhash_check(docs, copies):
 
 def test_minhash_dedup_clusters_exact_and_near_copies_and_keeps_the_smallest_id(corpus):
     docs, copies = corpus
-    _run(MinHashDedup(DedupMinhashConfig()), docs, _minhash_check(docs, copies))
+    _run(MINHASH_STAGE.build(DedupMinhashConfig()), docs, _minhash_check(docs, copies))
 
 
 def test_minhash_dedup_is_the_same_on_the_multi_process_runner(corpus):
@@ -117,10 +116,10 @@ def test_minhash_dedup_is_the_same_on_the_multi_process_runner(corpus):
     options = PipelineOptions(
         ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     )
-    _run(MinHashDedup(DedupMinhashConfig()), docs, _minhash_check(docs, copies), options)
+    _run(MINHASH_STAGE.build(DedupMinhashConfig()), docs, _minhash_check(docs, copies), options)
 
 
 def test_minhash_dedup_with_finewebs_bands_and_no_verification(corpus):
     docs, copies = corpus
     config = DedupMinhashConfig(num_perm=112, bands=14, rows=8, verify=False)
-    _run(MinHashDedup(config), docs, _minhash_check(docs, copies))
+    _run(MINHASH_STAGE.build(config), docs, _minhash_check(docs, copies))

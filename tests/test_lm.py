@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from curate.filters.perplexity import bucket, load_kenlm, make_filter, normalize_line
 
 from curate.cli import main
-from curate.config import PerplexityConfig, parse_config
+from curate.config import parse_config
 from curate.core.errors import CurateError
+from curate.filters.perplexity import PerplexityConfig, bucket, load_kenlm, make_filter, normalize_line
 from curate.lm import build_tools, find_tools, tools_dir, training_lines
 from curate.run import run
 from tests.conftest import shared_path

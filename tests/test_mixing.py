@@ -8,10 +8,10 @@ import json
 import re
 
 import pytest
-from curate.filters.mixing import assign_domain, copies, mixing_report, plan_mix, unit_draw
 
-from curate.config import ConfigError, DomainRule, parse_config
+from curate.config import ConfigError, parse_config
 from curate.core.tokenizer import load, prepare
+from curate.filters.mixing import DomainRule, assign_domain, copies, mixing_report, plan_mix, unit_draw
 from tests.conftest import shared_path
 
 RULES_YAML = [{"domain": "wiki", "url_host": "*.wikipedia.org"}]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -152,6 +153,12 @@ def test_console_reports_progress_and_summary(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    progress = re.findall(r"read ([\d,]+) records · kept ([\d,]+)", result.stderr)
+    assert progress, f"no progress line in: {result.stderr}"
+    last_read, last_kept = (int(n.replace(",", "")) for n in progress[-1])
+    assert last_read == stats["documents_read"]
+    assert last_kept == stats["documents_kept"]
     assert "curate: done in" in result.stderr
     assert "tokens in" in result.stderr and str(out) in result.stderr
     assert "langid" in result.stderr

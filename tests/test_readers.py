@@ -9,10 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from curate.pipelines.readers import detect_format, read_file
 
-from curate.config import InputConfig
 from curate.core.errors import CurateError
+from curate.pipelines.readers import InputConfig, detect_format, read_file
 from tests.conftest import shared_path
 
 

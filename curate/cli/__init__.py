@@ -1,27 +1,38 @@
-"""`curate` command line. Each subcommand lives in its own module with a `register(subparsers)`."""
+"""curate: raw web crawl in, curated and versioned token shards out (Apache Beam); then train on them."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from curate import __version__
+from curate.cli import (
+    config_cmd,
+    dedup_cmd,
+    demo_cmd,
+    lm_cmd,
+    report_cmd,
+    run_cmd,
+    serve_cmd,
+    shards_cmd,
+    train_cmd,
+    versions_cmd,
+)
 from curate.core.errors import CurateError
 
-# One module per command group; each adds its subparsers and sets `func` on them.
+# One module per command group (each adds its subparsers and sets `func` on them); the order is --help's.
 COMMAND_MODULES = [
-    "curate.cli.lm_cmd",
-    "curate.cli.run_cmd",
-    "curate.cli.config_cmd",
-    "curate.cli.demo_cmd",
-    "curate.cli.versions_cmd",
-    "curate.cli.dedup_cmd",
-    "curate.cli.train_cmd",
-    "curate.cli.shards_cmd",
-    "curate.cli.report_cmd",
-    "curate.cli.serve_cmd",
+    run_cmd,
+    config_cmd,
+    demo_cmd,
+    dedup_cmd,
+    shards_cmd,
+    lm_cmd,
+    versions_cmd,
+    train_cmd,
+    report_cmd,
+    serve_cmd,
 ]
 
 
@@ -29,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description=__doc__)
     parser.add_argument("--version", action="version", version=f"curate {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for command_module in COMMAND_MODULES:
+        command_module.register(subparsers)
     return parser
 
 

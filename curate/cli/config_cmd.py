@@ -24,6 +24,6 @@ def _show(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.file)
-    enabled = [name for name, stage in config.stages if stage.enabled]
+    enabled = [name for name, stage in config.stages if stage.enabled]  # type: ignore[attr-defined]
     print(f"{args.file}: ok ({len(enabled)} stages enabled: {', '.join(enabled)})")
     return 0

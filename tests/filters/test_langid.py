@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from curate.filters.html_extract import extract_main_text, is_html_content_type
-from curate.filters.langid import ANNOTATION_TYPES, LangIdFilter, make_filter, normalize_language, stage_spec
-from curate.pipelines.readers import read_file
 
-from curate.config import InputConfig, LangIdConfig, parse_config
+from curate.config import parse_config
 from curate.core.errors import CurateError
+from curate.filters.html_extract import extract_main_text, is_html_content_type
+from curate.filters.langid import (
+    ANNOTATION_TYPES,
+    LangIdConfig,
+    LangIdFilter,
+    make_filter,
+    normalize_language,
+    stage_spec,
+)
+from curate.pipelines.readers import InputConfig, read_file
 from tests.conftest import shared_path
 
 

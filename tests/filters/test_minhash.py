@@ -8,9 +8,10 @@ import random
 
 import numpy as np
 import pytest
+from datasketch import MinHash
+
 from curate.filters.dedup_text import Normalization, jaccard, shingle_hashes, shingle_set
 from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params, estimated_jaccard
-from datasketch import MinHash
 
 
 @pytest.fixture

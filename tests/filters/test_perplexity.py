@@ -9,16 +9,17 @@ import gzip
 import json
 
 import pytest
+
+from curate.config import parse_config
+from curate.core.errors import CurateError
 from curate.filters.perplexity import (
     ANNOTATION_TYPES,
+    PerplexityConfig,
     bucket,
     normalize_line,
     perplexity_from_scores,
     stage_spec,
 )
-
-from curate.config import PerplexityConfig, parse_config
-from curate.core.errors import CurateError
 from tests.conftest import shared_path
 
 

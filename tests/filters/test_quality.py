@@ -8,13 +8,13 @@ import random
 from collections import Counter
 
 import pytest
+
+from curate.config import parse_config
 from curate.filters import c4, fineweb, gopher
 from curate.filters.html_extract import extract_main_text
-from curate.filters.quality import QualityFilter, annotation_types, stage_spec
+from curate.filters.quality import QualityConfig, QualityFilter, annotation_types, stage_spec
 from curate.filters.text_units import TextUnits, profile_for
 from curate.pipelines.readers import read_warc
-
-from curate.config import QualityConfig, parse_config
 from tests.conftest import shared_path
 
 

@@ -8,7 +8,6 @@ import json
 from curate.filters.html_extract import extract_main_text
 from curate.filters.text_units import FALLBACK, PROFILES, TextUnits, duplicates, profile_for
 from curate.pipelines.readers import read_warc
-
 from tests.conftest import shared_path
 
 

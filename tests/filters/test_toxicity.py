@@ -5,12 +5,19 @@ from __future__ import annotations
 import csv
 
 import pytest
-from curate.filters.langid import default_model_path
-from curate.filters.toxicity import ANNOTATION_TYPES, ToxicityFilter, WordList, make_filter, stage_spec
 from sklearn.metrics import roc_auc_score
 
-from curate.config import ToxicityConfig, parse_config
+from curate.config import parse_config
 from curate.core.errors import CurateError
+from curate.filters.langid import default_model_path
+from curate.filters.toxicity import (
+    ANNOTATION_TYPES,
+    ToxicityConfig,
+    ToxicityFilter,
+    WordList,
+    make_filter,
+    stage_spec,
+)
 from tests.conftest import shared_path
 
 

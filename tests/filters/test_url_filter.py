@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from curate.filters.url_filter import UrlFilter, normalize_url, stage_spec, url_words
-from curate.pipelines.readers import read_warc
 
-from curate.config import UrlFilterConfig
 from curate.core.errors import CurateError
+from curate.filters.url_filter import UrlFilter, UrlFilterConfig, normalize_url, stage_spec, url_words
+from curate.pipelines.readers import read_warc
 from tests.conftest import shared_path
 
 

@@ -1,0 +1,36 @@
+"""What every recipe section is built from: strict pydantic models and the stage declaration.
+
+Unknown keys are errors (a typo in a threshold must not be silently ignored), and assignments are
+validated, so a config changed in code is as checked as one read from YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StageConfig(Strict):
+    enabled: bool = True
+
+
+StageConfigT = TypeVar("StageConfigT", bound=StageConfig)
+
+
+@dataclass(frozen=True)
+class StageDef(Generic[StageConfigT]):
+    """A recipe stage: its name (the key under `stages:` and in stats.json) and its config model.
+
+    Filter stages (`curate.filters.base.FilterStageDef`) and Beam stages
+    (`curate.pipelines.stage.TransformStageDef`) add their implementation; a plain StageDef is a recipe
+    section implemented by the shard tail (mixing, tokenize).
+    """
+
+    name: str
+    config: type[StageConfigT]

@@ -1,0 +1,63 @@
+"""The one-way layer contract is enforced: `make lint` fails when text logic imports the application."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LINT = REPO / "tools" / "lint_layout.py"
+
+
+def _copy_tree(dest: Path) -> Path:
+    for folder in ("curate", "filters", "pipelines", "tools"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+def _lint_layers(repo: Path, work: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(LINT), "--repo", str(repo), "--work", str(work), "--no-types"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_layers_hold_on_the_tree(tmp_path):
+    result = _lint_layers(REPO, tmp_path / "work")
+    assert result.returncode == 0, result.stdout
+    assert "one-way layers KEPT" in result.stdout
+
+
+def test_filter_importing_the_application_breaks_the_contract(tmp_path):
+    repo = _copy_tree(tmp_path / "repo")
+    langid = repo / "filters" / "langid.py"
+    langid.write_text(langid.read_text() + "\nfrom curate.run import run  # a filter reaching up\n")
+    result = _lint_layers(repo, tmp_path / "work")
+    assert result.returncode != 0
+    assert "one-way layers BROKEN" in result.stdout
+    assert "curate.filters.langid" in result.stdout and "curate.run" in result.stdout
+
+
+def test_filter_importing_beam_breaks_the_contract(tmp_path):
+    repo = _copy_tree(tmp_path / "repo")
+    quality = repo / "filters" / "quality.py"
+    quality.write_text(quality.read_text() + "\nimport apache_beam  # text logic must not know Beam\n")
+    result = _lint_layers(repo, tmp_path / "work")
+    assert result.returncode != 0
+    assert "text logic knows nothing of Beam BROKEN" in result.stdout
+
+
+def test_installed_names_live_under_curate(tmp_path):
+    """Outside the repository only `curate.*` imports: no generic top-level `filters` or `pipelines`."""
+    code = (
+        "import importlib.util as u, curate.filters.langid, curate.pipelines.curation, curate.core.errors\n"
+        "print(u.find_spec('filters'), u.find_spec('pipelines'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "None"]
