@@ -30,6 +30,7 @@ from curate.pipelines.accounting import assemble_stats
 from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.readers import expand_inputs
 from curate.pipelines.runner import pipeline_options
+from curate.report import write_report
 from curate.shards import write_manifest
 from curate.store import LocalStore
 
@@ -264,8 +265,6 @@ def _cpu_seconds() -> float:
 def _write_report(root: str, config: Config) -> None:
     """OUT/report.html (before any commit, so a version carries its report); a report that cannot be
     built costs the run nothing but a warning, since every output it describes is already written."""
-    from curate.report import write_report
-
     try:
         write_report(root, config)
     except Exception as error:  # noqa: BLE001 (reported, and the run's outputs stand)

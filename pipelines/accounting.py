@@ -11,6 +11,8 @@ from typing import Any
 
 import apache_beam as beam
 
+from curate.pipelines.progress import flush, report_stage
+
 
 class _ReportStage(beam.DoFn):
     """Live per-stage counts for progress displays (pipelines/progress.py); emits nothing."""
@@ -20,14 +22,10 @@ class _ReportStage(beam.DoFn):
         self._side = side
 
     def process(self, doc: Any):
-        from curate.pipelines.progress import report_stage
-
         report_stage(self._stage, self._side)
         return ()
 
     def finish_bundle(self) -> None:
-        from curate.pipelines.progress import flush
-
         flush()
 
 

@@ -2,16 +2,11 @@
 
 Workers count what they read and what they keep in process-local counters and, at most once a second,
 write them to one small JSON file per process in the directory named by ``CURATE_PROGRESS_DIR``. The
-<<<<<<< HEAD
 driver (curate.run) sums those files, and so does `curate serve` for its per-stage progress bars. Where
 the variable is unset (Dataflow, Flink, Spark: the runner's own UI shows progress) this is a no-op.
 
 A file holds ``{"read": n, "kept": n, "bytes": n, "stages": {stage: {"out": n, "rejected": n}}}``:
 ``bytes`` counts input files read to their end, so a reader of the files can estimate time left.
-=======
-driver (curate.run's progress display) sums those files. Where the variable is unset (Dataflow, Flink,
-Spark: the runner's own UI shows progress) this is a no-op.
->>>>>>> main
 """
 
 from __future__ import annotations

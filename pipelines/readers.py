@@ -25,7 +25,7 @@ from curate.core.config import Strict
 from curate.core.errors import CurateError
 from curate.core.files import open_text
 from curate.core.ids import document_id
-from curate.pipelines.progress import flush, report_read
+from curate.pipelines.progress import flush, report_bytes, report_read
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
 
 
@@ -303,11 +303,6 @@ class _ReadFile(beam.DoFn):
         self._cfg = cfg
 
     def process(self, path: str) -> Iterator[Any]:
-<<<<<<< HEAD
-        from curate.pipelines.progress import report_bytes, report_read
-
-=======
->>>>>>> main
         for doc in read_file(path, self._cfg):
             report_read()
             if "reason" in doc:

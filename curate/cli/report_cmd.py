@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import time
+
+from curate.report import write_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,10 +15,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import time
-
-    from curate.report import write_report
-
     started = time.monotonic()
     path = write_report(args.output)
     print(f"curate: wrote {path} in {time.monotonic() - started:.1f}s")

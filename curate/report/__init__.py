@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from curate.core.files import write_atomic
+from curate.report.collect import collect
+from curate.report.page import render
+
 REPORT_FILE = "report.html"
 
 
 def build_report(root: str, config: Any = None) -> str:
     """The report's HTML for the run in ``root``; ``config`` (a Config or dict) defaults to the manifest's."""
-    from curate.report.collect import collect
-    from curate.report.page import render
-
     if config is not None and hasattr(config, "model_dump"):
         config = config.model_dump(mode="json")
     return render(collect(root, config))
@@ -23,8 +24,6 @@ def build_report(root: str, config: Any = None) -> str:
 
 def write_report(root: str, config: Any = None) -> str:
     """Build and atomically write ``root``/report.html; returns its path."""
-    from curate.core.files import write_atomic
-
     path = "/".join([root.rstrip("/"), REPORT_FILE])
     write_atomic(path, build_report(root, config).encode("utf-8"))
     return path

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from curate.core.errors import CurateError
 
@@ -43,15 +45,18 @@ THRESHOLDS: dict[str, tuple[str, ...]] = {
     "gopher_hash_ratio": ("quality.gopher_quality.max_symbol_word_ratio",),
     "gopher_bullet_lines_ratio": ("quality.gopher_quality.max_bullet_lines_ratio",),
     "gopher_ellipsis_lines_ratio": ("quality.gopher_quality.max_ellipsis_lines_ratio",),
-    "gopher_dup_para_frac": ("quality.gopher_repetition.dup_para_frac",),
-    "gopher_dup_para_char_frac": ("quality.gopher_repetition.dup_para_char_frac",),
-    "gopher_dup_line_frac": ("quality.gopher_repetition.dup_line_frac",),
-    "gopher_dup_line_char_frac": ("quality.gopher_repetition.dup_line_char_frac",),
     "c4_sentences": ("quality.c4.min_sentences",),
     "fineweb_line_punct_ratio": ("quality.fineweb.line_punct_thr",),
     "fineweb_short_line_ratio": ("quality.fineweb.short_line_thr",),
     "fineweb_char_dup_ratio": ("quality.fineweb.char_duplicates_ratio",),
     "fineweb_list_ratio": ("quality.fineweb.new_line_ratio",),
+    # Gopher's repetition signals carry their threshold's name: gopher_dup_para_frac <- dup_para_frac, ...
+    **{
+        f"gopher_{key}": (f"quality.gopher_repetition.{key}",)
+        for key in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
+        + tuple(f"top_{n}gram_char_frac" for n in (2, 3, 4))
+        + tuple(f"dup_{n}gram_char_frac" for n in range(5, 11))
+    },
 }
 
 
@@ -88,8 +93,6 @@ def _join(root: str, *parts: str) -> str:
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
-    from apache_beam.io.filesystems import FileSystems
-
     if not FileSystems.exists(path):
         return None
     with FileSystems.open(path) as handle:
@@ -100,17 +103,12 @@ def _read_json(path: str) -> dict[str, Any] | None:
 
 
 def _parquet_files(root: str, sub: str) -> list[str]:
-    from apache_beam.io.filesystems import FileSystems
-
     matches = FileSystems.match([_join(root, sub, "*.parquet")])[0].metadata_list
     return sorted(m.path for m in matches)
 
 
 def _row_groups(paths: list[str], columns: list[str]) -> Iterator[pa.Table]:
     """Each row group of each file, only ``columns`` that the file has."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
     for path in paths:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             parquet = pq.ParquetFile(handle)
@@ -122,9 +120,6 @@ def _row_groups(paths: list[str], columns: list[str]) -> Iterator[pa.Table]:
 
 
 def _schema(paths: list[str]) -> pa.Schema | None:
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
     for path in paths:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             return pq.ParquetFile(handle).schema_arrow

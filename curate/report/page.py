@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
+from plotly.offline import get_plotlyjs
 
 from curate.report import charts
 from curate.report.charts import Figure
@@ -37,8 +38,6 @@ font-size:13px}
 
 @lru_cache(maxsize=1)
 def plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
-
     return get_plotlyjs()
 
 
@@ -83,7 +82,7 @@ def _metadata(data: ReportData) -> str:
     runner = config.get("runner", {})
     seconds = stats.get("seconds") or 0
     code = manifest.get("code", {})
-    rows = [
+    rows: list[list[Any]] = [
         ["output", data.root],
         ["code version", f"curate {code.get('curate', '?')} ({code.get('git_commit') or 'no git commit'})"],
         ["runner", f"{runner.get('name', '?')} ({runner.get('workers', '?')} workers)"],

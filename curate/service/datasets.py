@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from curate.store import LocalStore
+
 REPORT_FILE = "report.html"
 
 
-def _store() -> Any:
-    from curate.store import LocalStore
-
+def _store() -> LocalStore:
     return LocalStore()
 
 

@@ -1,7 +1,8 @@
-"""A job's process: `python -m curate.service.worker ARGS...` runs `curate ARGS...`.
+"""A job's process: `python -m curate.service.worker ARGS...` becomes `python -m curate ARGS...`.
 
-It asks Linux to kill it when the service dies (PR_SET_PDEATHSIG), so no job keeps running unwatched
-after a crash; the restarted service then marks that job failed and ends any leftover of its group.
+It first asks Linux to kill it when the service dies (PR_SET_PDEATHSIG, which survives the exec), so no
+job keeps running unwatched after a crash; the restarted service then marks that job failed and ends any
+leftover of its process group.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ def _die_with_parent() -> None:
 
 def main() -> int:
     _die_with_parent()
-    from curate.cli import main as curate_main
-
-    return curate_main(sys.argv[1:])
+    os.execv(sys.executable, [sys.executable, "-m", "curate", *sys.argv[1:]])
+    return 1  # not reached: execv replaces this process
 
 
 if __name__ == "__main__":
