@@ -190,6 +190,7 @@ def test_training_job_reports_its_loss_series(served, served_run):
         "steps": 4,
         "device": "cpu",
         "eval_every": 2,
+        "eval_fraction": 0.5,  # of 6 documents: some are held out, so there is an eval loss
         "log_every": 1,
     }
     status, answer = served.request("POST", "/api/train", body)
