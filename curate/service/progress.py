@@ -23,9 +23,10 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _counters(directory: Path) -> tuple[dict[str, dict[str, int]], int, list[str]]:
+def _counters(directory: Path) -> tuple[dict[str, dict[str, int]], int, int, list[str]]:
+    """Per-stage counts, records read and input bytes done, summed over the processes' files; stage order."""
     stages: dict[str, dict[str, int]] = {}
-    input_bytes = 0
+    records = input_bytes = 0
     plan = _read_json(directory / PLAN_FILE) or {}
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         if path.name == PLAN_FILE:
@@ -33,34 +34,37 @@ def _counters(directory: Path) -> tuple[dict[str, dict[str, int]], int, list[str
         counts = _read_json(path)
         if not isinstance(counts, dict):
             continue  # a file being replaced right now; the next poll sees it
+        records += counts.get("read", 0)
         input_bytes += counts.get("bytes", 0)
         for stage, entry in counts.get("stages", {}).items():
             total = stages.setdefault(stage, {"out": 0, "rejected": 0})
             total["out"] += entry.get("out", 0)
             total["rejected"] += entry.get("rejected", 0)
     order = list(plan.get("stages", [])) or list(stages)
-    return stages, input_bytes, order + [s for s in stages if s not in order]
+    return stages, records, input_bytes, order + [s for s in stages if s not in order]
 
 
 def run_progress(directory: Path, total_bytes: int, elapsed: float) -> dict[str, Any]:
-    """Progress of a running curation job."""
-    counters, bytes_read, order = _counters(directory)
+    """Progress of a running curation job.
+
+    The records the readers met per input byte done give the documents to expect; each stage's pass rate
+    so far carries that down the pipeline. Until a first input file is read to its end nothing can be
+    estimated (fractions 0, no ETA)."""
+    counters, records, bytes_read, order = _counters(directory)
     bytes_fraction = min(1.0, bytes_read / total_bytes) if total_bytes else 0.0
-    read_in = sum(counters.get(order[0], {}).values()) if order else 0
-    expected = read_in / bytes_fraction if bytes_fraction > 0 else None
+    expected: float | None = records / bytes_fraction if bytes_fraction > 0 else None
     stages, fractions = [], []
-    for index, name in enumerate(order):
+    for name in order:
         entry = counters.get(name, {"out": 0, "rejected": 0})
         docs_in = entry["out"] + entry["rejected"]
-        if index == 0:
-            fraction = bytes_fraction
-        elif expected is None:
+        if expected is None:
             fraction = 0.0
+        elif expected > 0:
+            fraction = min(1.0, docs_in / expected)
         else:
-            fraction = min(1.0, docs_in / expected) if expected > 0 else 1.0
-        if expected is not None:
-            passed = entry["out"] / docs_in if docs_in else 1.0
-            expected = expected * passed
+            fraction = 1.0 if bytes_fraction >= 1.0 else 0.0  # every file read and not one record in them
+        if expected is not None and docs_in:
+            expected *= entry["out"] / docs_in
         fractions.append(fraction)
         stages.append(
             {
