@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import glob
 import gzip
-import importlib
 import json
 import os
-import pkgutil
 import sys
 import tempfile
 import time
@@ -72,23 +70,19 @@ def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
 
 
 def filter_specs(kenlm_model: str | None) -> list[tuple[str, Any]]:
-    """(label, FilterSpec) for every filters/ module with a stage_spec, in pipeline stage order."""
-    import curate.filters as filters
-    from curate.pipelines.recipe import StagesConfig
-    from curate.pipelines.registry import STAGES
+    """(label, FilterSpec) for every filter stage in pipeline order (a new filter shows up on its own)."""
+    from curate.filters.base import FilterStageDef
+    from curate.pipelines.stage_order import DOCUMENT_STAGES
 
-    names = [m.name for m in pkgutil.iter_modules(filters.__path__)]
-    modules = {n: importlib.import_module(f"curate.filters.{n}") for n in names}
-    with_spec = [n for n in names if hasattr(modules[n], "stage_spec")]
-    order = {name: i for i, name in enumerate(STAGES)}
     out = []
     extra = variants(kenlm_model)
-    for name in sorted(with_spec, key=lambda n: order.get(n, len(order))):
-        config_class = StagesConfig.model_fields[name].annotation
-        for label, overrides in extra.get(name, [(name, {})]):
-            cfg = config_class(enabled=True, **overrides)
-            out.append((label, modules[name].stage_spec(cfg)))
-        if name == "perplexity" and not extra["perplexity"]:
+    for stage in DOCUMENT_STAGES:
+        if not isinstance(stage, FilterStageDef):
+            continue
+        for label, overrides in extra.get(stage.name, [(stage.name, {})]):
+            cfg = stage.config(enabled=True, **overrides)
+            out.append((label, stage.spec(cfg)))
+        if stage.name == "perplexity" and not extra["perplexity"]:
             out.append(("perplexity (no KenLM model: skipped)", None))
     return out
 

@@ -357,9 +357,10 @@ def datatrove_worker(out: Path, workers: int, samples: int, langid: bool, files:
 def profile_stages(files: list[Path], max_docs: int, langid: bool) -> dict[str, float]:
     """CPU seconds of each curate step on the same documents, in one process (no Beam)."""
     from curate.config import default_config
+    from curate.filters.base import FilterStageDef
     from curate.filters.html_extract import extract_main_text
     from curate.pipelines.readers import read_warc
-    from curate.pipelines.registry import STAGES, _resolve
+    from curate.pipelines.stage_order import DOCUMENT_STAGES
 
     config = default_config()
     config.stages.langid.languages = LANGUAGES
@@ -378,12 +379,13 @@ def profile_stages(files: list[Path], max_docs: int, langid: bool) -> dict[str, 
         doc["text"] = extract_main_text(doc.pop("html"), doc.get("charset"), extractor)
     seconds["extract"] = time.process_time() - clock
     docs = [d for d in docs if d["text"]]
-    for name, impl in STAGES.items():
-        stage_config = getattr(config.stages, name)
-        if impl.kind != "filter" or not stage_config.enabled:
+    for stage in DOCUMENT_STAGES:
+        stage_config = config.stages.of(stage)
+        if not isinstance(stage, FilterStageDef) or not stage_config.enabled:
             continue
+        name = stage.name
         clock = time.process_time()
-        flt = _resolve(name, impl.target)(stage_config).make()
+        flt = stage.spec(stage_config).make()
         batch = getattr(stage_config, "batch_size", 256)
         kept = []
         for i in range(0, len(docs), batch):

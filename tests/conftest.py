@@ -1,8 +1,18 @@
-"""Shared fixtures: the real sample data in ../shared, and a fast single-process runner setting."""
+"""Shared fixtures: the real sample data in ../shared/data, read one way for every test module.
+
+Test modules never import this file (or each other): they ask for these fixtures by name. A missing
+../shared skips the tests that need it, except in CI, where it fails them.
+"""
 
 from __future__ import annotations
 
+import glob
+import gzip
+import hashlib
+import json
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,9 +20,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+JSONL_SAMPLE = "cc_en_head-0091.jsonl.gz"  # 10 CCNet-processed English documents
+CRAWL_SAMPLE = "web-sample-0000.warc.gz"  # 22 HTTP responses from Dolma's web sample
+
 
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data; skips the test when ../shared is absent (never in CI: it fails)."""
+    """A path under ../shared/data; skips the test when ../shared is absent (never in CI: it fails).
+
+    Tests, and fixtures in the conftest files of sub-folders, get it from the `shared_path` fixture.
+    """
     path = SHARED.joinpath("data", *parts)
     if not path.exists():
         if os.environ.get("CI"):
@@ -21,19 +37,138 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(name="shared_path", scope="session")
+def shared_path_fixture() -> Callable[..., Path]:
+    """`shared_path("crawl", name)`: a sample file, skipping (or failing in CI) when it is absent."""
+    return shared_path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_path()
 
 
+# ------------------------------------------------------------------------------ JSONL samples (CCNet)
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 @pytest.fixture(scope="session")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real `curate run` from the command line over one real JSONL sample (10 documents), shared by
-    the report and service tests: its output folder, with stats.json, manifest.json and report.html."""
+def jsonl_files() -> tuple[Path, ...]:
+    """Both CCNet JSONL samples (0091, 0174; 20 documents in all), sorted by name."""
+    return tuple(sorted(shared_path("jsonl").glob("*.jsonl.gz")))
+
+
+@pytest.fixture(scope="session")
+def jsonl_file() -> Path:
+    """One CCNet JSONL sample: 10 English documents."""
+    return shared_path("jsonl", JSONL_SAMPLE)
+
+
+@pytest.fixture
+def jsonl_rows(jsonl_file: Path) -> list[dict]:
+    """The parsed rows of `jsonl_file` (a fresh list for each test: change it freely)."""
+    return _jsonl_rows(jsonl_file)
+
+
+@pytest.fixture(scope="session")
+def jsonl_texts(jsonl_files: tuple[Path, ...]) -> tuple[str, ...]:
+    """The text of every document of the JSONL samples, file by file (20 real English web documents)."""
+    return tuple(row["text"] for path in jsonl_files for row in _jsonl_rows(path))
+
+
+@pytest.fixture(scope="session")
+def sentence_docs(jsonl_files: tuple[Path, ...]) -> tuple[dict, ...]:
+    """Real CCNet text split into sentences: ~1,500 documents from two files (two domains by source).
+
+    Shared by the whole session: read them, copy what you change.
+    """
+    docs = []
+    for path in jsonl_files:
+        for record in _jsonl_rows(path):
+            for i, sentence in enumerate(re.split(r"(?<=[.!?])\s+|\n", record["text"])):
+                if sentence.strip():
+                    docs.append({"id": f"{record['id']}#{i}", "text": sentence, "source": str(path)})
+    return tuple(docs)
+
+
+# ------------------------------------------------------------------------------- word lists, crawl
+
+
+@pytest.fixture(scope="session")
+def ldnoobw() -> Callable[[str], str]:
+    """`ldnoobw("en")`: the path of a real LDNOOBW bad-word list, as a string, as recipes name lists."""
+    return lambda lang: str(shared_path("blocklists", "ldnoobw", lang))
+
+
+@pytest.fixture(scope="session")
+def crawl_file() -> Path:
+    """One WARC of the crawl samples: 22 HTTP responses of English web pages."""
+    return shared_path("crawl", CRAWL_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def extracted_pages() -> Callable[[str], list[dict]]:
+    """`extracted_pages(name)`: every response with a body in the crawl sample `name`, as
+    {"url", "content_type", "text"} with the extracted main text; extraction runs once a session."""
+    # imported on first use: tests that never read the crawl do not pay for importing Beam
+    from curate.filters.html_extract import extract_main_text
+    from curate.pipelines.readers import read_warc
+
+    cache: dict[str, list[tuple[str | None, str | None, str]]] = {}
+
+    def pages(name: str) -> list[dict]:
+        if name not in cache:
+            path = shared_path("crawl", name)
+            with open(path, "rb") as raw:
+                docs = [doc for doc in read_warc(raw, str(path)) if doc.get("html")]
+            cache[name] = [
+                (doc["url"], doc.get("content_type"), extract_main_text(doc["html"], doc.get("charset")))
+                for doc in docs
+            ]
+        return [{"url": url, "content_type": ctype, "text": text} for url, ctype, text in cache[name]]
+
+    return pages
+
+
+# ------------------------------------------------------------------------------------- run outputs
+
+
+@pytest.fixture(scope="session")
+def shard_digests() -> Callable[[Path], dict[str, str]]:
+    """`shard_digests(out)`: {shard file name: sha256} of a run's output, to compare runs byte for byte."""
+
+    def digests(out: Path) -> dict[str, str]:
+        return {
+            Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            for p in sorted(glob.glob(str(out / "shards" / "*.parquet")))
+        }
+
+    return digests
+
+
+@pytest.fixture(scope="session")
+def output_rows() -> Callable[[Path, str], list[dict]]:
+    """`output_rows(out, "documents")`: every row of one Parquet folder of a run's output, file by file."""
+    import pyarrow.parquet as pq
+
+    def rows(out: Path, folder: str) -> list[dict]:
+        files = sorted(glob.glob(str(out / folder / "*.parquet")))
+        return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+    return rows
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, jsonl_file: Path) -> Path:
+    """One real `curate run` from the command line over `jsonl_file` (10 documents), shared by the report
+    and service tests: its output folder, with stats.json, manifest.json and report.html."""
     import subprocess
     import sys
 
-    source = shared_path("jsonl", "cc_en_head-0091.jsonl.gz")
     folder = tmp_path_factory.mktemp("small-run")
     recipe = folder / "recipe.yaml"
     recipe.write_text("runner: {name: direct, workers: 1}\n")
@@ -45,7 +180,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "run",
         str(recipe),
         "--input",
-        str(source),
+        str(jsonl_file),
         "--output",
         str(out),
     ]

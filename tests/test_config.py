@@ -40,19 +40,23 @@ def test_unknown_key_is_named(tmp_path):
     assert "Extra inputs are not permitted" in message
 
 
-def test_out_of_range_threshold_is_named(tmp_path):
+@pytest.mark.parametrize(
+    ("recipe", "error"),
+    [
+        pytest.param(
+            "stages:\n  langid:\n    min_score: 1.5\n",
+            r"stages\.langid\.min_score: Input should be less than or equal to 1",
+            id="out-of-range-threshold-is-named",
+        ),
+        pytest.param(
+            "stages:\n  langid: [\n", r"bad\.yaml: line \d+: invalid YAML", id="invalid-yaml-names-the-line"
+        ),
+    ],
+)
+def test_bad_recipe_file_error_names_the_key_or_line(tmp_path, recipe, error):
     path = tmp_path / "bad.yaml"
-    path.write_text("stages:\n  langid:\n    min_score: 1.5\n")
-    with pytest.raises(
-        ConfigError, match=r"stages\.langid\.min_score: Input should be less than or equal to 1"
-    ):
-        load_config(path)
-
-
-def test_invalid_yaml_names_the_line(tmp_path):
-    path = tmp_path / "bad.yaml"
-    path.write_text("stages:\n  langid: [\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: line \d+: invalid YAML"):
+    path.write_text(recipe)
+    with pytest.raises(ConfigError, match=error):
         load_config(path)
 
 

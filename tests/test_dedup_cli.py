@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import pyarrow.parquet as pq
@@ -10,9 +9,8 @@ import pyarrow.parquet as pq
 from curate.cli import main
 
 
-def test_curate_dedup_writes_kept_rejected_and_balanced_stats(shared_data, tmp_path):
-    with gzip.open(shared_data / "jsonl" / "cc_en_head-0091.jsonl.gz", "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle]
+def test_curate_dedup_writes_kept_rejected_and_balanced_stats(jsonl_rows, tmp_path):
+    rows = jsonl_rows
     longest = max(rows, key=lambda row: len(row["text"]))
     words = longest["text"].split()
     near = {**longest, "id": "zz-near", "text": " ".join(words[:-40])}  # drops a tail: Jaccard > 0.99

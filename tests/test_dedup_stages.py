@@ -3,8 +3,6 @@ copies: exact copies differing in case and punctuation, near copies with 2% of w
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from typing import Any
 
@@ -27,12 +25,9 @@ def _drop_words(text: str, rate: float, seed: int) -> str:
 
 
 @pytest.fixture
-def corpus(shared_data) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def corpus(jsonl_texts) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """20 real documents (ids d00..d19) plus copies; returns docs and {copy id: original id}."""
-    texts = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_data / "jsonl" / name, "rt", encoding="utf-8") as handle:
-            texts += [json.loads(line)["text"] for line in handle]
+    texts = jsonl_texts
     docs = [_doc(f"d{i:02d}", text) for i, text in enumerate(texts)]
     long_ones = [i for i, text in enumerate(texts) if len(text.split()) > 300][:6]
     copies = {}

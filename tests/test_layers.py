@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 LINT = REPO / "tools" / "lint_layout.py"
 
@@ -33,23 +35,33 @@ def test_layers_hold_on_the_tree(tmp_path):
     assert "one-way layers KEPT" in result.stdout
 
 
-def test_filter_importing_the_application_breaks_the_contract(tmp_path):
+@pytest.mark.parametrize(
+    ("module", "line", "broken", "named"),
+    [
+        pytest.param(
+            "langid.py",
+            "from curate.run import run  # a filter reaching up",
+            "one-way layers BROKEN",
+            ["curate.filters.langid", "curate.run"],
+            id="filter-importing-the-application",
+        ),
+        pytest.param(
+            "quality.py",
+            "import apache_beam  # text logic must not know Beam",
+            "text logic knows nothing of Beam BROKEN",
+            [],
+            id="filter-importing-beam",
+        ),
+    ],
+)
+def test_a_filter_reaching_up_breaks_the_contract(tmp_path, module, line, broken, named):
     repo = _copy_tree(tmp_path / "repo")
-    langid = repo / "filters" / "langid.py"
-    langid.write_text(langid.read_text() + "\nfrom curate.run import run  # a filter reaching up\n")
+    source = repo / "filters" / module
+    source.write_text(source.read_text() + f"\n{line}\n")
     result = _lint_layers(repo, tmp_path / "work")
     assert result.returncode != 0
-    assert "one-way layers BROKEN" in result.stdout
-    assert "curate.filters.langid" in result.stdout and "curate.run" in result.stdout
-
-
-def test_filter_importing_beam_breaks_the_contract(tmp_path):
-    repo = _copy_tree(tmp_path / "repo")
-    quality = repo / "filters" / "quality.py"
-    quality.write_text(quality.read_text() + "\nimport apache_beam  # text logic must not know Beam\n")
-    result = _lint_layers(repo, tmp_path / "work")
-    assert result.returncode != 0
-    assert "text logic knows nothing of Beam BROKEN" in result.stdout
+    assert broken in result.stdout
+    assert all(name in result.stdout for name in named), named
 
 
 def test_installed_names_live_under_curate(tmp_path):

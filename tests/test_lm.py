@@ -18,16 +18,6 @@ from curate.core.errors import CurateError
 from curate.filters.perplexity import PerplexityConfig, bucket, load_kenlm, make_filter, normalize_line
 from curate.lm import build_tools, find_tools, tools_dir, training_lines
 from curate.run import run
-from tests.conftest import shared_path
-
-
-def real_documents() -> list[str]:
-    """The 20 real CCNet-processed English documents of the JSONL samples."""
-    texts = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            texts += [json.loads(row)["text"] for row in handle]
-    return texts
 
 
 def shuffled_words(text: str, seed: int = 0) -> str:
@@ -55,8 +45,9 @@ def kenlm_tools() -> None:
 
 
 @pytest.fixture(scope="module")
-def split() -> tuple[list[str], list[str]]:
-    docs = real_documents()
+def split(jsonl_texts) -> tuple[list[str], list[str]]:
+    """The 20 real CCNet-processed English documents of the JSONL samples: 16 to train on, 4 held out."""
+    docs = list(jsonl_texts)
     held_out = docs[::5]
     return [d for i, d in enumerate(docs) if i % 5], held_out
 

@@ -3,16 +3,11 @@ token shares within 2% of the targets on real text."""
 
 from __future__ import annotations
 
-import gzip
-import json
-import re
-
 import pytest
 
 from curate.config import ConfigError, parse_config
 from curate.core.tokenizer import load, prepare
 from curate.filters.mixing import DomainRule, assign_domain, copies, mixing_report, plan_mix, unit_draw
-from tests.conftest import shared_path
 
 RULES_YAML = [{"domain": "wiki", "url_host": "*.wikipedia.org"}]
 RULES = [
@@ -76,19 +71,6 @@ def test_draw_is_seeded_and_uniform():
     assert {copies(2.5, 0, i) for i in ids} == {2, 3}
 
 
-def sentence_docs() -> list[dict]:
-    """Real CCNet text split into sentences: ~1,500 documents from two files (two domains by source)."""
-    docs = []
-    for path in sorted(shared_path("jsonl").glob("*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                record = json.loads(line)
-                for i, sentence in enumerate(re.split(r"(?<=[.!?])\s+|\n", record["text"])):
-                    if sentence.strip():
-                        docs.append({"id": f"{record['id']}#{i}", "text": sentence, "source": str(path)})
-    return docs
-
-
 @pytest.mark.parametrize(
     ("weights", "budget"),
     [
@@ -97,8 +79,8 @@ def sentence_docs() -> list[dict]:
         ({"file91": 1, "web": 1}, 40_000),
     ],
 )
-def test_shares_within_two_percent_on_real_text(weights, budget):
-    docs = sentence_docs()
+def test_shares_within_two_percent_on_real_text(sentence_docs, weights, budget):
+    docs = sentence_docs
     tokenizer = load(prepare("gpt2").json)
     lengths = [len(e.ids) + 1 for e in tokenizer.encode_batch([d["text"] for d in docs])]
     domains = [assign_domain(d, RULES, "web") for d in docs]

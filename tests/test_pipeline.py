@@ -21,7 +21,6 @@ from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.run import run
 from curate.store import LocalStore
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
 
@@ -35,29 +34,19 @@ def _recipe(inputs: list[str], out: Path, **runner) -> dict:
     }
 
 
-def _samples() -> list[str]:
+@pytest.fixture(scope="module")
+def samples(shared_path) -> list[str]:
+    """Every real sample: the crawl WARCs and the CCNet JSONL files, as input globs."""
     return [
         str(shared_path("crawl")) + "/*.warc.gz",
         str(shared_path("jsonl")) + "/*.jsonl.gz",
     ]
 
 
-def _shard_digests(out: Path) -> dict[str, str]:
-    return {
-        Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
-        for p in sorted(glob.glob(str(out / "shards" / "*.parquet")))
-    }
-
-
-def _read(out: Path, sub: str) -> list[dict]:
-    files = sorted(glob.glob(str(out / sub / "*.parquet")))
-    return [row for f in files for row in pq.read_table(f).to_pylist()]
-
-
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
+def sample_run(tmp_path_factory, samples):
     out = tmp_path_factory.mktemp("run") / "out"
-    summary = run(parse_config(_recipe(_samples(), out)), progress=False)
+    summary = run(parse_config(_recipe(samples, out)), progress=False)
     return out, summary
 
 
@@ -69,13 +58,13 @@ def test_layout(sample_run):
         assert glob.glob(str(out / sub / "*.parquet")), sub
 
 
-def test_every_stage_balances(sample_run):
+def test_every_stage_balances(sample_run, output_rows):
     out, summary = sample_run
     stats = json.loads((out / "stats.json").read_text())
     assert stats["balanced"] is True
     for name, stage in stats["stages"].items():
         assert stage["in"] == stage["out"] + sum(stage["rejected"].values()), name
-    kept, rejected = _read(out, "documents"), _read(out, "rejected")
+    kept, rejected = output_rows(out, "documents"), output_rows(out, "rejected")
     assert len(kept) == stats["documents_kept"] and len(rejected) == stats["documents_rejected"]
     assert len(kept) + len(rejected) == stats["documents_read"] == summary.documents_read
     assert len({d["id"] for d in kept} | {d["id"] for d in rejected}) == stats["documents_read"]
@@ -87,21 +76,21 @@ def test_stats_name_each_quality_rule(sample_run):
     assert reasons and all(r.startswith(("gopher_", "c4_", "fineweb_")) for r in reasons)
 
 
-def test_kept_documents_are_english_and_rejections_name_a_reason(sample_run):
+def test_kept_documents_are_english_and_rejections_name_a_reason(sample_run, output_rows):
     out, _ = sample_run
-    kept, rejected = _read(out, "documents"), _read(out, "rejected")
+    kept, rejected = output_rows(out, "documents"), output_rows(out, "rejected")
     assert kept and all(d["lang"] == "en" and d["lang_score"] >= 0.65 for d in kept)
     langid_rejected = [d for d in rejected if d["stage"] == "langid"]
     assert langid_rejected and all(d["lang"] != "en" or d["lang_score"] < 0.65 for d in langid_rejected)
     assert all(d["reason"] for d in rejected)
 
 
-def test_shards_decode_to_exactly_the_kept_text(sample_run):
+def test_shards_decode_to_exactly_the_kept_text(sample_run, output_rows):
     out, _ = sample_run
     manifest = json.loads((out / "manifest.json").read_text())
     tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     eos = manifest["tokenizer"]["eos_id"]
-    texts = {d["id"]: d["text"] for d in _read(out, "documents")}
+    texts = {d["id"]: d["text"] for d in output_rows(out, "documents")}
     seen = set()
     total = 0
     for shard in manifest["shards"]:
@@ -116,33 +105,35 @@ def test_shards_decode_to_exactly_the_kept_text(sample_run):
     assert total == manifest["total_tokens"] == sum(s["n_tokens"] for s in manifest["shards"])
 
 
-def test_rerun_and_more_workers_give_identical_shards(sample_run, tmp_path, monkeypatch):
+def test_rerun_and_more_workers_give_identical_shards(
+    sample_run, samples, tmp_path, monkeypatch, shard_digests
+):
     out, _ = sample_run
     again = tmp_path / "again"
     monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
-    recipe = _recipe(_samples(), again, workers=2)
+    recipe = _recipe(samples, again, workers=2)
     recipe["output"] = {"path": str(again), "dataset": "samples", "branch": "main"}
     summary = run(parse_config(recipe), progress=False)
-    assert _shard_digests(again) == _shard_digests(out) != {}
+    assert shard_digests(again) == shard_digests(out) != {}
     # The run was committed as a version; checking it out gives the same shards back.
     assert summary.commit and summary.commit.startswith("samples@")
     checked_out = LocalStore().checkout("samples", "main", tmp_path / "checkout")
-    assert _shard_digests(checked_out) == _shard_digests(out)
+    assert shard_digests(checked_out) == shard_digests(out)
 
 
-def test_damaged_file_is_counted_not_fatal(tmp_path):
-    data = shared_path("crawl", "web-sample-0000.warc.gz").read_bytes()
+def test_damaged_file_is_counted_not_fatal(crawl_file, tmp_path, output_rows):
+    data = crawl_file.read_bytes()
     damaged = tmp_path / "damaged.warc.gz"
     damaged.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     summary = run(parse_config(_recipe([str(damaged)], out)), progress=False)
     read = summary.stats["stages"]["read"]
     assert read["rejected"] == {"unreadable": 1} and read["out"] > 0
-    (bad,) = [d for d in _read(out, "rejected") if d["stage"] == "read"]
+    (bad,) = [d for d in output_rows(out, "rejected") if d["stage"] == "read"]
     assert bad["read_error"].startswith(f"{damaged}: byte ")
 
 
-def test_console_reports_progress_and_summary(tmp_path):
+def test_console_reports_progress_and_summary(shared_path, tmp_path):
     out = tmp_path / "out"
     jsonl = str(shared_path("jsonl", "cc_en_head-0174.jsonl.gz"))
     result = subprocess.run(
@@ -170,7 +161,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_portable_runner_gives_the_same_shards(sample_run, tmp_path):
+def test_portable_runner_gives_the_same_shards(sample_run, samples, tmp_path, shard_digests):
     out, _ = sample_run
     port = _free_port()
     service = subprocess.Popen(
@@ -187,16 +178,16 @@ def test_portable_runner_gives_the_same_shards(sample_run, tmp_path):
             except OSError:
                 time.sleep(0.5)
         portable = tmp_path / "portable"
-        recipe = _recipe(_samples(), portable)
+        recipe = _recipe(samples, portable)
         recipe["runner"] = {"name": "portable", "job_endpoint": f"localhost:{port}"}
         run(parse_config(recipe), progress=False)
     finally:
         service.terminate()
         service.wait(timeout=30)
-    assert _shard_digests(portable) == _shard_digests(out)
+    assert shard_digests(portable) == shard_digests(out)
 
 
-def test_a_stage_that_cannot_open_its_file_fails_in_one_line(tmp_path):
+def test_a_stage_that_cannot_open_its_file_fails_in_one_line(shared_path, tmp_path):
     recipe = _recipe([str(shared_path("jsonl", "cc_en_head-0174.jsonl.gz"))], tmp_path / "out")
     recipe["stages"]["toxicity"] = {"enabled": True, "wordlists": [str(tmp_path / "missing.txt")]}
     with pytest.raises(CurateError) as error:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import pyarrow as pa
@@ -12,7 +11,6 @@ import zstandard
 
 from curate.core.errors import CurateError
 from curate.pipelines.readers import InputConfig, detect_format, read_file
-from tests.conftest import shared_path
 
 
 def _split(docs):
@@ -20,38 +18,34 @@ def _split(docs):
     return kept, [d for d in docs if "reason" in d]
 
 
-def test_warc_yields_http_responses_with_clean_urls():
-    path = shared_path("crawl", "web-sample-0000.warc.gz")
-    docs, bad = _split(list(read_file(str(path), InputConfig())))
+def test_warc_yields_http_responses_with_clean_urls(crawl_file):
+    docs, bad = _split(list(read_file(str(crawl_file), InputConfig())))
     assert len(docs) == 22 and bad == []  # 22 responses; requests, metadata and wget logs are skipped
     assert all(d["url"].startswith("http") and "<" not in d["url"] for d in docs)
     assert len({d["id"] for d in docs}) == 22
     assert all(d["html"] and d["metadata"]["warc_record_id"].startswith("<urn:uuid:") for d in docs)
 
 
-def test_warc_decodes_chunked_transfer_encoding():
+def test_warc_decodes_chunked_transfer_encoding(shared_path):
     path = shared_path("crawl", "web-sample-0001.warc.gz")
     docs = list(read_file(str(path), InputConfig()))
     page = next(d for d in docs if "cc-joins-civil-society" in d["url"])
     assert page["html"].lstrip().lower().startswith(b"<!doctype html")
 
 
-def test_wet_yields_conversion_text():
+def test_wet_yields_conversion_text(shared_path):
     path = shared_path("crawl", "cc-main-2024-22-whirlwind.warc.wet.gz")
     (doc,) = list(read_file(str(path), InputConfig()))
     assert doc["url"].startswith("https://an.wikipedia.org/")
     assert "Wikipedia" in doc["text"] and "html" not in doc
 
 
-def test_jsonl_gz_keeps_fields_as_metadata():
-    path = shared_path("jsonl", "cc_en_head-0091.jsonl.gz")
-    with gzip.open(path, "rt") as lines:
-        rows = [json.loads(line) for line in lines]
-    docs, bad = _split(list(read_file(str(path), InputConfig())))
-    assert bad == [] and len(docs) == len(rows)
-    assert [d["text"] for d in docs] == [r["text"] for r in rows]
-    assert docs[0]["id"] == str(rows[0]["id"])
-    assert set(docs[0]["metadata"]) == set(rows[0]) - {"id", "text"}
+def test_jsonl_gz_keeps_fields_as_metadata(jsonl_file, jsonl_rows):
+    docs, bad = _split(list(read_file(str(jsonl_file), InputConfig())))
+    assert bad == [] and len(docs) == len(jsonl_rows)
+    assert [d["text"] for d in docs] == [r["text"] for r in jsonl_rows]
+    assert docs[0]["id"] == str(jsonl_rows[0]["id"])
+    assert set(docs[0]["metadata"]) == set(jsonl_rows[0]) - {"id", "text"}
 
 
 def test_ids_are_derived_stably_when_missing(tmp_path):
@@ -82,19 +76,32 @@ def test_parquet_rows_become_documents(tmp_path):
     ]
 
 
-def test_truncated_warc_keeps_readable_records_and_reports_the_offset(tmp_path):
-    data = shared_path("crawl", "web-sample-0000.warc.gz").read_bytes()
-    path = tmp_path / "cut.warc.gz"
-    path.write_bytes(data[: len(data) // 2])
+@pytest.mark.parametrize(
+    ("sample", "keep", "records", "where", "says"),
+    [
+        pytest.param(
+            ("crawl", "web-sample-0000.warc.gz"), lambda n: n // 2, 22, "byte", "truncated", id="warc"
+        ),
+        pytest.param(
+            ("jsonl", "cc_en_head-0174.jsonl.gz"), lambda n: n - 200, 10, "line", "decompress", id="jsonl-gz"
+        ),
+    ],
+)
+def test_truncated_file_keeps_readable_records_and_reports_where(
+    shared_path, tmp_path, sample, keep, records, where, says
+):
+    data = shared_path(*sample).read_bytes()
+    path = tmp_path / f"cut-{sample[-1]}"
+    path.write_bytes(data[: keep(len(data))])
     docs, bad = _split(list(read_file(str(path), InputConfig())))
-    assert 0 < len(docs) < 22
+    assert 0 < len(docs) < records
     (error,) = bad
     assert error["reason"] == "unreadable" and error["stage"] == "read"
-    assert error["read_error"].startswith(f"{path}: byte ") and "truncated" in error["read_error"]
+    assert error["read_error"].startswith(f"{path}: {where} ") and says in error["read_error"]
 
 
-def test_corrupt_gzip_member_is_skipped_and_reading_resumes(tmp_path):
-    data = bytearray(shared_path("crawl", "web-sample-0000.warc.gz").read_bytes())
+def test_corrupt_gzip_member_is_skipped_and_reading_resumes(crawl_file, tmp_path):
+    data = bytearray(crawl_file.read_bytes())
     data[len(data) // 4 : len(data) // 4 + 64] = b"\x00" * 64
     path = tmp_path / "bad.warc.gz"
     path.write_bytes(bytes(data))
@@ -109,14 +116,6 @@ def test_bad_json_line_is_named(tmp_path):
     docs, bad = _split(list(read_file(str(path), InputConfig())))
     assert [d["text"] for d in docs] == ["fine", "also fine"]
     assert bad[0]["read_error"].startswith(f"{path}: line 2: ")
-
-
-def test_truncated_gzip_jsonl(tmp_path):
-    data = shared_path("jsonl", "cc_en_head-0174.jsonl.gz").read_bytes()
-    path = tmp_path / "cut.jsonl.gz"
-    path.write_bytes(data[: len(data) - 200])
-    docs, bad = _split(list(read_file(str(path), InputConfig())))
-    assert len(docs) > 0 and len(bad) == 1 and "line" in bad[0]["read_error"]
 
 
 @pytest.mark.parametrize(

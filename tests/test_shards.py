@@ -14,14 +14,13 @@ from curate.config import parse_config
 from curate.core.shard_format import shard_schema, write_shard_bytes
 from curate.core.tokenizer import load, prepare
 from curate.shards import read_manifest, write_manifest
-from tests.test_tokenizer import _real_texts
 
 
 @pytest.fixture(scope="module")
-def real_rows():
+def real_rows(jsonl_texts):
     info = prepare("gpt2")
     tokenizer = load(info.json)
-    texts = _real_texts()
+    texts = list(jsonl_texts)
     rows = []
     for i, enc in enumerate(tokenizer.encode_batch(texts)):
         tokens = np.array([*enc.ids, info.eos_id], dtype=np.uint16)

@@ -3,11 +3,11 @@ damage, byte-identical reruns, seeds, shortfall reporting, curriculum order, a t
 
 from __future__ import annotations
 
-import glob
 import gzip
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,17 +17,16 @@ from curate.cli import main as cli_main
 from curate.config import parse_config
 from curate.run import format_summary, run
 from curate.shards import verify
-from tests.test_mixing import sentence_docs
 
 pytestmark = pytest.mark.slow
 OFF = {"enabled": False}
 
 
-def _inputs(directory: Path) -> list[str]:
+def _inputs(directory: Path, sentence_docs: Iterable[dict]) -> list[str]:
     """The real sentence documents as two JSONL files (domain by file), with a `ppl` field to order by."""
     directory.mkdir(parents=True, exist_ok=True)
     by_file: dict[str, list[dict]] = {}
-    for doc in sentence_docs():
+    for doc in sentence_docs:
         name = "file91" if "0091" in doc["source"] else "file174"
         ppl = round(hash_to_unit(doc["id"]) * 1000.0, 3)
         by_file.setdefault(name, []).append({"id": doc["id"], "text": doc["text"], "ppl": ppl})
@@ -61,27 +60,14 @@ def _recipe(inputs: list[str], out: Path, workers: int = 1, mixing=None, **token
     }
 
 
-def _digests(out: Path) -> dict[str, str]:
-    return {
-        Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
-        for p in sorted(glob.glob(str(out / "shards" / "*.parquet")))
-    }
-
-
 def _rows(out: Path) -> list[dict]:
     manifest = json.loads((out / "manifest.json").read_text())
     return [row for s in manifest["shards"] for row in pq.read_table(out / s["path"]).to_pylist()]
 
 
-def _documents(out: Path) -> list[dict]:
-    return [
-        row for p in sorted((out / "documents").glob("*.parquet")) for row in pq.read_table(p).to_pylist()
-    ]
-
-
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> list[str]:
-    return _inputs(tmp_path_factory.mktemp("inputs"))
+def inputs(tmp_path_factory, sentence_docs) -> list[str]:
+    return _inputs(tmp_path_factory.mktemp("inputs"), sentence_docs)
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +91,10 @@ def test_mixed_shares_within_two_percent(mixed):
     assert "mixing:" in format_summary(summary)
 
 
-def test_shards_decode_to_kept_text_times_epochs(mixed):
+def test_shards_decode_to_kept_text_times_epochs(mixed, output_rows):
     out, _ = mixed
     assert verify(out) == []
-    docs = [
-        row for p in sorted((out / "documents").glob("*.parquet")) for row in pq.read_table(p).to_pylist()
-    ]
+    docs = output_rows(out, "documents")
     epochs = {d["id"]: d["epochs"] for d in docs}
     assert max(epochs.values()) >= 2  # web is repeated to reach 70%
     counts: dict[str, int] = {}
@@ -135,18 +119,18 @@ def test_verify_catches_a_flipped_byte(mixed, tmp_path):
     assert cli_main(["shards", "verify", str(out)]) == 0
 
 
-def test_two_workers_give_identical_shards(mixed, inputs, tmp_path):
+def test_two_workers_give_identical_shards(mixed, inputs, tmp_path, shard_digests):
     out, _ = mixed
     again = tmp_path / "again"
     run(parse_config(_recipe(inputs, again, workers=2)), progress=False)
-    assert _digests(again) == _digests(out) != {}
+    assert shard_digests(again) == shard_digests(out) != {}
 
 
-def test_another_shuffle_seed_changes_order_not_set(mixed, inputs, tmp_path):
+def test_another_shuffle_seed_changes_order_not_set(mixed, inputs, tmp_path, shard_digests):
     out, _ = mixed
     other = tmp_path / "other"
     run(parse_config(_recipe(inputs, other, seed=7)), progress=False)
-    assert _digests(other) != _digests(out)
+    assert shard_digests(other) != shard_digests(out)
     first, second = _rows(out), _rows(other)
     assert [r["id"] for r in first] != [r["id"] for r in second]
     key = lambda r: (r["id"], tuple(r["tokens"]))  # noqa: E731
@@ -170,13 +154,11 @@ def test_shortfall_is_reported(inputs, tmp_path):
     assert "WARNING: mixing: domain 'web' is short" in format_summary(summary)
 
 
-def test_curriculum_orders_by_annotation(inputs, tmp_path):
+def test_curriculum_orders_by_annotation(inputs, tmp_path, output_rows):
     out = tmp_path / "curriculum"
     run(parse_config(_recipe(inputs, out, mixing=OFF, order_by="ppl")), progress=False)
     assert verify(out) == []
-    docs = [
-        row for p in sorted((out / "documents").glob("*.parquet")) for row in pq.read_table(p).to_pylist()
-    ]
+    docs = output_rows(out, "documents")
     ppl = {d["id"]: json.loads(d["metadata"])["ppl"] for d in docs}
     ordered = [ppl[row["id"]] for row in _rows(out)]
     assert len(ordered) == len(ppl) and ordered == sorted(ordered)
@@ -190,14 +172,14 @@ def test_trained_tokenizer_run(inputs, tmp_path):
     assert verify(out) == []
 
 
-def test_inspect_shows_shares_and_decoded_samples(mixed, capsys):
+def test_inspect_shows_shares_and_decoded_samples(mixed, capsys, output_rows):
     out, _ = mixed
     assert cli_main(["shards", "inspect", str(out), "--samples", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert report["total_tokens"] == manifest["total_tokens"] and report["shards"] == len(manifest["shards"])
     assert abs(report["domains"]["file91"]["share"] - 0.3) <= 0.02
-    texts = {d["id"]: d["text"] for d in _documents(out)}
+    texts = {d["id"]: d["text"] for d in output_rows(out, "documents")}
     assert len(report["samples"]) == 2
     assert all(texts[s["id"]].startswith(s["text"]) for s in report["samples"])
     assert cli_main(["shards", "inspect", str(out)]) == 0

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import pytest
 
 from curate.core.errors import CurateError
 from curate.core.tokenizer import GPT2_EOS_ID, load, prepare, token_dtype, train
-from tests.conftest import shared_path
-
-
-def _real_texts() -> list[str]:
-    texts = []
-    for path in sorted(shared_path("jsonl").glob("*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            texts += [json.loads(line)["text"] for line in handle if line.strip()]
-    return texts
 
 
 def test_gpt2_ids_match_openai():
@@ -28,9 +16,9 @@ def test_gpt2_ids_match_openai():
     assert info.vocab_size == 50257 and info.token_dtype == "uint16"
 
 
-def test_gpt2_decode_is_exact_on_real_text():
+def test_gpt2_decode_is_exact_on_real_text(jsonl_texts):
     tokenizer = load(prepare("gpt2").json)
-    texts = _real_texts()
+    texts = list(jsonl_texts)
     assert len(texts) >= 20
     for text, encoding in zip(texts, tokenizer.encode_batch(texts, add_special_tokens=False), strict=True):
         assert tokenizer.decode(encoding.ids, skip_special_tokens=False) == text
@@ -56,8 +44,8 @@ def test_bad_tokenizer_path_is_one_line_error(tmp_path):
         prepare(str(tmp_path / "missing.json"))
 
 
-def test_trained_tokenizer_is_deterministic_and_exact():
-    texts = _real_texts()
+def test_trained_tokenizer_is_deterministic_and_exact(jsonl_texts):
+    texts = list(jsonl_texts)
     first, second = train(texts, 600), train(texts, 600)
     assert first.json == second.json
     assert first.vocab_size <= 600 and first.token_dtype == "uint16"

@@ -6,7 +6,7 @@ import pytest
 
 from curate.config import parse_config
 from curate.core.errors import CurateError
-from curate.filters.html_extract import extract_main_text, is_html_content_type
+from curate.filters.html_extract import is_html_content_type
 from curate.filters.langid import (
     ANNOTATION_TYPES,
     LangIdConfig,
@@ -15,18 +15,16 @@ from curate.filters.langid import (
     normalize_language,
     stage_spec,
 )
-from curate.pipelines.readers import InputConfig, read_file
-from tests.conftest import shared_path
 
 
-def crawl_texts(name: str) -> list[str]:
-    """Main text of every HTML response in a real WARC from ../shared/data/crawl."""
-    texts = []
-    for doc in read_file(str(shared_path("crawl", name)), InputConfig()):
-        if doc.get("html") is not None and is_html_content_type(doc.get("content_type")):
-            text = extract_main_text(doc["html"], doc.get("charset"))
-            if text.strip():
-                texts.append(text)
+@pytest.fixture(scope="module")
+def crawl_texts(extracted_pages):
+    """`crawl_texts(name)`: main text of every HTML response in a real WARC from ../shared/data/crawl."""
+
+    def texts(name: str) -> list[str]:
+        pages = extracted_pages(name)
+        return [p["text"] for p in pages if is_html_content_type(p["content_type"]) and p["text"].strip()]
+
     return texts
 
 
@@ -40,7 +38,7 @@ def run(filt: LangIdFilter, texts: list[str]) -> list[tuple[dict, str | None]]:
     return [(a, filt.decide(a, d)) for a, d in zip(filt.annotate(docs), docs, strict=True)]
 
 
-def test_english_pages_kept_with_score_at_least_threshold(english_only):
+def test_english_pages_kept_with_score_at_least_threshold(english_only, crawl_texts):
     results = run(
         english_only, crawl_texts("web-sample-0000.warc.gz") + crawl_texts("web-sample-0001.warc.gz")
     )
@@ -51,13 +49,13 @@ def test_english_pages_kept_with_score_at_least_threshold(english_only):
     assert all(reason == "langid" and a["lang_score"] < 0.65 for a, reason in results if reason)
 
 
-def test_non_english_pages_rejected(english_only):
+def test_non_english_pages_rejected(english_only, crawl_texts):
     results = run(english_only, crawl_texts("clueweb-quirk.warc.gz"))  # a Japanese site
     assert len(results) == 29
     assert all(a["lang"] == "ja" and reason == "langid" for a, reason in results)
 
 
-def test_multilingual_crawl_languages_and_decisions(english_only):
+def test_multilingual_crawl_languages_and_decisions(english_only, crawl_texts):
     results = run(english_only, crawl_texts("cc-main-2020-34-excerpt.warc.gz"))
     langs = {a["lang"] for a, _ in results}
     assert {"zh", "ru", "de", "nl", "ja", "en"} <= langs
@@ -66,13 +64,13 @@ def test_multilingual_crawl_languages_and_decisions(english_only):
         assert reason == (None if english else "langid")
 
 
-def test_all_languages_keeps_confident_pages_of_any_language():
+def test_all_languages_keeps_confident_pages_of_any_language(crawl_texts):
     filt = make_filter(parse_config({"stages": {"langid": {"languages": "all"}}}).stages.langid)
     results = run(filt, crawl_texts("clueweb-quirk.warc.gz"))
     assert all(reason is None and a["lang_score"] >= 0.65 for a, reason in results)
 
 
-def test_min_score_rejects_low_confidence(english_only):
+def test_min_score_rejects_low_confidence(crawl_texts):
     strict = make_filter(LangIdConfig(languages=None, min_score=0.99))
     results = run(strict, crawl_texts("web-sample-0001.warc.gz"))
     assert all((reason == "langid") == (a["lang_score"] < 0.99) for a, reason in results)
@@ -108,7 +106,7 @@ def test_label_normalisation(label, code):
     assert normalize_language(label) == code
 
 
-def test_configured_three_letter_codes_match_two_letter_labels():
+def test_configured_three_letter_codes_match_two_letter_labels(crawl_texts):
     filt = make_filter(LangIdConfig(languages=["jpn"]))
     results = run(filt, crawl_texts("clueweb-quirk.warc.gz"))
     assert all(reason is None for _, reason in results)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 
 import numpy as np
@@ -15,9 +13,8 @@ from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_ls
 
 
 @pytest.fixture
-def real_texts(shared_data) -> list[str]:
-    with gzip.open(shared_data / "jsonl" / "cc_en_head-0091.jsonl.gz", "rt", encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle]
+def real_texts(jsonl_rows) -> list[str]:
+    return [row["text"] for row in jsonl_rows]
 
 
 def _edit(text: str, rate: float, seed: int) -> str:

@@ -5,9 +5,6 @@ Scoring with a real KenLM model trained by `curate lm train` is tested in tests/
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import pytest
 
 from curate.config import parse_config
@@ -20,7 +17,6 @@ from curate.filters.perplexity import (
     perplexity_from_scores,
     stage_spec,
 )
-from tests.conftest import shared_path
 
 
 @pytest.mark.parametrize(
@@ -39,9 +35,8 @@ def test_ccnet_normalisation(raw, normalised):
     assert normalize_line(raw) == normalised
 
 
-def test_normalisation_of_real_text_is_idempotent_and_ascii_digits_free():
-    with gzip.open(shared_path("jsonl", "cc_en_head-0091.jsonl.gz"), "rt", encoding="utf-8") as handle:
-        lines = [line for row in handle for line in json.loads(row)["text"].split("\n")]
+def test_normalisation_of_real_text_is_idempotent_and_ascii_digits_free(jsonl_rows):
+    lines = [line for row in jsonl_rows for line in row["text"].split("\n")]
     normalised = [normalize_line(line) for line in lines]
     assert all(normalize_line(line) == line for line in normalised)
     assert not any(ch.isdigit() and ch != "0" for line in normalised for ch in line)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from collections import Counter
 
@@ -11,26 +9,20 @@ import pytest
 
 from curate.config import parse_config
 from curate.filters import c4, fineweb, gopher
-from curate.filters.html_extract import extract_main_text
 from curate.filters.quality import QualityConfig, QualityFilter, annotation_types, stage_spec
 from curate.filters.text_units import TextUnits, profile_for
-from curate.pipelines.readers import read_warc
-from tests.conftest import shared_path
 
 
-def _jsonl_docs() -> list[dict]:
-    docs = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            docs += [{"text": json.loads(line)["text"], "url": None} for line in handle]
-    return docs
+@pytest.fixture
+def jsonl_docs(jsonl_texts) -> list[dict]:
+    """The 20 real documents of the JSONL samples, as the filter sees them."""
+    return [{"text": text, "url": None} for text in jsonl_texts]
 
 
-def _warc_docs(name: str) -> dict[str, dict]:
-    path = shared_path("crawl", name)
-    with open(path, "rb") as raw:
-        docs = [doc for doc in read_warc(raw, str(path)) if doc.get("html")]
-    return {d["url"]: {"url": d["url"], "text": extract_main_text(d["html"], d.get("charset"))} for d in docs}
+@pytest.fixture(scope="module")
+def warc_docs(extracted_pages):
+    """`warc_docs(name)`: the extracted pages of a sample WARC as documents, by URL."""
+    return lambda name: {p["url"]: {"url": p["url"], "text": p["text"]} for p in extracted_pages(name)}
 
 
 def _quality(**groups) -> QualityFilter:
@@ -66,8 +58,8 @@ def _ref_dup_ngram_chars(words: list[str], n: int) -> int:
     return chars
 
 
-def test_hashed_ngram_signals_equal_the_string_definitions_on_real_documents():
-    docs = _jsonl_docs() + list(_warc_docs("clueweb-quirk.warc.gz").values())
+def test_hashed_ngram_signals_equal_the_string_definitions_on_real_documents(jsonl_docs, warc_docs):
+    docs = jsonl_docs + list(warc_docs("clueweb-quirk.warc.gz").values())
     checked_repeats = 0
     for doc in docs:
         units = TextUnits(doc["text"])
@@ -83,9 +75,9 @@ def test_hashed_ngram_signals_equal_the_string_definitions_on_real_documents():
     assert checked_repeats > 10  # the comparison covered documents that do repeat n-grams
 
 
-def test_repeated_ngram_walk_matches_the_definition_on_highly_repetitive_sequences():
+def test_repeated_ngram_walk_matches_the_definition_on_highly_repetitive_sequences(jsonl_docs):
     # few distinct words make repeats overlap and jumps land on first occurrences: the walk's rare paths
-    vocabulary = TextUnits(_jsonl_docs()[0]["text"]).words[:4]
+    vocabulary = TextUnits(jsonl_docs[0]["text"]).words[:4]
     rng = random.Random(0)
     for _ in range(200):
         words = [rng.choice(vocabulary) for _ in range(rng.randint(5, 60))]
@@ -96,8 +88,8 @@ def test_repeated_ngram_walk_matches_the_definition_on_highly_repetitive_sequenc
             assert signals[f"gopher_dup_{n}gram_char_frac"] == pytest.approx(expected, abs=1e-12)
 
 
-def test_exact_signals_of_a_real_english_document():
-    text = _jsonl_docs()[0]["text"]  # 435 characters, 2 lines, 4 sentences
+def test_exact_signals_of_a_real_english_document(jsonl_docs):
+    text = jsonl_docs[0]["text"]  # 435 characters, 2 lines, 4 sentences
     units = TextUnits(text, profile_for("en"))
     assert gopher.quality_signals(units) == {
         "gopher_words": 71,
@@ -130,10 +122,10 @@ def test_exact_signals_of_a_real_english_document():
     assert _reason(_quality(), {"text": text, "lang": "en"}) == "c4_too_few_sentences"
 
 
-def test_each_rule_rejects_with_its_own_reason():
-    doc = {"text": _jsonl_docs()[0]["text"], "lang": "en"}
-    assert _reason(_quality(c4={"min_sentences": None}), doc) is None
-    cases = [
+@pytest.mark.parametrize(
+    ("groups", "reason"),
+    [
+        ({}, None),  # the defaults keep the document: each case below tightens one rule
         ({"gopher_quality": {"min_doc_words": 72}}, "gopher_short_doc"),
         ({"gopher_quality": {"max_doc_words": 70}}, "gopher_long_doc"),
         ({"gopher_quality": {"min_avg_word_length": 5.01}}, "gopher_below_avg_threshold"),
@@ -143,14 +135,16 @@ def test_each_rule_rejects_with_its_own_reason():
         ({"gopher_repetition": {"top_2gram_char_frac": 0.03}}, "gopher_top_2gram"),
         ({"fineweb": {"new_line_ratio": 0.01}}, "fineweb_list_ratio"),
         ({"fineweb": {"short_line_length": 300}}, "fineweb_short_line_ratio"),
-    ]
-    for groups, reason in cases:
-        groups.setdefault("c4", {})["min_sentences"] = None
-        assert _reason(_quality(**groups), doc) == reason, groups
+    ],
+)
+def test_each_rule_rejects_with_its_own_reason(jsonl_docs, groups, reason):
+    doc = {"text": jsonl_docs[0]["text"], "lang": "en"}
+    # C4's sentence count would reject this 4-sentence document first: off, so each rule is seen alone
+    assert _reason(_quality(**groups, c4={"min_sentences": None}), doc) == reason
 
 
-def test_c4_document_rules_on_real_lines():
-    lines = _jsonl_docs()[0]["text"].split("\n")
+def test_c4_document_rules_on_real_lines(jsonl_docs):
+    lines = jsonl_docs[0]["text"].split("\n")
     lorem = {
         "text": "\n".join([lines[0], "Lorem ipsum dolor sit amet, consectetur adipiscing elit.", lines[1]])
     }
@@ -167,15 +161,15 @@ def test_c4_document_rules_on_real_lines():
     assert kept.text == lines[0]
 
 
-def test_kept_text_token_count_is_carried_over_from_the_lines_exactly():
-    docs = _jsonl_docs() + list(_warc_docs("web-sample-0000.warc.gz").values())
+def test_kept_text_token_count_is_carried_over_from_the_lines_exactly(jsonl_docs, warc_docs):
+    docs = jsonl_docs + list(warc_docs("web-sample-0000.warc.gz").values())
     for doc in docs:
         _, kept = c4.signals(TextUnits(doc["text"]), QualityConfig().c4)
         assert kept.n_tokens == TextUnits(kept.text).n_tokens
 
 
-def test_c4_terminal_punctuation_is_c4s_rule_but_off_in_fineweb_recipe():
-    docs = _warc_docs("web-sample-0000.warc.gz")
+def test_c4_terminal_punctuation_is_c4s_rule_but_off_in_fineweb_recipe(warc_docs):
+    docs = warc_docs("web-sample-0000.warc.gz")
     units = TextUnits(docs["https://kyleclo.com/"]["text"])
     with_rule, _ = c4.signals(units, QualityConfig(c4={"terminal_punct": True}).c4)
     without, _ = c4.signals(units, QualityConfig().c4)
@@ -184,8 +178,8 @@ def test_c4_terminal_punctuation_is_c4s_rule_but_off_in_fineweb_recipe():
     assert with_rule["c4_sentences"] < without["c4_sentences"]
 
 
-def test_fineweb_judges_the_lines_c4_keeps():
-    doc = _warc_docs("web-sample-0001.warc.gz")
+def test_fineweb_judges_the_lines_c4_keeps(warc_docs):
+    doc = warc_docs("web-sample-0001.warc.gz")
     # A page whose repeated short navigation lines C4 drops (fewer than 3 words) before FineWeb looks.
     for d in doc.values():
         units = TextUnits(d["text"])
@@ -198,9 +192,9 @@ def test_fineweb_judges_the_lines_c4_keeps():
     pytest.fail("expected a sample page with duplicated short lines")
 
 
-def test_cjk_is_not_rejected_for_too_few_or_too_short_words():
-    chinese = _warc_docs("cc-main-2020-34-excerpt.warc.gz")["http://044545.com/topic/20200207/015849.html"]
-    japanese = next(iter(_warc_docs("clueweb-quirk.warc.gz").values()))
+def test_cjk_is_not_rejected_for_too_few_or_too_short_words(warc_docs):
+    chinese = warc_docs("cc-main-2020-34-excerpt.warc.gz")["http://044545.com/topic/20200207/015849.html"]
+    japanese = next(iter(warc_docs("clueweb-quirk.warc.gz").values()))
     word_rules = {"gopher_short_doc", "gopher_below_avg_threshold", "gopher_above_avg_threshold"}
     for doc, lang in ((chinese, "zh"), (japanese, "ja"), (chinese, None), (japanese, None)):
         annotations = _quality().annotate([{**doc, "lang": lang}])[0]
@@ -215,15 +209,15 @@ def test_cjk_is_not_rejected_for_too_few_or_too_short_words():
     )
 
 
-def test_rejection_follows_finewebs_rule_order():
-    page = _warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
+def test_rejection_follows_finewebs_rule_order(warc_docs):
+    page = warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
     # fails Gopher repetition (top 3-gram) and Gopher quality (11 words < 50): repetition comes first
     assert _reason(_quality(), page) == "gopher_top_3gram"
     assert _reason(_quality(gopher_repetition=False), page) == "gopher_short_doc"
 
 
-def test_every_document_gets_every_enabled_signal_and_nothing_else():
-    docs = _jsonl_docs()
+def test_every_document_gets_every_enabled_signal_and_nothing_else(jsonl_docs):
+    docs = jsonl_docs
     flt = _quality(c4=False)
     expected = set(annotation_types(flt.cfg))
     assert not any(key.startswith("c4_") for key in expected)
@@ -234,8 +228,8 @@ def test_every_document_gets_every_enabled_signal_and_nothing_else():
     assert _reason(flt, {"text": "  \n"}) == "empty_text"
 
 
-def test_a_threshold_set_to_null_turns_only_that_rule_off():
-    page = _warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
+def test_a_threshold_set_to_null_turns_only_that_rule_off(warc_docs):
+    page = warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
     flt = _quality(gopher_repetition={"top_3gram_char_frac": None})
     assert _reason(flt, page) == "gopher_top_4gram"  # the next rule in line
     assert "gopher_top_3gram_char_frac" in flt.annotate([page])[0]

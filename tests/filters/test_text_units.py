@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
-import json
+import pytest
 
-from curate.filters.html_extract import extract_main_text
 from curate.filters.text_units import FALLBACK, PROFILES, TextUnits, duplicates, profile_for
-from curate.pipelines.readers import read_warc
-from tests.conftest import shared_path
 
 
-def _jsonl_texts(name: str) -> list[str]:
-    with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle]
+@pytest.fixture(scope="module")
+def warc_texts(extracted_pages):
+    """`warc_texts(name)`: extracted main text of each HTML response in a sample WARC, by URL."""
+    return lambda name: {page["url"]: page["text"] for page in extracted_pages(name)}
 
 
-def _warc_texts(name: str) -> dict[str, str]:
-    """Extracted main text of each HTML response in a sample WARC, by URL."""
-    path = shared_path("crawl", name)
-    with open(path, "rb") as raw:
-        docs = [doc for doc in read_warc(raw, str(path)) if doc.get("html")]
-    return {doc["url"]: extract_main_text(doc["html"], doc.get("charset")) for doc in docs}
-
-
-def test_english_words_tokens_and_stop_words_on_a_real_document():
-    text = _jsonl_texts("cc_en_head-0091.jsonl.gz")[0]
+def test_english_words_tokens_and_stop_words_on_a_real_document(jsonl_rows):
+    text = jsonl_rows[0]["text"]
     units = TextUnits(text, profile_for("en"))
     assert len(units.words) == 71
     assert units.n_tokens == 81  # 71 words + 4 periods + 6 commas
@@ -36,35 +25,37 @@ def test_english_words_tokens_and_stop_words_on_a_real_document():
     assert units.n_alpha_words == 71
 
 
-def test_numbers_and_urls_stay_single_tokens():
-    units = TextUnits("It costs 4,000 dollars, or 3.5 at https://example.org/a.html today.")
-    assert units.words == [
-        "It",
-        "costs",
-        "4,000",
-        "dollars",
-        "or",
-        "3.5",
-        "at",
-        "https://example.org/a.html",
-        "today",
-    ]
-    assert units.n_tokens == len(units.words) + 2  # the comma after "dollars" and the final period
+@pytest.mark.parametrize(
+    ("text", "words", "punctuation"),
+    [
+        pytest.param(
+            "It costs 4,000 dollars, or 3.5 at https://example.org/a.html today.",
+            ["It", "costs", "4,000", "dollars", "or", "3.5", "at", "https://example.org/a.html", "today"],
+            2,  # the comma after "dollars" and the final period
+            id="numbers-and-urls-stay-single-tokens",
+        ),
+        pytest.param(
+            "if (p->next == NULL) return f();",
+            ["if", "p", "next", "NULL", "return", "f"],
+            6,  # ( -> == ) () ;
+            id="operator-runs-and-empty-parentheses-are-one-token-as-in-spacy",
+        ),
+        pytest.param(
+            "Edit /etc/apt/sources.list, then run apt-get update.",
+            ["Edit", "/etc", "/apt", "/sources.list", "then", "run", "apt", "get", "update"],
+            3,  # the comma, the hyphen of apt-get and the final period
+            id="paths-and-file-names-stay-whole-as-in-spacy",
+        ),
+    ],
+)
+def test_words_and_tokens_split_as_in_spacy(text, words, punctuation):
+    units = TextUnits(text)
+    assert units.words == words
+    assert units.n_tokens == len(words) + punctuation
 
 
-def test_operator_runs_and_empty_parentheses_are_one_token_as_in_spacy():
-    units = TextUnits("if (p->next == NULL) return f();")
-    assert units.words == ["if", "p", "next", "NULL", "return", "f"]
-    assert units.n_tokens == 6 + 6  # ( -> == ) () ;
-
-
-def test_paths_and_file_names_stay_whole_as_in_spacy():
-    units = TextUnits("Edit /etc/apt/sources.list, then run apt-get update.")
-    assert units.words == ["Edit", "/etc", "/apt", "/sources.list", "then", "run", "apt", "get", "update"]
-
-
-def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word():
-    texts = _warc_texts("clueweb-quirk.warc.gz")
+def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word(warc_texts):
+    texts = warc_texts("clueweb-quirk.warc.gz")
     text = next(iter(texts.values()))
     first_line = text.splitlines()[0]
     assert first_line == "アイテム検索"
@@ -77,8 +68,8 @@ def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word
     assert units.n_stop_words >= 2  # の, に, は, を, ... are tokens of their own
 
 
-def test_chinese_without_language_falls_back_to_script_detection():
-    texts = _warc_texts("cc-main-2020-34-excerpt.warc.gz")
+def test_chinese_without_language_falls_back_to_script_detection(warc_texts):
+    texts = warc_texts("cc-main-2020-34-excerpt.warc.gz")
     chinese = texts["http://044545.com/topic/20200207/015849.html"]
     units = TextUnits(chinese)  # langid did not run
     assert units.profile is FALLBACK
@@ -97,12 +88,12 @@ def test_c4_word_count_per_line_counts_characters_in_segmented_scripts():
     assert TextUnits("plain words, only").count_words(0) == 3
 
 
-def test_unknown_language_uses_the_fallback_and_overrides_replace_stop_words():
+def test_unknown_language_uses_the_fallback_and_overrides_replace_stop_words(jsonl_rows):
     assert profile_for(None) is FALLBACK
     assert profile_for("xx") is FALLBACK
     assert PROFILES["en"].stop_words <= FALLBACK.stop_words
     custom = profile_for("en", {"en": ["invoice", "factoring"]})
-    text = _jsonl_texts("cc_en_head-0091.jsonl.gz")[0]
+    text = jsonl_rows[0]["text"]
     assert TextUnits(text, custom).n_stop_words == 2
 
 
@@ -111,8 +102,8 @@ def test_thai_stop_words_match_inside_unsegmented_text():
     assert units.n_stop_words == 3  # ที่, และ, มี
 
 
-def test_duplicates_count_every_repeat_after_the_first():
-    texts = _warc_texts("clueweb-quirk.warc.gz")
+def test_duplicates_count_every_repeat_after_the_first(warc_texts):
+    texts = warc_texts("clueweb-quirk.warc.gz")
     lines = [line for text in texts.values() for line in text.split("\n") if line.strip()]
     first_seen: set[str] = set()
     repeats = chars = 0

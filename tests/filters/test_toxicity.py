@@ -18,13 +18,17 @@ from curate.filters.toxicity import (
     make_filter,
     stage_spec,
 )
-from tests.conftest import shared_path
 
 
-def jigsaw(split: str) -> list[dict[str, str]]:
-    """Labelled rows of the real Jigsaw sample (-1 marks Jigsaw's unscored test comments)."""
-    with shared_path("toxicity", f"jigsaw-sample-{split}.csv").open(encoding="utf-8", newline="") as f:
-        return [row for row in csv.DictReader(f) if row["toxic"] != "-1"]
+@pytest.fixture(scope="module")
+def jigsaw(shared_path):
+    """`jigsaw(split)`: labelled rows of the real Jigsaw sample (-1 marks Jigsaw's unscored test comments)."""
+
+    def rows(split: str) -> list[dict[str, str]]:
+        with shared_path("toxicity", f"jigsaw-sample-{split}.csv").open(encoding="utf-8", newline="") as f:
+            return [row for row in csv.DictReader(f) if row["toxic"] != "-1"]
+
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +40,14 @@ def scores(filt: ToxicityFilter, texts: list[str]) -> list[dict]:
     return filt.annotate([{"text": t} for t in texts])
 
 
-def test_default_model_separates_human_labels_on_test_split(default_filter):
-    rows = jigsaw("test")
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_default_model_separates_human_labels(default_filter, jigsaw, split):
+    rows = jigsaw(split)
     toxicity = [a["toxicity"] for a in scores(default_filter, [r["comment_text"] for r in rows])]
     assert roc_auc_score([int(r["toxic"]) for r in rows], toxicity) >= 0.85
 
 
-def test_default_model_separates_human_labels_on_train_split(default_filter):
-    rows = jigsaw("train")
-    toxicity = [a["toxicity"] for a in scores(default_filter, [r["comment_text"] for r in rows])]
-    assert roc_auc_score([int(r["toxic"]) for r in rows], toxicity) >= 0.85
-
-
-def test_threshold_decides_and_reason_is_toxicity(default_filter):
+def test_threshold_decides_and_reason_is_toxicity(default_filter, jigsaw):
     rows = jigsaw("train")
     docs = [{"text": r["comment_text"]} for r in rows]
     for scored, doc in zip(default_filter.annotate(docs), docs, strict=True):
@@ -57,23 +56,23 @@ def test_threshold_decides_and_reason_is_toxicity(default_filter):
         assert scored["toxic_words"] is None  # no keyword list configured
 
 
-def test_ldnoobw_lists_count_whole_words_and_phrases():
-    words = WordList.from_files([str(shared_path("blocklists", "ldnoobw", "en"))])
+def test_ldnoobw_lists_count_whole_words_and_phrases(ldnoobw):
+    words = WordList.from_files([ldnoobw("en")])
     # "Scunthorpe" must not match inside a word; "two girls one cup" is a listed phrase
     assert words.count("Scunthorpe United played at home.") == 0
     assert words.count("The video two girls one cup is listed.") >= 1
     assert words.count("nothing to see here") == 0
 
 
-def test_ldnoobw_unspaced_scripts_match_as_substrings():
-    words = WordList.from_files([str(shared_path("blocklists", "ldnoobw", "zh"))])
+def test_ldnoobw_unspaced_scripts_match_as_substrings(ldnoobw):
+    words = WordList.from_files([ldnoobw("zh")])
     assert words.count("这是一部三级片的广告") == 1
     assert words.count("今天天气很好") == 0
 
 
-def test_wordlists_reject_at_min_hits():
+def test_wordlists_reject_at_min_hits(jigsaw, ldnoobw):
     rows = jigsaw("train")
-    en = str(shared_path("blocklists", "ldnoobw", "en"))
+    en = ldnoobw("en")
     cfg = parse_config(
         {"stages": {"toxicity": {"enabled": True, "classifier": None, "wordlists": [en], "word_min_hits": 2}}}
     ).stages.toxicity
@@ -86,8 +85,8 @@ def test_wordlists_reject_at_min_hits():
     assert flagged and sum(flagged) / len(flagged) > 0.5  # keyword hits are mostly human-labelled toxic
 
 
-def test_per_language_wordlists_follow_the_document_language():
-    lists = {lang: str(shared_path("blocklists", "ldnoobw", lang)) for lang in ("en", "de")}
+def test_per_language_wordlists_follow_the_document_language(ldnoobw):
+    lists = {lang: ldnoobw(lang) for lang in ("en", "de")}
     filt = make_filter(ToxicityConfig(classifier=None, wordlists=lists))
     docs = [
         {"text": "Der Direktor war ein Arschloch.", "lang": "de"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -9,16 +10,17 @@ import pytest
 from curate.core.errors import CurateError
 from curate.filters.url_filter import UrlFilter, UrlFilterConfig, normalize_url, stage_spec, url_words
 from curate.pipelines.readers import read_warc
-from tests.conftest import shared_path
 
 
-def _crawl_urls() -> list[str]:
+@pytest.fixture(scope="module")
+def crawl_urls(shared_path) -> tuple[str, ...]:
+    """The URLs of every record of three real crawl samples (multilingual, English, Japanese)."""
     urls = []
     for name in ("cc-main-2020-34-excerpt.warc.gz", "web-sample-0000.warc.gz", "clueweb-quirk.warc.gz"):
         path = shared_path("crawl", name)
         with open(path, "rb") as raw:
             urls += [doc["url"] for doc in read_warc(raw, str(path)) if doc.get("url")]
-    return urls
+    return tuple(urls)
 
 
 def _filter(
@@ -32,13 +34,13 @@ def _filter(
     return stage_spec(cfg).make()
 
 
-def _reasons(flt: UrlFilter, urls: list[str]) -> dict[str, str | None]:
+def _reasons(flt: UrlFilter, urls: Sequence[str]) -> dict[str, str | None]:
     docs = [{"url": url, "text": ""} for url in urls]
     return {d["url"]: flt.decide(a, d) for d, a in zip(docs, flt.annotate(docs), strict=True)}
 
 
-def test_a_listed_domain_blocks_itself_and_its_subdomains_only(tmp_path):
-    urls = _crawl_urls()
+def test_a_listed_domain_blocks_itself_and_its_subdomains_only(tmp_path, crawl_urls):
+    urls = crawl_urls
     flt = _filter(tmp_path, "# adult and gambling\nlive-radsport.ch\n\nuraharajuku.st  # shop\n")
     reasons = _reasons(flt, urls)
     blocked = {url for url, reason in reasons.items() if reason == "url_domain"}
@@ -66,10 +68,10 @@ def test_a_listed_url_blocks_that_page_only(tmp_path):
     assert normalize_url("HTTPS://www.Soldaini.net:443/facts/?a=1") == "soldaini.net/facts?a=1"
 
 
-def test_banned_words_match_whole_url_words_from_a_real_list(tmp_path):
-    banned = shared_path("blocklists", "ldnoobw", "en")
-    flt = _filter(tmp_path, banned=[str(banned)])
-    urls = _crawl_urls()
+def test_banned_words_match_whole_url_words_from_a_real_list(tmp_path, crawl_urls, ldnoobw):
+    banned = ldnoobw("en")
+    flt = _filter(tmp_path, banned=[banned])
+    urls = crawl_urls
     # no sample URL contains a listed word as a whole word ("analysis" does not match a listed substring)
     assert set(_reasons(flt, urls).values()) == {None}
     assert {"anal", "xxx"} <= flt.banned_words
@@ -87,7 +89,7 @@ def test_banned_words_match_whole_url_words_from_a_real_list(tmp_path):
         "https://example.com/analysis": None,
         "https://example.com/ball-gag/shop": "url_banned_words",
     }
-    strict = _filter(tmp_path, banned=[str(banned)], min_hits=2)
+    strict = _filter(tmp_path, banned=[banned], min_hits=2)
     annotations = strict.annotate(
         [{"url": "https://example.com/xxx-videos"}, {"url": "https://xxx.example.com/anal"}]
     )

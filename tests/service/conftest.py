@@ -129,9 +129,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Itera
 
 
 @pytest.fixture(scope="session")
-def small_input(shared_data: Path) -> Path:
+def small_input(jsonl_file: Path) -> Path:
     """The input of the `small_run` fixture (10 real documents), for runs the service makes."""
-    return shared_data / "jsonl" / "cc_en_head-0091.jsonl.gz"
+    return jsonl_file
 
 
 def job_processes(job_id: str) -> list[int]:
