@@ -32,6 +32,7 @@ pre{background:#fff;border:1px solid #e4e4e4;padding:10px;overflow:auto;max-heig
 .sample{background:#fff;border:1px solid #e4e4e4;border-radius:6px;padding:8px 12px;margin:6px 0;
 font-size:13px}
 .sample .url{color:#555;font-family:monospace;word-break:break-all}.sample .text{white-space:pre-wrap}
+table.funnel td:last-child{text-align:left}
 .note{color:#666;font-style:italic}nav a{margin-right:12px;color:#264653}
 """
 
@@ -41,12 +42,12 @@ def plotly_js() -> str:
     return get_plotlyjs()
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def _table(header: list[str], rows: list[list[Any]], css_class: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(cell))}</td>" for cell in row) + "</tr>" for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table class='{css_class}'><tr>{head}</tr>{body}</table>"
 
 
 def _fmt(value: Any) -> str:
@@ -105,7 +106,7 @@ def _funnel_table(data: ReportData) -> str:
     for stage, entry in data.stats["stages"].items():
         reasons = ", ".join(f"{r} {n:,}" for r, n in entry["rejected"].items()) or "-"
         rows.append([stage, entry["in"], entry["out"], sum(entry["rejected"].values()), reasons])
-    return _table(["stage", "in", "out", "rejected", "reasons"], rows)
+    return _table(["stage", "in", "out", "rejected", "reasons"], rows, "funnel")
 
 
 def _samples(data: ReportData) -> str:
