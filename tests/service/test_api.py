@@ -170,6 +170,12 @@ def test_cancel_stops_the_process_group_and_leaves_no_manifest(served, shared_da
     job = served.wait("runs", body["id"], {"running"}, timeout=60)
     time.sleep(3)  # let Beam start its worker processes
     assert processes_of(job["id"])
+    # --max-jobs 1: a second run waits in the queue, and a queued run cancels without ever starting.
+    status, second = served.request("POST", "/api/runs", {"recipe": {}, "input": [crawl]})
+    assert status == 201 and served.request("GET", f"/api/runs/{second['id']}")[1]["status"] == "queued"
+    assert served.request("POST", f"/api/runs/{second['id']}/cancel")[0] == 202
+    second = served.request("GET", f"/api/runs/{second['id']}")[1]
+    assert second["status"] == "cancelled" and second["started"] is None
     assert served.request("POST", f"/api/runs/{job['id']}/cancel")[0] == 202
     job = served.wait("runs", job["id"], {"cancelled", "succeeded", "failed"}, timeout=30)
     assert job["status"] == "cancelled" and job["report_url"] is None
