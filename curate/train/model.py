@@ -4,6 +4,9 @@ Token embedding -> L x [RMSNorm -> causal self-attention with RoPE -> residual, 
 -> RMSNorm -> output head (optionally tied to the embedding). Attention goes through
 `scaled_dot_product_attention`, which picks FlashAttention kernels on GPU when no explicit mask is given;
 masking attention across packed documents passes a block-diagonal mask instead (memory-efficient kernel).
+
+Shapes in comments: B batch, T sequence length, C model width (d_model), H heads, D head size (C = H * D),
+F the MLP's hidden width, V vocabulary.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ IGNORE_INDEX = -100  # targets with this id (padding) add nothing to the loss
 
 def rope_tables(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of RoPE's rotation angles, (seq_len, head_dim // 2), in float32."""
-    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # (D/2,)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)  # (T, D/2)
     return angles.cos(), angles.sin()
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[i], x[i + D/2]) of each head (the GPT-NeoX/LLaMA half-split layout)."""
+    """Rotate pairs (x[i], x[i + D/2]) of each head (the GPT-NeoX/LLaMA half-split layout).
+
+    x: (B, H, T, D); cos, sin: (T, D/2), broadcast over batch and heads.
+    """
     half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
+    x1, x2 = x[..., :half], x[..., half:]  # (B, H, T, D/2) each
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, T, D)
 
 
 class RMSNorm(nn.Module):
@@ -42,7 +48,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)  # (..., C), normalised over C
 
 
 class Attention(nn.Module):
@@ -55,14 +61,16 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
-        batch, length, width = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        batch, length, width = x.shape  # (B, T, C)
+        qkv = self.qkv(x).view(batch, length, 3, self.n_head, self.head_dim)  # (B, T, 3C) -> (B, T, 3, H, D)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (3, B, H, T, D): q, k, v are (B, H, T, D) each
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(y.transpose(1, 2).reshape(batch, length, width))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # mask (B, 1, T, T)
+        y = y.transpose(1, 2).reshape(batch, length, width)  # (B, T, H, D) -> (B, T, C): heads side by side
+        return self.proj(y)  # (B, T, C)
 
 
 class SwiGLU(nn.Module):
@@ -74,8 +82,8 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(config.hidden, config.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (B, T, C) -> (B, T, 2F) -> (B, T, F) each
+        return self.down(F.silu(gate) * up)  # (B, T, F) -> (B, T, C)
 
 
 class Block(nn.Module):
@@ -89,19 +97,22 @@ class Block(nn.Module):
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin, mask)
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask)  # (B, T, C)
+        return x + self.mlp(self.mlp_norm(x))  # (B, T, C)
 
 
 def document_mask(doc_ids: torch.Tensor) -> torch.Tensor:
     """(B, 1, T, T) boolean: a token attends to earlier tokens of its own document only."""
-    length = doc_ids.shape[1]
-    causal = torch.ones(length, length, dtype=torch.bool, device=doc_ids.device).tril()
-    same_doc = doc_ids[:, :, None] == doc_ids[:, None, :]
-    return (same_doc & causal)[:, None]
+    length = doc_ids.shape[1]  # doc_ids: (B, T)
+    causal = torch.ones(length, length, dtype=torch.bool, device=doc_ids.device).tril()  # (T, T)
+    same_doc = doc_ids[:, :, None] == doc_ids[:, None, :]  # (B, T, 1) == (B, 1, T) -> (B, T, T)
+    return (same_doc & causal)[:, None]  # (B, 1, T, T): one mask for every head
 
 
 class GPT(nn.Module):
+    rope_cos: torch.Tensor  # (seq_len, D/2), buffers registered in __init__
+    rope_sin: torch.Tensor
+
     def __init__(self, config: ModelConfig, activation_checkpointing: bool = False):
         super().__init__()
         self.config = config
@@ -131,19 +142,19 @@ class GPT(nn.Module):
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, doc_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits (B, T, V), or the mean cross-entropy over non-ignored targets when targets are given."""
-        length = idx.shape[1]
-        cos, sin = self.rope_cos[:length], self.rope_sin[:length]
-        mask = document_mask(doc_ids) if doc_ids is not None else None
-        x = self.embed(idx)
+        length = idx.shape[1]  # idx, targets, doc_ids: (B, T)
+        cos, sin = self.rope_cos[:length], self.rope_sin[:length]  # (T, D/2)
+        mask = document_mask(doc_ids) if doc_ids is not None else None  # (B, 1, T, T)
+        x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
             if self.activation_checkpointing and self.training:
                 x = checkpoint(block, x, cos, sin, mask, use_reentrant=False)
             else:
-                x = block(x, cos, sin, mask)
-        logits = self.head(self.norm(x))
+                x = block(x, cos, sin, mask)  # (B, T, C)
+        logits = self.head(self.norm(x))  # (B, T, V)
         if targets is None:
             return logits
-        return F.cross_entropy(
+        return F.cross_entropy(  # over all B * T positions: (B*T, V) against (B*T,)
             logits.float().view(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
         )
 

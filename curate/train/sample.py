@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from curate import shards
-from curate.core import tokenizer
+from curate.core import shard_format, tokenizer
+from curate.shards import write_manifest
 
 
 def _domain(record: dict) -> str:
@@ -54,19 +54,19 @@ def write_sample_shards(
         for copy in range(repeat)
         for record, encoding in zip(records, encoded, strict=True)
     ]
-    (out / shards.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
-    (out / shards.TOKENIZER_FILE).write_text(info.json)
+    (out / shard_format.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+    (out / shard_format.TOKENIZER_FILE).write_text(info.json)
     infos = []
     for index in range(n_shards):
         part = rows[index::n_shards]
         domains: dict[str, int] = {}
         for row in part:
             domains[row[2]] = domains.get(row[2], 0) + len(row[1])
-        data = shards.write_shard_bytes(part, info.token_dtype, row_group_bytes)
-        (out / shards.shard_name(index)).write_bytes(data)
+        data = shard_format.write_shard_bytes(part, info.token_dtype, row_group_bytes)
+        (out / shard_format.shard_name(index)).write_bytes(data)
         infos.append(
             {
-                "path": shards.shard_name(index),
+                "path": shard_format.shard_name(index),
                 "n_docs": len(part),
                 "n_tokens": sum(len(row[1]) for row in part),
                 "sha256": hashlib.sha256(data).hexdigest(),
@@ -78,5 +78,5 @@ def write_sample_shards(
                 "tokenizer_source": info.source,
             }
         )
-    shards.write_manifest(str(out), infos, {"sample_of": [str(path) for path in jsonl_paths]}, {})
+    write_manifest(str(out), infos, {"sample_of": [str(path) for path in jsonl_paths]}, {})
     return out

@@ -9,24 +9,28 @@ import itertools
 import json
 import math
 import os
-import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from curate.core.errors import CurateError
+from curate.train import checkpoint
 from curate.train import data as D
 from curate.train.flops import mfu, peak_flops
 from curate.train.model import GPT
 from curate.train.presets import ModelConfig, get_preset, with_vocab
 
-CHECKPOINTS_KEPT = 2  # older checkpoints are deleted once a newer one is safely on disk
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
+
+T = TypeVar("T")
+SUMMARY_KEYS = ("step", "loss", "eval_loss", "eval_ppl")  # of the last log record, returned by train()
 
 
 @dataclass
@@ -66,19 +70,39 @@ class TrainConfig:
     quiet: bool = False
 
 
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """The values TrainConfig leaves to the preset (None there), resolved once into concrete ones."""
+
+    seq_len: int
+    batch_size: int  # sequences per micro-batch per rank
+    grad_accum: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    min_lr_ratio: float
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Hyperparameters:
+        preset = get_preset(config.preset)
+        return cls(
+            seq_len=_given(config.seq_len, preset.model.seq_len),
+            batch_size=_given(config.batch_size, preset.batch_size),
+            grad_accum=_given(config.grad_accum, preset.grad_accum),
+            lr=_given(config.lr, preset.lr),
+            warmup_steps=_given(config.warmup_steps, preset.warmup_steps),
+            weight_decay=_given(config.weight_decay, preset.weight_decay),
+            min_lr_ratio=_given(config.min_lr_ratio, preset.min_lr_ratio),
+        )
+
+
 def resolved(config: TrainConfig) -> TrainConfig:
     """Fill preset defaults so the saved config states every value used."""
-    preset = get_preset(config.preset)
-    values = {
-        "seq_len": preset.model.seq_len,
-        "batch_size": preset.batch_size,
-        "grad_accum": preset.grad_accum,
-        "lr": preset.lr,
-        "warmup_steps": preset.warmup_steps,
-        "weight_decay": preset.weight_decay,
-        "min_lr_ratio": preset.min_lr_ratio,
-    }
-    return replace(config, **{k: v for k, v in values.items() if getattr(config, k) is None})
+    return replace(config, **asdict(Hyperparameters.of(config)))
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -126,72 +150,61 @@ def _device(kind: str, env: Dist) -> torch.device:
     return torch.device("cpu")
 
 
-def _optimizer(model: nn.Module, config: TrainConfig, fused: bool) -> torch.optim.AdamW:
+def _autocast_dtype(requested: str, on_cuda: bool) -> torch.dtype | None:
+    """bf16 autocast over fp32 weights, or None for plain fp32."""
+    dtype = requested if requested != "auto" else ("bf16" if on_cuda else "fp32")
+    if dtype not in ("bf16", "fp32"):
+        raise CurateError(f"--dtype {dtype}: choose auto, bf16 or fp32")
+    return torch.bfloat16 if dtype == "bf16" else None
+
+
+def _shard(model: GPT, param_dtype: torch.dtype | None) -> FSDPModule:
+    """FSDP2: each block is its own shard group (gathered just before it runs), then the rest."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    for block in model.blocks:
+        fully_shard(block, mp_policy=policy)
+    return fully_shard(model, mp_policy=policy)
+
+
+def _optimizer(
+    model: nn.Module, hparams: Hyperparameters, betas: tuple[float, float], fused: bool
+) -> torch.optim.AdamW:
     """AdamW (decoupled decay, Loshchilov & Hutter) on matrices only; norms' gains are not decayed."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+    groups: list[dict[str, Any]] = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": hparams.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=1e-8, fused=fused)
+    return torch.optim.AdamW(groups, lr=hparams.lr, betas=betas, eps=1e-8, fused=fused)
 
 
-class Checkpoints:
-    """`DIR/checkpoints/step-NNNNNNNN.pt`, written atomically; `latest` names the newest complete one."""
+class Interval:
+    """Optimizer steps and seconds of training since the last log record (checkpoint saves excluded)."""
 
-    def __init__(self, output: Path):
-        self.folder = output / "checkpoints"
+    def __init__(self) -> None:
+        self.restart()
 
-    def latest(self) -> Path | None:
-        pointer = self.folder / "latest"
-        if not pointer.is_file():
-            return None
-        path = self.folder / pointer.read_text().strip()
-        if not path.is_file():
-            raise CurateError(
-                f"{pointer} names {path.name}, which is missing; delete {pointer} to start over"
-            )
-        return path
+    def restart(self) -> None:
+        self.steps, self._seconds, self._since = 0, 0.0, time.perf_counter()
 
-    def save(self, step: int, state: dict[str, Any]) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"step-{step:08d}.pt"
-        temporary = path.with_suffix(".tmp")
-        torch.save(state, temporary)
-        os.replace(temporary, path)
-        (self.folder / "latest.tmp").write_text(path.name + "\n")
-        os.replace(self.folder / "latest.tmp", self.folder / "latest")
-        for old in sorted(self.folder.glob("step-*.pt"))[:-CHECKPOINTS_KEPT]:
-            old.unlink()
-        return path
+    def seconds(self) -> float:
+        return self._seconds + time.perf_counter() - self._since
 
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _gather(obj: Any, env: Dist) -> list[Any]:
-    if env.world == 1:
-        return [obj]
-    gathered: list[Any] = [None] * env.world
-    dist.all_gather_object(gathered, obj)
-    return gathered
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self._seconds += time.perf_counter() - self._since
+        try:
+            yield
+        finally:
+            self._since = time.perf_counter()
 
 
 class Trainer:
     def __init__(self, config: TrainConfig):
-        self.config = config = resolved(config)
+        self.config = config = resolved(config)  # every value stated, as the checkpoint records it
+        self.hparams = hparams = Hyperparameters.of(config)
         self.output = Path(config.output)
         device_kind = _device_kind(config.device)
         self.env = _init_distributed(device_kind)
@@ -199,46 +212,44 @@ class Trainer:
         self.shards = D.ShardSet.open(config.data)
         base = get_preset(config.preset).model
         self.model_config: ModelConfig = with_vocab(
-            replace(base, seq_len=config.seq_len), self.shards.vocab_size
+            replace(base, seq_len=hparams.seq_len), self.shards.vocab_size
         )
         on_cuda = self.device.type == "cuda"
         if on_cuda:
             torch.set_float32_matmul_precision("high")  # TF32 for the few fp32 matmuls outside autocast
-        dtype = config.dtype if config.dtype != "auto" else ("bf16" if on_cuda else "fp32")
-        if dtype not in ("bf16", "fp32"):
-            raise CurateError(f"--dtype {dtype}: choose auto, bf16 or fp32")
-        self.autocast_dtype = torch.bfloat16 if dtype == "bf16" else None
-
-        torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.raw = GPT(self.model_config, config.activation_checkpointing).to(self.device)
-        self.fsdp = self.env.world > 1 and config.parallel == "fsdp"
+        self.autocast_dtype = _autocast_dtype(config.dtype, on_cuda)
         if self.env.world > 1 and config.parallel not in ("ddp", "fsdp"):
             raise CurateError(f"--parallel {config.parallel}: choose ddp or fsdp")
-        if self.fsdp:
-            from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-            policy = MixedPrecisionPolicy(param_dtype=self.autocast_dtype, reduce_dtype=torch.float32)
-            for block in self.raw.blocks:
-                fully_shard(block, mp_policy=policy)
-            fully_shard(self.raw, mp_policy=policy)
-        self.optimizer = _optimizer(self.raw, config, fused=on_cuda)
+        # model: fp32 weights, sharded (FSDP) or replicated (DDP) over ranks, optionally compiled
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        self.raw = GPT(self.model_config, config.activation_checkpointing).to(self.device)
+        sharded = self.env.world > 1 and config.parallel == "fsdp"
+        self.fsdp: FSDPModule | None = _shard(self.raw, self.autocast_dtype) if sharded else None
+        self.optimizer = _optimizer(self.raw, hparams, config.betas, fused=on_cuda)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda step: lr_factor(step, config.warmup_steps, config.steps, config.min_lr_ratio),
+            lambda step: lr_factor(step, hparams.warmup_steps, config.steps, hparams.min_lr_ratio),
         )
-        model: nn.Module = self.raw
-        if self.env.world > 1 and not self.fsdp:
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
+        if self.env.world > 1 and not sharded:
             # no buffer sync per forward: the only buffers are the RoPE tables, identical on every rank
-            model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if on_cuda else None, forward_sync_buffers=False
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.raw, device_ids=[self.device.index] if on_cuda else None, forward_sync_buffers=False
             )
+        model: nn.Module = self.ddp if self.ddp is not None else self.raw
         if config.compile if config.compile is not None else on_cuda:
-            model = torch.compile(model)
+            model = cast(nn.Module, torch.compile(model))  # an OptimizedModule wrapping `model`
         self.model = model
+
+        # where training stands, and what a checkpoint saves of it
         self.step = 0
         self.position = D.Position()
-        self.checkpoints = Checkpoints(self.output)
-        self.tokens_per_step = config.batch_size * config.seq_len * config.grad_accum * self.env.world
+        self.checkpoints = checkpoint.Checkpoints(self.output)
+        self.parts = checkpoint.TrainingParts(
+            self.raw, self.optimizer, self.scheduler, sharded, self.env.rank, self.env.world
+        )
+        self.tokens_per_step = hparams.batch_size * hparams.seq_len * hparams.grad_accum * self.env.world
         peak = config.peak_tflops * 1e12 if config.peak_tflops else None
         if peak is None and on_cuda:
             peak = peak_flops(torch.cuda.get_device_name(self.device))
@@ -248,50 +259,11 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Full (unsharded) state on rank 0; every rank's data position and RNG."""
-        if self.fsdp:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-
-            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            model_state, optim_state = get_state_dict(self.raw, self.optimizer, options=options)
-        else:
-            model_state, optim_state = self.raw.state_dict(), self.optimizer.state_dict()
-        return {
-            "step": self.step,
-            "model": model_state,
-            "optimizer": optim_state,
-            "scheduler": self.scheduler.state_dict(),
-            "data": _gather(self.position.to_dict(), self.env),
-            "rng": _gather(_rng_state(), self.env),
-            "model_config": asdict(self.model_config),
-            "train_config": asdict(self.config),
-        }
+        configs = {"model_config": asdict(self.model_config), "train_config": asdict(self.config)}
+        return checkpoint.capture(self.parts, self.step, self.position, configs)
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
-        if len(state["data"]) != self.env.world:
-            raise CurateError(
-                f"{path}: saved by {len(state['data'])} ranks, resumed by {self.env.world}; "
-                "resume with the same number of processes"
-            )
-        if state["model_config"] != asdict(self.model_config):
-            raise CurateError(f"{path}: the model shape differs from --preset/--seq-len; use the saved one")
-        if self.fsdp:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-
-            options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
-            set_state_dict(
-                self.raw,
-                self.optimizer,
-                model_state_dict=state["model"],
-                optim_state_dict=state["optimizer"],
-                options=options,
-            )
-        else:
-            self.raw.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step = int(state["step"])
-        self.position = D.Position.from_dict(state["data"][self.env.rank])
-        _set_rng_state(state["rng"][self.env.rank])
+        self.step, self.position = checkpoint.restore(self.parts, state, path, asdict(self.model_config))
 
     def save(self) -> None:
         state = self.state_dict()
@@ -300,18 +272,30 @@ class Trainer:
         if self.env.world > 1:
             dist.barrier()
 
+    def _resume(self) -> bool:
+        """Continue from the latest checkpoint when --resume asks to; never silently overwrite one."""
+        latest = self.checkpoints.latest()
+        if latest is None:
+            if self.config.resume:
+                self._say(f"no checkpoint in {self.checkpoints.folder} yet: starting from step 0")
+            return False
+        if not self.config.resume:
+            raise CurateError(f"{self.output} already holds checkpoints; pass --resume or another --output")
+        self.load_state_dict(checkpoint.load(latest), latest)
+        self._say(f"resumed from {latest} at step {self.step}")
+        return True
+
     # ------------------------------------------------------------------------------ data
 
     def _train_stream(self) -> D.TokenStream:
         """This rank's share of the training split (units dealt round-robin after a seeded shuffle)."""
-        c = self.config
         return D.TokenStream(
             self.shards,
-            c.seq_len,
-            eval_fraction=c.eval_fraction,
+            self.hparams.seq_len,
+            eval_fraction=self.config.eval_fraction,
             rank=self.env.rank,
             world=self.env.world,
-            seed=c.seed,
+            seed=self.config.seed,
         )
 
     def _to_tensors(self, batch: D.Batch) -> dict[str, Any]:
@@ -340,14 +324,14 @@ class Trainer:
         world, rank = self.env.world, self.env.rank
         stream = D.TokenStream(
             self.shards,
-            self.config.seq_len,
+            self.hparams.seq_len,
             split="eval",
             eval_fraction=self.config.eval_fraction,
             shuffle=False,
         )
         held_out = list(
             itertools.islice(
-                D.batches(stream, self.config.batch_size, epochs=1), self.config.eval_batches * world
+                D.batches(stream, self.hparams.batch_size, epochs=1), self.config.eval_batches * world
             )
         )
         mine = held_out[rank::world]
@@ -410,90 +394,110 @@ class Trainer:
             writers["tensorboard"] = SummaryWriter(str(self.output / "tensorboard"))
         return writers
 
+    def _say(self, message: str) -> None:
+        if self.env.main and not self.config.quiet:
+            print(message, flush=True)
+
     def _sync_context(self, sync: bool) -> contextlib.AbstractContextManager[Any]:
         """Skip the gradient all-reduce on all but the last micro-batch of an accumulation."""
-        if self.env.world == 1:
-            return contextlib.nullcontext()
-        if self.fsdp:
-            self.raw.set_requires_gradient_sync(sync)
-            return contextlib.nullcontext()
-        ddp = self.model._orig_mod if hasattr(self.model, "_orig_mod") else self.model
-        return contextlib.nullcontext() if sync else ddp.no_sync()
+        if self.fsdp is not None:
+            self.fsdp.set_requires_gradient_sync(sync)
+        if self.ddp is not None and not sync:
+            return self.ddp.no_sync()
+        return contextlib.nullcontext()
+
+    def _forward_backward(self, loader: D.Prefetcher) -> torch.Tensor:
+        """`grad_accum` micro-batches, forward and backward; returns their mean loss (on the device)."""
+        accum = self.hparams.grad_accum
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(accum):
+            item = next(loader)
+            with self._sync_context(micro == accum - 1):
+                loss = self._forward(self.model, item["tensors"]) / accum
+                loss.backward()
+            loss_sum += loss.detach()
+            self.position = item["position"]
+        return loss_sum
+
+    def _update(self) -> tuple[float, torch.Tensor]:
+        """Clip, step the optimizer and the schedule; returns the lr this step used and the grad norm."""
+        grad_norm = nn.utils.clip_grad_norm_(self.raw.parameters(), self.config.grad_clip)
+        lr = float(self.scheduler.get_last_lr()[0])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+        return lr, grad_norm
+
+    def _record(
+        self, loss_sum: torch.Tensor, grad_norm: torch.Tensor, lr: float, interval: Interval
+    ) -> dict[str, Any]:
+        """The log record of this step: loss averaged over ranks, throughput and MFU over the interval."""
+        if self.env.world > 1:
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+        loss = loss_sum.item()  # also waits for the device, so the timing below is honest
+        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
+            grad_norm = grad_norm.full_tensor()
+        tokens_per_s = interval.steps * self.tokens_per_step / interval.seconds()
+        return {
+            "step": self.step,
+            "loss": loss,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "tokens_per_s": tokens_per_s,
+            "tokens": self.step * self.tokens_per_step,
+            "mfu": mfu(tokens_per_s / self.env.world, self.model_config, self.peak),
+            "position": self.position.to_dict(),
+        }
+
+    def _eval_due(self) -> bool:
+        every = self.config.eval_every
+        return every > 0 and (self.step % every == 0 or self.step == self.config.steps)
+
+    def _add_eval(self, record: dict[str, Any]) -> None:
+        eval_loss = self.evaluate()
+        if eval_loss is not None:
+            record.update(eval_loss=eval_loss, eval_ppl=math.exp(min(eval_loss, 50.0)))
+
+    def _announce(self) -> None:
+        self._say(
+            f"{self.config.preset}: {self.raw.num_params() / 1e6:.1f}M parameters on {self.device} "
+            f"x{self.env.world}, {self.tokens_per_step:,} tokens/step; data {self.shards.root} "
+            f"({self.shards.total_tokens:,} tokens)"
+        )
 
     def train(self) -> dict[str, Any]:
+        """Train (or resume) up to `steps`, or `stop_at`; returns the last logged loss and eval."""
         c = self.config
-        latest = self.checkpoints.latest()
-        if latest is not None and not c.resume:
-            raise CurateError(f"{self.output} already holds checkpoints; pass --resume or another --output")
-        resumed = latest is not None
-        if resumed:
-            self.load_state_dict(torch.load(latest, map_location="cpu", weights_only=False), latest)
-            if self.env.main and not c.quiet:
-                print(f"resumed from {latest} at step {self.step}", flush=True)
-        elif c.resume and self.env.main and not c.quiet:
-            print(f"no checkpoint in {self.checkpoints.folder} yet: starting from step 0", flush=True)
-        if self.env.main and not c.quiet:
-            n_params = self.raw.num_params()
-            print(
-                f"{c.preset}: {n_params / 1e6:.1f}M parameters on {self.device} x{self.env.world}, "
-                f"{self.tokens_per_step:,} tokens/step; data {self.shards.root} "
-                f"({self.shards.total_tokens:,} tokens)",
-                flush=True,
-            )
+        resumed = self._resume()
+        self._announce()
         writers = self._writers(resumed)
-        loader = D.Prefetcher(
-            D.batches(self._train_stream(), c.batch_size, self.position), c.prefetch, self._to_tensors
-        )
+        batches = D.batches(self._train_stream(), self.hparams.batch_size, self.position)
+        loader = D.Prefetcher(batches, c.prefetch, self._to_tensors)
+        end = min(c.steps, c.stop_at or c.steps)
         summary: dict[str, Any] = {"output": str(self.output)}
-        interval_start, interval_steps = time.perf_counter(), 0
+        interval = Interval()
         try:
-            end = min(c.steps, c.stop_at or c.steps)
             while self.step < end:
-                loss_sum = torch.zeros((), device=self.device)
-                for micro in range(c.grad_accum):
-                    item = next(loader)
-                    with self._sync_context(micro == c.grad_accum - 1):
-                        loss = self._forward(self.model, item["tensors"]) / c.grad_accum
-                        loss.backward()
-                    loss_sum += loss.detach()
-                    self.position = item["position"]
-                grad_norm = nn.utils.clip_grad_norm_(self.raw.parameters(), c.grad_clip)
-                lr = self.scheduler.get_last_lr()[0]
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
-                self.step += 1
-                interval_steps += 1
-                evaluate = c.eval_every > 0 and (self.step % c.eval_every == 0 or self.step == c.steps)
-                if self.step % c.log_every == 0 or self.step == end or evaluate:
-                    if self.env.world > 1:
-                        dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
-                    loss_value = loss_sum.item()  # also waits for the device, so the timing below is honest
-                    if hasattr(grad_norm, "full_tensor"):
-                        grad_norm = grad_norm.full_tensor()
-                    elapsed = time.perf_counter() - interval_start
-                    tokens_per_s = interval_steps * self.tokens_per_step / elapsed
-                    record = {
-                        "step": self.step,
-                        "loss": loss_value,
-                        "lr": lr,
-                        "grad_norm": float(grad_norm),
-                        "tokens_per_s": tokens_per_s,
-                        "tokens": self.step * self.tokens_per_step,
-                        "mfu": mfu(tokens_per_s / self.env.world, self.model_config, self.peak),
-                        "position": self.position.to_dict(),
-                    }
+                # forward backward update
+                loss_sum = self._forward_backward(loader)
+                lr, grad_norm = self._update()
+                interval.steps += 1
+
+                # timing and logging, with the held-out eval when due
+                evaluate = self._eval_due()
+                if evaluate or self.step % c.log_every == 0 or self.step == end:
+                    record = self._record(loss_sum, grad_norm, lr, interval)
                     if evaluate:
-                        eval_loss = self.evaluate()
-                        if eval_loss is not None:
-                            record.update(eval_loss=eval_loss, eval_ppl=math.exp(min(eval_loss, 50.0)))
-                            summary.update(eval_loss=eval_loss, eval_ppl=record["eval_ppl"])
+                        self._add_eval(record)
                     self._log(record, writers)
-                    summary.update(loss=loss_value, step=self.step)
-                    interval_start, interval_steps = time.perf_counter(), 0
+                    summary.update({k: v for k, v in record.items() if k in SUMMARY_KEYS})
+                    interval.restart()
+
+                # checkpoint (the last one is written after the loop)
                 if c.checkpoint_every and self.step % c.checkpoint_every == 0 and self.step < end:
-                    self.save()
-                    interval_start = time.perf_counter()  # saving is not training throughput
+                    with interval.paused():  # saving is not training throughput
+                        self.save()
             self.save()
         finally:
             loader.close()

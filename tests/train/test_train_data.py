@@ -12,7 +12,6 @@ import pytest
 from curate.core.errors import CurateError
 from curate.train import data as D
 from curate.train.sample import write_sample_shards
-from tests.conftest import shared_path
 
 SEQ_LEN = 64
 
@@ -118,9 +117,12 @@ def test_an_unknown_dataset_version_is_refused_naming_it(tmp_path: Path, monkeyp
         D.ShardSet.open("nosuch@main")
 
 
-def test_more_ranks_than_row_groups_share_the_groups_documents_exactly_once(tmp_path: Path):
-    jsonl = sorted(shared_path("jsonl").glob("*.jsonl.gz"))
-    shards = D.ShardSet.open(write_sample_shards(jsonl, tmp_path, n_shards=1, row_group_bytes=1 << 30))
+def test_more_ranks_than_row_groups_share_the_groups_documents_exactly_once(
+    tmp_path: Path, jsonl_files: tuple[Path, ...]
+):
+    shards = D.ShardSet.open(
+        write_sample_shards(list(jsonl_files), tmp_path, n_shards=1, row_group_bytes=1 << 30)
+    )
     assert len(shards.units) == 1  # like a small demo run: one shard of one row group
     world = 3
     ranks = [epoch_stream(shards, rank=rank, world=world, seed=2) for rank in range(world)]

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.conftest import require_torch
-
-require_torch()
+pytest.importorskip("torch", reason="needs the train extra: pip install -e '.[train]'")
 
 
 def torchrun(shard_dir: Path, output: Path, *extra: str) -> None:

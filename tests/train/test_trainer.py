@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from curate.cli import main
-from tests.train.conftest import require_torch
 
-torch = require_torch()
-from curate.train.trainer import TrainConfig, lr_factor, train  # noqa: E402 (needs torch)
+torch = pytest.importorskip("torch", reason="needs the train extra: pip install -e '.[train]'")
+from curate.train import trainer as trainer_module  # noqa: E402 (needs torch)
+from curate.train.trainer import Interval, TrainConfig, lr_factor, train  # noqa: E402
 
 # The tiny preset at a CPU-test scale: 4 x 64 tokens a step on a 512-token vocabulary.
 SMALL = {
@@ -73,6 +73,25 @@ def test_cli_trains_writes_the_log_and_refuses_to_overwrite(shard_dir: Path, tmp
     assert main(args) == 2  # checkpoints exist and --resume was not given
     assert main([*args[:6], "5", *args[7:], "--resume"]) == 0
     assert [r["step"] for r in records(out)] == [1, 2, 3, 4, 5]
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_shape(
+    shard_dir: Path, tmp_path: Path, capsys, one_thread
+):
+    args = ["train", "--data", str(shard_dir), "--steps", "2", "--device", "cpu", "--batch-size", "2"]
+    args += ["--output", str(tmp_path), "--quiet", "--eval-every", "0", "--seq-len"]
+    assert main([*args, "32"]) == 0
+    assert main([*args, "16", "--resume"]) == 2
+    assert "model shape differs" in capsys.readouterr().err
+
+
+def test_throughput_leaves_out_the_time_spent_saving_checkpoints(monkeypatch):
+    clock = iter([0.0, 10.0, 25.0, 30.0])  # start; save begins; save ends; log
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
+    interval = Interval()
+    with interval.paused():
+        pass
+    assert interval.seconds() == 15.0
 
 
 def test_cli_names_a_dataset_version_it_cannot_find(tmp_path: Path, monkeypatch, capsys):
