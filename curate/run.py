@@ -32,7 +32,7 @@ from curate.pipelines.readers import expand_inputs
 from curate.pipelines.runner import pipeline_options
 from curate.report import write_report
 from curate.shards import write_manifest
-from curate.store import LocalStore
+from curate.versions.lineage import check_commit_target, commit_run
 
 
 @dataclass
@@ -134,6 +134,8 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
     started = time.monotonic()
     files = expand_inputs(config.input.paths)
     curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
+    if config.output.dataset:
+        check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
     layout = curation.Layout(config.output.path)
     if _is_local(layout.root):
         os.makedirs(layout.root, exist_ok=True)
@@ -156,7 +158,7 @@ def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> 
             if isinstance(error, CurateError) and "[while running" not in str(error):
                 raise
             raise CurateError(_worker_error(error, log_path)) from error
-        summary = _finalize(config, layout, order, time.monotonic() - started)
+        summary = _finalize(config, layout, order, time.monotonic() - started, files)
         if progress:
             print(format_summary(summary), file=stream, flush=True)
     return summary
@@ -217,7 +219,7 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
     return order
 
 
-def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> RunSummary:
+def _finalize(config: Config, layout: Any, order: list[str], seconds: float, files: list[str]) -> RunSummary:
 
     rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
     stages = assemble_stats(rows, order)
@@ -249,10 +251,7 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float) -> 
     summary = RunSummary(layout.root, stats, reports, shards, seconds)
     if config.output.dataset:
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
-        commit = LocalStore().commit_dir(
-            layout.root, config.output.dataset, config.output.branch, "curate run"
-        )
-        summary.commit = f"{config.output.dataset}@{commit.id} (branch {config.output.branch})"
+        summary.commit = commit_run(config, layout.root, files, stats)
     return summary
 
 

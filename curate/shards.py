@@ -12,7 +12,7 @@ import json
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -113,8 +113,15 @@ def write_manifest(
 # ------------------------------------------------------------------------------------------- reading
 
 
-def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    path = Path(out_dir) / MANIFEST
+class Folder(Protocol):
+    """A folder that is not on the local disk (a version read in place: curate.versions.RemotePath)."""
+
+    def __truediv__(self, part: str) -> Any: ...
+
+
+def read_manifest(out_dir: str | Path | Folder) -> dict[str, Any]:
+    # A folder, or a folder inside a version (curate.versions.RemotePath: same `/` and read_text).
+    path = (Path(out_dir) if isinstance(out_dir, str | Path) else out_dir) / MANIFEST
     try:
         manifest = json.loads(path.read_text())
     except OSError as error:

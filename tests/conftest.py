@@ -162,6 +162,29 @@ def output_rows() -> Callable[[Path, str], list[dict]]:
     return rows
 
 
+# ------------------------------------------------------------------- lakeFS API contract server
+
+
+@pytest.fixture(scope="session")
+def lakefs_server(tmp_path_factory):
+    """The in-process lakeFS API contract server (curate.testing.lakefs_server), real HTTP on 127.0.0.1."""
+    from curate.testing.lakefs_server import FakeLakeFS
+
+    server = FakeLakeFS(tmp_path_factory.mktemp("lakefs"), "AKIATESTCURATE", "s3cr3t-never-printed")
+    server.endpoint = server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lakefs_env(lakefs_server, monkeypatch):
+    """LAKEFS_* pointing at the contract server (what a user sets for a real one)."""
+    monkeypatch.setenv("LAKEFS_ENDPOINT", lakefs_server.endpoint)
+    monkeypatch.setenv("LAKEFS_ACCESS_KEY_ID", lakefs_server.access_key_id)
+    monkeypatch.setenv("LAKEFS_SECRET_ACCESS_KEY", lakefs_server.secret_access_key)
+    return lakefs_server
+
+
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory, jsonl_file: Path) -> Path:
     """One real `curate run` from the command line over `jsonl_file` (10 documents), shared by the report

@@ -9,7 +9,12 @@ from curate.config import ConfigError, load_config
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="Run a curation recipe (crawl in, token shards out).")
-    run.add_argument("config", help="Recipe YAML (see `curate config show`).")
+    run.add_argument("config", nargs="?", help="Recipe YAML (see `curate config show`).")
+    run.add_argument(
+        "--recipe-from",
+        metavar="VERSION",
+        help="Rerun the exact recipe recorded in a version's lineage (NAME@REF or lakefs://REPO/REF).",
+    )
     run.add_argument("--input", action="append", metavar="PATH_OR_GLOB", help="Replaces input.paths.")
     run.add_argument("--output", metavar="DIR", help="Replaces output.path.")
     add_runner_arguments(run)
@@ -48,7 +53,17 @@ def apply_overrides(config, args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from curate.run import run
 
-    config = apply_overrides(load_config(args.config), args)
+    if bool(args.config) == bool(args.recipe_from):
+        raise ConfigError("curate run: give a recipe file or --recipe-from VERSION (exactly one)")
+    if args.recipe_from:
+        from curate.config import parse_config
+        from curate.versions.lineage import recipe_of
+
+        recipe, source = recipe_of(args.recipe_from)
+        args.config = f"the recipe of {source}"
+        config = parse_config(override(recipe, args), args.config)
+    else:
+        config = apply_overrides(load_config(args.config), args)
     if not config.input.paths:
         raise ConfigError(f"{args.config}: input.paths: no input given (set it or pass --input)")
     run(config, progress=not args.quiet)

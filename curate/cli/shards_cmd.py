@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shards = subparsers.add_parser("shards", help="Inspect or verify a run's token shards.")
     actions = shards.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("inspect", help="Counts, per-domain token shares and decoded samples.")
-    show.add_argument("out", help="Output folder of `curate run` (with manifest.json).")
+    show.add_argument("out", help="Output folder of `curate run`, NAME@REF or lakefs://REPO/REF[/PATH].")
     show.add_argument("--samples", type=int, default=3, help="Decoded documents to show (default 3).")
     show.add_argument("--chars", type=int, default=300, help="Characters shown per sample.")
     show.add_argument("--json", action="store_true", help="Print the report as JSON.")
@@ -21,13 +21,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser(
         "verify", help="Checksums, schema, EOS, counts, and decode round-trip against documents/."
     )
-    check.add_argument("out", help="Output folder of `curate run` (with manifest.json).")
+    check.add_argument("out", help="Output folder of `curate run`, NAME@REF or lakefs://REPO/REF[/PATH].")
     check.add_argument("--no-decode", action="store_true", help="Skip the decode round-trip (faster).")
     check.set_defaults(func=_verify)
 
 
+# What each command reads of a version that is not a local folder (streamed, nothing else fetched).
+_INSPECT_FILES = ("manifest.json", "tokenizer.json", "shards/*")
+_VERIFY_FILES = (*_INSPECT_FILES, "documents/*")
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    report = inspect(args.out, samples=args.samples, sample_chars=args.chars)
+    from curate.versions import local_view
+
+    with local_view(args.out, _INSPECT_FILES) as root:
+        report = inspect(root, samples=args.samples, sample_chars=args.chars)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
@@ -47,9 +55,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    # The round-trip needs the kept documents' text (OUT/documents, unless output.documents was off).
-    decode = not args.no_decode and any(Path(args.out, "documents").glob("*.parquet"))
-    problems = verify(args.out, decode=decode)
+    from curate.versions import local_view
+
+    files = _INSPECT_FILES if args.no_decode else _VERIFY_FILES
+    with local_view(args.out, files) as root:
+        # The round-trip needs the kept documents' text (OUT/documents, unless output.documents was off).
+        decode = not args.no_decode and any(Path(root, "documents").glob("*.parquet"))
+        problems = [p.replace(str(root), args.out.rstrip("/")) for p in verify(root, decode=decode)]
     for problem in problems:
         print(f"FAIL {problem}")
     if problems:

@@ -1,105 +1,245 @@
-"""`curate versions ...`: dataset versions on branches (the embedded store; see curate/store.py)."""
+"""`curate versions ...`: dataset versions on branches, in the embedded store or a lakeFS repository.
+
+A version is named ``NAME@REF`` (embedded dataset), ``lakefs://REPO/REF`` (lakeFS), or a bare ``REF`` of
+the repository given by ``--repo NAME|lakefs://REPO`` or ``$CURATE_REPO``. See curate/versions/.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from typing import Any
+
+from curate.core.errors import CurateError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     versions = subparsers.add_parser(
-        "versions", help="Commit, branch, list, diff and check out dataset versions."
+        "versions", help="Commit, branch, tag, log, show, diff, merge and check out dataset versions."
+    )
+    versions.add_argument(  # also accepted after the action (each action's --repo wins)
+        "--repo", dest="repo_top", metavar="NAME|lakefs://REPO", help="Repository for bare refs."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--repo", metavar="NAME|lakefs://REPO", help="Repository for bare refs (default: $CURATE_REPO)."
     )
     actions = versions.add_subparsers(dest="action", required=True, metavar="ACTION")
-    commit = actions.add_parser("commit", help="Commit a run's output folder to a dataset branch.")
+
+    def action(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help_text, parents=[common])
+        parser.set_defaults(func=func)
+        return parser
+
+    commit = action("commit", "Commit a run's output folder to a branch.", _commit)
     commit.add_argument("folder")
-    commit.add_argument("dataset", help="name[@branch]")
+    commit.add_argument("spec", nargs="?", default="", help="NAME[@BRANCH], lakefs://REPO/BRANCH or BRANCH.")
     commit.add_argument("-m", "--message", default="")
-    commit.set_defaults(func=_commit)
-    log = actions.add_parser("log", help="History of name[@ref].")
+    log = action("log", "History of a ref (first parents), with each commit's lineage summary.", _log)
     log.add_argument("spec")
-    log.set_defaults(func=_log)
-    branch = actions.add_parser("branch", help="Create a branch: NAME NEW [--from REF].")
-    branch.add_argument("dataset")
+    log.add_argument("-n", "--limit", type=int, default=50)
+    show = action("show", "One version's lineage: recipe, code, inputs, runner, stats.", _show)
+    show.add_argument("spec")
+    show.add_argument("--json", action="store_true", help="Print the version as JSON.")
+    branch = action("branch", "Create a branch: SPEC NEW (from SPEC's ref, or --from REF).", _branch)
+    branch.add_argument("spec", help="NAME, NAME@REF, lakefs://REPO[/REF] or REF.")
     branch.add_argument("new")
-    branch.add_argument("--from", dest="from_ref", default="main")
-    branch.set_defaults(func=_branch)
-    tag = actions.add_parser("tag", help="Tag a version: NAME TAG [--ref REF].")
-    tag.add_argument("dataset")
+    branch.add_argument("--from", dest="from_ref", help="Ref to branch from (default: SPEC's ref).")
+    tag = action("tag", "Tag a version: SPEC TAG (SPEC's ref, or --ref REF).", _tag)
+    tag.add_argument("spec")
     tag.add_argument("tag")
-    tag.add_argument("--ref", default="main")
-    tag.set_defaults(func=_tag)
-    listing = actions.add_parser("list", help="Datasets with their branches and tags.")
-    listing.set_defaults(func=_list)
-    diff = actions.add_parser("diff", help="Files and counts that differ between name@a and b.")
+    tag.add_argument("--ref", help="Ref to tag (default: SPEC's ref).")
+    action("list", "Datasets (embedded) or the repository's branches and tags.", _list)
+    diff = action("diff", "Files added/removed/changed and per-stage stats from SPEC_A to REF_B.", _diff)
     diff.add_argument("spec_a")
     diff.add_argument("ref_b")
-    diff.set_defaults(func=_diff)
-    checkout = actions.add_parser("checkout", help="Materialise name@ref as a folder.")
+    checkout = action("checkout", "Materialise a version as a folder (copies, checked by sha256).", _checkout)
     checkout.add_argument("spec")
     checkout.add_argument("dest")
-    checkout.set_defaults(func=_checkout)
+    checkout.add_argument("--force", action="store_true", help="Replace a non-empty DEST's contents.")
+    merge = action("merge", "Merge SRC (a ref) into branch DST of the same repository.", _merge)
+    merge.add_argument("source")
+    merge.add_argument("destination")
+    merge.add_argument("-m", "--message", default="")
+    merge.add_argument("--strategy", choices=["source-wins", "dest-wins"], help="Resolve conflicts this way.")
+    gc = action("gc", "Embedded store: remove objects no commit references (dry run unless --apply).", _gc)
+    gc.add_argument("--apply", action="store_true", help="Delete them (default: only report).")
 
 
-def _store():
-    from curate.store import LocalStore
+def _repo(args: argparse.Namespace) -> str | None:
+    return getattr(args, "repo", None) or getattr(args, "repo_top", None)
 
-    return LocalStore()
+
+def _locate(spec: str, repo: str | None):
+    from curate.versions import default_repository, locate, open_repository
+
+    if not spec:
+        chosen = default_repository(repo)
+        if not chosen:
+            raise CurateError("no version given: pass NAME@REF, lakefs://REPO/REF, or --repo / $CURATE_REPO")
+        store = open_repository(chosen)
+        return store, _default_branch(store)
+    return locate(spec, repo)
+
+
+def _default_branch(store: Any) -> str:
+    return store.repository().default_branch if hasattr(store, "repository") else "main"
+
+
+def _when(version: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(version.created))
 
 
 def _commit(args: argparse.Namespace) -> int:
-    from curate.store import parse_spec
+    from pathlib import Path
 
-    dataset, branch = parse_spec(args.dataset)
-    commit = _store().commit_dir(args.folder, dataset, branch, args.message)
-    print(f"{dataset}@{commit.id} on branch {branch} ({len(commit.files)} files)")
+    import curate
+    from curate.shards import _git_commit
+    from curate.versions.base import read_json_file
+
+    store, branch = _locate(args.spec, _repo(args))
+    folder = Path(args.folder)
+    manifest = read_json_file(folder / "manifest.json") if (folder / "manifest.json").is_file() else {}
+    stats = read_json_file(folder / "stats.json") if (folder / "stats.json").is_file() else {}
+    lineage = {
+        "format": "curate.lineage/1",
+        "recipe": manifest.get("config"),
+        "code": manifest.get("code") or {"curate": curate.__version__, "git_commit": _git_commit()},
+        "committed_by": "curate versions commit",
+        "stats": {
+            **{k: stats[k] for k in ("documents_read", "documents_kept", "documents_rejected") if k in stats},
+            "total_tokens": manifest.get("total_tokens"),
+            "shards": len(manifest.get("shards", [])),
+        },
+    }
+    version = store.commit_output(folder, branch, args.message or f"commit {folder}", lineage)
+    print(f"{store.name}@{version.id} on branch {branch}")
     return 0
 
 
 def _log(args: argparse.Namespace) -> int:
-    from curate.store import parse_spec
+    store, ref = _locate(args.spec, _repo(args))
+    for version in store.log(ref, args.limit):
+        lineage = version.lineage
+        kept = version.stats.get("documents_kept", "-")
+        runner = (lineage.get("runner") or {}).get("name", "-")
+        inputs = len(lineage.get("inputs") or [])
+        code = (lineage.get("code") or {}).get("curate", "-")
+        print(
+            f"{version.id[:12]}  {_when(version)}  kept {kept}  runner {runner}  inputs {inputs}"
+            f"  curate {code}  {version.message}"
+        )
+    return 0
 
-    dataset, ref = parse_spec(args.spec)
-    for commit in _store().log(dataset, ref):
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(commit.created))
-        kept = commit.stats.get("documents_kept", "?")
-        print(f"{commit.id}  {when}  kept {kept}  {commit.message}")
+
+def _show(args: argparse.Namespace) -> int:
+    import yaml
+
+    store, ref = _locate(args.spec, _repo(args))
+    version = store.resolve(ref)
+    if args.json:
+        record = {"id": version.id, "parents": list(version.parents), "message": version.message}
+        print(json.dumps({**record, "created": version.created, "lineage": version.lineage}, indent=2))
+        return 0
+    lineage = version.lineage
+    print(f"commit   {version.id}  ({store.name}@{ref})")
+    print(f"parents  {' '.join(version.parents) or '-'}")
+    print(f"date     {_when(version)}")
+    print(f"message  {version.message}")
+    if not lineage:
+        print("lineage  none recorded (committed before lineage existed, or not by curate)")
+        return 0
+    code = lineage.get("code") or {}
+    print(f"curate   {code.get('curate', '-')} (git {code.get('git_commit') or 'unknown'})")
+    runner = lineage.get("runner") or {}
+    if runner:
+        print(f"runner   {runner.get('name')} (workers {runner.get('workers')})")
+    inputs = lineage.get("inputs") or []
+    if inputs:
+        total = sum(i.get("size") or 0 for i in inputs)
+        print(f"inputs   {len(inputs)} file(s), {total:,} bytes")
+        for entry in inputs:
+            check = entry.get("sha256") and f"sha256:{entry['sha256']}" or f"checksum:{entry.get('checksum')}"
+            print(f"  {entry['path']}  {entry.get('size', '?'):,}  {check}")
+    stats = lineage.get("stats") or {}
+    if stats:
+        print(
+            f"stats    read {stats.get('documents_read', '-')}, kept {stats.get('documents_kept', '-')},"
+            f" rejected {stats.get('documents_rejected', '-')}, tokens {stats.get('total_tokens', '-')}"
+        )
+        for name, stage in (stats.get("stages") or {}).items():
+            reasons = ", ".join(f"{r} {n}" for r, n in stage.get("rejected", {}).items()) or "-"
+            print(f"  {name:<14}{stage['in']:>9}{stage['out']:>9}  {reasons}")
+    if lineage.get("redacted"):
+        print(f"redacted {', '.join(lineage['redacted'])}")
+    if lineage.get("recipe"):
+        print("recipe")
+        text = yaml.safe_dump(lineage["recipe"], sort_keys=False)
+        print("\n".join("  " + line for line in text.splitlines()))
     return 0
 
 
 def _branch(args: argparse.Namespace) -> int:
-    commit = _store().branch(args.dataset, args.new, args.from_ref)
-    print(f"{args.dataset}@{args.new} -> {commit.id}")
+    store, ref = _locate(args.spec, _repo(args))
+    version = store.branch(args.new, args.from_ref or ref)
+    print(f"{store.name}@{args.new} -> {version.id}")
     return 0
 
 
 def _tag(args: argparse.Namespace) -> int:
-    commit = _store().tag(args.dataset, args.tag, args.ref)
-    print(f"{args.dataset}@{args.tag} -> {commit.id}")
+    store, ref = _locate(args.spec, _repo(args))
+    version = store.tag(args.tag, args.ref or ref)
+    print(f"{store.name}@{args.tag} -> {version.id}")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    store = _store()
-    for dataset in store.datasets():
-        branches = ", ".join(f"{b}={c[:10]}" for b, c in store.branches(dataset).items())
-        tags = ", ".join(store.tags(dataset)) or "-"
-        print(f"{dataset}: branches {branches}; tags {tags}")
+    from curate.versions import LocalStore, default_repository, open_repository
+
+    chosen = default_repository(_repo(args))
+    stores = [open_repository(chosen)] if chosen else [open_repository(d) for d in LocalStore().datasets()]
+    for store in stores:
+        branches = ", ".join(f"{b}={c[:10]}" for b, c in store.branches().items()) or "-"
+        tags = ", ".join(store.tags()) or "-"
+        print(f"{store.name}: branches {branches}; tags {tags}")
     return 0
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from curate.store import parse_spec
-
-    dataset, ref_a = parse_spec(args.spec_a)
-    print(json.dumps(_store().diff(dataset, ref_a, args.ref_b), indent=2))
+    store, ref_a = _locate(args.spec_a, _repo(args))
+    print(json.dumps(store.diff(ref_a, args.ref_b), indent=2))
     return 0
 
 
 def _checkout(args: argparse.Namespace) -> int:
-    from curate.store import parse_spec
+    store, ref = _locate(args.spec, _repo(args))
+    print(store.checkout(ref, args.dest, force=args.force))
+    return 0
 
-    dataset, ref = parse_spec(args.spec)
-    print(_store().checkout(dataset, ref, args.dest))
+
+def _merge(args: argparse.Namespace) -> int:
+    store, source = _locate(args.source, _repo(args))
+    destination = args.destination
+    if "@" in destination or destination.startswith("lakefs://"):
+        other, destination = _locate(destination, _repo(args))
+        if other.name != store.name:
+            raise CurateError(f"cannot merge across repositories ({store.name} into {other.name})")
+    version = store.merge(source, destination, args.message, strategy=args.strategy)
+    print(f"{store.name}@{destination} -> {version.id}")
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from curate.versions import LocalStore, default_repository
+
+    chosen = default_repository(_repo(args))
+    if chosen and chosen.startswith("lakefs://"):
+        raise CurateError(
+            f"{chosen}: lakeFS collects its own garbage (its GC rules); gc is for the embedded store"
+        )
+    store = LocalStore()
+    report = store.gc(apply=args.apply)
+    verb = "removed" if args.apply else "would remove (dry run; pass --apply)"
+    print(f"{store.root}: {verb} {report['objects']} object(s), {report['bytes']:,} bytes")
     return 0

@@ -58,5 +58,4 @@ def commit_report(name: str, commit_id: str) -> Path | None:
     entry = commit.files.get(REPORT_FILE)
     if entry is None:
         return None
-    digest = entry["sha256"]
-    return Path(store.root) / "objects" / digest[:2] / digest[2:]
+    return Path(store.object_path(entry["sha256"]))

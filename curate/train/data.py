@@ -29,6 +29,7 @@ import xxhash
 from curate.core.errors import CurateError
 from curate.shards import read_manifest
 from curate.store import resolve_data
+from curate.versions import RemotePath
 
 IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the loader needs no torch
 
@@ -37,8 +38,8 @@ IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the
 class ShardSet:
     """A dataset folder's manifest, checked: where the shards are and what the tokens mean."""
 
-    root: Path
-    shards: tuple[Path, ...]
+    root: Path | RemotePath
+    shards: tuple[Path | RemotePath, ...]
     units: tuple[tuple[int, int], ...]  # (shard index, row group)
     vocab_size: int
     eos_id: int
@@ -46,7 +47,8 @@ class ShardSet:
 
     @classmethod
     def open(cls, spec: str | Path) -> ShardSet:
-        """A `curate run` output folder, or `name@ref` from the dataset store."""
+        """A `curate run` output folder, `name@ref` from the dataset store, or `lakefs://REPO/REF[/PATH]`
+        (read in place: Parquet fetches only the byte ranges it needs)."""
         root = resolve_data(str(spec))
         manifest = read_manifest(root)
         try:
@@ -68,9 +70,14 @@ class ShardSet:
         units = tuple(
             (index, group)
             for index, path in enumerate(shards)
-            for group in range(pq.ParquetFile(path).num_row_groups)
+            for group in range(parquet_file(path).num_row_groups)
         )
         return cls(root, shards, units, vocab_size, eos_id, total)
+
+
+def parquet_file(path: Any) -> pq.ParquetFile:
+    """A local shard by path; a shard inside a version (curate.versions.RemotePath) by a ranged reader."""
+    return pq.ParquetFile(path if isinstance(path, str | Path) else path.open())
 
 
 def in_eval_split(ids: list[str], fraction: float) -> np.ndarray:
@@ -140,7 +147,7 @@ class TokenStream:
         """This split's documents of one unit (row group, or every parts-th of its rows), shuffled, flat."""
         shard, group, part, parts = unit
         if shard not in self._files:
-            self._files[shard] = pq.ParquetFile(self.shards.shards[shard])
+            self._files[shard] = parquet_file(self.shards.shards[shard])
         try:
             table = self._files[shard].read_row_group(group, columns=["id", "tokens"])
         except (KeyError, pa.ArrowInvalid) as error:

@@ -1,0 +1,1 @@
+"""Servers that stand in for external services in tests and benchmarks (never used by a real run)."""

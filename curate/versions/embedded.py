@@ -1,0 +1,462 @@
+"""The embedded version store: dataset versions on branches in a local folder, no server needed.
+
+Layout under the store root (default ``~/.curate/store``, or ``$CURATE_STORE``):
+
+    objects/ab/cdef...              file contents, addressed by sha256 (a shard stored twice costs nothing)
+    commits/<id>.json               {id, dataset, parent, merged, message, created, files, stats, lineage}
+    refs/<dataset>/heads/<branch>   a commit id
+    refs/<dataset>/tags/<tag>       a commit id
+    locks/                          flock files: one per branch (the head's compare-and-swap), one store-wide
+
+Integrity: a commit hashes each file while copying it into objects/ and checks the hashes against the
+output's manifest, so a shard changed after its run is refused. Moving a branch happens under that
+branch's lock, reading the head and writing the new one in one critical section: concurrent commits all
+land, one after another, and none is lost. Checkouts copy (never hard-link) and check every byte against
+its sha256, so editing a checked-out file cannot change a stored version. ``gc`` holds the store-wide
+lock exclusively while commits hold it shared, so it never deletes the objects of a commit in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from curate.core.errors import CurateError
+from curate.versions.base import (
+    BLOCK,
+    STATS,
+    ProgressHook,
+    Version,
+    VersionStore,
+    check_against_manifest,
+    output_files,
+    prepare_destination,
+    write_stream,
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_HEX = re.compile(r"^[0-9a-f]{6,64}$")
+
+
+def default_store_root() -> Path:
+    return Path(os.environ.get("CURATE_STORE", Path.home() / ".curate" / "store")).expanduser()
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``name@ref`` -> (name, ref); ``name`` alone means the main branch."""
+    name, _, ref = spec.partition("@")
+    return name, ref or "main"
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not _NAME.match(value) or value.endswith((".lock", ".tmp")):
+        raise CurateError(f"invalid {kind} name '{value}': use letters, digits, '.', '_' and '-'")
+    return value
+
+
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    dataset: str
+    parent: str | None
+    message: str
+    created: float
+    files: dict[str, dict[str, Any]]
+    stats: dict[str, Any]
+    merged: str | None = None  # second parent of a merge commit
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def version(self) -> Version:
+        parents = tuple(p for p in (self.parent, self.merged) if p)
+        return Version(self.id, parents, self.message, self.created, self.lineage, self.stats)
+
+
+class LocalStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).expanduser() if root else default_store_root()
+
+    # ----------------------------------------------------------------------------------- locks
+
+    @contextlib.contextmanager
+    def _lock(self, name: str, shared: bool = False) -> Iterator[None]:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # ------------------------------------------------------------------------------------ refs
+
+    def _ref_path(self, dataset: str, kind: str, name: str) -> Path:
+        return self.root / "refs" / _check_name("dataset", dataset) / kind / _check_name(kind[:-1], name)
+
+    def _write_ref(self, path: Path, commit_id: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(commit_id + "\n")
+        temporary.replace(path)
+
+    def _read_refs(self, dataset: str, kind: str) -> dict[str, str]:
+        folder = self.root / "refs" / _check_name("dataset", dataset) / kind
+        if not folder.is_dir():
+            return {}
+        return {p.name: p.read_text().strip() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+
+    def branches(self, dataset: str) -> dict[str, str]:
+        return self._read_refs(dataset, "heads")
+
+    def tags(self, dataset: str) -> dict[str, str]:
+        return self._read_refs(dataset, "tags")
+
+    def datasets(self) -> list[str]:
+        refs = self.root / "refs"
+        return sorted(p.name for p in refs.iterdir()) if refs.is_dir() else []
+
+    def resolve(self, dataset: str, ref: str) -> Commit:
+        """A branch, tag, commit id or unique commit-id prefix -> the commit."""
+        _check_name("dataset", dataset)
+        if not _NAME.match(ref or ""):
+            raise CurateError(
+                f"{dataset}@{ref}: not a valid ref; give a branch, a tag or a commit id (letters, digits,"
+                " '.', '_', '-')"
+            )
+        for kind in ("heads", "tags"):
+            path = self._ref_path(dataset, kind, ref)
+            if path.is_file():
+                return self.commit(path.read_text().strip())
+        matching = []
+        if _HEX.match(ref):
+            for path in (self.root / "commits").glob(f"{ref}*.json"):
+                if self.commit(path.stem).dataset == dataset:
+                    matching.append(path.stem)
+        if len(matching) == 1:
+            return self.commit(matching[0])
+        if len(matching) > 1:
+            raise CurateError(f"{dataset}@{ref}: commit prefix is ambiguous ({len(matching)} commits)")
+        known = ", ".join(sorted(self.branches(dataset)) + sorted(self.tags(dataset))) or "none"
+        raise CurateError(f"{dataset}@{ref}: no such branch, tag or commit in {self.root} (refs: {known})")
+
+    # --------------------------------------------------------------------------------- commits
+
+    def commit(self, commit_id: str) -> Commit:
+        path = self.root / "commits" / f"{commit_id}.json"
+        if not _HEX.match(commit_id) or not path.is_file():
+            raise CurateError(f"commit {commit_id} not found in {self.root}")
+        return Commit(**json.loads(path.read_text()))
+
+    def object_path(self, sha256: str) -> Path:
+        return self.root / "objects" / sha256[:2] / sha256[2:]
+
+    def _store_file(self, path: Path) -> tuple[str, int]:
+        """Copy one file into objects/ while hashing it (one read: what is hashed is what is stored)."""
+        staging = self.root / "objects" / "incoming"
+        staging.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=staging)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(handle, "wb") as out, open(path, "rb") as source:
+                while block := source.read(BLOCK):
+                    digest.update(block)
+                    size += len(block)
+                    out.write(block)
+            sha = digest.hexdigest()
+            target = self.object_path(sha)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(temporary, 0o444)
+                os.replace(temporary, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        return sha, size
+
+    def commit_dir(
+        self,
+        source: str | Path,
+        dataset: str,
+        branch: str = "main",
+        message: str = "",
+        lineage: dict[str, Any] | None = None,
+        on_progress: ProgressHook | None = None,
+    ) -> Commit:
+        """Store every file under ``source`` (checked against its manifest) and move ``branch`` to a new
+        commit of them; the head is read and moved under the branch's lock."""
+        source = Path(source)
+        head_path = self._ref_path(dataset, "heads", branch)
+        files: dict[str, dict[str, Any]] = {}
+        with self._lock("store", shared=True):
+            for path in output_files(source):
+                relative = path.relative_to(source).as_posix()
+                sha, size = self._store_file(path)
+                files[relative] = {"sha256": sha, "size": size}
+                if on_progress:
+                    on_progress(relative, size)
+            check_against_manifest(source, {p: f["sha256"] for p, f in files.items()})
+            stats_entry = files.get(STATS)
+            stats = json.loads(self.object_path(stats_entry["sha256"]).read_text()) if stats_entry else {}
+            with self._lock(f"{dataset}.heads.{branch}"):
+                parent = head_path.read_text().strip() if head_path.is_file() else None
+                record = self._write_commit(dataset, parent, None, message, files, stats, lineage or {})
+                self._write_ref(head_path, record.id)
+        return record
+
+    def _write_commit(
+        self,
+        dataset: str,
+        parent: str | None,
+        merged: str | None,
+        message: str,
+        files: dict[str, dict[str, Any]],
+        stats: dict[str, Any],
+        lineage: dict[str, Any],
+    ) -> Commit:
+        created = time.time()
+        body = {
+            "dataset": dataset,
+            "parent": parent,
+            "merged": merged,
+            "message": message,
+            "files": files,
+            "lineage": lineage,
+            "created": created,
+        }
+        commit_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
+        record: dict[str, Any] = {"id": commit_id, "stats": _stats_digest(stats), **body}
+        commits = self.root / "commits"
+        commits.mkdir(parents=True, exist_ok=True)
+        temporary = commits / f".{commit_id}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+        temporary.replace(commits / f"{commit_id}.json")
+        return Commit(**record)
+
+    def log(self, dataset: str, ref: str = "main", limit: int = 50) -> list[Commit]:
+        history: list[Commit] = []
+        commit: Commit | None = self.resolve(dataset, ref)
+        while commit is not None and len(history) < limit:
+            history.append(commit)
+            commit = self.commit(commit.parent) if commit.parent else None
+        return history
+
+    def branch(self, dataset: str, new: str, from_ref: str = "main") -> Commit:
+        path = self._ref_path(dataset, "heads", new)
+        commit = self.resolve(dataset, from_ref)
+        with self._lock(f"{dataset}.heads.{new}"):
+            if path.exists():
+                raise CurateError(f"{dataset}: branch '{new}' exists already")
+            self._write_ref(path, commit.id)
+        return commit
+
+    def tag(self, dataset: str, tag: str, ref: str = "main") -> Commit:
+        path = self._ref_path(dataset, "tags", tag)
+        commit = self.resolve(dataset, ref)
+        with self._lock(f"{dataset}.tags.{tag}"):
+            if path.exists() and path.read_text().strip() != commit.id:
+                raise CurateError(f"{dataset}: tag '{tag}' exists already (on {path.read_text().strip()})")
+            self._write_ref(path, commit.id)
+        return commit
+
+    def checkout(self, dataset: str, ref: str, dest: str | Path, force: bool = False) -> Path:
+        """Materialise a version as a folder: copies, each checked against its sha256."""
+        commit = self.resolve(dataset, ref)
+        dest = Path(dest)
+        prepare_destination(dest, set(commit.files), force)
+        for relative, entry in sorted(commit.files.items()):
+            self._copy_out(entry, dest / relative, f"{dataset}@{commit.id}/{relative}")
+        return dest
+
+    def _copy_out(self, entry: dict[str, Any], target: Path, where: str) -> None:
+        obj = self.object_path(entry["sha256"])
+        if not obj.is_file():
+            raise CurateError(f"{where}: stored object {obj} is missing; the store is damaged")
+        with open(obj, "rb") as handle:
+            write_stream(iter(lambda: handle.read(BLOCK), b""), target, entry["sha256"], where)
+
+    def merge(
+        self, dataset: str, source: str, destination: str, message: str = "", strategy: str | None = None
+    ) -> Commit:
+        """Three-way merge of ``source`` into branch ``destination``: a path changed on one side only takes
+        that side's content; changed differently on both is a conflict and nothing moves."""
+        src = self.resolve(dataset, source)
+        head_path = self._ref_path(dataset, "heads", destination)
+        if not head_path.is_file():
+            raise CurateError(f"{dataset}@{destination}: no such branch to merge into in {self.root}")
+        with self._lock(f"{dataset}.heads.{destination}"):
+            dst = self.commit(head_path.read_text().strip())
+            if dst.id == src.id or src.id in self._ancestors(dst.id):
+                return dst  # already contains source
+            if dst.id in self._ancestors(src.id):
+                self._write_ref(head_path, src.id)  # fast-forward
+                return src
+            base = self._merge_base(src.id, dst.id)
+            base_files = self.commit(base).files if base else {}
+            merged, conflicts = {}, []
+            for path in sorted(base_files.keys() | src.files.keys() | dst.files.keys()):
+                b, s, d = base_files.get(path), src.files.get(path), dst.files.get(path)
+                if s in (d, b):
+                    chosen = d
+                elif d == b:
+                    chosen = s
+                elif strategy in ("source-wins", "dest-wins"):
+                    chosen = s if strategy == "source-wins" else d
+                else:
+                    conflicts.append(path)
+                    continue
+                if chosen is not None:
+                    merged[path] = chosen
+            if conflicts:
+                raise CurateError(
+                    f"{dataset}: merging {source} into {destination} conflicts on {len(conflicts)} path(s),"
+                    f" e.g. {conflicts[0]}; {destination} is unchanged (use --strategy source-wins or"
+                    " dest-wins, or resolve on a branch)"
+                )
+            stats_entry = merged.get(STATS)
+            stats = json.loads(self.object_path(stats_entry["sha256"]).read_text()) if stats_entry else {}
+            text = message or f"Merge '{source}' into '{destination}'"
+            record = self._write_commit(dataset, dst.id, src.id, text, merged, stats, src.lineage)
+            self._write_ref(head_path, record.id)
+        return record
+
+    def _ancestors(self, commit_id: str) -> set[str]:
+        seen, todo = set(), [commit_id]
+        while todo:
+            current = self.commit(todo.pop())
+            for parent in (current.parent, current.merged):
+                if parent and parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    def _merge_base(self, a: str, b: str) -> str | None:
+        ancestors_b = self._ancestors(b) | {b}
+        queue, seen = [a], {a}
+        while queue:  # breadth first from a: the nearest common ancestor
+            current = queue.pop(0)
+            if current in ancestors_b:
+                return current
+            commit = self.commit(current)
+            for parent in (commit.parent, commit.merged):
+                if parent and parent not in seen:
+                    seen.add(parent)
+                    queue.append(parent)
+        return None
+
+    def diff(self, dataset: str, ref_a: str, ref_b: str) -> dict[str, Any]:
+        return EmbeddedRepository(dataset, self).diff(ref_a, ref_b)
+
+    def gc(self, apply: bool = False) -> dict[str, Any]:
+        """Objects that no commit references (and leftovers of interrupted commits); removed with apply."""
+        with self._lock("store"):
+            referenced: set[str] = set()
+            for path in (self.root / "commits").glob("*.json"):
+                referenced.update(entry["sha256"] for entry in json.loads(path.read_text())["files"].values())
+            garbage = []
+            objects = self.root / "objects"
+            for path in objects.rglob("*") if objects.is_dir() else []:
+                if not path.is_file():
+                    continue
+                relative = path.relative_to(objects).parts
+                sha = relative[0] + relative[1] if len(relative) == 2 and relative[0] != "incoming" else None
+                if sha is None or sha not in referenced:
+                    garbage.append(path)
+            freed = sum(p.stat().st_size for p in garbage)
+            if apply:
+                for path in garbage:
+                    path.unlink()
+            return {"objects": len(garbage), "bytes": freed, "removed": apply, "referenced": len(referenced)}
+
+
+def _stats_digest(stats: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers worth comparing between versions at a glance."""
+    keys = ("documents_read", "documents_kept", "documents_rejected")
+    return {key: stats[key] for key in keys if key in stats}
+
+
+class EmbeddedRepository(VersionStore):
+    """One dataset of the embedded store, behind the backend interface."""
+
+    def __init__(self, dataset: str, store: LocalStore | None = None):
+        self.dataset = _check_name("dataset", dataset)
+        self.store = store or LocalStore()
+        self.name = dataset
+
+    def commit_output(
+        self,
+        folder: str | Path,
+        branch: str,
+        message: str,
+        lineage: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        on_progress: ProgressHook | None = None,
+    ) -> Version:
+        commit = self.store.commit_dir(folder, self.dataset, branch, message, lineage, on_progress)
+        return commit.version()
+
+    def resolve(self, ref: str) -> Version:
+        return self.store.resolve(self.dataset, ref).version()
+
+    def log(self, ref: str, limit: int = 50) -> list[Version]:
+        return [c.version() for c in self.store.log(self.dataset, ref, limit)]
+
+    def branch(self, new: str, from_ref: str) -> Version:
+        return self.store.branch(self.dataset, new, from_ref).version()
+
+    def tag(self, tag: str, ref: str) -> Version:
+        return self.store.tag(self.dataset, tag, ref).version()
+
+    def branches(self) -> dict[str, str]:
+        return self.store.branches(self.dataset)
+
+    def tags(self) -> dict[str, str]:
+        return self.store.tags(self.dataset)
+
+    def files(self, ref: str) -> dict[str, dict[str, Any]]:
+        return dict(self.store.resolve(self.dataset, ref).files)
+
+    def open(self, ref: str, path: str) -> BinaryIO:
+        commit = self.store.resolve(self.dataset, ref)
+        entry = commit.files.get(path)
+        if entry is None:
+            raise CurateError(f"{self.dataset}@{ref}: no file {path} in commit {commit.id}")
+        return open(self.store.object_path(entry["sha256"]), "rb")
+
+    def checkout(self, ref: str, dest: str | Path, force: bool = False) -> Path:
+        return self.store.checkout(self.dataset, ref, dest, force)
+
+    def merge(self, source: str, destination: str, message: str = "", strategy: str | None = None) -> Version:
+        return self.store.merge(self.dataset, source, destination, message, strategy).version()
+
+    def cached_checkout(self, ref: str) -> Path:
+        """A read-only copy of a version under the store, made once per commit (atomically)."""
+        commit = self.store.resolve(self.dataset, ref)
+        target = self.store.root / "checkouts" / self.dataset / commit.id
+        if (target / ".complete").is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{commit.id}-"))
+        try:
+            self.store.checkout(self.dataset, commit.id, staging, force=True)
+            (staging / ".complete").write_text(commit.id + "\n")
+            if target.exists() and not (target / ".complete").is_file():
+                shutil.rmtree(target)  # an unfinished (or pre-1.0, hard-linked) cache of this commit
+            try:
+                staging.rename(target)
+            except OSError:
+                if not (target / ".complete").is_file():  # not a concurrent twin that won the race
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target

@@ -1,0 +1,607 @@
+"""The lakeFS backend: dataset versions in a lakeFS repository, through the official SDK (lakefs-sdk).
+
+Written against the lakeFS REST API v1 (``/api/v1``) as lakefs-sdk 1.88 models it (lakeFS's
+api/swagger.yml). A run's output is committed on a branch of its own, ``runs-<run-id>``, made from the
+target branch's head, and merged into the target only when every file is uploaded and committed: a run
+that fails or is killed leaves the target exactly as it was (lakeFS branch names cannot contain '/', so
+not ``runs/<id>``). Two runs racing for one target: the second merge conflicts (409) and is refused, its
+commit kept on its run branch; nothing is lost.
+
+Uploads and downloads stream (fixed-size buffers, whatever the shard size): the SDK's own upload reads a
+whole file into memory, so object bodies go through the SDK's connection pool directly, as the
+``application/octet-stream`` body that the uploadObject operation accepts, and reads use HTTP ranges.
+Credentials come from LAKEFS_ENDPOINT / LAKEFS_ACCESS_KEY_ID / LAKEFS_SECRET_ACCESS_KEY, lakectl's
+LAKECTL_* variables or ~/.lakectl.yaml; the secret never appears in a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
+
+from curate.core.errors import CurateError
+from curate.versions.base import (
+    BLOCK,
+    STATS,
+    LocalFile,
+    ProgressHook,
+    Version,
+    VersionStore,
+    check_against_manifest,
+    prepare_destination,
+    scan_output,
+    stats_delta,
+    write_stream,
+)
+
+SCHEME = "lakefs://"
+API_PREFIX = "/api/v1"
+LINEAGE_KEY = "curate.lineage"
+PAGE = 1000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    endpoint: str  # scheme://host:port, without /api/v1
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+def _normalise_endpoint(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url[: -len(API_PREFIX)] if url.endswith(API_PREFIX) else url
+
+
+def load_credentials() -> Credentials:
+    """LAKEFS_* variables, else lakectl's LAKECTL_* variables, else lakectl's ~/.lakectl.yaml."""
+    env = os.environ
+    for prefix in (
+        ("LAKEFS_ENDPOINT", "LAKEFS_ACCESS_KEY_ID", "LAKEFS_SECRET_ACCESS_KEY"),
+        (
+            "LAKECTL_SERVER_ENDPOINT_URL",
+            "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
+            "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
+        ),
+    ):
+        if env.get(prefix[0]):
+            if not env.get(prefix[1]) or not env.get(prefix[2]):
+                raise CurateError(f"{prefix[0]} is set but {prefix[1]} or {prefix[2]} is not")
+            return Credentials(_normalise_endpoint(env[prefix[0]]), env[prefix[1]], env[prefix[2]])
+    config = Path(env.get("LAKECTL_CONFIG_FILE") or Path.home() / ".lakectl.yaml").expanduser()
+    if config.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(config.read_text()) or {}
+            creds, server = data.get("credentials") or {}, data.get("server") or {}
+            return Credentials(
+                _normalise_endpoint(str(server["endpoint_url"])),
+                str(creds["access_key_id"]),
+                str(creds["secret_access_key"]),
+            )
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError):
+            raise CurateError(
+                f"{config}: not a lakectl config with server.endpoint_url and credentials.access_key_id /"
+                " secret_access_key"
+            ) from None
+    raise CurateError(
+        "no lakeFS server configured: set LAKEFS_ENDPOINT, LAKEFS_ACCESS_KEY_ID and LAKEFS_SECRET_ACCESS_KEY"
+        " (or run `lakectl config`)"
+    )
+
+
+def parse_uri(uri: str) -> tuple[str, str | None, str]:
+    """``lakefs://REPO[/REF[/PATH]]`` (or ``lakefs://REPO@REF``) -> (repo, ref or None, path)."""
+    if not uri.startswith(SCHEME):
+        raise CurateError(f"{uri}: not a lakefs:// URI (lakefs://REPO/REF/PATH)")
+    rest = uri[len(SCHEME) :]
+    head, _, path = rest.partition("/")
+    repo, _, at_ref = head.partition("@")
+    ref = at_ref or None
+    if ref is None and path:
+        ref, _, path = path.partition("/")
+    if not repo:
+        raise CurateError(f"{uri}: no repository in the URI (lakefs://REPO/REF/PATH)")
+    return repo, ref or None, path.strip("/")
+
+
+class _Context:
+    """What a request was for, so an error names the repository, the ref and the endpoint."""
+
+    def __init__(self, what: str, missing: str | None = None, conflict: str | None = None):
+        self.what, self.missing, self.conflict = what, missing, conflict
+
+
+class LakeFSRepository(VersionStore):
+    def __init__(self, repo: str, credentials: Credentials | None = None, retries: int = 2):
+        import lakefs_sdk
+        import urllib3
+
+        self.repo = repo
+        self.name = f"{SCHEME}{repo}"
+        self.credentials = credentials or load_credentials()
+        config = lakefs_sdk.Configuration(
+            host=self.credentials.endpoint + API_PREFIX,
+            username=self.credentials.access_key_id,
+            password=self.credentials.secret_access_key,
+        )
+        retry = urllib3.Retry(total=retries, connect=retries, read=0, backoff_factor=0.2)
+        config.retries = retry  # type: ignore[assignment]  # lakefs-sdk types it None; urllib3 takes a Retry
+        self._client = lakefs_sdk.ApiClient(config)
+        self._auth = urllib3.util.make_headers(
+            basic_auth=f"{self.credentials.access_key_id}:{self.credentials.secret_access_key}"
+        )
+        self.repositories = lakefs_sdk.RepositoriesApi(self._client)
+        self.branches_api = lakefs_sdk.BranchesApi(self._client)
+        self.commits = lakefs_sdk.CommitsApi(self._client)
+        self.refs = lakefs_sdk.RefsApi(self._client)
+        self.tags_api = lakefs_sdk.TagsApi(self._client)
+        self.objects = lakefs_sdk.ObjectsApi(self._client)
+        self._repository: Any = None
+
+    @property
+    def where(self) -> str:
+        return f"lakeFS at {self.credentials.endpoint}"
+
+    # --------------------------------------------------------------------------------- errors
+
+    def _call(self, context: _Context, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        from lakefs_sdk.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return function(*args, **kwargs)
+        except ApiException as error:
+            raise CurateError(self._explain(error.status, error.body, context)) from None
+        except HTTPError as error:
+            reason = getattr(error, "reason", None) or error
+            raise CurateError(
+                f"cannot reach {self.where} ({type(reason).__name__}) while {context.what}; is the server up"
+                " and LAKEFS_ENDPOINT right?"
+            ) from None
+
+    def _explain(self, status: int, body: Any, context: _Context) -> str:
+        try:
+            message = json.loads(body)["message"] if body else ""
+        except (ValueError, TypeError, KeyError):
+            message = str(body or "")[:200]
+        message = message.replace(self.credentials.secret_access_key, "***")
+        if status == 401:
+            return (
+                f"{self.where} rejected the credentials of access key {self.credentials.access_key_id} (401)"
+                f" while {context.what}; check LAKEFS_ACCESS_KEY_ID / LAKEFS_SECRET_ACCESS_KEY"
+            )
+        if status == 403:
+            key = self.credentials.access_key_id
+            return f"{self.where}: access key {key} may not do this (403): {context.what}"
+        if status == 404:
+            if not self._repository_exists():
+                return (
+                    f"{self.name}: no such repository at {self.credentials.endpoint} (create it: lakectl repo"
+                    f" create {self.name} STORAGE_NAMESPACE)"
+                )
+            return f"{context.missing or context.what + ': not found'} at {self.where} (404)"
+        if status == 409 and context.conflict:
+            return f"{context.conflict} ({self.where}, 409: {message or 'conflict'})"
+        return f"{self.where}: {context.what} failed ({status}: {message or 'no message'})"
+
+    def _repository_exists(self) -> bool:
+        from lakefs_sdk.exceptions import ApiException
+
+        try:
+            self._repository = self.repositories.get_repository(self.repo)
+            return True
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            context = _Context("opening the repository")
+            raise CurateError(self._explain(error.status, error.body, context)) from None
+        except Exception:
+            return True  # unreachable now: report the original error instead
+
+    def repository(self) -> Any:
+        if self._repository is None:
+            context = _Context(f"opening {self.name}", f"{self.name}: no such repository")
+            self._repository = self._call(context, self.repositories.get_repository, self.repo)
+        return self._repository
+
+    def _ref_context(self, ref: str, what: str) -> _Context:
+        return _Context(f"{what} {self.name}@{ref}", f"{self.name}@{ref}: no such branch, tag or commit")
+
+    # ---------------------------------------------------------------------------- raw objects
+
+    def _url(self, *parts: str, **query: str) -> str:
+        path = "/".join(quote(p, safe="") for p in parts)
+        params = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in query.items())
+        return f"{self.credentials.endpoint}{API_PREFIX}/{path}" + (f"?{params}" if params else "")
+
+    def _raw(
+        self, method: str, url: str, context: _Context, body: Any = None, headers: dict | None = None
+    ) -> Any:
+        from lakefs_sdk.exceptions import ApiException
+
+        pool = self._client.rest_client.pool_manager
+
+        def send() -> Any:
+            response = pool.request(
+                method,
+                url,
+                body=body,
+                headers={**self._auth, **(headers or {})},
+                preload_content=False,
+                retries=False if body is not None else None,
+            )
+            if not 200 <= response.status <= 299:
+                error = ApiException(status=response.status, reason=response.reason)
+                error.body = response.read().decode("utf-8", "replace")
+                response.release_conn()
+                raise error
+            return response
+
+        return self._call(context, send)
+
+    def _upload(self, branch: str, item: LocalFile, on_progress: ProgressHook | None) -> dict[str, Any]:
+        """Stream one file as the object's body; the sha256 of what was sent must match the scan."""
+        reader = _HashingReader(item.path, lambda n: on_progress(item.relative, n) if on_progress else None)
+        url = self._url("repositories", self.repo, "branches", branch, "objects", path=item.relative)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(item.size)}
+        context = _Context(f"uploading {item.relative} to {self.name}@{branch}")
+        with reader:
+            response = self._raw("POST", url, context, body=reader, headers=headers)
+        stats = json.loads(response.read())
+        response.release_conn()
+        if reader.sha256() != item.sha256 or reader.size != item.size:
+            raise CurateError(f"{item.path}: changed while being uploaded; nothing was committed, re-run")
+        return stats
+
+    def open(self, ref: str, path: str) -> BinaryIO:
+        context = _Context(f"reading {path} of {self.name}@{ref}", f"{self.name}@{ref}: no file {path}")
+        stat = self._call(context, self.objects.stat_object, self.repo, ref, path)
+        url = self._url("repositories", self.repo, "refs", ref, "objects", path=path)
+        raw = _RangeReader(self, url, int(stat.size_bytes or 0), context)
+        return io.BufferedReader(raw, buffer_size=4 * BLOCK)  # type: ignore[return-value]
+
+    # -------------------------------------------------------------------------------- listing
+
+    def _pages(
+        self, function: Callable[..., Any], context: _Context, *args: Any, **kwargs: Any
+    ) -> Iterator[Any]:
+        after = ""
+        while True:
+            page = self._call(context, function, *args, after=after, amount=PAGE, **kwargs)
+            yield from page.results
+            if not page.pagination.has_more:
+                return
+            after = page.pagination.next_offset
+
+    def files(self, ref: str) -> dict[str, dict[str, Any]]:
+        context = self._ref_context(ref, "listing")
+        return {
+            o.path: {"size": o.size_bytes, "checksum": o.checksum}
+            for o in self._pages(self.objects.list_objects, context, self.repo, ref)
+            if o.path_type == "object"
+        }
+
+    def branches(self) -> dict[str, str]:
+        context = _Context(f"listing the branches of {self.name}")
+        return {r.id: r.commit_id for r in self._pages(self.branches_api.list_branches, context, self.repo)}
+
+    def tags(self) -> dict[str, str]:
+        context = _Context(f"listing the tags of {self.name}")
+        return {r.id: r.commit_id for r in self._pages(self.tags_api.list_tags, context, self.repo)}
+
+    # -------------------------------------------------------------------------------- commits
+
+    @staticmethod
+    def _version(commit: Any) -> Version:
+        metadata = dict(commit.metadata or {})
+        try:
+            lineage = json.loads(metadata.get(LINEAGE_KEY, "{}"))
+        except ValueError:
+            lineage = {}
+        stats = lineage.get("stats", {}) if isinstance(lineage, dict) else {}
+        digest = {
+            k: stats[k] for k in ("documents_read", "documents_kept", "documents_rejected") if k in stats
+        }
+        return Version(
+            commit.id, tuple(commit.parents), commit.message, float(commit.creation_date), lineage, digest
+        )
+
+    def resolve(self, ref: str) -> Version:
+        page = self._call(
+            self._ref_context(ref, "resolving"), self.refs.log_commits, self.repo, ref, amount=1, limit=True
+        )
+        if not page.results:
+            raise CurateError(f"{self.name}@{ref}: has no commits ({self.where})")
+        return self._version(page.results[0])
+
+    def log(self, ref: str, limit: int = 50) -> list[Version]:
+        context = self._ref_context(ref, "reading the log of")
+        page = self._call(
+            context,
+            self.refs.log_commits,
+            self.repo,
+            ref,
+            amount=min(limit, PAGE),
+            limit=True,
+            first_parent=True,
+        )
+        return [self._version(c) for c in page.results[:limit]]
+
+    def branch(self, new: str, from_ref: str) -> Version:
+        from lakefs_sdk import BranchCreation
+
+        context = self._ref_context(from_ref, f"creating branch {new} from")
+        context.conflict = f"{self.name}: branch '{new}' exists already"
+        self._call(
+            context,
+            self.branches_api.create_branch,
+            self.repo,
+            BranchCreation.from_dict({"name": new, "source": from_ref}),
+        )
+        return self.resolve(new)
+
+    def tag(self, tag: str, ref: str) -> Version:
+        from lakefs_sdk import TagCreation
+
+        context = self._ref_context(ref, f"tagging {tag} at")
+        context.conflict = f"{self.name}: tag '{tag}' exists already"
+        self._call(
+            context, self.tags_api.create_tag, self.repo, TagCreation.from_dict({"id": tag, "ref": ref})
+        )
+        return self.resolve(tag)
+
+    def diff(self, ref_a: str, ref_b: str) -> dict[str, Any]:
+        """lakeFS's own two-dot diff of the refs, and the stats of both with deltas."""
+        context = _Context(
+            f"comparing {self.name}@{ref_a} with {ref_b}", f"{self.name}: no such ref {ref_a} or {ref_b}"
+        )
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+        for entry in self._pages(self.refs.diff_refs, context, self.repo, ref_a, ref_b, type="two_dot"):
+            if entry.path_type == "object" and entry.type in changes:
+                changes[entry.type].append(entry.path)
+        stats = [self._stats_at(ref) for ref in (ref_a, ref_b)]
+        return {
+            "from": f"{self.name}@{ref_a}",
+            "to": f"{self.name}@{ref_b}",
+            **{kind: sorted(paths) for kind, paths in changes.items()},
+            "stats": stats_delta(*stats),
+        }
+
+    def _stats_at(self, ref: str) -> dict[str, Any]:
+        from lakefs_sdk.exceptions import NotFoundException
+
+        try:
+            self.objects.stat_object(self.repo, ref, STATS)
+        except NotFoundException:
+            return {}
+        except Exception:  # reported properly by the read below
+            pass
+        return self.read_json(ref, STATS)
+
+    def merge(self, source: str, destination: str, message: str = "", strategy: str | None = None) -> Version:
+        from lakefs_sdk import Merge
+
+        context = _Context(
+            f"merging {self.name}@{source} into {destination}",
+            f"{self.name}: no such source ref {source} or destination branch {destination}",
+            conflict=f"{self.name}: merging {source} into {destination} conflicts; {destination} is unchanged"
+            " (use --strategy source-wins or dest-wins, or resolve on a branch)",
+        )
+        body = Merge.from_dict({"message": message or None, "strategy": strategy, "allow_empty": True})
+        result = self._call(context, self.refs.merge_into_branch, self.repo, source, destination, merge=body)
+        return self.resolve(result.reference)
+
+    def commit_output(
+        self,
+        folder: str | Path,
+        branch: str,
+        message: str,
+        lineage: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        on_progress: ProgressHook | None = None,
+    ) -> Version:
+        """Verify, upload to ``runs-<run-id>`` from the target's head, commit there, merge into the target."""
+        from lakefs_sdk import BranchCreation, CommitCreation, Merge, PathList
+
+        scanned = scan_output(folder)  # refuses a manifest mismatch before touching the repository
+        self.repository()
+        target_head = self._target_head(branch)
+        run_branch = f"runs-{run_id or time.strftime('%Y%m%d-%H%M%S') + '-' + uuid.uuid4().hex[:8]}"
+        context = _Context(
+            f"creating run branch {run_branch}", conflict=f"{self.name}: branch {run_branch} exists"
+        )
+        self._call(
+            context,
+            self.branches_api.create_branch,
+            self.repo,
+            BranchCreation.from_dict({"name": run_branch, "source": target_head}),
+        )
+        present = self.files(run_branch)
+        for item in scanned:
+            entry = present.get(item.relative)
+            if entry and entry["size"] == item.size and entry["checksum"] in (item.md5, f'"{item.md5}"'):
+                if on_progress:  # the same bytes are there already (lakeFS's checksum is the object's MD5)
+                    on_progress(item.relative, item.size)
+                continue
+            self._upload(run_branch, item, on_progress)
+        stale = sorted(present.keys() - {item.relative for item in scanned})
+        for start in range(0, len(stale), PAGE):
+            context = _Context(f"removing files of the previous version on {run_branch}")
+            errors = self._call(
+                context,
+                self.objects.delete_objects,
+                self.repo,
+                run_branch,
+                PathList.from_dict({"paths": stale[start : start + PAGE]}),
+            )
+            if errors.errors:
+                raise CurateError(f"{self.where}: could not remove {errors.errors[0].path} on {run_branch}")
+        metadata = lineage_metadata(lineage or {}, run_branch)
+        context = _Context(f"committing {run_branch} of {self.name}")
+        commit = self._call(
+            context,
+            self.commits.commit,
+            self.repo,
+            run_branch,
+            CommitCreation.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
+        )
+        context = _Context(
+            f"merging {run_branch} into {branch}",
+            conflict=f"{self.name}@{branch} moved while the run was committed; {branch} is unchanged and the"
+            f" run's commit {commit.id[:12]} stays on branch {run_branch} (rerun, or `curate versions merge"
+            f" {self.name}@{run_branch} {branch} --strategy source-wins`)",
+        )
+        result = self._call(
+            context,
+            self.refs.merge_into_branch,
+            self.repo,
+            run_branch,
+            branch,
+            merge=Merge.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
+        )
+        self._call(_Context(f"deleting {run_branch}"), self.branches_api.delete_branch, self.repo, run_branch)
+        return self.resolve(result.reference)
+
+    def _target_head(self, branch: str) -> str:
+        """The target branch's head commit; a missing target branch is made from the default branch."""
+        from lakefs_sdk import BranchCreation
+        from lakefs_sdk.exceptions import NotFoundException
+
+        try:
+            return self.branches_api.get_branch(self.repo, branch).commit_id
+        except NotFoundException:
+            default = self.repository().default_branch
+            context = self._ref_context(default, f"creating branch {branch} from")
+            self._call(
+                context,
+                self.branches_api.create_branch,
+                self.repo,
+                BranchCreation.from_dict({"name": branch, "source": default}),
+            )
+        except Exception:
+            pass
+        return self._call(
+            self._ref_context(branch, "reading"), self.branches_api.get_branch, self.repo, branch
+        ).commit_id
+
+    def checkout(self, ref: str, dest: str | Path, force: bool = False) -> Path:
+        """Stream every file of the version into ``dest`` and check the shards against the manifest."""
+        commit = self.resolve(ref).id  # one commit throughout, even if the branch moves meanwhile
+        files = self.files(commit)
+        dest = Path(dest)
+        prepare_destination(dest, set(files), force)
+        digests = {}
+        for relative in sorted(files):
+            url = self._url("repositories", self.repo, "refs", commit, "objects", path=relative)
+            context = _Context(f"downloading {relative} of {self.name}@{ref}")
+            response = self._raw("GET", url, context)
+            try:
+                _, digests[relative] = write_stream(
+                    response.stream(BLOCK), dest / relative, None, f"{self.name}@{ref}/{relative}"
+                )
+            finally:
+                response.release_conn()
+        check_against_manifest(dest, digests)
+        return dest
+
+
+def lineage_metadata(lineage: dict[str, Any], run_branch: str) -> dict[str, str]:
+    """lakeFS commit metadata is string to string: the whole lineage as JSON, plus a few flat keys that
+    lakeFS's UI and ``lakectl log`` show as they are."""
+    code = lineage.get("code", {})
+    stats = lineage.get("stats", {})
+    flat = {
+        LINEAGE_KEY: json.dumps(lineage, sort_keys=True),
+        "curate.run_branch": run_branch,
+        "curate.version": code.get("curate"),
+        "curate.git_commit": code.get("git_commit"),
+        "curate.runner": (lineage.get("runner") or {}).get("name"),
+        "curate.documents_kept": stats.get("documents_kept"),
+    }
+    return {k: str(v) for k, v in flat.items() if v is not None}
+
+
+class _HashingReader(io.RawIOBase):
+    """A file read once for the upload body, hashed as it goes (what was sent is what was checked)."""
+
+    def __init__(self, path: Path, progress: Callable[[int], Any]):
+        self._handle = open(path, "rb")  # noqa: SIM115 - closed by close(), like any file object
+        self._digest = hashlib.sha256()
+        self._progress = progress
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._handle.read(BLOCK if n is None or n < 0 else min(n, BLOCK))
+        self._digest.update(chunk)
+        self.size += len(chunk)
+        if chunk:
+            self._progress(self.size)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+class _RangeReader(io.RawIOBase):
+    """A seekable reader of one object that fetches byte ranges on demand (Parquet reads only the row
+    groups it needs, so training from lakeFS needs no full download)."""
+
+    def __init__(self, repository: LakeFSRepository, url: str, size: int, context: _Context):
+        self._repository, self._url, self._size, self._context = repository, url, size, context
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self._size or len(buffer) == 0:
+            return 0
+        end = min(self._size, self._position + len(buffer)) - 1
+        headers = {"Range": f"bytes={self._position}-{end}"}
+        response = self._repository._raw("GET", self._url, self._context, headers=headers)
+        if response.status != 206 and not (self._position == 0 and end == self._size - 1):
+            response.release_conn()
+            raise CurateError(f"{self._repository.where}: ignored a range request ({response.status})")
+        try:
+            view, filled = memoryview(buffer), 0
+            for chunk in response.stream(BLOCK):
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+        finally:
+            response.release_conn()
+        self._position += filled
+        return filled

@@ -1,0 +1,138 @@
+"""What a version records about how it was made, and the run driver's commit hook.
+
+Lineage: the full recipe (secrets in runner options dropped), curate's version and git commit, every
+input file with its size and sha256 (local) or the object store's checksum/ETag, the runner, the run's
+stats summary and its token totals. Both backends store it with the commit; `curate versions show`
+prints it and `curate run --recipe-from NAME@REF` reruns its recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from curate.core.errors import CurateError
+
+LINEAGE_FORMAT = "curate.lineage/1"
+_SECRET = re.compile(r"secret|password|passwd|token|credential|private_key|access_key", re.IGNORECASE)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _redacted(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    options = dict((recipe.get("runner") or {}).get("options") or {})
+    dropped = sorted(key for key in options if _SECRET.search(key))
+    if dropped:
+        recipe = {
+            **recipe,
+            "runner": {**recipe["runner"], "options": {k: v for k, v in options.items() if k not in dropped}},
+        }
+    return recipe, [f"runner.options.{key}" for key in dropped]
+
+
+def describe_inputs(files: list[str]) -> list[dict[str, Any]]:
+    """Each input with its size and checksum: sha256 for a local file, the store's checksum otherwise."""
+    from curate.versions.base import hash_file
+
+    described = []
+    for name in files:
+        if "://" not in name:
+            sha, _, size = hash_file(Path(name))
+            described.append({"path": str(Path(name).resolve()), "size": size, "sha256": sha})
+            continue
+        from apache_beam.io.filesystems import FileSystems
+
+        entry: dict[str, Any] = {"path": name}
+        try:
+            entry["size"] = FileSystems.match([name])[0].metadata_list[0].size_in_bytes
+            entry["checksum"] = FileSystems.checksum(name)
+        except Exception as error:  # lineage must not fail a finished run; say what is missing
+            entry["checksum_error"] = f"{type(error).__name__}: {error}"[:200]
+        described.append(entry)
+    return described
+
+
+def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -> dict[str, Any]:
+    import curate
+    from curate.shards import _git_commit
+
+    recipe, dropped = _redacted(config.model_dump(mode="json"))
+    manifest_path = Path(output) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    return {
+        "format": LINEAGE_FORMAT,
+        "recipe": recipe,
+        "redacted": dropped,
+        "code": {"curate": curate.__version__, "git_commit": _git_commit()},
+        "runner": {k: v for k, v in recipe.get("runner", {}).items() if k != "options"},
+        "inputs": describe_inputs(files),
+        "stats": {
+            **{
+                k: stats[k]
+                for k in ("documents_read", "documents_kept", "documents_rejected", "balanced")
+                if k in stats
+            },
+            "stages": {
+                name: {"in": s["in"], "out": s["out"], "rejected": s.get("rejected", {})}
+                for name, s in stats.get("stages", {}).items()
+            },
+            "total_tokens": manifest.get("total_tokens"),
+            "shards": len(manifest.get("shards", [])),
+        },
+        "output": output,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def check_commit_target(config: Any) -> None:
+    """Before a run starts: the repository of ``output.dataset`` exists and answers, the branch name is valid
+    (lakeFS: the server is reachable and accepts the credentials)."""
+    from curate.versions import open_repository
+    from curate.versions.embedded import _check_name
+
+    if "://" in config.output.path and config.output.dataset:
+        raise CurateError(
+            f"output.dataset {config.output.dataset}: only a local output folder can be committed for now;"
+            " write the run locally (or import the objects with lakectl import)"
+        )
+    _check_name("branch", config.output.branch)
+    repository = open_repository(config.output.dataset)
+    if hasattr(repository, "repository"):
+        repository.repository()
+
+
+def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]) -> str:
+    """The run driver's hook, called after the manifest is written: commit the output with its lineage
+    to ``output.dataset`` (a dataset name or lakefs://REPO) on ``output.branch``; returns a summary."""
+    from curate.versions import open_repository
+
+    if "://" in output:
+        raise CurateError(
+            f"{output}: only a local output folder can be committed to {config.output.dataset} for now;"
+            " write the run locally or commit with lakectl import"
+        )
+    repository = open_repository(config.output.dataset)
+    lineage = collect(config, files, stats, output)
+    run_id = new_run_id()
+    version = repository.commit_output(output, config.output.branch, f"curate run {run_id}", lineage, run_id)
+    return f"{repository.name}@{version.id} (branch {config.output.branch})"
+
+
+def recipe_of(spec: str, repo: str | None = None) -> tuple[dict[str, Any], str]:
+    """The recipe recorded in a version's lineage (for `curate run --recipe-from`)."""
+    from curate.versions import locate
+
+    store, ref = locate(spec, repo)
+    version = store.resolve(ref)
+    recipe = version.lineage.get("recipe")
+    if not recipe:
+        raise CurateError(
+            f"{store.name}@{ref}: commit {version.id[:12]} records no recipe (not made by a run)"
+        )
+    return recipe, f"{store.name}@{version.id[:12]}"

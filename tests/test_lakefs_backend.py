@@ -1,0 +1,211 @@
+"""The lakeFS backend's own rules (credentials, URIs, streaming, errors) and the contract server's
+behaviour where lakeFS documents it; the scenario shared with the embedded store is in test_versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tracemalloc
+import uuid
+
+import pytest
+
+from curate.core.errors import CurateError
+from curate.versions import locate, resolve_data
+from curate.versions.lakefs import Credentials, LakeFSRepository, load_credentials, parse_uri
+
+
+def _repository(server, **credentials) -> LakeFSRepository:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    server.create_repository(name)
+    creds = Credentials(server.endpoint, server.access_key_id, server.secret_access_key)
+    return LakeFSRepository(name, Credentials(**{**creds.__dict__, **credentials}))
+
+
+def _output(folder, payload: bytes):
+    (folder / "shards").mkdir(parents=True)
+    (folder / "shards" / "shard-00000.parquet").write_bytes(payload)
+    (folder / "stats.json").write_text(json.dumps({"documents_kept": 1}))
+    sha = hashlib.sha256(payload).hexdigest()
+    (folder / "manifest.json").write_text(
+        json.dumps({"shards": [{"path": "shards/shard-00000.parquet", "sha256": sha}]})
+    )
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("uri", "parsed"),
+    [
+        ("lakefs://web", ("web", None, "")),
+        ("lakefs://web/main", ("web", "main", "")),
+        ("lakefs://web/v1/runs/a/", ("web", "v1", "runs/a")),
+        ("lakefs://web@v1", ("web", "v1", "")),
+        ("lakefs://web@v1/out", ("web", "v1", "out")),
+    ],
+)
+def test_uris(uri, parsed):
+    assert parse_uri(uri) == parsed
+
+
+def test_credentials_from_the_environment_then_lakectl(tmp_path, monkeypatch):
+    for name in ("LAKEFS_ENDPOINT", "LAKECTL_SERVER_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(CurateError, match="no lakeFS server configured: set LAKEFS_ENDPOINT"):
+        load_credentials()
+    (tmp_path / ".lakectl.yaml").write_text(
+        "credentials:\n  access_key_id: AKIAFILE\n  secret_access_key: from-file\n"
+        "server:\n  endpoint_url: http://lakefs.example:8000/api/v1\n"
+    )
+    assert load_credentials() == Credentials("http://lakefs.example:8000", "AKIAFILE", "from-file")
+    monkeypatch.setenv("LAKEFS_ENDPOINT", "http://env:8000/")
+    monkeypatch.setenv("LAKEFS_ACCESS_KEY_ID", "AKIAENV")
+    monkeypatch.delenv("LAKEFS_SECRET_ACCESS_KEY", raising=False)
+    with pytest.raises(CurateError, match="LAKEFS_ENDPOINT is set but LAKEFS_ACCESS_KEY_ID or LAKEFS_SECRET"):
+        load_credentials()
+    monkeypatch.setenv("LAKEFS_SECRET_ACCESS_KEY", "env-secret")
+    creds = load_credentials()
+    assert creds == Credentials("http://env:8000", "AKIAENV", "env-secret") and "env-secret" not in repr(
+        creds
+    )
+
+
+def test_curate_repo_names_the_repository_of_bare_refs(lakefs_env, monkeypatch):
+    lakefs_env.create_repository("envrepo")
+    monkeypatch.setenv("CURATE_REPO", "lakefs://envrepo")
+    store, ref = locate("main")
+    assert (store.name, ref) == ("lakefs://envrepo", "main")
+    store, ref = locate("lakefs://envrepo")
+    assert ref == "main"  # the repository's default branch
+
+
+def test_an_unreachable_server_is_one_line_naming_it(monkeypatch):
+    repository = LakeFSRepository("web", Credentials("http://127.0.0.1:9", "AKIA", "sekrit"), retries=0)
+    with pytest.raises(CurateError, match=r"^cannot reach lakeFS at http://127.0.0.1:9 .* reading the log"):
+        repository.log("main")
+
+
+def test_a_mismatched_shard_is_refused_before_the_repository_is_touched(lakefs_server, tmp_path):
+    repository = _repository(lakefs_server)
+    folder = _output(tmp_path / "out", b"good")
+    (folder / "shards" / "shard-00000.parquet").write_bytes(b"evil")
+    calls = len(lakefs_server.calls)
+    with pytest.raises(CurateError, match="sha256 differs from manifest.json"):
+        repository.commit_output(folder, "main", "bad")
+    assert len(lakefs_server.calls) == calls
+    assert set(repository.branches()) == {"main"}
+
+
+def test_an_identical_output_uploads_nothing_and_still_records_its_commit(lakefs_server, tmp_path):
+    repository = _repository(lakefs_server)
+    folder = _output(tmp_path / "out", b"shard bytes")
+    first = repository.commit_output(folder, "main", "one", {"stats": {"documents_kept": 1}})
+    start = len(lakefs_server.calls)
+    second = repository.commit_output(folder, "main", "two", {"stats": {"documents_kept": 1}})
+    uploads = [c for c in lakefs_server.calls[start:] if c[1].endswith("/branches/{branch}/objects")]
+    assert (
+        uploads == []
+        and second.parents[0] == first.id
+        and repository.files("main") == repository.files(first.id)
+    )
+    assert set(repository.branches()) == {"main"}  # the run branch is gone after its merge
+
+
+def test_ranged_reads_fetch_only_what_is_read(lakefs_env, tmp_path):
+    payload = bytes(range(256)) * 80_000  # ~20 MB
+    repository = _repository(lakefs_env)
+    repository.commit_output(_output(tmp_path / "out", payload), "main", "big")
+    remote = resolve_data(f"{repository.name}/main") / "shards" / "shard-00000.parquet"
+    sent = lakefs_env.object_bytes_sent
+    with remote.open() as handle:
+        handle.seek(len(payload) - 10)
+        assert handle.read() == payload[-10:]
+        handle.seek(1000)
+        assert handle.read(5) == payload[1000:1005]
+    assert lakefs_env.object_bytes_sent - sent <= 10 + (4 << 20)  # the tail, then one 4 MB buffer
+
+
+def test_uploads_stream_in_flat_memory(lakefs_server, tmp_path):
+    payload_size = 64 << 20
+    folder = tmp_path / "out"
+    (folder / "shards").mkdir(parents=True)
+    digest = hashlib.sha256()
+    with open(folder / "shards" / "shard-00000.parquet", "wb") as handle:
+        block = bytes(range(256)) * 4096
+        for _ in range(payload_size // len(block)):
+            handle.write(block)
+            digest.update(block)
+    (folder / "manifest.json").write_text(
+        json.dumps({"shards": [{"path": "shards/shard-00000.parquet", "sha256": digest.hexdigest()}]})
+    )
+    repository = _repository(lakefs_server)
+    tracemalloc.start()
+    try:
+        repository.commit_output(folder, "main", "64 MB")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20  # includes the in-process server; a buffered upload would need 64 MB+
+    assert repository.files("main")["shards/shard-00000.parquet"]["size"] == payload_size
+
+
+def test_documented_errors_of_the_contract_server(lakefs_server):
+    import lakefs_sdk
+    from lakefs_sdk.exceptions import ApiException, NotFoundException, UnauthorizedException
+
+    repository = _repository(lakefs_server)
+    api = repository.objects
+    with pytest.raises(NotFoundException):
+        api.stat_object(repository.repo, "main", "missing")
+    with pytest.raises(ApiException) as invalid:
+        repository.branches_api.create_branch(
+            repository.repo, lakefs_sdk.BranchCreation(name="runs/x", source="main")
+        )
+    assert invalid.value.status == 400  # lakeFS branch ids match ^\w[-\w]*$: no '/'
+    from curate.versions.lakefs import _Context
+
+    url = repository._url("repositories", repository.repo, "branches", "main", "objects", path="a.txt")
+    headers = {"Content-Type": "application/octet-stream", "If-None-Match": "*"}
+    assert (
+        json.loads(repository._raw("POST", url, _Context("up"), body=b"one", headers=headers).read())[
+            "size_bytes"
+        ]
+        == 3
+    )
+    with pytest.raises(CurateError, match=r"uploading failed \(412: precondition failed"):
+        repository._raw("POST", url, _Context("uploading"), body=b"two", headers=headers)
+    bad = _repository(lakefs_server, secret_access_key="nope")
+    with pytest.raises(UnauthorizedException):
+        bad.repositories.get_repository(bad.repo)
+    with pytest.raises(ApiException) as missing_route:
+        repository.refs.find_merge_base(repository.repo, "main", "main")
+    assert missing_route.value.status == 501  # not part of the contract the backend uses
+
+
+def test_a_run_into_a_missing_repository_fails_before_it_starts(lakefs_env, tmp_path, capsys, jsonl_file):
+    from curate.cli import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"input: [{jsonl_file}]\n"
+        f"output: {{path: {tmp_path / 'out'}, dataset: 'lakefs://no-such-repo', branch: main}}\n"
+    )
+    assert main(["run", str(recipe), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"lakefs://no-such-repo: no such repository at {lakefs_env.endpoint}" in err
+    assert not (tmp_path / "out" / "stats.json").exists()
+
+
+def test_repo_flag_names_the_repository_of_bare_refs(lakefs_env, tmp_path, capsys):
+    from curate.cli import main
+
+    repository = _repository(lakefs_env)
+    repository.commit_output(
+        _output(tmp_path / "out", b"flag"), "main", "via flag", {"stats": {"documents_kept": 1}}
+    )
+    assert main(["versions", "log", "--repo", repository.name, "main"]) == 0
+    assert "kept 1" in capsys.readouterr().out
+    assert main(["versions", "--repo", repository.name, "log", "main"]) == 0  # before the action too
+    assert "kept 1" in capsys.readouterr().out
+    assert main(["versions", "list", "--repo", repository.name]) == 0
+    assert capsys.readouterr().out.startswith(f"{repository.name}: branches main=")
