@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -17,21 +18,26 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from curate.config import Config
+from curate import incremental
+from curate.config import Config, parse_config
 from curate.core.errors import CurateError
 from curate.core.files import write_atomic
-from curate.pipelines import curation, token_shards
+from curate.pipelines import curation, dedup, token_shards
 from curate.pipelines.accounting import assemble_stats
+from curate.pipelines.dedup import index_settings
+from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_resolver
 from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.readers import expand_inputs
 from curate.pipelines.runner import pipeline_options
 from curate.report import write_report
 from curate.shards import write_manifest
+from curate.store import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target, commit_run
 
 
@@ -61,14 +67,19 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
+def _clear_work(layout: Any) -> None:
+    if FileSystems.exists(layout.work):
+        FileSystems.delete([layout.work])
+
+
 def _clear_previous_outputs(layout: Any) -> None:
     """A run replaces its output folder's results; stale shards must never mix with new ones."""
-
-    for sub in ("documents", "rejected", "shards", ".work"):
-        matches = FileSystems.match([layout.path(sub, "*")])[0].metadata_list
-        if matches:
-            FileSystems.delete([m.path for m in matches])
-    for name in ("stats.json", "manifest.json", "tokenizer.json", "report.html"):
+    for pattern in ("documents/*", "rejected/*", "shards/*", ".work/*", "index/*/*", "index/*"):
+        matches = FileSystems.match([layout.path(pattern)])[0].metadata_list
+        files = [m.path for m in matches if not (_is_local(m.path) and os.path.isdir(m.path))]
+        if files:
+            FileSystems.delete(files)
+    for name in ("stats.json", "manifest.json", "tokenizer.json", "lineage.json", "report.html"):
         if FileSystems.exists(layout.path(name)):
             FileSystems.delete([layout.path(name)])
 
@@ -127,41 +138,179 @@ class _Progress:
             print(file=self._stream)
 
 
-def run(config: Config, progress: bool = True, stream: TextIO | None = None) -> RunSummary:
-    """Run the recipe to completion and return its summary; raises CurateError on a problem the user
-    can fix (bad input path, stage not available, unwritable output)."""
+@dataclass
+class _Plan:
+    """What this invocation will do: the new inputs in segments, and what the folder already holds."""
 
+    root: str
+    files: list[str]
+    key: str
+    lineage: dict[str, Any] | None
+    segments: list[list[dict[str, Any]]]
+    skipped: int  # inputs already in the appended version
+    label: str  # how this run's own earlier parts are named in `dup_version`
+
+    def finished(self, segment: list[dict[str, Any]]) -> bool:
+        done = incremental.done_inputs(self.lineage, plan=self.key)
+        return bool(segment) and all(incremental.input_key(entry) in done for entry in segment)
+
+
+def _plan(config: Config, files: list[str], append: str | None) -> _Plan:
+    """Identify the inputs, prepare the output folder (fresh, resumed, or a checkout of the appended
+    version) and cut what is left to do into segments."""
+    root = config.output.path
+    if not _is_local(root):
+        if append or incremental.segment_limits(config) != (None, None):
+            raise CurateError(f"{root}: segments and --append need a local output folder")
+        _clear_previous_outputs(curation.Layout(root))
+        return _Plan(root, files, "", None, [[]], 0, root)
+    os.makedirs(root, exist_ok=True)
+    inputs = [incremental.identify(path) for path in files]
+    key = incremental.plan_key(config, inputs, append)
+    lineage = incremental.read_lineage(root)
+    plan = (lineage or {}).get("plan") or {}
+    if append:
+        _clear_previous_outputs(curation.Layout(root))
+        _copy_tree(str(resolve_data(append)), root)
+        lineage = incremental.lineage_of_version(root)
+    elif plan.get("key") == key and not plan.get("complete"):  # the same command, killed before: resume
+        incremental.remove_unfinished(root, lineage)
+        _clear_work(curation.Layout(root))
+    else:
+        _clear_previous_outputs(curation.Layout(root))
+        lineage = None
+    before = {
+        incremental.input_key(entry)
+        for part in (lineage or {}).get("parts", [])
+        if part.get("plan") != key
+        for entry in part["inputs"]
+    }
+    todo = [entry for entry in inputs if incremental.input_key(entry) not in before]
+    segments = incremental.plan_segments(todo, *incremental.segment_limits(config))
+    label = f"{config.output.dataset}@{config.output.branch}" if config.output.dataset else root
+    return _Plan(root, files, key, lineage, segments, len(inputs) - len(todo), label)
+
+
+def run(
+    config: Config, progress: bool = True, stream: TextIO | None = None, append: str | None = None
+) -> RunSummary:
+    """Run the recipe to completion and return its summary; raises CurateError on a problem the user
+    can fix (bad input path, stage not available, unwritable output).
+
+    Inputs are processed in segments (README "Incremental runs"), each a pipeline whose output joins
+    the folder and is committed when done. ``append`` (``NAME@BRANCH``) starts from that version: its
+    inputs are skipped, new documents are deduplicated against it, and the result is committed on it.
+    """
     started = time.monotonic()
+    if append:
+        dataset, branch = parse_spec(append)
+        output = config.output.model_copy(update={"dataset": dataset, "branch": branch})
+        config = config.model_copy(update={"output": output})
+    set_version_resolver(resolve_data)  # `against: [NAME@REF]` are versions of the store
     files = expand_inputs(config.input.paths)
     curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
     if config.output.dataset:
         check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
-    layout = curation.Layout(config.output.path)
-    if _is_local(layout.root):
-        os.makedirs(layout.root, exist_ok=True)
-    _clear_previous_outputs(layout)
-
-    log_path = os.path.join(layout.root if _is_local(layout.root) else tempfile.gettempdir(), "run.log")
+    plan = _plan(config, files, append)
+    root = plan.root
+    log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
     with _worker_logs_to(log_path) as console:
         stream = stream or console
-        if progress:
-            print(
-                f"curate: {len(files)} input file(s) -> {layout.root} on the {config.runner.name} runner"
-                f" (Beam's log: {log_path})",
-                file=stream,
-                flush=True,
+        say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda line: None)
+        skipped = f"; {plan.skipped} already in {append}, skipped" if append else ""
+        say(
+            f"curate: {len(files)} input file(s){skipped} -> {root} on the {config.runner.name} runner"
+            f" (Beam's log: {log_path})"
+        )
+        if not plan.segments:
+            say(f"curate: no new input files; {root} is {append} as it was")
+            return _summary_of(root, plan.lineage, time.monotonic() - started)
+        summary = None
+        for number, segment in enumerate(plan.segments, 1):
+            name = f"segment {number}/{len(plan.segments)} ({len(segment)} file(s))"
+            if plan.finished(segment):
+                say(f"curate: {name}: finished before, skipped")
+                continue
+            if len(plan.segments) > 1:
+                say(f"curate: {name}")
+            summary = _run_part(
+                config, plan, segment, number == len(plan.segments), progress, stream, log_path
             )
-        try:
-            order = _run_pipeline(config, files, layout, progress, stream)
-        except Exception as error:
-            traceback.print_exc()  # fd 2 is the log file here
-            if isinstance(error, CurateError) and "[while running" not in str(error):
-                raise
-            raise CurateError(_worker_error(error, log_path)) from error
-        summary = _finalize(config, layout, order, time.monotonic() - started, files)
-        if progress:
-            print(format_summary(summary), file=stream, flush=True)
+            plan.lineage = incremental.read_lineage(root)
+        if summary is None:  # every segment had finished before: the plan is complete now
+            plan.lineage["plan"]["complete"] = True
+            incremental.write_lineage(root, plan.lineage)
+            summary = _summary_of(root, plan.lineage, 0.0)
+        summary.seconds = time.monotonic() - started
+        say(format_summary(summary))
     return summary
+
+
+def _run_part(
+    config: Config,
+    plan: _Plan,
+    segment: list[dict[str, Any]],
+    complete: bool,
+    progress: bool,
+    stream: TextIO,
+    log_path: str,
+) -> RunSummary:
+    """One segment as one pipeline, written beside the folder's finished parts, then finalized."""
+    parts = (plan.lineage or {}).get("parts", [])
+    layout = curation.Layout(
+        plan.root, part=incremental.part_name(len(parts)), first_shard=incremental.next_shard(plan.lineage)
+    )
+    part_config = _part_config(config, plan.root, plan.label) if parts else config
+    paths = [entry["path"] for entry in segment] if segment else plan.files
+    started = time.monotonic()
+    try:
+        order = _run_pipeline(part_config, paths, layout, progress, stream)
+    except Exception as error:
+        traceback.print_exc()  # fd 2 is the log file here
+        if isinstance(error, CurateError) and "[while running" not in str(error):
+            raise
+        raise CurateError(_worker_error(error, log_path)) from error
+    seconds = time.monotonic() - started
+    return _finalize(config, layout, order, seconds, plan.lineage, segment, plan.key, complete)
+
+
+def _part_config(config: Config, root: str, label: str) -> Config:
+    """A later part's recipe: deduplicated against the folder so far, with its tokenizer."""
+    data = config.model_dump(mode="json")
+    stages = data["stages"]
+    if os.path.isfile(os.path.join(root, "index", "index.json")):
+        for name in ("dedup_exact", "dedup_minhash"):
+            if stages[name]["enabled"] and label not in stages[name]["against"]:
+                stages[name]["against"].append(label)
+    if stages["tokenize"]["enabled"] and stages["tokenize"]["train"] is not None:
+        # A trained tokenizer is trained once, by the first part; the later parts reuse it.
+        keep = os.path.join(tempfile.mkdtemp(prefix="curate-tokenizer-"), "tokenizer.json")
+        shutil.copyfile(os.path.join(root, "tokenizer.json"), keep)
+        stages["tokenize"].update(tokenizer=keep, train=None)
+    return parse_config(data, "the recipe of a later segment")
+
+
+def _copy_tree(source: str, dest: str) -> None:
+    """A checked-out version into the output folder (hard links: the files are never written in place)."""
+    for folder, _, names in os.walk(source):
+        for name in names:
+            relative = os.path.relpath(os.path.join(folder, name), source)
+            if relative == "run.log":
+                continue
+            target = os.path.join(dest, relative)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.exists(target):
+                os.remove(target)
+            try:
+                os.link(os.path.join(folder, name), target)
+            except OSError:
+                shutil.copyfile(os.path.join(folder, name), target)
+
+
+def _summary_of(root: str, lineage: dict[str, Any] | None, seconds: float) -> RunSummary:
+    stats = json.loads(Path(os.path.join(root, "stats.json")).read_text(encoding="utf-8"))
+    shards = [shard for part in (lineage or {}).get("parts", []) for shard in part["shards"]]
+    return RunSummary(root, stats, [], shards, seconds)
 
 
 def _worker_error(error: Exception, log_path: str) -> str:
@@ -198,7 +347,6 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 
 
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
-
     # A caller that watches progress (curate serve) names the folder; otherwise a fresh temporary one.
     progress_dir = os.environ.get(PROGRESS_ENV) or tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)
@@ -219,8 +367,18 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
     return order
 
 
-def _finalize(config: Config, layout: Any, order: list[str], seconds: float, files: list[str]) -> RunSummary:
-
+def _finalize(
+    config: Config,
+    layout: Any,
+    order: list[str],
+    seconds: float,
+    lineage: dict[str, Any] | None,
+    inputs: list[dict[str, Any]],
+    plan_key: str,
+    complete: bool,
+) -> RunSummary:
+    """A finished part joins the folder: stats.json (summed over parts), manifest.json (every part's
+    shards), the index settings and, last, lineage.json; then the folder is committed."""
     rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
     stages = assemble_stats(rows, order)
     last = stages[order[-1]]
@@ -229,7 +387,7 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float, fil
     shards = sorted(
         curation.read_json_lines(layout.path(".work", curation.SHARDS_FILE)), key=lambda s: s["path"]
     )
-    stats = {
+    part_stats = {
         "stages": stages,
         "documents_read": stages["read"]["in"],
         "documents_kept": last["out"],
@@ -240,18 +398,42 @@ def _finalize(config: Config, layout: Any, order: list[str], seconds: float, fil
         "cpu_seconds": round(_cpu_seconds(), 2),
     }
     for report in reports:
-        stats[report.get("kind", "report")] = {k: v for k, v in report.items() if k != "kind"}
-    if not stats["balanced"]:
+        part_stats[report.get("kind", "report")] = {k: v for k, v in report.items() if k != "kind"}
+    if not part_stats["balanced"]:
         raise CurateError(f"{layout.root}: document accounting does not balance: {json.dumps(stages)}")
+    manifest_keys = ("path", "n_docs", "n_tokens", "sha256", "bytes", "row_groups", "domains")
+    part = {
+        "part": layout.part,
+        "plan": plan_key,
+        "inputs": inputs,
+        "shards": [{k: s[k] for k in manifest_keys if k in s} for s in shards],
+        "stats": part_stats,
+    }
+    parts = [*(lineage or {}).get("parts", []), part]
+    stats = incremental.merge_stats([p["stats"] for p in parts])
     _write_json(layout.path("stats.json"), stats)
     if config.stages.of(token_shards.STAGE).enabled:
-        write_manifest(layout.root, shards, config, stats)
+        earlier = [shard for p in parts[:-1] for shard in p["shards"]]
+        write_manifest(layout.root, [*earlier, *shards], config, stats)
+    settings = index_settings(config.stages.of(dedup.EXACT_STAGE), config.stages.of(dedup.MINHASH_STAGE))
+    if settings:
+        meta_path = layout.path("index", INDEX_META)
+        existing = (
+            json.loads(Path(meta_path).read_text(encoding="utf-8"))
+            if _is_local(meta_path) and os.path.isfile(meta_path)
+            else None
+        )
+        _write_json(meta_path, merge_meta(existing, settings, layout.root))
     FileSystems.delete([layout.work])
+    if _is_local(layout.root):
+        plan = {"key": plan_key, "complete": complete}
+        incremental.write_lineage(layout.root, {"format": incremental.FORMAT, "plan": plan, "parts": parts})
     _write_report(layout.root, config)
-    summary = RunSummary(layout.root, stats, reports, shards, seconds)
+    all_shards = [shard for p in parts for shard in p["shards"]]
+    summary = RunSummary(layout.root, stats, reports, all_shards, seconds)
     if config.output.dataset:
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
-        summary.commit = commit_run(config, layout.root, files, stats)
+        summary.commit = commit_run(config, layout.root, [entry["path"] for entry in inputs], stats)
     return summary
 
 
@@ -271,7 +453,6 @@ def _write_report(root: str, config: Config) -> None:
 
 
 def _write_json(path: str, data: Any) -> None:
-
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 

@@ -45,6 +45,18 @@ class Normalization:
             text = " ".join(text.split())  # str.split knows the same whitespace as re's \s, 4x faster
         return text
 
+    def apply_keeping_lines(self, text: str) -> str:
+        """``apply`` without the whitespace collapse: every newline stays where it was, so the lines of
+        the result are the lines of the text, each normalised but for its whitespace."""
+        text = unicodedata.normalize("NFC", text)
+        if self.lowercase:
+            text = text.lower()
+        if self.strip_punctuation:
+            text = _PUNCTUATION.sub(" ", text)
+        if self.normalize_digits:
+            text = _DIGITS.sub("0", text)
+        return text
+
     def words(self, text: str) -> list[str]:
         """``apply(text).split()`` in one regex pass instead of three (the shingling hot path)."""
         text = unicodedata.normalize("NFC", text)

@@ -9,8 +9,9 @@ from typing import Any
 import apache_beam as beam
 
 from curate.core.config import StageDef
-from curate.pipelines import mixing, token_shards
+from curate.pipelines import dedup, mixing, token_shards
 from curate.pipelines.accounting import count_stage
+from curate.pipelines.dedup import WriteDedupIndex
 from curate.pipelines.progress import flush, report_kept
 from curate.pipelines.readers import ReadDocuments
 from curate.pipelines.recipe import Config
@@ -29,6 +30,10 @@ class Layout:
     """Where a run writes; see README 'Output layout'."""
 
     root: str
+    # File-name prefix of this run's documents/, rejected/ and index/ files, and the number of its first
+    # shard: a run appended to a folder (a segment, `--append`) writes beside the files already there.
+    part: str = "part"
+    first_shard: int = 0
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])
@@ -79,6 +84,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     for stage_def, stage in enabled_stages(config):
         kept, stage_rejected = docs | stage_def.name >> stage
         counts += count_stage(stage_def.name, docs, kept, stage_rejected)
+        counts += list(getattr(stage, "extra_counts", []))  # e.g. dedup_lines: lines/chars removed
         rejected.append(stage_rejected)
         annotations.update(stage.annotation_types)
         order.append(stage_def.name)
@@ -87,7 +93,9 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     tokenize_config = config.stages.of(token_shards.STAGE)
     if tokenize_config.enabled:
         mixing_config = config.stages.of(mixing.STAGE)
-        shard_stage = token_shards.TokenizeAndShard(tokenize_config, mixing_config, config.output.path)
+        shard_stage = token_shards.TokenizeAndShard(
+            tokenize_config, mixing_config, config.output.path, first_shard=layout.first_shard
+        )
         outputs = docs | token_shards.STAGE.name >> shard_stage
         if outputs.tokenized is None:
             counts += count_stage(token_shards.STAGE.name, docs, outputs.kept, outputs.rejected)
@@ -107,12 +115,16 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     docs = docs | "ReportKept" >> beam.ParDo(_ReportKept())
     if config.output.documents:
         docs | "WriteDocuments" >> WriteDocuments(
-            layout.path("documents", "part"), document_schema(annotations, rejected=False)
+            layout.path("documents", layout.part), document_schema(annotations, rejected=False)
         )
+    index = WriteDedupIndex(config.stages.of(dedup.EXACT_STAGE), config.stages.of(dedup.MINHASH_STAGE))
+    if index.enabled:
+        # The kept documents' dedup keys, so that later runs can deduplicate against this version.
+        docs | "WriteDedupIndex" >> index.to(layout.path("index"), layout.part)
     all_rejected = tuple(rejected) | "AllRejected" >> beam.Flatten()
     if config.output.rejected:
         all_rejected | "WriteRejected" >> WriteDocuments(
-            layout.path("rejected", "part"), document_schema(annotations, rejected=True)
+            layout.path("rejected", layout.part), document_schema(annotations, rejected=True)
         )
     stats_rows = tuple(counts) | "AllCounts" >> beam.Flatten()
     _to_json_lines(stats_rows, layout.path(".work", STATS_FILE), "Stats")

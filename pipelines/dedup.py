@@ -1,11 +1,15 @@
 """Exact and near-duplicate removal as Beam stages; nothing here needs every document, signature or hash
 on one worker.
 
-- ExactDedup: documents are grouped by the hash of their normalised text; the smallest id survives.
+- ExactDedup: ``(hash of the normalised text, id)`` pairs are grouped by hash; the smallest id survives;
+  each document meets its decision in one join by id (documents never go through the hash grouping).
 - MinHashDedup: batched MinHash signatures -> one key per LSH band -> GroupByKey per band bucket ->
   verified star edges to the bucket's smallest id -> distributed connected components -> the smallest
-  id of each cluster survives. The only groups ever held in memory are one hash's documents, one
-  bucket's (id, signature) pairs, one node's neighbours and one cluster's ids.
+  id of each cluster survives. The only groups ever held in memory are one hash's ids, one bucket's
+  (id, signature) pairs, one node's neighbours and one cluster's ids.
+- `against` versions: their index files (pipelines/dedup_index.py) join the same groupings, tagged so
+  that an old document always wins; this run's documents that meet one are `duplicate_of_version`.
+- WriteDedupIndex: the kept documents' keys, written beside the output so later runs can join them.
 
 Survivors are the smallest document ids, and ids are stable hashes, so every rerun and every runner
 (one worker or many) keeps the same documents.
@@ -13,6 +17,7 @@ Survivors are the smallest document ids, and ids are stable hashes, so every rer
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -24,6 +29,16 @@ from curate.core.config import StageConfig
 from curate.filters.dedup_text import Normalization, exact_key, shingle_hashes
 from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
 from curate.pipelines.connected_components import ConnectedComponents
+from curate.pipelines.dedup_index import (
+    EXACT_SCHEMA,
+    MINHASH_SCHEMA,
+    OLD_TAG,
+    index_files,
+    old_node,
+    parse_old_node,
+    read_index,
+    write_index,
+)
 from curate.pipelines.stage import REJECTED_TAG, Document, StageTransform, TransformStageDef, reject
 
 
@@ -34,6 +49,10 @@ class DedupExactConfig(StageConfig):
     normalize_whitespace: bool = True
     strip_punctuation: bool = True
     normalize_digits: bool = Field(True, description="Every digit counts as 0 (page counters, dates).")
+    against: list[str] = Field(
+        default_factory=list,
+        description="Versions (NAME@REF or output folders) whose kept documents this run must not repeat.",
+    )
 
 
 class DedupMinhashConfig(StageConfig):
@@ -58,6 +77,10 @@ class DedupMinhashConfig(StageConfig):
     verify: bool = Field(True, description="Link a candidate pair only if estimated Jaccard >= threshold.")
     components_rounds: int = Field(16, ge=1, description="Unrolled connected-components rounds.")
     batch_size: int = Field(256, ge=1, description="Documents per vectorised signature batch.")
+    against: list[str] = Field(
+        default_factory=list,
+        description="Versions (NAME@REF or output folders) whose kept documents' near-duplicates to drop.",
+    )
 
     @model_validator(mode="after")
     def _bands_fit(self) -> DedupMinhashConfig:
@@ -70,6 +93,7 @@ class DedupMinhashConfig(StageConfig):
 
 REASON_EXACT = "duplicate_exact"
 REASON_NEAR = "duplicate_near"
+REASON_VERSION = "duplicate_of_version"
 
 
 def _normalization(stage_config: DedupExactConfig) -> Normalization:
@@ -85,44 +109,103 @@ def _text(doc: Document) -> str:
     return doc.get("text") or ""
 
 
-class _KeepSmallestId(beam.DoFn):
-    """One hash's documents: the smallest id is kept, the others point at it with ``dup_of``."""
+ExactDecision = tuple[str | None, str | None, str | None]  # (dup_of, reason, version); reason None: kept
 
-    def __init__(self, stage_name: str):
+
+def _exact_decisions(
+    element: tuple[str, Iterable[tuple[str, str]]], against: list[str]
+) -> Iterator[tuple[str, ExactDecision]]:
+    """One hash's ids -> ``(id, decision)`` for each of this run's documents in it.
+
+    Members are ``(version, id)``: version "" for this run's documents, else the index of the `against`
+    version that kept it. A hash kept by an earlier version rejects all of this run's documents
+    (`duplicate_of_version`); otherwise the smallest id survives and the others point at it. One
+    decision per occurrence, so a document read twice (same id) is kept once.
+    """
+    _, members = element
+    new_ids = sorted(doc_id for version, doc_id in members if not version)
+    old = sorted((doc_id, int(version)) for version, doc_id in members if version)
+    if old:
+        old_id, version = old[0]
+        for doc_id in new_ids:
+            yield doc_id, (old_id, REASON_VERSION, against[version])
+        return
+    for position, doc_id in enumerate(new_ids):
+        yield doc_id, (None, None, None) if position == 0 else (new_ids[0], REASON_EXACT, None)
+
+
+class _ApplyDecisions(beam.DoFn):
+    """Documents of one id joined with their decisions -> kept or rejected copies (never mutated)."""
+
+    def __init__(self, stage_name: str, with_version: bool):
         self._stage_name = stage_name
+        self._with_version = with_version
 
-    def process(self, element: tuple[str, Iterable[Document]]) -> Iterator[Any]:
-        _, docs = element
-        survivor = min(doc["id"] for doc in docs)
-        kept_one = False
-        for doc in docs:
-            if doc["id"] == survivor and not kept_one:
-                kept_one = True
-                yield {**doc, "dup_of": None}
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+        _, joined = element
+        # Sorted both ways so that when one id was read twice, which copy is kept does not depend on
+        # the shuffle's order.
+        docs = sorted(joined["doc"], key=lambda doc: (doc.get("source") or "", doc.get("url") or ""))
+        decisions = sorted(joined["decision"], key=lambda d: (d[1] is not None, d[1] or "", d[0] or ""))
+        for doc, (dup_of, reason, version) in zip(docs, decisions, strict=True):
+            doc = {**doc, "dup_of": dup_of}
+            if self._with_version:
+                doc["dup_version"] = version
+            if reason is None:
+                yield doc
             else:
-                yield beam.pvalue.TaggedOutput(
-                    REJECTED_TAG, reject(doc, self._stage_name, REASON_EXACT, dup_of=survivor)
-                )
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, reason))
+
+
+def key_by_id(docs: beam.PCollection, label: str = "KeyById") -> beam.PCollection:
+    return docs | label >> beam.Map(lambda doc: (doc["id"], doc))
+
+
+def exact_index_settings(stage_config: DedupExactConfig) -> dict[str, Any]:
+    """What an exact index's keys depend on: must be equal to join against another version's index."""
+    return {"key": "xxh3_128(normalised text)", **dataclasses.asdict(_normalization(stage_config))}
 
 
 class ExactDedup(StageTransform):
-    """Drop documents whose normalised text equals another's."""
-
-    annotation_types = {"dup_of": "string"}
+    """Drop documents whose normalised text equals another's, or a kept document's of an `against`
+    version. Only ``(hash, id)`` pairs are grouped; the documents meet their decision in one join by id."""
 
     def __init__(self, stage_name: str, stage_config: DedupExactConfig):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
         self._normalization = _normalization(stage_config)
+        self._against = list(stage_config.against)
+        settings = exact_index_settings(stage_config)
+        # Resolved now, in the driver: a missing or incompatible version fails before any worker starts.
+        self._against_files = [index_files(spec, "exact", settings) for spec in self._against]
+        self.annotation_types = {"dup_of": "string"}
+        if self._against:
+            self.annotation_types["dup_version"] = "string"
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         normalization = self._normalization
-        outputs = (
-            docs
-            | "KeyByTextHash" >> beam.Map(lambda doc: (exact_key(_text(doc), normalization), doc))
+        keys = docs | "KeyByTextHash" >> beam.Map(
+            lambda doc: (exact_key(_text(doc), normalization), ("", doc["id"]))
+        )
+        old_keys = [
+            read_index(docs.pipeline, files, ["hash", "id"], f"Against{k}")
+            | f"Against{k}Keys" >> beam.Map(lambda row, k=k: (row["hash"], (str(k), row["id"])))
+            for k, files in enumerate(self._against_files)
+        ]
+        if old_keys:
+            keys = (keys, *old_keys) | "WithVersions" >> beam.Flatten()
+        decisions = (
+            keys
             | "GroupByTextHash" >> beam.GroupByKey()
-            | "KeepSmallestId"
-            >> beam.ParDo(_KeepSmallestId(self.stage_name)).with_outputs(REJECTED_TAG, main="kept")
+            | "Decide" >> beam.FlatMap(_exact_decisions, self._against)
+        )
+        outputs = (
+            {"doc": key_by_id(docs), "decision": decisions}
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "Apply"
+            >> beam.ParDo(_ApplyDecisions(self.stage_name, bool(self._against))).with_outputs(
+                REJECTED_TAG, main="kept"
+            )
         )
         return outputs.kept, outputs[REJECTED_TAG]
 
@@ -132,13 +215,7 @@ class _BandKeys(beam.DoFn):
 
     def __init__(self, stage_config: DedupMinhashConfig):
         self._config = stage_config
-        self._params = choose_lsh_params(
-            stage_config.threshold,
-            stage_config.num_perm,
-            stage_config.false_negative_weight,
-            stage_config.bands,
-            stage_config.rows,
-        )
+        self._params = lsh_params(stage_config)
         self._hasher: MinHasher | None = None
         self._normalization = Normalization()
 
@@ -160,12 +237,48 @@ class _BandKeys(beam.DoFn):
                 yield key, payload
 
 
+class _OldBandKeys(beam.DoFn):
+    """Index rows of an `against` version -> the same band keys as this run's documents, tagged old."""
+
+    def __init__(self, stage_config: DedupMinhashConfig, version: int):
+        self._params = lsh_params(stage_config)
+        self._version = version
+        self._verify = stage_config.verify
+
+    def process(self, row: dict[str, Any]) -> Iterator[tuple[tuple[int, int], tuple[str, bytes]]]:
+        signature = np.frombuffer(row["signature"], dtype=np.uint32)
+        payload = (old_node(self._version, row["id"]), row["signature"] if self._verify else b"")
+        for key in band_keys(signature, self._params):
+            yield key, payload
+
+
+def lsh_params(stage_config: DedupMinhashConfig):
+    return choose_lsh_params(
+        stage_config.threshold,
+        stage_config.num_perm,
+        stage_config.false_negative_weight,
+        stage_config.bands,
+        stage_config.rows,
+    )
+
+
+def minhash_index_settings(stage_config: DedupMinhashConfig) -> dict[str, Any]:
+    """What stored signatures depend on (bands and rows do not: band keys are recomputed on read)."""
+    return {
+        "num_perm": stage_config.num_perm,
+        "seed": stage_config.seed,
+        "ngram": stage_config.ngram,
+        "unit": stage_config.unit,
+        **dataclasses.asdict(Normalization()),
+    }
+
+
 def _edges_of_bucket(
     element: tuple[Any, Iterable[tuple[str, bytes]]], threshold: float | None
 ) -> list[tuple[str, str]]:
     members = list(element[1])
-    if len(members) < 2:
-        return []
+    if len(members) < 2 or all(doc_id.startswith(OLD_TAG) for doc_id, _ in members):
+        return []  # nothing of this run in the bucket: older versions were deduplicated already
     ids = [doc_id for doc_id, _ in members]
     signatures = None
     if threshold is not None:
@@ -181,10 +294,12 @@ def _cluster_members(root: str, nodes: Iterable[str]) -> Iterator[tuple[str, tup
 
 
 class _MarkClusters(beam.DoFn):
-    """Annotate each document with its cluster; reject all but the cluster's smallest id."""
+    """Annotate a copy of each document with its cluster; reject all but the cluster's smallest id, and
+    every document of a cluster that holds a kept document of an `against` version."""
 
-    def __init__(self, stage_name: str):
+    def __init__(self, stage_name: str, against: list[str]):
         self._stage_name = stage_name
+        self._against = against
 
     def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
         _, grouped = element
@@ -194,31 +309,52 @@ class _MarkClusters(beam.DoFn):
                 yield {**doc, "dup_cluster": None, "dup_cluster_size": 1}
                 continue
             root, size = cluster
-            marked = {**doc, "dup_cluster": root, "dup_cluster_size": size}
+            old = parse_old_node(root)
+            if old is not None:
+                version, old_id = old
+                doc = {**doc, "dup_cluster": old_id, "dup_cluster_size": size, "dup_of": old_id}
+                doc["dup_version"] = self._against[version]
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, REASON_VERSION))
+                continue
+            doc = {**doc, "dup_cluster": root, "dup_cluster_size": size}
             if doc["id"] == root:
-                yield marked
+                yield doc
             else:
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(marked, self._stage_name, REASON_NEAR))
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, REASON_NEAR))
 
 
 class MinHashDedup(StageTransform):
     """Drop near-duplicates: documents whose shingle sets are at least ``threshold`` Jaccard-similar,
     directly or through a chain of such documents; each cluster keeps its smallest id."""
 
-    annotation_types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
-
     def __init__(self, stage_name: str, stage_config: DedupMinhashConfig):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
         self._config = stage_config
+        self._against = list(stage_config.against)
+        settings = minhash_index_settings(stage_config)
+        self._against_files = [index_files(spec, "minhash", settings) for spec in self._against]
+        self.annotation_types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
+        if self._against:
+            self.annotation_types.update({"dup_of": "string", "dup_version": "string"})
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         cfg = self._config
         threshold = cfg.threshold if cfg.verify else None
-        edges = (
+        band_entries = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
             | "Signatures" >> beam.ParDo(_BandKeys(cfg))
+        )
+        old_entries = [
+            read_index(docs.pipeline, files, ["id", "signature"], f"Against{k}")
+            | f"Against{k}BandKeys" >> beam.ParDo(_OldBandKeys(cfg, k))
+            for k, files in enumerate(self._against_files)
+        ]
+        if old_entries:
+            band_entries = (band_entries, *old_entries) | "WithVersions" >> beam.Flatten()
+        edges = (
+            band_entries
             | "GroupByBand" >> beam.GroupByKey()
             | "BucketEdges" >> beam.FlatMap(_edges_of_bucket, threshold)
             | "DistinctEdges" >> beam.Distinct()
@@ -231,12 +367,85 @@ class MinHashDedup(StageTransform):
             | "ClusterOfNode" >> beam.FlatMapTuple(_cluster_members)
         )
         outputs = (
-            {"doc": docs | "KeyById" >> beam.Map(lambda doc: (doc["id"], doc)), "cluster": node_clusters}
+            {"doc": key_by_id(docs), "cluster": node_clusters}
             | "JoinClusters" >> beam.CoGroupByKey()
             | "MarkClusters"
-            >> beam.ParDo(_MarkClusters(self.stage_name)).with_outputs(REJECTED_TAG, main="kept")
+            >> beam.ParDo(_MarkClusters(self.stage_name, self._against)).with_outputs(
+                REJECTED_TAG, main="kept"
+            )
         )
         return outputs.kept, outputs[REJECTED_TAG]
+
+
+class _IndexRows(beam.DoFn):
+    """A batch of kept documents -> their exact-index rows and MinHash-index rows (tagged outputs)."""
+
+    def __init__(self, exact: DedupExactConfig | None, minhash: DedupMinhashConfig | None):
+        self._exact = exact
+        self._minhash = minhash
+        self._hasher: MinHasher | None = None
+
+    def setup(self) -> None:
+        if self._minhash is not None:
+            self._hasher = MinHasher(self._minhash.num_perm, self._minhash.seed)
+
+    def process(self, batch: list[Document]) -> Iterator[Any]:
+        if self._exact is not None:
+            normalization = _normalization(self._exact)
+            for doc in batch:
+                yield beam.pvalue.TaggedOutput(
+                    "exact", {"hash": exact_key(_text(doc), normalization), "id": doc["id"]}
+                )
+        if self._hasher is not None:
+            cfg, words = self._minhash, Normalization()
+            shingles = [shingle_hashes(words.words(_text(doc)), cfg.ngram, cfg.unit) for doc in batch]
+            for doc, doc_shingles, signature in zip(
+                batch, shingles, self._hasher.signatures(shingles), strict=True
+            ):
+                if len(doc_shingles):  # as in the stage: a text without shingles is never banded
+                    yield beam.pvalue.TaggedOutput(
+                        "minhash", {"id": doc["id"], "signature": signature.tobytes()}
+                    )
+
+
+def index_settings(exact: DedupExactConfig, minhash: DedupMinhashConfig) -> dict[str, Any]:
+    """index.json: the settings each index kind was computed with (only the enabled dedup stages)."""
+    settings: dict[str, Any] = {}
+    if exact.enabled:
+        settings["exact"] = exact_index_settings(exact)
+    if minhash.enabled:
+        settings["minhash"] = minhash_index_settings(minhash)
+    return settings
+
+
+class WriteDedupIndex:
+    """Kept documents -> OUT/index/exact and OUT/index/minhash Parquet files named ``<part>-*``."""
+
+    def __init__(self, exact: DedupExactConfig, minhash: DedupMinhashConfig):
+        self._exact = exact if exact.enabled else None
+        self._minhash = minhash if minhash.enabled else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._exact is not None or self._minhash is not None
+
+    def to(self, index_root: str, part: str) -> beam.PTransform:
+        exact, minhash, root = self._exact, self._minhash, index_root.rstrip("/")
+
+        @beam.ptransform_fn
+        def write(docs: beam.PCollection) -> beam.pvalue.PDone:
+            rows = (
+                docs
+                | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=256)
+                | "Keys" >> beam.ParDo(_IndexRows(exact, minhash)).with_outputs("exact", "minhash")
+            )
+            if exact is not None:
+                write_index(rows.exact, f"{root}/exact/{part}", EXACT_SCHEMA, "Exact")
+            if minhash is not None:
+                write_index(rows.minhash, f"{root}/minhash/{part}", MINHASH_SCHEMA, "MinHash")
+            return beam.pvalue.PDone(docs.pipeline)
+
+        return write()
 
 
 EXACT_STAGE = TransformStageDef(name="dedup_exact", config=DedupExactConfig, transform=ExactDedup)

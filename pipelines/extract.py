@@ -1,4 +1,8 @@
-"""The `extract` stage: WARC responses' HTML -> main text; already-textual records pass through."""
+"""The `extract` stage: WARC responses' HTML -> main text; already-textual records pass through.
+
+Reading is fused with this stage, so raw HTML never crosses a shuffle; the kept documents are spread
+over the workers after extraction.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +66,10 @@ class ExtractStage(StageTransform):
         outputs = docs | "Extract" >> beam.ParDo(_Extract(self.stage_name, self._cfg)).with_outputs(
             REJECTED_TAG, main="kept"
         )
-        return outputs.kept, outputs[REJECTED_TAG]
+        # Spread the documents of one big file over the workers here, after the raw HTML is gone: the
+        # reshuffle carries the extracted text and metadata only (README: "What each shuffle carries").
+        kept = outputs.kept | "SpreadDocs" >> beam.Reshuffle()
+        return kept, outputs[REJECTED_TAG]
 
 
 STAGE = TransformStageDef(name="extract", config=ExtractConfig, transform=ExtractStage)

@@ -333,6 +333,7 @@ class ReadDocuments(StageTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             | "Parse" >> beam.ParDo(_ReadFile(self._cfg)).with_outputs(REJECTED_TAG, main="docs")
         )
-        # Documents of one big file would otherwise stay on the worker that read it.
-        docs = outputs.docs | "SpreadDocs" >> beam.Reshuffle()
-        return docs, outputs[REJECTED_TAG]
+        # No reshuffle here: raw HTML must never go through a shuffle (on Beam's local runner every
+        # shuffle's input is held in the runner's memory). Reading stays fused with the stages up to
+        # extraction, which spreads the (much smaller) extracted documents over the workers.
+        return outputs.docs, outputs[REJECTED_TAG]

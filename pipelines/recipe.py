@@ -26,6 +26,18 @@ class OutputConfig(Strict):
     branch: str = Field("main", description="Branch of `dataset` that the run's commit goes on.")
 
 
+class RunConfig(Strict):
+    """How a run is cut into segments: each is its own pipeline, committed (appended) when done, so a
+    killed run resumes after the last finished segment and memory is bounded by a segment's size."""
+
+    segment_files: int | None = Field(None, ge=1, description="Input files per segment.")
+    segment_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Input bytes per segment; neither set: 256 MiB on the direct runner, else one.",
+    )
+
+
 class StagesBase(Strict):
     def of(self, stage: StageDef[StageConfigT]) -> StageConfigT:
         """This recipe's config for ``stage`` (typed, unlike attribute access on the composed model)."""
@@ -46,6 +58,7 @@ class Config(Strict):
     input: InputConfig = Field(default_factory=InputConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
 
     @model_validator(mode="after")

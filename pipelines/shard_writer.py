@@ -49,9 +49,10 @@ def assign_shard(row: tuple[tuple, Any], n_shards: int, bounds: list[tuple] | No
 
 
 class WriteShard(beam.DoFn):
-    def __init__(self, root: str, row_group_bytes: int):
+    def __init__(self, root: str, row_group_bytes: int, first_shard: int = 0):
         self._root = root
         self._row_group_bytes = row_group_bytes
+        self._first_shard = first_shard  # shards already in the folder (a segment, an appended run)
 
     def process(self, element: tuple[int, Iterable[Any]], meta: dict[str, Any]):
         index, rows = element
@@ -62,7 +63,7 @@ class WriteShard(beam.DoFn):
             for _, (doc_id, tokens, domain, lang) in ordered
         ]
         data = write_shard_bytes(payload_rows, meta["token_dtype"], self._row_group_bytes)
-        path = shard_name(index)
+        path = shard_name(self._first_shard + index)
         write_atomic(f"{self._root}/{path}", data)
         domains: dict[str, int] = {}
         for _, tokens, domain, _ in payload_rows:

@@ -10,12 +10,13 @@ from typing import Any
 
 from curate.core.config import StageDef
 from curate.filters import langid, perplexity, quality, toxicity, url_filter
-from curate.pipelines import dedup, extract, mixing, token_shards
+from curate.pipelines import dedup, extract, line_dedup, mixing, token_shards
 from curate.pipelines.stage import StageTransform, TransformStageDef, build_filter_stage
 
 DOCUMENT_STAGES: tuple[StageDef[Any], ...] = (
     url_filter.STAGE,
     extract.STAGE,
+    line_dedup.STAGE,  # boilerplate lines go before the rules and models see the text (CCNet's order)
     langid.STAGE,
     quality.STAGE,
     toxicity.STAGE,

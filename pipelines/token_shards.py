@@ -71,9 +71,10 @@ class TokenizeAndShard(beam.PTransform):
 
     annotation_types = {"domain": "string", "n_tokens": "int64", "epochs": "int64"}
 
-    def __init__(self, tokenize: TokenizeConfig, mixing: MixingConfig, root: str):
+    def __init__(self, tokenize: TokenizeConfig, mixing: MixingConfig, root: str, first_shard: int = 0):
         super().__init__()
         self._tokenize, self._mixing, self._root = tokenize, mixing, root.rstrip("/")
+        self._first_shard = first_shard
         # Fail at construction (before any worker starts) on a bad tokenizer path.
         self._info: TokenizerInfo | None = None if tokenize.train else prepare(tokenize.tokenizer)
 
@@ -157,7 +158,9 @@ class TokenizeAndShard(beam.PTransform):
             | "WithPlaceholders" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard"
-            >> beam.ParDo(WriteShard(root, tokenize.row_group_bytes), beam.pvalue.AsSingleton(meta))
+            >> beam.ParDo(
+                WriteShard(root, tokenize.row_group_bytes, self._first_shard), beam.pvalue.AsSingleton(meta)
+            )
         )
 
         reports = [

@@ -13,7 +13,7 @@ from curate.config import ConfigError, config_to_yaml, default_config, load_conf
 
 # The public recipe contract, in pipeline order (`curate config show` prints them so).
 STAGES = [
-    "url_filter", "extract", "langid", "quality", "toxicity", "perplexity",
+    "url_filter", "extract", "dedup_lines", "langid", "quality", "toxicity", "perplexity",
     "dedup_exact", "dedup_minhash", "mixing", "tokenize",
 ]  # fmt: skip
 

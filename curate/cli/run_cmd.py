@@ -1,4 +1,4 @@
-"""`curate run CONFIG.yaml [--input ...] [--output DIR] [--runner NAME] [--workers N]`."""
+"""`curate run CONFIG.yaml [--input ...] [--output DIR] [--append NAME@BRANCH] [--runner NAME] [-w N]`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--input", action="append", metavar="PATH_OR_GLOB", help="Replaces input.paths.")
     run.add_argument("--output", metavar="DIR", help="Replaces output.path.")
+    run.add_argument(
+        "--append",
+        metavar="NAME@BRANCH",
+        help="Add to that version: skip its inputs, dedup against it, commit the result on the branch.",
+    )
     add_runner_arguments(run)
     run.set_defaults(func=_run)
 
@@ -66,5 +71,5 @@ def _run(args: argparse.Namespace) -> int:
         config = apply_overrides(load_config(args.config), args)
     if not config.input.paths:
         raise ConfigError(f"{args.config}: input.paths: no input given (set it or pass --input)")
-    run(config, progress=not args.quiet)
+    run(config, progress=not args.quiet, append=args.append)
     return 0

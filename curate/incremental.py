@@ -1,0 +1,241 @@
+"""Incremental runs: what an output folder remembers of the runs that made it (``lineage.json``), which
+inputs are new, how they are cut into segments, and how a finished segment joins the folder.
+
+A run's output is a sequence of *parts*, each the result of one Beam pipeline over some input files:
+a plain run is one part (files named ``part-*``, shards from 0), a segmented run one part per segment,
+``--append`` adds parts to a checked-out version. ``lineage.json`` lists the finished parts with their
+inputs (path, size, checksum), shards and stats; it is written last, so it is what a resumed run
+trusts: files of an unfinished part are deleted and that part runs again. manifest.json and stats.json
+are derived from it (all parts' shards; stats summed over parts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.core.errors import CurateError
+from curate.pipelines.recipe import Config
+
+LINEAGE = "lineage.json"
+FORMAT = "curate.lineage/1"
+# Segment size on Beam's local runner when the recipe sets none: every shuffle's input lives in the
+# runner process there, so a segment bounds that process's memory (README "Incremental runs").
+DEFAULT_LOCAL_SEGMENT_BYTES = 256 * 1024 * 1024
+# Sub-folders holding parts' files, named ``<part>-...``.
+PART_DIRS = ("documents", "rejected", "index/exact", "index/minhash")
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def _local(path: str) -> bool:
+    return "://" not in path
+
+
+def identify(path: str) -> dict[str, Any]:
+    """``{path, size, checksum}`` of an input file: sha256 of its bytes for local files, the object
+    store's checksum (ETag, CRC32C) for others, as Beam's filesystem reports it."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if _local(path):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        return {"path": path, "size": os.path.getsize(path), "checksum": f"sha256:{digest.hexdigest()}"}
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    return {"path": path, "size": size, "checksum": f"fs:{FileSystems.checksum(path)}"}
+
+
+def input_key(entry: dict[str, Any]) -> tuple[str, int, str]:
+    return entry["path"], entry["size"], entry["checksum"]
+
+
+def segment_limits(config: Config) -> tuple[int | None, int | None]:
+    """(files, bytes) per segment: the recipe's, else on the local runner a size that bounds memory."""
+    run = config.run
+    if run.segment_files is None and run.segment_bytes is None and config.runner.name == "direct":
+        return None, DEFAULT_LOCAL_SEGMENT_BYTES
+    return run.segment_files, run.segment_bytes
+
+
+def plan_segments(
+    inputs: list[dict[str, Any]], max_files: int | None, max_bytes: int | None
+) -> list[list[dict[str, Any]]]:
+    """Consecutive groups of the (sorted) inputs, each within both limits (a file larger than the byte
+    limit is a segment of its own); no limits: one segment."""
+    segments: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for entry in inputs:
+        full = (max_files is not None and len(current) >= max_files) or (
+            max_bytes is not None and current and size + entry["size"] > max_bytes
+        )
+        if full:
+            segments.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry["size"]
+    if current:
+        segments.append(current)
+    return segments
+
+
+# ------------------------------------------------------------------------------------------ lineage
+
+
+def read_lineage(root: str) -> dict[str, Any] | None:
+    path = os.path.join(root, LINEAGE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        lineage = json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise CurateError(
+            f"{path}: not valid JSON ({error}); delete the output folder and run again"
+        ) from None
+    if lineage.get("format") != FORMAT:
+        raise CurateError(f"{path}: format {lineage.get('format')!r}, expected {FORMAT!r}")
+    return lineage
+
+
+def lineage_of_version(root: str) -> dict[str, Any]:
+    """The lineage of a checked-out version; a version written before lineage existed is one part whose
+    inputs are unknown (nothing will be skipped) and whose shards are its manifest's."""
+    lineage = read_lineage(root)
+    if lineage is not None:
+        return lineage
+    manifest_path, stats_path = os.path.join(root, "manifest.json"), os.path.join(root, "stats.json")
+    shards = (
+        json.loads(Path(manifest_path).read_text(encoding="utf-8"))["shards"]
+        if os.path.isfile(manifest_path)
+        else []
+    )
+    stats = json.loads(Path(stats_path).read_text(encoding="utf-8")) if os.path.isfile(stats_path) else {}
+    return {
+        "format": FORMAT,
+        "plan": None,
+        "parts": [{"part": "part", "inputs": [], "shards": shards, "stats": stats}],
+    }
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8")) if os.path.isfile(path) else {}
+
+
+def write_lineage(root: str, lineage: dict[str, Any]) -> None:
+    from curate.core.files import write_atomic
+
+    write_atomic(os.path.join(root, LINEAGE), (json.dumps(lineage, indent=1) + "\n").encode("utf-8"))
+
+
+def done_inputs(lineage: dict[str, Any] | None, plan: str | None = None) -> set[tuple[str, int, str]]:
+    """Inputs of the finished parts (of one plan only, when given)."""
+    parts = (lineage or {}).get("parts", [])
+    return {
+        input_key(e) for part in parts if plan is None or part.get("plan") == plan for e in part["inputs"]
+    }
+
+
+def plan_key(config: Config, inputs: list[dict[str, Any]], append: str | None) -> str:
+    """What makes two invocations "the same command" for resuming: the recipe (runner aside, which
+    never changes the output), the inputs' identities and the base version."""
+    recipe = config.model_dump(mode="json")
+    recipe.pop("runner", None)
+    body = json.dumps(
+        {"recipe": recipe, "inputs": [input_key(i) for i in inputs], "append": append}, sort_keys=True
+    )
+    return hashlib.sha256(body.encode()).hexdigest()[:20]
+
+
+def part_name(index: int) -> str:
+    """The first part keeps the plain run's names (``part-*``); later ones are ``s0001-*``, ..."""
+    return "part" if index == 0 else f"s{index:04d}"
+
+
+def next_shard(lineage: dict[str, Any] | None) -> int:
+    """Shards are numbered on across parts: the next part's first shard index."""
+    numbers = [
+        int(m.group(1))
+        for part in (lineage or {}).get("parts", [])
+        for shard in part["shards"]
+        if (m := re.search(r"shard-(\d+)\.parquet$", shard["path"]))
+    ]
+    return max(numbers) + 1 if numbers else 0
+
+
+def remove_unfinished(root: str, lineage: dict[str, Any] | None) -> list[str]:
+    """Delete files that no finished part owns (a killed part's leftovers); returns what was removed."""
+    parts = [part["part"] for part in (lineage or {}).get("parts", [])]
+    shards = {shard["path"] for part in (lineage or {}).get("parts", []) for shard in part["shards"]}
+    removed = []
+    for sub in PART_DIRS:
+        folder = os.path.join(root, sub)
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and name.startswith("beam-temp"):
+                shutil.rmtree(path)  # a killed sink's temporary files
+                removed.append(f"{sub}/{name}")
+            elif os.path.isfile(path) and not any(name.startswith(f"{part}-") for part in parts):
+                os.remove(path)
+                removed.append(f"{sub}/{name}")
+    shard_dir = os.path.join(root, "shards")
+    for name in sorted(os.listdir(shard_dir)) if os.path.isdir(shard_dir) else []:
+        if f"shards/{name}" not in shards:
+            os.remove(os.path.join(shard_dir, name))
+            removed.append(f"shards/{name}")
+    return removed
+
+
+# -------------------------------------------------------------------------------------------- stats
+
+
+def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stats of several parts as one run's: every count summed per stage; one part: its stats as is."""
+    if len(parts) == 1:
+        return parts[0]
+    stages: dict[str, dict[str, Any]] = {}
+    for stats in parts:
+        for name, entry in stats.get("stages", {}).items():
+            merged = stages.setdefault(name, {"in": 0, "out": 0, "rejected": {}})
+            for key, value in entry.items():
+                if key == "rejected":
+                    for reason, n in value.items():
+                        merged["rejected"][reason] = merged["rejected"].get(reason, 0) + n
+                elif isinstance(value, int) and not isinstance(value, bool):
+                    merged[key] = merged.get(key, 0) + value
+    for entry in stages.values():
+        entry["rejected"] = dict(sorted(entry["rejected"].items()))
+        entry["balanced"] = entry["in"] == entry["out"] + sum(entry["rejected"].values())
+    totals = {
+        key: sum(s.get(key, 0) for s in parts)
+        for key in ("documents_read", "documents_kept", "documents_rejected")
+    }
+    merged_stats: dict[str, Any] = {"stages": stages, **totals}
+    merged_stats["balanced"] = all(e["balanced"] for e in stages.values()) and totals["documents_read"] == (
+        totals["documents_kept"] + totals["documents_rejected"]
+    )
+    merged_stats["seconds"] = round(sum(s.get("seconds", 0) for s in parts), 2)
+    merged_stats["parts"] = len(parts)
+    for key in ("tokenize", "mixing"):  # per-part reports: the last part's, each part's in lineage.json
+        if key in parts[-1]:
+            merged_stats[key] = parts[-1][key]
+    return merged_stats
+
+
+@dataclass
+class Segment:
+    number: int  # 1-based, for the console
+    inputs: list[dict[str, Any]]
+    done: bool = False
+
+    @property
+    def paths(self) -> list[str]:
+        return [entry["path"] for entry in self.inputs]
