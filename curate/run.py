@@ -36,6 +36,7 @@ from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.runner import pipeline_options
 from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, staging_path
+from curate.report import write_report
 from curate.shards import write_manifest
 from curate.store import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target, commit_run
@@ -79,9 +80,12 @@ def _clear_previous_outputs(layout: Any) -> None:
         files = [m.path for m in matches if not (_is_local(m.path) and os.path.isdir(m.path))]
         if files:
             FileSystems.delete(files)
-    for name in ("stats.json", "manifest.json", "tokenizer.json", "lineage.json"):
+    for name in ("stats.json", "manifest.json", "tokenizer.json", "lineage.json", "report.html"):
         if FileSystems.exists(layout.path(name)):
             FileSystems.delete([layout.path(name)])
+
+
+PLAN_FILE = "_plan.json"  # beside the workers' progress files: the stage order, for progress displays
 
 
 class _Progress:
@@ -99,7 +103,7 @@ class _Progress:
     def _totals(self) -> tuple[int, int]:
         read = kept = 0
         for name in os.listdir(self._directory):
-            if name.endswith(".json"):
+            if name.endswith(".json") and name != PLAN_FILE:
                 try:
                     with open(os.path.join(self._directory, name)) as handle:
                         counts = json.load(handle)
@@ -367,7 +371,8 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 
 
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
-    progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
+    # A caller that watches progress (curate serve) names the folder; otherwise a fresh temporary one.
+    progress_dir = os.environ.get(PROGRESS_ENV) or tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = progress_dir
     temp_location = layout.path(".work", "beam-temp")
@@ -376,6 +381,7 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
             options = pipeline_options(config.runner, temp_location)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
+            _write_json(os.path.join(progress_dir, PLAN_FILE), {"stages": order, "files": len(files)})
             pipeline.run().wait_until_finish()
     finally:
         if previous is None:
@@ -413,6 +419,7 @@ def _finalize(
         "balanced": all(entry["balanced"] for entry in stages.values())
         and stages["read"]["in"] == last["out"] + total_rejected,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(_cpu_seconds(), 2),
     }
     for report in reports:
         part_stats[report.get("kind", "report")] = {k: v for k, v in report.items() if k != "kind"}
@@ -445,12 +452,28 @@ def _finalize(
     if _is_local(layout.root):
         plan = {"key": plan_key, "complete": complete}
         incremental.write_lineage(layout.root, {"format": incremental.FORMAT, "plan": plan, "parts": parts})
+    _write_report(layout.root, config)
     all_shards = [shard for p in parts for shard in p["shards"]]
     summary = RunSummary(layout.root, stats, reports, all_shards, seconds)
     if config.output.dataset:
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
         summary.commit = commit_run(config, layout.root, [entry["path"] for entry in inputs], stats)
     return summary
+
+
+def _cpu_seconds() -> float:
+    """CPU time of the driver and its finished worker processes (user + system)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _write_report(root: str, config: Config) -> None:
+    """OUT/report.html (before any commit, so a version carries its report); a report that cannot be
+    built costs the run nothing but a warning, since every output it describes is already written."""
+    try:
+        write_report(root, config)
+    except Exception as error:  # noqa: BLE001 (reported, and the run's outputs stand)
+        print(f"curate: warning: report.html not written: {error}", file=sys.stderr)
 
 
 def _write_json(path: str, data: Any) -> None:

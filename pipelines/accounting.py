@@ -11,11 +11,30 @@ from typing import Any
 
 import apache_beam as beam
 
+from curate.pipelines.progress import flush, report_stage
+
+
+class _ReportStage(beam.DoFn):
+    """Live per-stage counts for progress displays (pipelines/progress.py); emits nothing."""
+
+    def __init__(self, stage: str, side: str):
+        self._stage = stage
+        self._side = side
+
+    def process(self, doc: Any):
+        report_stage(self._stage, self._side)
+        return ()
+
+    def finish_bundle(self) -> None:
+        flush()
+
 
 def count_stage(
     stage: str, docs_in: beam.PCollection | None, kept: beam.PCollection, rejected: beam.PCollection
 ) -> list[beam.PCollection]:
     """PCollections of ``(stage, key, count)``: key is ``in``, ``out`` or ``rejected:<reason>``."""
+    kept | f"Progress{stage}Out" >> beam.ParDo(_ReportStage(stage, "out"))
+    rejected | f"Progress{stage}Rejected" >> beam.ParDo(_ReportStage(stage, "rejected"))
     counts = []
     if docs_in is not None:
         counts.append(

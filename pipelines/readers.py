@@ -26,7 +26,7 @@ from curate.core.config import Strict
 from curate.core.errors import CurateError
 from curate.core.ids import document_id
 from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
-from curate.pipelines.progress import flush, report_read
+from curate.pipelines.progress import flush, report_bytes, report_read
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
 from curate.pipelines.unique_ids import POSITION, UniqueIds
 
@@ -407,6 +407,14 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     return sorted(set(files))
 
 
+def _size_of(path: str) -> int:
+    """A file's size for progress (bytes of input done); 0 where the filesystem cannot say."""
+    try:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except Exception:
+        return 0
+
+
 class _ReadFile(beam.DoFn):
     def __init__(self, cfg: InputConfig):
         self._cfg = cfg
@@ -418,6 +426,7 @@ class _ReadFile(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
             else:
                 yield doc
+        report_bytes(_size_of(path))
 
     def finish_bundle(self) -> None:
         flush()

@@ -242,3 +242,29 @@ def quality_model(demo_corpus, quality_rejected_pages, tmp_path_factory):
         valid_fraction=0.3,
     )
     return output, report
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, jsonl_file: Path) -> Path:
+    """One real `curate run` from the command line over `jsonl_file` (10 documents), shared by the report
+    and service tests: its output folder, with stats.json, manifest.json and report.html."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("small-run")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text("runner: {name: direct, workers: 1}\n")
+    out = folder / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "curate",
+        "run",
+        str(recipe),
+        "--input",
+        str(jsonl_file),
+        "--output",
+        str(out),
+    ]
+    subprocess.run([*command, "--quiet"], check=True)
+    return out

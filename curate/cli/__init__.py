@@ -14,7 +14,9 @@ from curate.cli import (
     dedup_cmd,
     demo_cmd,
     lm_cmd,
+    report_cmd,
     run_cmd,
+    serve_cmd,
     shards_cmd,
     train_cmd,
     versions_cmd,
@@ -33,6 +35,8 @@ COMMAND_MODULES = [
     train_cmd,
     classifier_cmd,
     decont_cmd,
+    report_cmd,
+    serve_cmd,
 ]
 
 
