@@ -34,13 +34,7 @@ class Normalization:
     normalize_digits: bool = True
 
     def apply(self, text: str) -> str:
-        text = unicodedata.normalize("NFC", text)
-        if self.lowercase:
-            text = text.lower()
-        if self.strip_punctuation:
-            text = _PUNCTUATION.sub(" ", text)
-        if self.normalize_digits:
-            text = _DIGITS.sub("0", text)
+        text = self.apply_keeping_lines(text)
         if self.normalize_whitespace:
             text = " ".join(text.split())  # str.split knows the same whitespace as re's \s, 4x faster
         return text
