@@ -8,7 +8,9 @@ its recipe defaults plus the variants below. Texts are the main text of real pag
 and JSONL samples in ../shared/data; `--warc` takes a crawl such as make_web_corpus.py's. Documents carry
 `lang` from a langid pass first, as in the pipeline. Throughput is documents per CPU-second of this
 process (pinned to one core), so it stays comparable on a busy machine; model loading is timed apart.
-The perplexity filter needs a KenLM model: `--kenlm-model`, else one is trained on the JSONL samples.
+The perplexity filter needs a KenLM model: `--kenlm-model`, else one is trained on the JSONL samples; the
+classifier a fastText model: `--classifier-model`, else `curate classifier train` makes one (the JSONL
+samples against the pages the quality rules reject). Decontamination indexes the Jigsaw sample's comments.
 """
 
 from __future__ import annotations
@@ -29,12 +31,33 @@ DATA = REPO.parent / "shared" / "data"
 BATCH = 256  # the pipeline's default batch size for filter stages
 
 
-def variants(kenlm_model: str | None) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+def variants(models: dict[str, str | None]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Extra configurations worth timing, per stage; others run with their defaults."""
     ldnoobw = {
         p.name: str(p) for p in sorted((DATA / "blocklists" / "ldnoobw").iterdir()) if p.name != "LICENSE"
     }
+    kenlm_model, classifier_model, eval_file = models["kenlm"], models["classifier"], models["eval_set"]
     return {
+        "quality": [("quality", {}), ("quality (C4 line removal)", {"c4": {"remove_lines": True}})],
+        "classifier": [
+            ("classifier (fastText, 1 model)", {"models": [{"name": "q", "path": classifier_model}]})
+        ]
+        if classifier_model
+        else [],
+        "decontaminate": [
+            (
+                "decontaminate (13-grams, Jigsaw eval set)",
+                {"eval_sets": [{"name": "jigsaw", "paths": [eval_file], "fields": ["comment_text"]}]},
+            ),
+            (
+                "decontaminate (lines mode)",
+                {
+                    "eval_sets": [{"name": "jigsaw", "paths": [eval_file], "fields": ["comment_text"]}],
+                    "mode": "lines",
+                },
+            ),
+        ],
+        "pii": [("pii (emails, IPs)", {}), ("pii (+ phones, cards)", {"phones": True, "cards": True})],
         "url_filter": [("url_filter (LDNOOBW en in URLs)", {"banned_words": [ldnoobw["en"]]})],
         "toxicity": [
             ("toxicity (classifier)", {}),
@@ -69,21 +92,27 @@ def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
     return docs[:max_docs]
 
 
-def filter_specs(kenlm_model: str | None) -> list[tuple[str, Any]]:
-    """(label, FilterSpec) for every filter stage in pipeline order (a new filter shows up on its own)."""
+def filter_specs(models: dict[str, str | None]) -> list[tuple[str, Any]]:
+    """(label, FilterSpec) for every filter stage in pipeline order (a new filter shows up on its own);
+    the classifier stage is Beam around a filter (its run-wide pass aside), which is measured too."""
+    from curate.filters import classifier
     from curate.filters.base import FilterStageDef
     from curate.pipelines.stage_order import DOCUMENT_STAGES
 
     out = []
-    extra = variants(kenlm_model)
+    extra = variants(models)
     for stage in DOCUMENT_STAGES:
-        if not isinstance(stage, FilterStageDef):
+        if isinstance(stage, FilterStageDef):
+            spec = stage.spec
+        elif stage.name == "classifier":
+            spec = classifier.stage_spec
+        else:
             continue
         for label, overrides in extra.get(stage.name, [(stage.name, {})]):
             cfg = stage.config(enabled=True, **overrides)
-            out.append((label, stage.spec(cfg)))
-        if stage.name == "perplexity" and not extra["perplexity"]:
-            out.append(("perplexity (no KenLM model: skipped)", None))
+            out.append((label, spec(cfg)))
+        if stage.name in ("perplexity", "classifier") and not extra[stage.name]:
+            out.append((f"{stage.name} (no model: skipped)", None))
     return out
 
 
@@ -126,12 +155,47 @@ def train_model(out: Path) -> str | None:
     return str(out / "bench.binary")
 
 
+def train_classifier(docs: list[dict[str, Any]], out: Path) -> str | None:
+    """A quality classifier as `curate classifier train` makes one: the CCNet "head" JSONL documents
+    against pages of the benchmark's texts that the quality rules reject."""
+    from curate.classifier_train import train
+    from curate.core.errors import CurateError
+    from curate.filters.quality import QualityConfig, QualityFilter
+
+    rules = QualityFilter(QualityConfig())
+    rejected = [d for d, a in zip(docs, rules.annotate(docs), strict=True) if rules.decide(a, d)]
+    negatives = out / "negatives.jsonl"
+    negatives.write_text("".join(json.dumps({"text": d["text"]}) + "\n" for d in rejected), encoding="utf-8")
+    try:
+        train(
+            [str(p) for p in sorted((DATA / "jsonl").glob("*.jsonl.gz"))],
+            [str(negatives)],
+            str(out / "q.bin"),
+        )
+    except CurateError as error:
+        print(f"classifier: no model ({error})", file=sys.stderr)
+        return None
+    return str(out / "q.bin")
+
+
+def eval_set(out: Path) -> str:
+    """A real evaluation file for decontamination: the Jigsaw sample's comments as JSONL."""
+    import csv
+
+    path = out / "jigsaw.jsonl"
+    with open(DATA / "toxicity" / "jigsaw-sample-train.csv", newline="", encoding="utf-8") as handle:
+        rows = [{"comment_text": row["comment_text"]} for row in csv.DictReader(handle)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warc", help="Glob of WARC files (default: the samples in ../shared/data).")
     parser.add_argument("--max-docs", type=int, default=2000)
     parser.add_argument("--min-seconds", type=float, default=3.0, help="CPU seconds per filter, at least.")
     parser.add_argument("--kenlm-model", help="KenLM model for the perplexity filter.")
+    parser.add_argument("--classifier-model", help="fastText quality model (positive label __label__hq).")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "filters.json")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
@@ -149,10 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(docs)} documents, {mb:.1f} M characters, {len({d['lang'] for d in docs})} languages")
 
     with tempfile.TemporaryDirectory() as tmp:
-        kenlm_model = args.kenlm_model or train_model(Path(tmp))
+        models = {
+            "kenlm": args.kenlm_model or train_model(Path(tmp)),
+            "classifier": args.classifier_model or train_classifier(docs, Path(tmp)),
+            "eval_set": eval_set(Path(tmp)),
+        }
         results = []
         print(f"{'filter':<44}{'load s':>8}{'docs/s':>10}{'MB/s':>8}{'kept':>7}")
-        for label, spec in filter_specs(kenlm_model):
+        for label, spec in filter_specs(models):
             if spec is None:
                 print(f"{label:<44}")
                 continue

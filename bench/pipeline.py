@@ -196,7 +196,9 @@ def subset(files: list[Path], max_docs: int, into: Path) -> tuple[list[Path], in
 # ------------------------------------------------------------------------------------ contenders
 
 
-def curate_recipe(files: list[Path], out: Path, workers: int, same_stages: bool, langid: bool) -> Path:
+def curate_recipe(
+    files: list[Path], out: Path, workers: int, same_stages: bool, langid: bool, extractor: str | None = None
+) -> Path:
     from curate.config import config_to_yaml, default_config
 
     config = default_config()
@@ -206,6 +208,8 @@ def curate_recipe(files: list[Path], out: Path, workers: int, same_stages: bool,
     config.stages.langid.languages = LANGUAGES
     config.stages.langid.min_score = LANGUAGE_THRESHOLD
     config.stages.langid.enabled = langid
+    if extractor:
+        config.stages.extract.extractor = extractor
     if same_stages:
         for stage in ("dedup_exact", "dedup_minhash", "tokenize"):
             getattr(config.stages, stage).enabled = False
@@ -215,11 +219,19 @@ def curate_recipe(files: list[Path], out: Path, workers: int, same_stages: bool,
     return recipe
 
 
-def run_curate(files: list[Path], work: Path, workers: int, same_stages: bool, langid: bool) -> dict:
-    name = "curate-same-stages" if same_stages else "curate-default"
+def run_curate(
+    files: list[Path],
+    work: Path,
+    workers: int,
+    same_stages: bool,
+    langid: bool,
+    extractor: str | None = None,
+    name: str | None = None,
+) -> dict:
+    name = name or ("curate-same-stages" if same_stages else "curate-default")
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
-    recipe = curate_recipe(files, out, workers, same_stages, langid)
+    recipe = curate_recipe(files, out, workers, same_stages, langid, extractor)
     curate = [sys.executable, "-m", "curate", "run", str(recipe), "--quiet"]
     result = measure(curate, log=work / f"{name}.log")
     stats = json.loads((out / "stats.json").read_text())

@@ -5,6 +5,7 @@ Errors are one line naming the file and the key, since a recipe is something use
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def _describe(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(top level)"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{source}: {key}: {first['msg']}{more}"
+    return f"{source}: {key}: {first['msg'].removeprefix('Value error, ')}{more}"
 
 
 def parse_config(data: Any, source: str = "<config>") -> Config:
@@ -39,14 +40,52 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raise ConfigError(_describe(error, source)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    path = Path(path)
+MAX_RECIPE_BYTES = 1_000_000  # a recipe is a page of YAML; more is a mistake or an attack
+MAX_ALIASES = 100  # YAML aliases a recipe may use (an "anchor bomb" nests them to exhaust memory)
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a bound on aliases: nested aliases expand exponentially when walked."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (line {mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def _read_recipe(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISDIR(mode):
+            raise ConfigError(f"{path}: not a regular file; give a recipe YAML file")
+        with open(path, "rb") as handle:  # a device (/dev/zero) is read no further than the cap
+            data = handle.read(MAX_RECIPE_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config: {error.strerror}") from None
+    if len(data) > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_RECIPE_BYTES:,} bytes; a recipe may have at most that")
     try:
-        data = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    text = _read_recipe(path)
+    try:
+        loader = _RecipeLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -35,8 +35,10 @@ from curate.pipelines.accounting import assemble_stats
 from curate.pipelines.dedup import index_settings
 from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_resolver
 from curate.pipelines.progress import PROGRESS_ENV
-from curate.pipelines.readers import expand_inputs
 from curate.pipelines.runner import pipeline_options
+from curate.preflight import preflight
+from curate.publish import discard, output_lock, publish, staging_path
+from curate.report import write_report
 from curate.shards import write_manifest
 from curate.store import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target, commit_run
@@ -86,9 +88,12 @@ def _clear_previous_outputs(layout: Any) -> None:
         files = [m.path for m in matches if not (_is_local(m.path) and os.path.isdir(m.path))]
         if files:
             FileSystems.delete(files)
-    for name in ("stats.json", "manifest.json", "tokenizer.json", "lineage.json"):
+    for name in ("stats.json", "manifest.json", "tokenizer.json", "lineage.json", "report.html"):
         if FileSystems.exists(layout.path(name)):
             FileSystems.delete([layout.path(name)])
+
+
+PLAN_FILE = "_plan.json"  # beside the workers' progress files: the stage order, for progress displays
 
 
 class _Progress:
@@ -106,7 +111,7 @@ class _Progress:
     def _totals(self) -> tuple[int, int]:
         read = kept = 0
         for name in os.listdir(self._directory):
-            if name.endswith(".json"):
+            if name.endswith(".json") and name != PLAN_FILE:
                 try:
                     with open(os.path.join(self._directory, name)) as handle:
                         counts = json.load(handle)
@@ -214,47 +219,69 @@ def run(
         output = config.output.model_copy(update={"dataset": dataset, "branch": branch})
         config = config.model_copy(update={"output": output})
     set_version_resolver(resolve_data)  # `against: [NAME@REF]` are versions of the store
-    files = expand_inputs(config.input.paths)
+    files = preflight(config)  # nothing has been touched yet: a problem here costs nothing
     curation.enabled_stages(config)  # fail now, before any worker starts, on a stage's bad config
     if config.output.dataset:
         check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
-    plan = _plan(config, files, append)
-    root = plan.root
-    log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
-    with _worker_logs_to(log_path) as console:
-        stream = stream or console
-        say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda line: None)
-        skipped = f"; {plan.skipped} already in {append}, skipped" if append else ""
-        say(
-            f"curate: {len(files)} input file(s){skipped} -> {root} on the {config.runner.name} runner"
-            f" (Beam's log: {log_path})"
-        )
-        if not plan.segments:
-            say(f"curate: no new input files; {root} is {append} as it was")
-            return _summary_of(root, plan.lineage, time.monotonic() - started)
-        summary = None
-        for number, segment in enumerate(plan.segments, 1):
-            name = f"segment {number}/{len(plan.segments)} ({len(segment)} file(s))"
-            if plan.finished(segment):
-                say(f"curate: {name}: finished before, skipped")
-                continue
-            if len(plan.segments) > 1:
-                say(f"curate: {name}")
-            summary = _run_part(
-                config, plan, segment, number == len(plan.segments), progress, stream, log_path
+    root = config.output.path.rstrip("/") or config.output.path
+    with output_lock(root):
+        if _is_local(root):
+            os.makedirs(root, exist_ok=True)
+        # Every part of the run is written in OUT/.staging and replaces the previous results only when
+        # the whole run has succeeded; a killed segmented run resumes from what it staged.
+        staged = config.model_copy(deep=True)
+        staged.output.path = staging_path(root)
+        plan = _plan(staged, files, append)
+        log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
+        with _worker_logs_to(log_path) as console:
+            stream = stream or console
+            say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda line: None)
+            skipped = f"; {plan.skipped} already in {append}, skipped" if append else ""
+            say(
+                f"curate: {len(files)} input file(s){skipped} -> {root} on the {config.runner.name} runner"
+                f" (Beam's log: {log_path})"
             )
-            plan.lineage = incremental.read_lineage(root)
-        if summary is None:  # every segment had finished before: the plan is complete now
-            plan.lineage["plan"]["complete"] = True
-            incremental.write_lineage(root, plan.lineage)
-            summary = _summary_of(root, plan.lineage, 0.0)
-        summary.seconds = time.monotonic() - started
-        say(format_summary(summary))
+            try:
+                summary = _run_segments(staged, plan, append, progress, stream, log_path, say)
+            except BaseException:
+                if len(plan.segments) <= 1 and not append:  # nothing a rerun could resume from
+                    with contextlib.suppress(Exception):
+                        discard(plan.root)
+                raise
+            publish(plan.root, root)
+            summary.output = root
+            summary.seconds = time.monotonic() - started
+            say(format_summary(summary))
     if not is_local(root):
         with open(log_path, "rb") as handle:
             log = handle.read()
         if log:  # Beam's S3 uploader cannot create an empty object; an empty log says nothing anyway
             write_atomic(f"{root.rstrip('/')}/run.log", log)
+    return summary
+
+
+def _run_segments(
+    config: Config, plan: _Plan, append: str | None, progress: bool, stream: TextIO, log_path: str, say: Any
+) -> RunSummary:
+    """Each segment not finished before, as one pipeline whose part joins the staged folder."""
+    if not plan.segments:
+        say(f"curate: no new input files; the output is {append} as it was")
+        return _summary_of(plan.root, plan.lineage, 0.0)
+    summary = None
+    for number, segment in enumerate(plan.segments, 1):
+        name = f"segment {number}/{len(plan.segments)} ({len(segment)} file(s))"
+        if plan.finished(segment):
+            say(f"curate: {name}: finished before, skipped")
+            continue
+        if len(plan.segments) > 1:
+            say(f"curate: {name}")
+        summary = _run_part(config, plan, segment, number == len(plan.segments), progress, stream, log_path)
+        plan.lineage = incremental.read_lineage(plan.root)
+    if summary is None:  # every segment had finished before: the plan is complete now
+        assert plan.lineage is not None
+        plan.lineage["plan"]["complete"] = True
+        incremental.write_lineage(plan.root, plan.lineage)
+        summary = _summary_of(plan.root, plan.lineage, 0.0)
     return summary
 
 
@@ -278,7 +305,8 @@ def _run_part(
     try:
         order = _run_pipeline(part_config, paths, layout, progress, stream)
     except Exception as error:
-        traceback.print_exc()  # fd 2 is the log file here
+        with contextlib.suppress(OSError):  # the log's disk may be the one that is full
+            traceback.print_exc()  # fd 2 is the log file here
         if isinstance(error, CurateError) and "[while running" not in str(error):
             raise
         raise CurateError(_worker_error(error, log_path)) from error
@@ -359,7 +387,8 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
 
 
 def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
-    progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
+    # A caller that watches progress (curate serve) names the folder; otherwise a fresh temporary one.
+    progress_dir = os.environ.get(PROGRESS_ENV) or tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = progress_dir
     temp_location = layout.path(".work", "beam-temp")
@@ -371,6 +400,7 @@ def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool,
             options = pipeline_options(config.runner, temp_location, config.storage)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
+            _write_json(os.path.join(progress_dir, PLAN_FILE), {"stages": order, "files": len(files)})
             result = pipeline.run()
             with MetricsProgress(result, order, stream) if from_metrics else contextlib.nullcontext():
                 result.wait_until_finish()
@@ -410,6 +440,7 @@ def _finalize(
         "balanced": all(entry["balanced"] for entry in stages.values())
         and stages["read"]["in"] == last["out"] + total_rejected,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(_cpu_seconds(), 2),
     }
     for report in reports:
         part_stats[report.get("kind", "report")] = {k: v for k, v in report.items() if k != "kind"}
@@ -442,12 +473,28 @@ def _finalize(
     if _is_local(layout.root):
         plan = {"key": plan_key, "complete": complete}
         incremental.write_lineage(layout.root, {"format": incremental.FORMAT, "plan": plan, "parts": parts})
+    _write_report(layout.root, config)
     all_shards = [shard for p in parts for shard in p["shards"]]
     summary = RunSummary(layout.root, stats, reports, all_shards, seconds)
     if config.output.dataset:
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
         summary.commit = commit_run(config, layout.root, [entry["path"] for entry in inputs], stats)
     return summary
+
+
+def _cpu_seconds() -> float:
+    """CPU time of the driver and its finished worker processes (user + system)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _write_report(root: str, config: Config) -> None:
+    """OUT/report.html (before any commit, so a version carries its report); a report that cannot be
+    built costs the run nothing but a warning, since every output it describes is already written."""
+    try:
+        write_report(root, config)
+    except Exception as error:  # noqa: BLE001 (reported, and the run's outputs stand)
+        print(f"curate: warning: report.html not written: {error}", file=sys.stderr)
 
 
 def _write_json(path: str, data: Any) -> None:

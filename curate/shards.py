@@ -125,9 +125,30 @@ def read_manifest(out_dir: str | Path | Folder) -> dict[str, Any]:
         raise CurateError(f"{path}: cannot read ({error}); pass the output folder of `curate run`") from None
     except ValueError as error:
         raise CurateError(f"{path}: not valid JSON ({error}); re-run `curate run`") from None
-    if manifest.get("format") != FORMAT:
-        raise CurateError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise CurateError(f"{path}: format {found!r}, expected {FORMAT!r}")
+    _check_manifest_keys(manifest, path)
     return manifest
+
+
+# Keys every reader of a manifest relies on: (key, subkeys).
+_REQUIRED = (("tokenizer", ("path", "sha256", "eos_id", "vocab_size")), ("shards", ()), ("token_dtype", ()))
+
+
+def _check_manifest_keys(manifest: dict[str, Any], path: Path) -> None:
+    """A manifest that lost a key fails here, in one line, not as a KeyError deep in a reader."""
+    for key, subkeys in _REQUIRED:
+        value = manifest.get(key)
+        if value is None or (subkeys and not isinstance(value, dict)):
+            raise CurateError(f"{path}: missing or malformed key '{key}'; re-run `curate run` to rewrite it")
+        missing = [sub for sub in subkeys if sub not in value]
+        if missing:
+            raise CurateError(f"{path}: key '{key}' lacks {', '.join(missing)}; re-run `curate run`")
+    if not isinstance(manifest["shards"], list) or not all(
+        isinstance(shard, dict) and "path" in shard for shard in manifest["shards"]
+    ):
+        raise CurateError(f"{path}: key 'shards' must list shards with a 'path'; re-run `curate run`")
 
 
 def iter_documents(path: str | Path, columns: Sequence[str] = ("id", "tokens")) -> Iterator[dict[str, Any]]:

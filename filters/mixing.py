@@ -29,9 +29,13 @@ class DomainRule(Strict):
     lang: str | None = None
     annotation: str | None = Field(None, description="A document annotation or input metadata field.")
     equals: Any = Field(None, description="The annotation's value; null: the annotation is present.")
+    at_least: float | None = Field(None, description="The annotation is a number >= this.")
+    at_most: float | None = Field(None, description="The annotation is a number <= this.")
 
     @model_validator(mode="after")
     def _has_a_condition(self) -> DomainRule:
+        if (self.at_least is not None or self.at_most is not None) and self.annotation is None:
+            raise ValueError(f"rule for domain '{self.domain}': at_least/at_most need an annotation")
         if self.url_host is None and self.source is None and self.lang is None and self.annotation is None:
             raise ValueError(
                 f"rule for domain '{self.domain}' sets no condition (url_host, source, lang, annotation)"
@@ -91,6 +95,13 @@ def rule_matches(rule: DomainRule, doc: Mapping[str, Any]) -> bool:
     if rule.annotation is not None:
         value = doc.get(rule.annotation, (doc.get("metadata") or {}).get(rule.annotation))
         checks.append(value is not None if rule.equals is None else value == rule.equals)
+        if rule.at_least is not None or rule.at_most is not None:
+            number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+            checks.append(
+                number is not None
+                and (rule.at_least is None or number >= rule.at_least)
+                and (rule.at_most is None or number <= rule.at_most)
+            )
     return bool(checks) and all(checks)
 
 

@@ -70,6 +70,8 @@ class QualityFilter:
                 # FineWeb's rules run on what C4's line rules keep (datatrove examples/fineweb.py)
                 c4_signals, fineweb_units = c4.signals(units, cfg.c4)
                 signals.update(c4_signals)
+                if cfg.c4.remove_lines and fineweb_units.text != units.text:
+                    signals["text"] = fineweb_units.text  # applied to a copy by the pipeline
             if cfg.fineweb.enabled:
                 signals.update(fineweb.signals(fineweb_units, cfg.fineweb))
             out.append(signals)
@@ -77,7 +79,7 @@ class QualityFilter:
 
     def decide(self, annotations: Annotations, doc: Doc) -> str | None:
         cfg = self.cfg
-        if not (doc.get("text") or "").strip():
+        if not (doc.get("text") or "").strip() and "text" not in annotations:
             return EMPTY
         reason = None
         if cfg.gopher_repetition.enabled:

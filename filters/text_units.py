@@ -9,11 +9,14 @@ such documents are not rejected as "too few words" just because they contain no 
 from __future__ import annotations
 
 import re
+import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import chain
+
+from curate.filters.spacy_words import is_plain, split_chunk
 
 # Scripts written without spaces between words (Thai, Lao, Tibetan, Myanmar, Khmer, kana, CJK ideographs):
 # one token per character plus its combining marks. Explicit ranges keep this on the stdlib `re` engine,
@@ -163,9 +166,18 @@ class TextUnits:
         return _PARAGRAPH_BREAK.split(self.text.strip())
 
     @cached_property
+    def _line_parts(self) -> list[tuple[list[str], list[str]]]:
+        return [split_line(line) for line in self.lines]
+
+    @cached_property
     def line_tokens(self) -> list[list[str]]:
         """Tokens of each of `lines` ("" for a punctuation/symbol token); no token spans a line break."""
-        return [_TOKENS.findall(line) for line in self.lines]
+        return [marked for _, marked in self._line_parts]
+
+    @cached_property
+    def tokens(self) -> list[str]:
+        """Every token with its text, punctuation included (what Gopher's n-gram rules count in datatrove)."""
+        return list(chain.from_iterable(texts for texts, _ in self._line_parts))
 
     @cached_property
     def _tokens(self) -> list[str]:
@@ -210,6 +222,51 @@ class TextUnits:
         return len(line.split())
 
 
+def split_line(text: str) -> tuple[list[str], list[str]]:
+    """Tokens of a text: their texts, and the same list with "" standing for each punctuation/symbol token.
+
+    Text in scripts written with spaces is split as spaCy's English tokenizer splits it (what datatrove's
+    Gopher filters count; filters/spacy_words.py); a line holding a segmented script (CJK, Thai, ...) is
+    split per character instead (spaCy would need a segmenter per language)."""
+    if _HAS_SEGMENTED.search(text):
+        found = list(_TOKENS.finditer(text))
+        return [m.group(0) for m in found], [m.group(1) or "" for m in found]
+    texts: list[str] = []
+    marked: list[str] = []
+    for chunk in text.split():
+        if is_plain(chunk):
+            texts.append(chunk)
+            marked.append(chunk)
+        else:
+            chunk_texts, chunk_marked = _split_marked(chunk)
+            texts += chunk_texts
+            marked += chunk_marked
+    return texts, marked
+
+
 def tokenize(text: str) -> list[str]:
     """All tokens of a text, "" standing for each punctuation/symbol token."""
-    return _TOKENS.findall(text)
+    return split_line(text)[1]
+
+
+@lru_cache(maxsize=1 << 16)
+def _split_marked(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    texts = split_chunk(chunk)
+    return texts, tuple(token if _is_word(token) else "" for token in texts)
+
+
+# datatrove 0.10.1's utils/text.py PUNCTUATION_SET: a token made only of these is a symbol, not a word, for
+# Gopher's mean word length (ASCII punctuation, C0/C1 controls but tab and newline, and these).
+_DATATROVE_PUNCTUATION = frozenset(
+    string.punctuation
+    + "".join(map(chr, [*range(0, 9), *range(11, 32), *range(127, 160)]))
+    + (
+        "«´»։؝؞؟۔܀܁܂߹࠷࠹࠽࠾।॥၊။።፧፨᙮᜵᜶។៕៖៙៚᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᭽᭾᰻᰼᱾᱿–—’“”„…‼‽⁇⁈⁉∶━►⸮⸼⹓⹔、。〈〉《》「」【】꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉"
+        "꩝꩞꩟꫰꫱꯫﹒﹖﹗！％（），．１：；？～｡𐩖𐩗𐽕𐽖𐽗𐽘𐽙𐾆𐾇𐾈𐾉𑁇𑁈𑂾𑂿𑃀𑃁𑅁𑅂𑅃𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑜼𑜽𑜾𑥄𑥆𑩂𑩃𑪛𑪜𑱁𑱂𑻷𑻸"
+        "\U00011f43\U00011f44𖩮𖩯𖫵𖬷𖬸𖭄𖺘𛲟𝪈"
+    )
+)
+
+
+def _is_word(token: str) -> bool:
+    return any(char not in _DATATROVE_PUNCTUATION for char in token)

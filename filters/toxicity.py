@@ -74,7 +74,7 @@ class FastTextClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> list[float]:
         out = []
-        for text in texts:  # fasttext-predict's list form drops probabilities; one call per text
+        for text in texts:  # one predict call per text (as langid)
             labels, probs = self._model.predict(one_line(text), k=-1)
             scores = dict(zip(labels, probs, strict=True))
             out.append(min(1.0, float(scores.get(self._label, 0.0))))

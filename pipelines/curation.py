@@ -13,7 +13,7 @@ from curate.pipelines import dedup, mixing, token_shards
 from curate.pipelines.accounting import count_stage
 from curate.pipelines.dedup import WriteDedupIndex
 from curate.pipelines.progress import flush, report_kept
-from curate.pipelines.readers import ReadDocuments
+from curate.pipelines.readers import ReadDocuments, ReadProblems
 from curate.pipelines.recipe import Config
 from curate.pipelines.stage import StageTransform
 from curate.pipelines.stage_order import DOCUMENT_STAGES, build_stage
@@ -77,6 +77,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     """Add the whole curation to ``pipeline``; returns the stage names in order (for stats)."""
     docs, read_rejected = pipeline | "Read" >> ReadDocuments(config.input, files)
     counts = count_stage("read", None, docs, read_rejected)
+    reports = [read_rejected | "ReadProblems" >> ReadProblems()]
     rejected = [read_rejected]
     annotations: dict[str, str] = dict(ReadDocuments.annotation_types)
     order = ["read"]
@@ -110,7 +111,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         annotations.update(shard_stage.annotation_types)
         docs = outputs.kept
         _to_json_lines(outputs.shard_infos, layout.path(".work", SHARDS_FILE), "ShardInfos")
-        _to_json_lines(outputs.reports, layout.path(".work", REPORTS_FILE), "Reports")
+        reports.append(outputs.reports)
 
     docs = docs | "ReportKept" >> beam.ParDo(_ReportKept())
     if config.output.documents:
@@ -126,6 +127,8 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         all_rejected | "WriteRejected" >> WriteDocuments(
             layout.path("rejected", layout.part), document_schema(annotations, rejected=True)
         )
+    all_reports = tuple(reports) | "AllReports" >> beam.Flatten()
+    _to_json_lines(all_reports, layout.path(".work", REPORTS_FILE), "Reports")
     stats_rows = tuple(counts) | "AllCounts" >> beam.Flatten()
     _to_json_lines(stats_rows, layout.path(".work", STATS_FILE), "Stats")
     return order

@@ -396,7 +396,7 @@ class _IndexRows(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(
                     "exact", {"hash": exact_key(_text(doc), normalization), "id": doc["id"]}
                 )
-        if self._hasher is not None:
+        if self._hasher is not None and self._minhash is not None:
             cfg, words = self._minhash, Normalization()
             shingles = [shingle_hashes(words.words(_text(doc)), cfg.ngram, cfg.unit) for doc in batch]
             for doc, doc_shingles, signature in zip(

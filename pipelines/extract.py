@@ -13,7 +13,8 @@ import apache_beam as beam
 from pydantic import Field
 
 from curate.core.config import StageConfig
-from curate.filters.html_extract import extract_main_text, is_html_content_type
+from curate.core.errors import CurateError
+from curate.filters.html_extract import extract_main_text, is_html_content_type, missing_dependency
 from curate.pipelines.stage import REJECTED_TAG, StageTransform, TransformStageDef, reject
 
 
@@ -61,6 +62,12 @@ class ExtractStage(StageTransform):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
         self._cfg = cfg
+        missing = missing_dependency(cfg.extractor)
+        if missing:  # fail before the run starts, not in a worker on the first page
+            raise CurateError(
+                f"stages.extract.extractor: {cfg.extractor} needs the Python package {missing}, which is not "
+                f"installed; pip install {missing} (or reinstall curate)"
+            )
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         outputs = docs | "Extract" >> beam.ParDo(_Extract(self.stage_name, self._cfg)).with_outputs(

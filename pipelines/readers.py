@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, Literal
@@ -23,10 +24,11 @@ from pydantic import Field
 
 from curate.core.config import Strict
 from curate.core.errors import CurateError
-from curate.core.files import open_text
 from curate.core.ids import document_id
-from curate.pipelines.progress import flush, report_read
+from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
+from curate.pipelines.progress import flush, report_bytes, report_read
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
+from curate.pipelines.unique_ids import POSITION, UniqueIds
 
 
 class InputConfig(Strict):
@@ -35,6 +37,19 @@ class InputConfig(Strict):
     id_field: str = "id"
     url_field: str = "url"
     text_field: str = "text"
+    max_document_bytes: int = Field(
+        8_000_000,
+        ge=1,
+        description="Records larger than this are rejected as too_large as they are read (before any stage).",
+    )
+    on_duplicate_id: Literal["derive", "fail"] = Field(
+        "derive",
+        description="Two records with one id: derive a stable id from file and position for the later "
+        "one (the original goes to metadata.original_id), or fail the run.",
+    )
+    strict: bool = Field(
+        False, description="Fail the run at the first unreadable record instead of rejecting it."
+    )
 
 
 Document = dict[str, Any]
@@ -61,6 +76,7 @@ def detect_format(path: str) -> str:
 
 def unreadable(path: str, where: str, message: str, url: str | None = None) -> Document:
     """A rejection for a record that could not be read; its id is stable so reruns agree."""
+    message = "".join(char if char.isprintable() else "?" for char in message)  # one clean line
     return {
         "id": document_id(None, f"{path}@{where}", ""),
         "url": url,
@@ -71,6 +87,15 @@ def unreadable(path: str, where: str, message: str, url: str | None = None) -> D
         "stage": READ_STAGE,
         "reason": "unreadable",
     }
+
+
+def too_large(path: str, where: str, size: int, cfg: InputConfig) -> Document:
+    """A rejection for a record over ``input.max_document_bytes``; its text is not kept."""
+    doc = unreadable(
+        path, where, f"{size:,} bytes exceed input.max_document_bytes ({cfg.max_document_bytes:,})"
+    )
+    doc["reason"] = "too_large"
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------- WARC
@@ -97,25 +122,28 @@ def _gzip_tail_problem(raw: BinaryIO, start: int) -> int | None:
     return None
 
 
-def _next_gzip_member(raw: BinaryIO, after: int) -> int | None:
-    """Offset of the next gzip member header after a corrupt region, to resume reading there."""
+def _next_warc_header(raw: BinaryIO, after: int) -> int | None:
+    """Offset of the next line that starts a WARC record header, to resume an uncompressed WARC there."""
     raw.seek(after)
-    data = raw.read()
-    index = data.find(b"\x1f\x8b\x08", 1)
-    while index != -1:
-        try:
-            zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(data[index : index + 65536])
-            return after + index
-        except zlib.error:
-            index = data.find(b"\x1f\x8b\x08", index + 1)
+    position = after
+    carry = b""
+    while block := raw.read(1 << 20):
+        window = carry + block
+        index = window.find(b"\nWARC/1.")
+        if index != -1:
+            return position - len(carry) + index + 1
+        carry = window[-8:]
+        position += len(block)
     return None
 
 
-def _warc_record_doc(record: Any, path: str, fmt: str) -> Document | None:
+def _warc_record_doc(record: Any, path: str, fmt: str, offset: int, cfg: InputConfig) -> Document | None:
     record_type = str(record.record_type)
     wanted = ("conversion",) if fmt == "wet" else ("response",)
     if record_type not in wanted:
         return None  # request, metadata, warcinfo: not documents
+    if record.content_length > cfg.max_document_bytes:
+        return too_large(path, f"byte {offset}", record.content_length, cfg)
     headers = record.headers
     url = (headers.get("WARC-Target-URI") or "").strip("<> ") or None  # WARC/1.1 drafts bracket it
     record_id = headers.get("WARC-Record-ID", "")
@@ -126,6 +154,7 @@ def _warc_record_doc(record: Any, path: str, fmt: str) -> Document | None:
         "url": url,
         "source": path,
         "metadata": metadata,
+        POSITION: f"byte {offset}",
     }
     if fmt == "wet":
         doc["text"] = body.decode("utf-8", errors="replace")
@@ -143,14 +172,18 @@ def _warc_record_doc(record: Any, path: str, fmt: str) -> Document | None:
     return doc
 
 
-def read_warc(raw: BinaryIO, path: str, fmt: str = "warc") -> Iterator[Document]:
-    """Yield response (WARC) or conversion (WET) records; resume after corrupt gzip members.
+def read_warc(
+    raw: BinaryIO, path: str, fmt: str = "warc", cfg: InputConfig | None = None
+) -> Iterator[Document]:
+    """Yield response (WARC) or conversion (WET) records; resume after a corrupt region at the next gzip
+    member (.warc.gz) or the next record header (plain .warc).
 
     Requests, metadata, warcinfo and resource records (crawler logs) are not documents and are skipped.
     HTTP transfer and content encodings (chunked, gzip, br) are decoded before extraction.
     """
     from fastwarc.warc import ArchiveIterator
 
+    cfg = cfg or InputConfig()
     gzipped = path.endswith(".gz")
     position = 0
     while True:
@@ -164,12 +197,18 @@ def read_warc(raw: BinaryIO, path: str, fmt: str = "warc") -> Iterator[Document]
                 if pending is not None:
                     yield pending
                 last_start = position + record.stream_pos
-                pending = _warc_record_doc(record, path, fmt)
+                pending = _warc_record_doc(record, path, fmt, last_start, cfg)
         except (OSError, ValueError, UnicodeDecodeError) as error:
             if pending is not None:
                 yield pending
-            yield unreadable(path, f"byte {last_start}", f"corrupt record after this offset ({error})")
-            resume = _next_gzip_member(raw, last_start + 1) if gzipped else None
+            if gzipped:
+                resume = next_gzip_member(raw, last_start + 1)
+            else:
+                resume = _next_warc_header(raw, last_start + 1)
+            skipped = f", skipped to byte {resume}" if resume is not None else ""
+            yield unreadable(
+                path, f"byte {last_start}", f"corrupt record after this offset ({error}){skipped}"
+            )
             if resume is None:
                 return
             position = resume
@@ -203,36 +242,94 @@ def row_to_document(row: dict[str, Any], path: str, where: str, cfg: InputConfig
         "text": text,
         "source": path,
         "metadata": row,
+        POSITION: where,
     }
 
 
+# A JSON escape of a UTF-16 surrogate; only lines containing one need the (slower) full check.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _jsonl_record(line: bytes, path: str, where: str, cfg: InputConfig) -> Document:
+    """One line as a document, or the rejection that says what is wrong with it."""
+    if len(line) > cfg.max_document_bytes:
+        return too_large(path, where, len(line), cfg)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return unreadable(path, where, f"invalid UTF-8 at byte {error.start} of the line")
+    try:
+        row = json.loads(text)
+    except ValueError as error:
+        return unreadable(path, where, f"invalid JSON ({str(error).splitlines()[0]})")
+    if not isinstance(row, dict):
+        return unreadable(path, where, f"not a JSON object but {type(row).__name__}")
+    if _SURROGATE_ESCAPE.search(line):
+        try:
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return unreadable(path, where, "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
+    try:
+        return row_to_document(row, path, where, cfg)
+    except ValueError as error:
+        return unreadable(path, where, str(error))
+
+
 def read_jsonl(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Document]:
-    lines = open_text(raw, path)
+    """One document or rejection per non-blank line; a bad line costs that line only.
+
+    Lines are split on bytes and decoded one by one, so a bad byte is reported on its true line. A
+    damaged gzip/zstd member is one rejection naming the compressed byte range skipped; line numbers
+    after it count the lines actually read. A line longer than ``max_document_bytes`` is rejected
+    (``too_large``) without being held in memory whole.
+    """
     line_number = 0
-    while True:
-        try:
-            line = lines.readline()
-        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
-            yield unreadable(path, f"line {line_number + 1}", f"cannot decompress/decode ({error})")
-            return
-        if not line:
-            return
-        line_number += 1
-        if not line.strip():
+    pending = bytearray()
+    oversize = 0  # bytes of the current line dropped because it is too large
+    for chunk in decompressed_chunks(raw, path):
+        if isinstance(chunk, LostRange):
+            span = f"byte {chunk.start}" if chunk.start == chunk.end else f"bytes {chunk.start}-{chunk.end}"
+            if pending or oversize:  # a line was cut: name it, with the compressed bytes lost
+                yield unreadable(path, f"line {line_number + 1}", f"{span}: {chunk.problem}")
+            else:
+                yield unreadable(path, span, chunk.problem)
+            pending.clear()
+            oversize = 0
             continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
-            yield row_to_document(row, path, f"line {line_number}", cfg)
-        except ValueError as error:
-            yield unreadable(path, f"line {line_number}", str(error).splitlines()[0])
+        start = 0
+        while True:
+            newline = chunk.find(b"\n", start)
+            end = len(chunk) if newline == -1 else newline
+            size = len(pending) + end - start
+            if oversize or size > cfg.max_document_bytes:
+                oversize += size
+                pending.clear()
+            elif newline == -1:
+                pending += chunk[start:]
+            if newline == -1:
+                break
+            line_number += 1
+            if oversize:
+                yield too_large(path, f"line {line_number}", oversize, cfg)
+                oversize = 0
+            else:
+                line = bytes(pending + chunk[start:newline]) if pending else chunk[start:newline]
+                if line and not line.isspace():
+                    yield _jsonl_record(line, path, f"line {line_number}", cfg)
+            pending.clear()
+            start = newline + 1
+    if oversize:
+        yield too_large(path, f"line {line_number + 1}", oversize, cfg)
+    elif pending and not pending.isspace():
+        yield _jsonl_record(bytes(pending), path, f"line {line_number + 1}", cfg)
 
 
 # ------------------------------------------------------------------------------------------- Parquet
 
 
 def read_parquet(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Document]:
+    """One document per row; a row group that cannot be decoded is one rejection per row it holds
+    (the footer says how many), so the count of what was lost is exact."""
     import pyarrow.parquet as pq
 
     try:
@@ -245,13 +342,25 @@ def read_parquet(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Documen
         try:
             rows = parquet.read_row_group(group).to_pylist()
         except Exception as error:
-            yield unreadable(path, f"row group {group}", f"cannot decode ({error})")
+            problem = f"row group {group} cannot be decoded ({str(error).splitlines()[0]})"
+            for _ in range(parquet.metadata.row_group(group).num_rows):
+                yield unreadable(path, f"row {row_number}", problem)
+                row_number += 1
             continue
         for row in rows:
-            try:
-                yield row_to_document(row, path, f"row {row_number}", cfg)
-            except ValueError as error:
-                yield unreadable(path, f"row {row_number}", str(error))
+            where = f"row {row_number}"
+            text = row.get(cfg.text_field)
+            if (
+                isinstance(text, str)
+                and len(text) > cfg.max_document_bytes // 4
+                and (size := len(text.encode("utf-8"))) > cfg.max_document_bytes
+            ):
+                yield too_large(path, where, size, cfg)
+            else:
+                try:
+                    yield row_to_document(row, path, where, cfg)
+                except ValueError as error:
+                    yield unreadable(path, where, str(error))
             row_number += 1
 
 
@@ -259,18 +368,26 @@ def read_parquet(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Documen
 
 
 def read_file(path: str, cfg: InputConfig) -> Iterator[Document]:
-    """Every document (or `unreadable` rejection) in one file, whatever its format."""
+    """Every document (or `unreadable`/`too_large` rejection) in one file, whatever its format; with
+    ``input.strict`` the first unreadable record fails the run instead."""
+    for doc in _read_any(path, cfg):
+        if cfg.strict and doc.get("reason") == "unreadable":
+            raise CurateError(f"{doc['read_error']} (input.strict is on: the run stops at a bad record)")
+        yield doc
+
+
+def _read_any(path: str, cfg: InputConfig) -> Iterator[Document]:
     fmt = cfg.format if cfg.format != "auto" else detect_format(path)
     try:
         raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except Exception as error:
-        yield unreadable(path, "open", str(error))
+        yield unreadable(path, "open", str(error).splitlines()[0] if str(error) else type(error).__name__)
         return
     with raw:
-        if not raw.seekable():  # Parquet footers and WARC recovery need random access
+        if not raw.seekable():  # Parquet footers and member recovery need random access
             raw = io.BytesIO(raw.read())
         if fmt in ("warc", "wet"):
-            yield from read_warc(raw, path, fmt)
+            yield from read_warc(raw, path, fmt, cfg)
         elif fmt == "jsonl":
             yield from read_jsonl(raw, path, cfg)
         else:
@@ -290,6 +407,14 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     return sorted(set(files))
 
 
+def _size_of(path: str) -> int:
+    """A file's size for progress (bytes of input done); 0 where the filesystem cannot say."""
+    try:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except Exception:
+        return 0
+
+
 class _ReadFile(beam.DoFn):
     def __init__(self, cfg: InputConfig):
         self._cfg = cfg
@@ -306,13 +431,15 @@ class _ReadFile(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
             else:
                 yield doc
+        report_bytes(_size_of(path))
 
     def finish_bundle(self) -> None:
         flush()
 
 
 class ReadDocuments(StageTransform):
-    """Files -> documents, with unreadable records as rejections of stage `read`."""
+    """Files -> documents with ids unique in the run, with unreadable records as rejections of stage
+    `read`."""
 
     stage_name = READ_STAGE
     annotation_types = {"read_error": "string"}
@@ -329,7 +456,48 @@ class ReadDocuments(StageTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             | "Parse" >> beam.ParDo(_ReadFile(self._cfg)).with_outputs(REJECTED_TAG, main="docs")
         )
-        # No reshuffle here: raw HTML must never go through a shuffle (on Beam's local runner every
-        # shuffle's input is held in the runner's memory). Reading stays fused with the stages up to
-        # extraction, which spreads the (much smaller) extracted documents over the workers.
-        return outputs.docs, outputs[REJECTED_TAG]
+        # No reshuffle of documents here: raw HTML must never go through a shuffle (on Beam's local
+        # runner every shuffle's input is held in the runner's memory). Reading stays fused with the
+        # stages up to extraction; finding colliding ids groups only ids and record positions.
+        docs = outputs.docs | "UniqueIds" >> UniqueIds(self._cfg.on_duplicate_id)
+        return docs, outputs[REJECTED_TAG]
+
+
+MAX_PROBLEM_FILES = 20  # files named on the console and in stats.json; rejected/ has every record
+
+
+def _reading_order(error: str) -> list[Any]:
+    """'f: row 8: ...' before 'f: row 10: ...': numbers compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", error)]
+
+
+def _count_and_first(values: Iterable[tuple[int, str]]) -> tuple[int, str]:
+    values = list(values)
+    return sum(count for count, _ in values), min((error for _, error in values), key=_reading_order)
+
+
+def _problem_report(files: list[tuple[str, tuple[int, str]]]) -> dict[str, Any]:
+    console = [
+        f"{source}: {count:,} record(s) not read, e.g. {example}" for source, (count, example) in files
+    ]
+    if len(files) == MAX_PROBLEM_FILES:
+        console.append(f"(only the first {MAX_PROBLEM_FILES} files are named; see rejected/ for all)")
+    return {
+        "kind": "read_problems",
+        "files": {source: {"records": count, "example": example} for source, (count, example) in files},
+        "console": console,
+    }
+
+
+class ReadProblems(beam.PTransform):
+    """Read-stage rejections -> one report naming each damaged file (records lost, one example), so the
+    console says which files to look at without anyone opening rejected/."""
+
+    def expand(self, read_rejected: beam.PCollection) -> beam.PCollection:
+        return (
+            read_rejected
+            | "BySource" >> beam.Map(lambda doc: (doc["source"], (1, doc["read_error"])))
+            | "PerSource" >> beam.CombinePerKey(_count_and_first)
+            | "FirstFiles" >> beam.combiners.Top.Smallest(MAX_PROBLEM_FILES)
+            | "Report" >> beam.Map(_problem_report)
+        )

@@ -15,7 +15,24 @@ class RunnerConfig(Strict):
     workers: int = Field(2, ge=1, description="Worker processes for the direct runner.")
     job_endpoint: str | None = Field(None, description="HOST:PORT of a Beam job service (portable runner).")
     environment_type: str = Field("LOOPBACK", description="SDK harness environment for portable runners.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Extra Beam pipeline options.")
+    options: dict[str, str | bool | int | float] = Field(
+        default_factory=dict, description="Extra Beam pipeline options (name: scalar value)."
+    )
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_are_scalars(cls, value: Any) -> Any:
+        # Beam takes options as --name=value; a nested value has no meaning there (and an aliased one can
+        # expand without bound when turned into text).
+        if isinstance(value, dict):
+            for name, option in value.items():
+                if not isinstance(option, str | bool | int | float):
+                    raise ValueError(
+                        f"option '{name}' must be one value (text, number, true/false), not "
+                        f"{type(option).__name__}"
+                    )
+        return value
+
     shared_paths: bool = Field(
         False,
         description="Local paths in the recipe exist at the same place on every worker (a shared mount); "

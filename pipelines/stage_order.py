@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from curate.core.config import StageDef
-from curate.filters import langid, perplexity, quality, toxicity, url_filter
-from curate.pipelines import dedup, extract, line_dedup, mixing, token_shards
+from curate.filters import decontaminate, langid, perplexity, pii, quality, toxicity, url_filter
+from curate.pipelines import classifier, dedup, extract, line_dedup, mixing, token_shards
 from curate.pipelines.stage import StageTransform, TransformStageDef, build_filter_stage
 
 DOCUMENT_STAGES: tuple[StageDef[Any], ...] = (
@@ -19,10 +19,13 @@ DOCUMENT_STAGES: tuple[StageDef[Any], ...] = (
     line_dedup.STAGE,  # boilerplate lines go before the rules and models see the text (CCNet's order)
     langid.STAGE,
     quality.STAGE,
+    classifier.STAGE,
     toxicity.STAGE,
     perplexity.STAGE,
     dedup.EXACT_STAGE,
     dedup.MINHASH_STAGE,
+    decontaminate.STAGE,  # benchmark text and PII: looked for in what survives dedup, before the shards
+    pii.STAGE,
 )
 SHARD_STAGES: tuple[StageDef[Any], ...] = (mixing.STAGE, token_shards.STAGE)
 ALL_STAGES: tuple[StageDef[Any], ...] = DOCUMENT_STAGES + SHARD_STAGES

@@ -306,3 +306,88 @@ def lakefs_env(lakefs_server, monkeypatch):
     monkeypatch.setenv("LAKEFS_ACCESS_KEY_ID", lakefs_server.access_key_id)
     monkeypatch.setenv("LAKEFS_SECRET_ACCESS_KEY", lakefs_server.secret_access_key)
     return lakefs_server
+
+
+# ------------------------------------------------------------ quality classifier (trained once a session)
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    """The demo's real Wikipedia articles (`curate demo fetch`), the gensim wheel cached across sessions."""
+    from curate.demo import write_demo_corpus
+
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_corpus(out, cache=Path.home() / ".cache" / "curate" / "demo-wheel")
+    return out
+
+
+def crawl_pages() -> list[dict]:
+    """Main text of every HTML page in ../shared/data/crawl, as documents."""
+    from curate.filters.html_extract import extract_main_text, is_html_content_type
+    from curate.pipelines.readers import InputConfig, read_file
+
+    docs = []
+    for path in sorted(shared_path("crawl").glob("*.warc.gz")):
+        for doc in read_file(str(path), InputConfig()):
+            html = doc.get("html")
+            if html is not None and is_html_content_type(doc.get("content_type")):
+                text = extract_main_text(html, doc.get("charset"))
+                if text.strip():
+                    docs.append({"id": doc["id"], "url": doc.get("url"), "text": text})
+    return docs
+
+
+@pytest.fixture(scope="session")
+def quality_rejected_pages(tmp_path_factory) -> Path:
+    """Pages of the shared crawl that the quality rules reject, as JSONL (the classifier's negatives)."""
+    import json
+
+    from curate.filters.quality import QualityConfig, QualityFilter
+
+    pages = crawl_pages()
+    rules = QualityFilter(QualityConfig())
+    rejected = [d for d, a in zip(pages, rules.annotate(pages), strict=True) if rules.decide(a, d)]
+    path = tmp_path_factory.mktemp("negatives") / "rejected.jsonl"
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in rejected), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def quality_model(demo_corpus, quality_rejected_pages, tmp_path_factory):
+    """A fastText classifier trained by `curate classifier train` (Wikipedia vs rejected crawl pages)."""
+    from curate.classifier_train import train
+
+    output = tmp_path_factory.mktemp("classifier") / "wiki_vs_crawl.bin"
+    report = train(
+        [str(demo_corpus / "wikipedia-en.jsonl.gz")],
+        [str(quality_rejected_pages)],
+        str(output),
+        valid_fraction=0.3,
+    )
+    return output, report
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, jsonl_file: Path) -> Path:
+    """One real `curate run` from the command line over `jsonl_file` (10 documents), shared by the report
+    and service tests: its output folder, with stats.json, manifest.json and report.html."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("small-run")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text("runner: {name: direct, workers: 1}\n")
+    out = folder / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "curate",
+        "run",
+        str(recipe),
+        "--input",
+        str(jsonl_file),
+        "--output",
+        str(out),
+    ]
+    subprocess.run([*command, "--quiet"], check=True)
+    return out

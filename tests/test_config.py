@@ -13,8 +13,8 @@ from curate.config import ConfigError, config_to_yaml, default_config, load_conf
 
 # The public recipe contract, in pipeline order (`curate config show` prints them so).
 STAGES = [
-    "url_filter", "extract", "dedup_lines", "langid", "quality", "toxicity", "perplexity",
-    "dedup_exact", "dedup_minhash", "mixing", "tokenize",
+    "url_filter", "extract", "dedup_lines", "langid", "quality", "classifier", "toxicity", "perplexity",
+    "dedup_exact", "dedup_minhash", "decontaminate", "pii", "mixing", "tokenize",
 ]  # fmt: skip
 
 
@@ -61,7 +61,7 @@ def test_bad_recipe_file_error_names_the_key_or_line(tmp_path, recipe, error):
 
 
 def test_portable_runner_needs_an_endpoint():
-    with pytest.raises(ConfigError, match="runner: Value error, runner 'portable' needs job_endpoint"):
+    with pytest.raises(ConfigError, match="runner: runner 'portable' needs job_endpoint"):
         parse_config({"runner": {"name": "portable"}})
 
 

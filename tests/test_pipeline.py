@@ -187,11 +187,14 @@ def test_portable_runner_gives_the_same_shards(sample_run, samples, tmp_path, sh
     assert shard_digests(portable) == shard_digests(out)
 
 
-def test_a_stage_that_cannot_open_its_file_fails_in_one_line(shared_path, tmp_path):
+def test_a_stage_that_cannot_load_its_file_fails_in_one_line(shared_path, tmp_path):
+    # The file exists (the run's preflight checks that), but a worker finds it is no fastText model.
+    not_a_model = tmp_path / "model.bin"
+    not_a_model.write_text("not a model\n")
     recipe = _recipe([str(shared_path("jsonl", "cc_en_head-0174.jsonl.gz"))], tmp_path / "out")
-    recipe["stages"]["toxicity"] = {"enabled": True, "wordlists": [str(tmp_path / "missing.txt")]}
+    recipe["stages"]["toxicity"] = {"enabled": True, "fasttext_model": str(not_a_model)}
     with pytest.raises(CurateError) as error:
         run(parse_config(recipe), progress=False)
     message = str(error.value)
-    assert message.startswith("stages.toxicity.wordlists: cannot read ") and "\n" not in message
-    assert message.endswith("(stage toxicity)")
+    assert message.startswith(f"stages.toxicity.fasttext_model: {not_a_model} is not a fastText model")
+    assert "\n" not in message and message.endswith("(stage toxicity)")

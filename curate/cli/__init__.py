@@ -8,11 +8,15 @@ import sys
 
 from curate import __version__
 from curate.cli import (
+    classifier_cmd,
     config_cmd,
+    decont_cmd,
     dedup_cmd,
     demo_cmd,
     lm_cmd,
+    report_cmd,
     run_cmd,
+    serve_cmd,
     shards_cmd,
     train_cmd,
     versions_cmd,
@@ -29,6 +33,10 @@ COMMAND_MODULES = [
     lm_cmd,
     versions_cmd,
     train_cmd,
+    classifier_cmd,
+    decont_cmd,
+    report_cmd,
+    serve_cmd,
 ]
 
 
@@ -56,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CurateError as error:
         print(f"curate: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # disk full, permissions, a vanished file: the system said what
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"curate: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("curate: interrupted", file=sys.stderr)

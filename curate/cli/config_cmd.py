@@ -12,8 +12,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="Print the default recipe (FineWeb-like) as YAML.")
     show.set_defaults(func=_show)
-    validate = actions.add_parser("validate", help="Check a recipe; one-line error naming the key.")
+    validate = actions.add_parser(
+        "validate", help="Check a recipe and the files it names, as `curate run` does before it starts."
+    )
     validate.add_argument("file")
+    validate.add_argument(
+        "--no-files",
+        action="store_true",
+        help="Check the recipe only, not its inputs, models, lists, output.",
+    )
     validate.set_defaults(func=_validate)
 
 
@@ -23,7 +30,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from curate.preflight import preflight
+
     config = load_config(args.file)
+    preflight(config, check_files=not args.no_files, require_inputs=False)
     enabled = [name for name, stage in config.stages if stage.enabled]  # type: ignore[attr-defined]
-    print(f"{args.file}: ok ({len(enabled)} stages enabled: {', '.join(enabled)})")
+    checked = "" if args.no_files else ", files checked"
+    print(f"{args.file}: ok ({len(enabled)} stages enabled: {', '.join(enabled)}{checked})")
     return 0

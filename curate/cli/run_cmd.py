@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME@BRANCH",
         help="Add to that version: skip its inputs, dedup against it, commit the result on the branch.",
     )
+    run.add_argument(
+        "--strict", action="store_true", help="Fail at the first unreadable record (input.strict)."
+    )
     add_runner_arguments(run)
     run.set_defaults(func=_run)
 
@@ -47,8 +50,10 @@ def override(data: dict, args: argparse.Namespace) -> dict:
     """Command-line flags win over the recipe (as a dict, validated afterwards like the file itself)."""
     if args.input:
         data["input"]["paths"] = args.input
-    if args.output:
+    if args.output is not None:  # an empty --output is an error (preflight), never the recipe's default
         data["output"]["path"] = args.output
+    if getattr(args, "strict", False):
+        data["input"]["strict"] = True
     if args.runner:
         data["runner"]["name"] = args.runner
     if args.workers is not None:

@@ -7,13 +7,19 @@ validated, so a config changed in code is as checked as one read from YAML.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# Threshold types: a value out of range would reject everything (or nothing) without a word.
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]  # a share of lines, characters or words
+NonNegative = Annotated[float, Field(ge=0.0)]  # a ratio that may exceed 1, a length
+Count = Annotated[int, Field(ge=0)]
 
 
 class StageConfig(Strict):

@@ -77,6 +77,10 @@ class ShardSet:
             for index, path in enumerate(shards)
             for group in range(parquet_file(path).num_row_groups)
         )
+        if not units:
+            raise CurateError(
+                f"{root}: the shards hold no documents (the run kept none); nothing to train on"
+            )
         return cls(root, shards, units, vocab_size, eos_id, total)
 
 

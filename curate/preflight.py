@@ -1,0 +1,164 @@
+"""Check everything a recipe names before a run touches anything: inputs, the files stages load, and the
+output location. `curate run` and `curate config validate` run the same checks, so "ok" from validate
+means the run will at least start; a problem found an hour into a cluster run costs the hour.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+
+from curate.config import Config
+from curate.core.errors import CurateError
+from curate.pipelines.curation import enabled_stages
+from curate.pipelines.readers import detect_format, expand_inputs
+
+# Recipe keys whose values name files a stage opens (a path, a list of paths, or {lang: path(s)}). Keys are
+# the recipe's public contract, so they stay valid wherever the config classes live.
+RECIPE_FILES = (
+    "stages.url_filter.blocklists",
+    "stages.url_filter.banned_words",
+    "stages.langid.model",
+    "stages.toxicity.wordlists",
+    "stages.toxicity.fasttext_model",
+    "stages.perplexity.model",
+    "stages.perplexity.sentencepiece",
+    "stages.tokenize.tokenizer",
+)
+BUNDLED = {"stages.tokenize.tokenizer": {"gpt2"}}  # names that are not paths
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _lookup(config: Config, key: str) -> Any:
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def _paths(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _paths(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _paths(item)
+
+
+def recipe_files(config: Config) -> list[tuple[str, str]]:
+    """``(recipe key, path)`` for every file an enabled stage will open."""
+    found = []
+    for key in RECIPE_FILES:
+        stage = _lookup(config, key.rsplit(".", 1)[0])
+        if stage is None or not getattr(stage, "enabled", True):
+            continue
+        if key == "stages.tokenize.tokenizer" and _lookup(config, "stages.tokenize.train") is not None:
+            continue  # a tokenizer is trained instead
+        for path in _paths(_lookup(config, key)):
+            if path not in BUNDLED.get(key, set()):
+                found.append((key, path))
+    return found
+
+
+def check_readable_file(path: str, what: str) -> None:
+    """A regular file that exists and can be read (a FIFO or device would block or never end)."""
+    if not _is_local(path):
+        if not FileSystems.exists(path):
+            raise CurateError(f"{what}: {path} does not exist")
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise CurateError(f"{what}: {path}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device)"
+        raise CurateError(f"{what}: {path} is {kind}; give a regular file")
+    if not os.access(path, os.R_OK):
+        raise CurateError(f"{what}: {path} is not readable (permissions)")
+
+
+def check_output(path: str) -> None:
+    """The output location: named, not a file, and creatable/writable where it is local."""
+    if not path.strip():
+        raise CurateError("output.path is empty: give the folder the run writes to (--output DIR)")
+    if not _is_local(path):
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CurateError(f"output.path: {path} is a file, not a folder; choose another --output")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CurateError(f"output.path: {path} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CurateError(f"output.path: {path} is not writable ({existing}: permission denied)")
+
+
+def input_files(config: Config) -> list[str]:
+    """The input files, resolved and checked: each exists, is a regular file, and has a known format."""
+    files = expand_inputs(config.input.paths)
+    for path in files:
+        check_readable_file(path, "input")
+        if config.input.format == "auto":
+            detect_format(path)
+    return files
+
+
+# Fields WARC/WET documents carry besides the stages' annotations (their metadata).
+_WARC_FIELDS = {"warc_record_id", "warc_date", "http_status"}
+
+
+def check_order_by(config: Config, files: list[str]) -> None:
+    """``tokenize.order_by`` must name something documents will have: an annotation of an enabled stage,
+    or (JSONL/Parquet input) an input field, which curate cannot know in advance."""
+    tokenize = _lookup(config, "stages.tokenize")
+    order_by = getattr(tokenize, "order_by", None)
+    if not order_by or not tokenize.enabled:
+        return
+    known = {"read_error"} | {name for _, stage in enabled_stages(config) for name in stage.annotation_types}
+    if _lookup(config, "stages.mixing.enabled"):
+        known.add("domain")
+    formats = {config.input.format if config.input.format != "auto" else detect_format(f) for f in files}
+    if order_by in known or formats & {"jsonl", "parquet"}:
+        return
+    if formats & {"warc", "wet"}:
+        known |= _WARC_FIELDS
+        if order_by in known:
+            return
+    raise CurateError(
+        f"stages.tokenize.order_by: '{order_by}' is not an annotation of the enabled stages or a field of "
+        f"the input; known: {', '.join(sorted(known))}"
+    )
+
+
+def preflight(config: Config, check_files: bool = True, require_inputs: bool = True) -> list[str]:
+    """Every check a run needs before it starts; returns the input files. Raises CurateError (one line).
+
+    ``check_files=False`` checks the recipe alone; ``require_inputs=False`` accepts a recipe without
+    inputs (they may come from --input at run time)."""
+    if not config.output.path.strip():
+        raise CurateError("output.path is empty: give the folder the run writes to (--output DIR)")
+    files: list[str] = []
+    if check_files:
+        check_output(config.output.path)
+        if config.input.paths:
+            files = input_files(config)
+        elif require_inputs:
+            raise CurateError("input.paths: no input given (set it in the recipe or pass --input)")
+        for key, path in recipe_files(config):
+            check_readable_file(path, key)
+    enabled_stages(config)  # a stage that is not available fails now, naming it
+    if files:
+        check_order_by(config, files)
+    return files

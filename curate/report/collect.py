@@ -1,0 +1,334 @@
+"""What a run report shows, gathered from a run's output folder without loading documents as objects.
+
+Counts come from `stats.json` and `manifest.json`; histograms, languages, duplicate clusters and text
+sizes are computed column by column from the Parquet files in `documents/` and `rejected/` with
+pyarrow.compute, one row group at a time, so memory stays bounded by a row group whatever the run's size.
+Works on any filesystem Beam knows (local, gs://, s3://).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from curate.core.errors import CurateError
+
+BINS = 40
+SAMPLES_PER_REASON = 3
+SAMPLE_CHARS = 400
+# Numeric columns that are bookkeeping, not quality signals (cluster sizes get their own chart).
+NOT_SIGNALS = {"epochs", "dup_cluster_size", "n_tokens"}
+# Signals drawn on a log10 axis: heavy-tailed, where equal-width bins would put everything in one.
+LOG_SIGNALS = {"perplexity", "gopher_words"}
+# signal -> recipe keys (dotted, under `stages`) whose values are its thresholds, drawn on its histogram.
+THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "lang_score": ("langid.min_score",),
+    "toxicity": ("toxicity.threshold",),
+    "perplexity": ("perplexity.max_perplexity",),
+    "gopher_words": ("quality.gopher_quality.min_doc_words", "quality.gopher_quality.max_doc_words"),
+    "gopher_avg_word_length": (
+        "quality.gopher_quality.min_avg_word_length",
+        "quality.gopher_quality.max_avg_word_length",
+    ),
+    "gopher_alpha_words_ratio": ("quality.gopher_quality.min_alpha_words_ratio",),
+    "gopher_stop_words": ("quality.gopher_quality.min_stop_words",),
+    "gopher_hash_ratio": ("quality.gopher_quality.max_symbol_word_ratio",),
+    "gopher_bullet_lines_ratio": ("quality.gopher_quality.max_bullet_lines_ratio",),
+    "gopher_ellipsis_lines_ratio": ("quality.gopher_quality.max_ellipsis_lines_ratio",),
+    "c4_sentences": ("quality.c4.min_sentences",),
+    "fineweb_line_punct_ratio": ("quality.fineweb.line_punct_thr",),
+    "fineweb_short_line_ratio": ("quality.fineweb.short_line_thr",),
+    "fineweb_char_dup_ratio": ("quality.fineweb.char_duplicates_ratio",),
+    "fineweb_list_ratio": ("quality.fineweb.new_line_ratio",),
+    # Gopher's repetition signals carry their threshold's name: gopher_dup_para_frac <- dup_para_frac, ...
+    **{
+        f"gopher_{key}": (f"quality.gopher_repetition.{key}",)
+        for key in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
+        + tuple(f"top_{n}gram_char_frac" for n in (2, 3, 4))
+        + tuple(f"dup_{n}gram_char_frac" for n in range(5, 11))
+    },
+}
+
+
+@dataclass
+class Histogram:
+    signal: str
+    edges: list[float]  # BINS + 1 edges, in log10 units when ``log``
+    kept: list[int]
+    rejected: list[int]
+    log: bool = False
+    thresholds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ReportData:
+    root: str
+    stats: dict[str, Any]
+    manifest: dict[str, Any] | None
+    config: dict[str, Any] | None
+    histograms: list[Histogram]
+    languages: dict[str, list[int]]  # lang -> [kept, rejected]
+    cluster_sizes: dict[int, int]  # duplicate cluster size -> clusters of that size
+    chars: dict[str, int]  # "kept" and each rejecting stage -> characters of text
+    kept_tokens: int | None
+    samples: dict[str, list[dict[str, Any]]]  # "kept" or "stage / reason" -> a few documents
+    documents_in_parquet: int = 0
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as handle:
+        try:
+            return json.loads(handle.read().decode("utf-8"))
+        except ValueError as error:
+            raise CurateError(f"{path}: not valid JSON ({error}); re-run `curate run`") from None
+
+
+def _parquet_files(root: str, sub: str) -> list[str]:
+    matches = FileSystems.match([_join(root, sub, "*.parquet")])[0].metadata_list
+    return sorted(m.path for m in matches)
+
+
+def _row_groups(paths: list[str], columns: list[str]) -> Iterator[pa.Table]:
+    """Each row group of each file, only ``columns`` that the file has."""
+    for path in paths:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            parquet = pq.ParquetFile(handle)
+            present = [c for c in columns if c in parquet.schema_arrow.names]
+            if not present:
+                continue
+            for group in range(parquet.num_row_groups):
+                yield parquet.read_row_group(group, columns=present)
+
+
+def _schema(paths: list[str]) -> pa.Schema | None:
+    for path in paths:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            return pq.ParquetFile(handle).schema_arrow
+    return None
+
+
+# ------------------------------------------------------------------------------------- histograms
+
+
+def _signal_columns(schemas: list[pa.Schema | None]) -> list[str]:
+    names: dict[str, None] = {}
+    for schema in schemas:
+        for field_ in schema or []:
+            numeric = pa.types.is_integer(field_.type) or pa.types.is_floating(field_.type)
+            if numeric and field_.name not in NOT_SIGNALS:
+                names[field_.name] = None
+    return list(names)
+
+
+def _values(column: pa.ChunkedArray, log: bool) -> pa.Array:
+    values = pc.drop_null(pc.cast(column, pa.float64()))
+    values = pc.filter(values, pc.is_finite(values))
+    if log:
+        values = pc.log10(pc.filter(values, pc.greater(values, 0)))
+    return values
+
+
+def _ranges(sides: dict[str, list[str]], signals: list[str]) -> dict[str, tuple[float, float]]:
+    """First pass: min and max of every signal over kept and rejected, for shared bin edges."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for paths in sides.values():
+        for table in _row_groups(paths, signals):
+            for name in table.column_names:
+                values = _values(table[name], name in LOG_SIGNALS)
+                if len(values) == 0:
+                    continue
+                extremes = pc.min_max(values)
+                low, high = extremes["min"].as_py(), extremes["max"].as_py()
+                if name in ranges:
+                    low, high = min(low, ranges[name][0]), max(high, ranges[name][1])
+                ranges[name] = (low, high)
+    return ranges
+
+
+def _bin_counts(values: pa.Array, low: float, width: float) -> np.ndarray:
+    counts = np.zeros(BINS, dtype=np.int64)
+    if len(values) == 0:
+        return counts
+    index = pc.floor(pc.divide(pc.subtract(values, low), width))
+    index = pc.cast(pc.min_element_wise(pc.max_element_wise(index, 0.0), float(BINS - 1)), pa.int64())
+    tallies = pc.value_counts(index)
+    counts[tallies.field("values").to_numpy()] += tallies.field("counts").to_numpy()
+    return counts
+
+
+def _thresholds(signal: str, config: dict[str, Any] | None, log: bool) -> list[float]:
+    found = []
+    for dotted in THRESHOLDS.get(signal, ()):
+        node: Any = (config or {}).get("stages", {})
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, int | float) and not isinstance(node, bool):
+            if log and node <= 0:
+                continue
+            found.append(math.log10(node) if log else float(node))
+    return found
+
+
+def histograms(sides: dict[str, list[str]], config: dict[str, Any] | None) -> list[Histogram]:
+    signals = _signal_columns([_schema(paths) for paths in sides.values()])
+    ranges = _ranges(sides, signals)
+    counts = {(name, side): np.zeros(BINS, dtype=np.int64) for name in ranges for side in sides}
+    # A signal with one value everywhere gets a unit-wide range around it, not a zero-width one.
+    ranges = {
+        name: (low, high) if high > low else (low - 0.5, low + 0.5) for name, (low, high) in ranges.items()
+    }
+    widths = {name: (high - low) / BINS for name, (low, high) in ranges.items()}
+    for side, paths in sides.items():
+        for table in _row_groups(paths, list(ranges)):
+            for name in table.column_names:
+                values = _values(table[name], name in LOG_SIGNALS)
+                counts[(name, side)] += _bin_counts(values, ranges[name][0], widths[name])
+    result = []
+    for name in signals:
+        if name not in ranges:
+            continue  # never computed in this run (a disabled stage's column)
+        low, log = ranges[name][0], name in LOG_SIGNALS
+        edges = [low + i * widths[name] for i in range(BINS + 1)]
+        result.append(
+            Histogram(
+                name,
+                edges,
+                counts[(name, "kept")].tolist(),
+                counts[(name, "rejected")].tolist(),
+                log,
+                _thresholds(name, config, log),
+            )
+        )
+    return result
+
+
+# ------------------------------------------------------------------------ categories and text sizes
+
+
+def _add_counts(target: dict[Any, int], column: pa.ChunkedArray) -> None:
+    tallies = pc.value_counts(pc.drop_null(column))
+    for value, count in zip(
+        tallies.field("values").to_pylist(), tallies.field("counts").to_pylist(), strict=True
+    ):
+        target[value] = target.get(value, 0) + count
+
+
+def languages(sides: dict[str, list[str]]) -> dict[str, list[int]]:
+    per_side: dict[str, dict[str, int]] = {side: {} for side in sides}
+    for side, paths in sides.items():
+        for table in _row_groups(paths, ["lang"]):
+            _add_counts(per_side[side], table["lang"])
+    langs = set(per_side["kept"]) | set(per_side["rejected"])
+    rows = {lang: [per_side["kept"].get(lang, 0), per_side["rejected"].get(lang, 0)] for lang in langs}
+    return dict(sorted(rows.items(), key=lambda item: -sum(item[1])))
+
+
+def cluster_sizes(sides: dict[str, list[str]]) -> dict[int, int]:
+    """Documents carry their cluster's size; a cluster of size s shows up as s documents."""
+    documents: dict[int, int] = {}
+    for paths in sides.values():
+        for table in _row_groups(paths, ["dup_cluster_size"]):
+            _add_counts(documents, table["dup_cluster_size"])
+    return {size: count // size for size, count in sorted(documents.items()) if size > 0}
+
+
+def text_sizes(sides: dict[str, list[str]]) -> tuple[dict[str, int], int | None]:
+    """Characters of text kept and rejected per stage, and the kept documents' token count."""
+    chars: dict[str, int] = {"kept": 0}
+    tokens: int | None = None
+    for table in _row_groups(sides["kept"], ["text", "n_tokens"]):
+        if "text" in table.column_names:
+            chars["kept"] += pc.sum(pc.utf8_length(table["text"])).as_py() or 0
+        if "n_tokens" in table.column_names:
+            tokens = (tokens or 0) + (pc.sum(table["n_tokens"]).as_py() or 0)
+    for table in _row_groups(sides["rejected"], ["text", "stage"]):
+        if "text" not in table.column_names or "stage" not in table.column_names:
+            continue
+        lengths = pa.table({"stage": table["stage"], "chars": pc.utf8_length(table["text"])})
+        for row in lengths.group_by("stage").aggregate([("chars", "sum")]).to_pylist():
+            chars[row["stage"]] = chars.get(row["stage"], 0) + (row["chars_sum"] or 0)
+    return chars, tokens
+
+
+def _excerpt(row: dict[str, Any]) -> dict[str, Any]:
+    text = row.get("text") or ""
+    return {
+        "id": row.get("id"),
+        "url": row.get("url"),
+        "text": text[:SAMPLE_CHARS] + ("…" if len(text) > SAMPLE_CHARS else ""),
+        "read_error": row.get("read_error"),
+    }
+
+
+def samples(sides: dict[str, list[str]], stats: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A few documents per rejection reason and kept; reading stops once every reason has its few."""
+    wanted = {
+        f"{stage} / {reason}"
+        for stage, entry in stats.get("stages", {}).items()
+        for reason, n in entry.get("rejected", {}).items()
+        if n
+    }
+    found: dict[str, list[dict[str, Any]]] = {"kept": []}
+    columns = ["id", "url", "text", "read_error"]
+    for table in _row_groups(sides["kept"], columns):
+        found["kept"] += [_excerpt(row) for row in table.slice(0, SAMPLES_PER_REASON).to_pylist()]
+        if len(found["kept"]) >= SAMPLES_PER_REASON:
+            break
+    found["kept"] = found["kept"][:SAMPLES_PER_REASON]
+    for table in _row_groups(sides["rejected"], [*columns, "stage", "reason"]):
+        keys = pc.binary_join_element_wise(table["stage"], table["reason"], " / ")
+        for key in pc.unique(keys).to_pylist():
+            have = found.setdefault(key, [])
+            if len(have) >= SAMPLES_PER_REASON:
+                continue
+            rows = table.filter(pc.equal(keys, key)).slice(0, SAMPLES_PER_REASON - len(have))
+            have += [_excerpt(row) for row in rows.to_pylist()]
+        if all(len(found.get(key, [])) >= SAMPLES_PER_REASON for key in wanted):
+            break
+    return found
+
+
+# -------------------------------------------------------------------------------------------- all
+
+
+def collect(root: str, config: dict[str, Any] | None = None) -> ReportData:
+    """Everything the report shows for the run in ``root``; ``config`` defaults to the manifest's."""
+    stats = _read_json(_join(root, "stats.json"))
+    if stats is None:
+        raise CurateError(f"{root}: no stats.json; pass the output folder of a finished `curate run`")
+    manifest = _read_json(_join(root, "manifest.json"))
+    if config is None and manifest is not None:
+        config = manifest.get("config")
+    sides = {"kept": _parquet_files(root, "documents"), "rejected": _parquet_files(root, "rejected")}
+    chars, kept_tokens = text_sizes(sides)
+    return ReportData(
+        root=root,
+        stats=stats,
+        manifest=manifest,
+        config=config,
+        histograms=histograms(sides, config),
+        languages=languages(sides),
+        cluster_sizes=cluster_sizes(sides),
+        chars=chars,
+        kept_tokens=kept_tokens,
+        samples=samples(sides, stats),
+    )

@@ -1,0 +1,61 @@
+"""The service's view of dataset versions: the few store calls it makes, in one place.
+
+Every call goes through these functions (the store's backends may change: embedded today, lakeFS next);
+names and refs are validated by the app before they reach here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from curate.store import LocalStore
+
+REPORT_FILE = "report.html"
+
+
+def _store() -> LocalStore:
+    return LocalStore()
+
+
+def _commit_record(commit: Any) -> dict[str, Any]:
+    return {
+        "id": commit.id,
+        "parent": commit.parent,
+        "message": commit.message,
+        "created": commit.created,
+        "stats": commit.stats,
+        "files": len(commit.files),
+        "has_report": REPORT_FILE in commit.files,
+    }
+
+
+def list_datasets() -> list[dict[str, Any]]:
+    store = _store()
+    return [
+        {"name": name, "branches": store.branches(name), "tags": store.tags(name)}
+        for name in store.datasets()
+    ]
+
+
+def log(name: str, ref: str, limit: int = 100) -> list[dict[str, Any]]:
+    return [_commit_record(commit) for commit in _store().log(name, ref, limit)]
+
+
+def diff(name: str, ref_a: str, ref_b: str) -> dict[str, Any]:
+    store = _store()
+    a, b = store.resolve(name, ref_a), store.resolve(name, ref_b)
+    result = store.diff(name, a.id, b.id)
+    result["a"] = _commit_record(a)
+    result["b"] = _commit_record(b)
+    return result
+
+
+def commit_report(name: str, commit_id: str) -> Path | None:
+    """The stored report.html of a commit (a content-addressed object), if the commit has one."""
+    store = _store()
+    commit = store.resolve(name, commit_id)
+    entry = commit.files.get(REPORT_FILE)
+    if entry is None:
+        return None
+    return Path(store.object_path(entry["sha256"]))

@@ -1,0 +1,97 @@
+"""Outputs are never mixed or lost (issue cases 5 and 6): a second run on one output is refused, a failed
+run leaves the previous results as they were, and everything a recipe names is checked first."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from curate.core.errors import CurateError
+from curate.publish import LOCK, output_lock
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path, curate_cli, write_recipe, shared_path):
+    out = tmp_path / "out"
+    recipe = write_recipe(tmp_path / "recipe.yaml", [str(shared_path("jsonl")) + "/*.jsonl.gz"], out)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "curate", "run", str(recipe), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / LOCK).exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = curate_cli("run", str(recipe), "--quiet")
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err[-2000:]
+    assert second.returncode == 2
+    (line,) = second.stderr.strip().splitlines()
+    assert f"{out}: another curate run is writing this output (pid {first.pid} " in line
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["documents_read"] == 20 and not (out / LOCK).exists()
+    assert curate_cli("shards", "verify", str(out)).returncode == 0
+
+
+def test_the_lock_refuses_a_live_holder_and_takes_over_from_a_dead_one(tmp_path):
+    with (
+        output_lock(str(tmp_path)),
+        pytest.raises(CurateError, match="another curate run is writing this output"),
+        output_lock(str(tmp_path)),
+    ):
+        pass
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    (tmp_path / LOCK).write_text(json.dumps({"pid": int(gone.stdout), "host": os.uname().nodename}))
+    with output_lock(str(tmp_path)):
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / LOCK).exists()
+
+
+@pytest.fixture
+def previous_results(damaged_run, tmp_path, tree_digest):
+    """A copy of a good run's output, and what it held."""
+    assert damaged_run.result.returncode == 0
+    out = tmp_path / "previous"
+    shutil.copytree(damaged_run.out, out)
+    return out, tree_digest(out)
+
+
+def test_a_missing_model_fails_before_anything_is_touched(
+    previous_results, damaged_inputs, tmp_path, curate_cli, write_recipe, tree_digest
+):
+    out, before = previous_results
+    inputs, _ = damaged_inputs
+    stages = {"perplexity": {"enabled": True, "model": str(tmp_path / "missing.binary")}}
+    recipe = write_recipe(tmp_path / "r.yaml", [str(inputs["three.jsonl"].path)], out, stages)
+    for command in (("run", str(recipe)), ("config", "validate", str(recipe))):
+        result = curate_cli(*command)
+        assert result.returncode == 2
+        (line,) = result.stderr.strip().splitlines()
+        assert f"stages.perplexity.model: {tmp_path / 'missing.binary'}: No such file" in line
+    assert tree_digest(out) == before
+    assert curate_cli("config", "validate", str(recipe), "--no-files").returncode == 0
+
+
+def test_a_run_that_fails_midway_keeps_the_previous_results(
+    previous_results, damaged_inputs, tmp_path, curate_cli, write_recipe, tree_digest
+):
+    out, before = previous_results
+    inputs, _ = damaged_inputs
+    bad = inputs["bad-byte.jsonl"]
+    recipe = write_recipe(tmp_path / "r.yaml", [str(bad.path)], out)
+    result = curate_cli("run", str(recipe), "--strict", "--quiet")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{bad.path}: line 901: invalid UTF-8" in line and "input.strict" in line
+    assert tree_digest(out) == before
+    assert not (out / ".staging").exists() and not (out / LOCK).exists()
