@@ -22,6 +22,7 @@ PARAMETERS: dict[str, str] = {
     "output": "--output",
     "s3_endpoint_url": "--s3-endpoint-url",
     "s3_region": "--s3-region",
+    "strict": "--strict",  # a switch: strict=true
 }
 
 
@@ -35,6 +36,8 @@ def curate_args(argv: list[str]) -> list[str]:
         name, _, value = arg.removeprefix("--").partition("=")
         if name == "recipe":
             recipe = value
+        elif name == "strict":
+            args += [PARAMETERS[name]] if value.lower() in ("true", "1", "yes") else []
         elif name in PARAMETERS:
             args += [PARAMETERS[name], value]
         elif name != "runner":  # always Dataflow here

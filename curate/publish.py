@@ -118,6 +118,13 @@ def staging_root(root: str) -> str:
     return staging
 
 
+def _present(path: str) -> bool:
+    """A file or folder exists; on an object store a "folder" exists when an object is under it."""
+    if FileSystems.exists(path):
+        return True
+    return not _is_local(path) and bool(FileSystems.match([_join(path, "*")])[0].metadata_list)
+
+
 def _delete(path: str) -> None:
     """Delete a file or a folder; on an object store a "folder" is every object under its prefix."""
     if not _is_local(path) and FileSystems.match([_join(path, "*")])[0].metadata_list:
@@ -151,6 +158,6 @@ def publish(staging: str, root: str) -> None:
     for name in reversed(RESULTS):
         _delete(_join(root, name))
     for name in RESULTS:
-        if FileSystems.exists(_join(staging, name)):
+        if _present(_join(staging, name)):
             _move(_join(staging, name), _join(root, name))
     _delete(staging)
