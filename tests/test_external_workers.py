@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
@@ -199,8 +200,10 @@ def test_each_pool_ran_a_worker_in_its_own_folder(external_runs, worker_pools):
 
 
 def test_a_local_path_on_a_cluster_runner_fails_before_submission(tmp_path, servers):
-    model = tmp_path / "lid.ftz"
-    model.write_bytes(b"not submitted")
+    from curate.filters.langid import default_model_path
+
+    model = tmp_path / "lid.ftz"  # a real model, on this machine only
+    model.write_bytes(Path(default_model_path()).read_bytes())
     recipe = servers.small_recipe(INPUTS, "s3://datasets/never")
     recipe["runner"] = {"name": "dataflow", "options": {"project": "p", "region": "r"}}
     recipe["stages"]["langid"] = {"model": str(model)}
