@@ -7,7 +7,6 @@ sha256 and token counts; see curate.core.shard_format for the shard itself.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -25,6 +24,7 @@ from curate.core.shard_format import (
     MANIFEST,
     TOKENIZER_FILE,
     shard_schema,
+    table_from_bytes,
 )
 from curate.core.tokenizer import eos_id_of, token_dtype
 
@@ -220,7 +220,7 @@ class _ShardChecker:
         data = read_bytes(path)
         if hashlib.sha256(data).hexdigest() != shard["sha256"]:
             return [f"{path}: sha256 differs from the manifest (the file was changed or damaged)"]
-        table = pq.read_table(io.BytesIO(data))
+        table = table_from_bytes(data)
         if not table.schema.equals(self.schema, check_metadata=False):
             return [f"{path}: schema {table.schema} is not {self.schema}"]
         problems: list[str] = []
@@ -257,7 +257,7 @@ def _document_texts(root: str) -> dict[str, tuple[str, int]]:
     """id -> (text, copies expected in the shards) from OUT/documents, when the run wrote it."""
     texts: dict[str, tuple[str, int]] = {}
     for path in list_files(join(root, "documents", "*.parquet")):
-        table = pq.read_table(io.BytesIO(read_bytes(path)))
+        table = table_from_bytes(read_bytes(path))
         ids, text = table.column("id").to_pylist(), table.column("text").to_pylist()
         epochs = table.column("epochs").to_pylist() if "epochs" in table.column_names else [1] * len(ids)
         texts.update((i, (t, e or 1)) for i, t, e in zip(ids, text, epochs, strict=True))

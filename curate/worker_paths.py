@@ -22,8 +22,8 @@ def absolute_local_paths(config: Config) -> Config:
     """The recipe with local input and output paths made absolute: workers do not run in the driver's
     working directory (a relative output would be written relative to each worker's own)."""
     config = config.model_copy(deep=True)
-    config.input.paths = [os.path.abspath(p) if is_local(p) else p for p in config.input.paths]
-    if is_local(config.output.path):
+    config.input.paths = [os.path.abspath(p) if p and is_local(p) else p for p in config.input.paths]
+    if config.output.path and is_local(config.output.path):
         config.output.path = os.path.abspath(config.output.path)
     return config
 

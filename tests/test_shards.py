@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.config import parse_config
-from curate.core.shard_format import shard_schema, write_shard_bytes
+from curate.core.shard_format import shard_schema, table_from_bytes, write_shard_bytes
 from curate.core.tokenizer import load, prepare
 from curate.shards import read_manifest, write_manifest
 
@@ -32,7 +32,7 @@ def test_shard_rows_decode_and_bytes_are_stable(real_rows):
     info, texts, rows = real_rows
     data = write_shard_bytes(rows, "uint16", 32 * 1024 * 1024)
     assert data == write_shard_bytes(rows, "uint16", 32 * 1024 * 1024)
-    table = pq.read_table(io.BytesIO(data))
+    table = table_from_bytes(data)
     assert table.schema.equals(shard_schema("uint16"), check_metadata=False)
     tokenizer = load(info.json)
     for text, row in zip(texts, table.to_pylist(), strict=True):
@@ -51,7 +51,7 @@ def test_row_groups_follow_the_byte_budget(real_rows):
 
 def test_uint32_when_the_vocabulary_needs_it():
     rows = [("big", np.array([70_000, 5], dtype=np.uint32), "web", None)]
-    table = pq.read_table(io.BytesIO(write_shard_bytes(rows, "uint32", 1024)))
+    table = table_from_bytes(write_shard_bytes(rows, "uint32", 1024))
     assert str(table.schema.field("tokens").type) == "list<element: uint32>"
     assert table.column("tokens").to_pylist() == [[70_000, 5]]
 
