@@ -40,6 +40,7 @@ DATATROVE_VENV = BENCH / ".venv-datatrove"
 DATATROVE_REQS = ["datatrove[processing,io]==0.10.1", "spacy>=3.8,<4", "lxml_html_clean", "aiohttp"]
 LANGUAGES = ["en"]  # FineWeb keeps English; curate's default recipe too (stages.langid.languages)
 LANGUAGE_THRESHOLD = 0.65  # FineWeb's LanguageFilter threshold = curate's stages.langid.min_score
+FINEWEB_EXTRACT_TIMEOUT = 1.0  # datatrove's Trafilatura default budget per page, in s
 
 
 # ------------------------------------------------------------------------------------ measurement
@@ -261,7 +262,14 @@ def lid_model() -> Path:
     return Path(spec.origin).parent / "resources" / "lid.176.ftz"
 
 
-def run_datatrove(files: list[Path], work: Path, workers: int, samples: int, langid: bool) -> dict:
+def run_datatrove(
+    files: list[Path],
+    work: Path,
+    workers: int,
+    samples: int,
+    langid: bool,
+    extract_timeout: float = FINEWEB_EXTRACT_TIMEOUT,
+) -> dict:
     python = ensure_datatrove()
     out = work / "datatrove"
     shutil.rmtree(out, ignore_errors=True)
@@ -277,7 +285,8 @@ def run_datatrove(files: list[Path], work: Path, workers: int, samples: int, lan
         "--workers",
         str(workers),
     ]
-    args += ["--samples", str(samples), *(() if langid else ("--without-langid",)), *map(str, files)]
+    args += ["--samples", str(samples), "--datatrove-timeout", str(extract_timeout)]
+    args += [*(() if langid else ("--without-langid",)), *map(str, files)]
     result = measure(args, env=env, log=work / "datatrove.log")
     report = json.loads((out / "report.json").read_text())
     result.update(report)
@@ -305,7 +314,19 @@ def _seed_datatrove_lid_cache(python: Path, env: dict[str, str]) -> None:
     Path(f"{target}.completed").touch()
 
 
-def datatrove_worker(out: Path, workers: int, samples: int, langid: bool, files: list[str]) -> None:
+def _preload_trafilatura(data, rank: int = 0, world_size: int = 1):
+    """datatrove's extractor forks a sandbox process per task and gives it the page budget to start; on a
+    busy machine importing trafilatura in the child alone exceeds 1 s, and then every page times out and is
+    lost. Imported here, the fork inherits it (what a long-running datatrove worker has after its first
+    page); the CPU is the same, spent before the fork instead of after."""
+    import trafilatura  # noqa: F401
+
+    yield from data
+
+
+def datatrove_worker(
+    out: Path, workers: int, samples: int, langid: bool, files: list[str], extract_timeout: float
+) -> None:
     """Runs inside bench/.venv-datatrove: FineWeb's pipeline, counting documents at each step."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.extractors import Trafilatura
@@ -336,7 +357,8 @@ def datatrove_worker(out: Path, workers: int, samples: int, langid: bool, files:
     pipeline = [
         WarcReader(folder, glob_pattern="*.warc.gz"),
         counter("read"),
-        Trafilatura(favour_precision=True),
+        _preload_trafilatura,
+        Trafilatura(favour_precision=True, timeout=extract_timeout),
         counter("extracted", samples),
         *([LanguageFilter(languages=LANGUAGES, language_threshold=LANGUAGE_THRESHOLD)] if langid else []),
         GopherRepetitionFilter(),
@@ -354,12 +376,21 @@ def datatrove_worker(out: Path, workers: int, samples: int, langid: bool, files:
         return sum(json.loads(p.read_text())["count"] for p in out.glob(f"{label}-*.json"))
 
     texts = [t for p in sorted(out.glob("extracted-*.json")) for t in json.loads(p.read_text())["texts"]]
-    step_seconds = {}
+    step_seconds, step_counts = {}, {}
     stats = json.loads((out / "logs" / "stats.json").read_text())
     for step in stats:  # pipeline steps (plain callables, like the counters, have no entry)
         if isinstance(step, dict) and isinstance(step.get("time_stats"), dict):
             step_seconds[step.get("name", "?")] = round(step["time_stats"].get("total", 0.0), 2)
-    report = {"docs": total("read"), "kept": total("kept"), "step_seconds": step_seconds, "texts": texts}
+            # forwarded, dropped, and the extractor's timeouts (pages over its 1 s budget are lost)
+            counts = {k: v for k, v in step.get("stats", {}).items() if isinstance(v, int)}
+            step_counts[step.get("name", "?")] = counts
+    report = {
+        "docs": total("read"),
+        "kept": total("kept"),
+        "step_seconds": step_seconds,
+        "step_counts": step_counts,
+        "texts": texts,
+    }
     (out / "report.json").write_text(json.dumps(report))
 
 
@@ -478,12 +509,23 @@ def main() -> None:
     parser.add_argument(
         "--without-langid", action="store_true", help="Leave language ID out of both pipelines."
     )
+    parser.add_argument(
+        "--datatrove-timeout",
+        type=float,
+        default=FINEWEB_EXTRACT_TIMEOUT,
+        help="datatrove's per-page extraction budget in s (FineWeb's: 1; pages over it are dropped).",
+    )
     parser.add_argument("--datatrove-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.datatrove_worker:
         datatrove_worker(
-            args.datatrove_worker, args.workers, args.samples, not args.without_langid, args.files
+            args.datatrove_worker,
+            args.workers,
+            args.samples,
+            not args.without_langid,
+            args.files,
+            args.datatrove_timeout,
         )
         return
     sys.path.insert(0, str(REPO))
@@ -508,7 +550,7 @@ def main() -> None:
         results[name] = run_curate(files, work, args.workers, same, not args.without_langid)
     print("running datatrove-fineweb ...", flush=True)
     results["datatrove-fineweb"] = run_datatrove(
-        files, work, args.workers, args.samples, not args.without_langid
+        files, work, args.workers, args.samples, not args.without_langid, args.datatrove_timeout
     )
     for name in ("curate-default", "curate-same-stages", "datatrove-fineweb"):
         r = results[name]

@@ -28,7 +28,7 @@ _QUOTES = "' \" ” “ ` ‘ ´ ’ ‚ , „ » « 「 」 『 』 （ ） 〔
 _CURRENCY = (
     "$ £ € ¥ ฿ US$ C$ A$ ₽ ﷼ ₴ ₠ ₡ ₢ ₣ ₤ ₥ ₦ ₧ ₨ ₩ ₪ ₫ ₭ ₮ ₯ ₰ ₱ ₲ ₳ ₵ ₶ ₷ ₸ ₹ ₺ ₻ ₼ ₾ ₿".split()  # noqa: SIM905
 )
-_ICONS = [r"[\p{So}--[°]]"]  # other symbols, except the degree sign
+_ICONS = [r"\p{So}"]  # other symbols; spaCy 3.8's explicit list includes the degree sign: 1°C -> 1 ° C
 _HYPHENS = "- – — -- --- —— ~".split()  # noqa: SIM905
 _UNITS = (  # noqa: SIM905
     "km km² km³ m m² m³ dm dm² dm³ cm cm² cm³ mm mm² mm³ ha µm nm yd in ft kg g mg µg t lb oz m/s km/h "

@@ -65,6 +65,10 @@ class LanguageProfile:
     checks_word_length: bool = True
     #: stop words are matched as substrings (Thai: words are not delimited, tokens are characters)
     substring_stop_words: bool = False
+    #: every line is split as spaCy's English tokenizer splits it, a run of CJK characters included, and
+    #: C4 counts a line's words with ``str.split``: what datatrove's English filters (FineWeb's) do with
+    #: the mixed Chinese-English pages that its language ID calls English
+    english_tokenizer: bool = False
 
 
 # Gopher's English stop words (Rae et al. 2021, sec. A.1.1; datatrove gopher_quality_filter.STOP_WORDS).
@@ -118,6 +122,7 @@ PROFILES: dict[str, LanguageProfile] = {
         frozenset(words.split()),
         checks_word_length=code not in _NO_WORD_LENGTH,
         substring_stop_words=code in _SUBSTRING_STOP_WORDS,
+        english_tokenizer=code == "en",
     )
     for code, words in _STOP_WORDS.items()
 }
@@ -131,7 +136,11 @@ def profile_for(lang: str | None, overrides: Mapping[str, Sequence[str]] | None 
     base = PROFILES.get(lang or "", FALLBACK)
     if overrides and lang is not None and lang in overrides:
         return LanguageProfile(
-            base.code, frozenset(overrides[lang]), base.checks_word_length, base.substring_stop_words
+            base.code,
+            frozenset(overrides[lang]),
+            base.checks_word_length,
+            base.substring_stop_words,
+            base.english_tokenizer,
         )
     return base
 
@@ -167,7 +176,8 @@ class TextUnits:
 
     @cached_property
     def _line_parts(self) -> list[tuple[list[str], list[str]]]:
-        return [split_line(line) for line in self.lines]
+        segmented = not self.profile.english_tokenizer
+        return [split_line(line, segmented) for line in self.lines]
 
     @cached_property
     def line_tokens(self) -> list[list[str]]:
@@ -217,18 +227,18 @@ class TextUnits:
     def count_words(self, index: int) -> int:
         """Words in line `index`: whitespace-separated, or per character in segmented scripts (C4)."""
         line = self.lines[index]
-        if self.has_segmented_script and _HAS_SEGMENTED.search(line):
+        if self.has_segmented_script and not self.profile.english_tokenizer and _HAS_SEGMENTED.search(line):
             return sum(1 for token in self.line_tokens[index] if token)
         return len(line.split())
 
 
-def split_line(text: str) -> tuple[list[str], list[str]]:
+def split_line(text: str, segmented: bool = True) -> tuple[list[str], list[str]]:
     """Tokens of a text: their texts, and the same list with "" standing for each punctuation/symbol token.
 
     Text in scripts written with spaces is split as spaCy's English tokenizer splits it (what datatrove's
-    Gopher filters count; filters/spacy_words.py); a line holding a segmented script (CJK, Thai, ...) is
-    split per character instead (spaCy would need a segmenter per language)."""
-    if _HAS_SEGMENTED.search(text):
+    Gopher filters count; filters/spacy_words.py); with `segmented`, a line holding a segmented script
+    (CJK, Thai, ...) is split per character instead (spaCy would need a segmenter per language)."""
+    if segmented and _HAS_SEGMENTED.search(text):
         found = list(_TOKENS.finditer(text))
         return [m.group(0) for m in found], [m.group(1) or "" for m in found]
     texts: list[str] = []

@@ -77,6 +77,34 @@ def test_words_and_tokens_split_as_in_spacy(text, words, punctuation):
     assert units.n_tokens == len(words) + punctuation
 
 
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        # Expected tokens are datatrove 0.10.1's split_into_words (spaCy 3.8's English tokenizer). Pages of
+        # the Debian handbook's zh-CN edition mix Chinese and English, and FineWeb's language ID calls some
+        # of them English; datatrove's filters then split them so, CJK runs whole.
+        pytest.param(
+            "用户清单通常保存在 /etc/passwd 文件内，把哈希编码后的密码保存在 /etc/shadow 文件内。",
+            ["用户清单通常保存在", "/etc", "/", "passwd", "文件内，把哈希编码后的密码保存在"]
+            + ["/etc", "/", "shadow", "文件内", "。"],
+            id="cjk-runs-in-english-text-stay-whole-as-in-spacy",
+        ),
+        # spaCy 3.8's symbol list includes the degree sign (docs.kernel.org/hwmon/tmp103.html)
+        pytest.param(
+            "It has a resolution of 1°C. The TMP103 reads 25°C (77°F).",
+            ["It", "has", "a", "resolution", "of", "1", "°", "C", ".", "The", "TMP103", "reads", "25", "°"]
+            + ["C", "(", "77", "°", "F", ")", "."],
+            id="degree-sign-split-off-as-in-spacy",
+        ),
+    ],
+)
+def test_english_profile_splits_every_line_as_spacy_english(text, tokens):
+    units = TextUnits(text, profile_for("en"))
+    assert units.tokens == tokens
+    # C4's words per line are datatrove's str.split ones, not one per Chinese character
+    assert units.count_words(0) == len(text.split())
+
+
 def test_japanese_is_split_per_character_and_katakana_run_not_into_one_long_word(warc_texts):
     texts = warc_texts("clueweb-quirk.warc.gz")
     text = next(iter(texts.values()))
