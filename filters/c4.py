@@ -110,7 +110,8 @@ def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], TextUnits]
             counts["c4_policy_lines"] += 1
             continue
         kept.append(line)
-        kept_tokens += len(tokenize(line)) if cited else len(units.line_tokens[index])
+        segmented = not units.profile.english_tokenizer
+        kept_tokens += len(tokenize(line, segmented)) if cited else len(units.line_tokens[index])
     counts["c4_sentences"] = count_sentences(kept)
     return counts, TextUnits("\n".join(kept).strip(), units.profile, n_tokens=kept_tokens)
 

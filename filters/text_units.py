@@ -254,9 +254,9 @@ def split_line(text: str, segmented: bool = True) -> tuple[list[str], list[str]]
     return texts, marked
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, segmented: bool = True) -> list[str]:
     """All tokens of a text, "" standing for each punctuation/symbol token."""
-    return split_line(text)[1]
+    return split_line(text, segmented)[1]
 
 
 @lru_cache(maxsize=1 << 16)
