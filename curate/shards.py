@@ -253,7 +253,7 @@ class _FileIn:
 
     def __init__(self, root: str | Path | Folder, relative: str):
         self.local = isinstance(root, str | Path)
-        self.target: Any = join(str(root), relative) if self.local else root / relative
+        self.target: Any = root / relative if not isinstance(root, str | Path) else join(str(root), relative)
 
     def exists(self) -> bool:
         return exists(self.target) if self.local else self.target.is_file()

@@ -83,9 +83,9 @@ class SourceFile:
 def list_output(folder: str | Path) -> list[SourceFile]:
     """The files a version of ``folder`` holds, on local disk or an object store (listed, not read)."""
     if not is_remote(folder):
-        root = Path(str(folder).removeprefix("file://"))
+        local = Path(str(folder).removeprefix("file://"))
         return [
-            SourceFile(p.relative_to(root).as_posix(), str(p), p.stat().st_size) for p in output_files(root)
+            SourceFile(p.relative_to(local).as_posix(), str(p), p.stat().st_size) for p in output_files(local)
         ]
     from apache_beam.io.filesystems import FileSystems
 
