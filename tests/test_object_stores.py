@@ -147,6 +147,19 @@ def test_shards_verify_and_train_read_the_s3_runs_version(s3_run, tmp_path):
     assert [s["step"] for s in steps if "loss" in s][-1] == 2
 
 
+def test_versions_commit_takes_a_folder_on_s3(s3_server, s3_run, store, reference_shards):
+    from curate.versions import EmbeddedRepository, LocalStore
+
+    result = _cli(
+        "versions", "commit", "s3://datasets/web-en", "web-cli@main", "--s3-endpoint-url", s3_server
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    files = EmbeddedRepository("web-cli", LocalStore(store)).files("main")
+    shards = {p.rsplit("/", 1)[-1]: e["sha256"] for p, e in files.items() if p.startswith("shards/")}
+    assert shards == reference_shards
+    assert "run.log" not in files  # the log the run wrote beside its results is not part of a version
+
+
 def test_secrets_in_a_recipe_are_refused(servers):
     recipe = servers.small_recipe(["s3://crawl/in/*"], "s3://datasets/x")
     recipe["runner"]["options"] = {"s3_secret_access_key": "abc"}
