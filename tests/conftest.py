@@ -372,7 +372,7 @@ def demo_corpus(tmp_path_factory) -> Path:
     return out
 
 
-def crawl_pages() -> list[dict]:
+def _crawl_pages() -> list[dict]:
     """Main text of every HTML page in ../shared/data/crawl, as documents."""
     from curate.filters.html_extract import extract_main_text, is_html_content_type
     from curate.pipelines.readers import InputConfig, read_file
@@ -389,13 +389,47 @@ def crawl_pages() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def crawl_pages() -> tuple[dict, ...]:
+    """Main text of every HTML page in ../shared/data/crawl, as documents (shared: copy what you change)."""
+    return tuple(_crawl_pages())
+
+
+@pytest.fixture(scope="session")
+def jigsaw() -> Callable[[str], list[dict[str, str]]]:
+    """`jigsaw(split)`: rows of the real Jigsaw sample with a human label; `scored_only=False` keeps the
+    test split's unscored comments too (toxic == "-1"), real text all the same."""
+    import csv
+
+    def rows(split: str, scored_only: bool = True) -> list[dict[str, str]]:
+        with shared_path("toxicity", f"jigsaw-sample-{split}.csv").open(encoding="utf-8", newline="") as f:
+            return [row for row in csv.DictReader(f) if not scored_only or row["toxic"] != "-1"]
+
+    return rows
+
+
+@pytest.fixture(scope="session")
+def shared_bench_script() -> Callable[[str], Path]:
+    """`shared_bench_script(name)`: a script of ../shared/bench; skips when absent (fails in CI)."""
+
+    def script(name: str) -> Path:
+        path = SHARED / "bench" / name
+        if not path.exists():
+            if os.environ.get("CI"):
+                pytest.fail(f"{path} is missing: CI must run with ../shared beside the checkout")
+            pytest.skip(f"needs {path} (the ../shared folder beside the checkout)")
+        return path
+
+    return script
+
+
+@pytest.fixture(scope="session")
 def quality_rejected_pages(tmp_path_factory) -> Path:
     """Pages of the shared crawl that the quality rules reject, as JSONL (the classifier's negatives)."""
     import json
 
     from curate.filters.quality import QualityConfig, QualityFilter
 
-    pages = crawl_pages()
+    pages = _crawl_pages()
     rules = QualityFilter(QualityConfig())
     rejected = [d for d, a in zip(pages, rules.annotate(pages), strict=True) if rules.decide(a, d)]
     path = tmp_path_factory.mktemp("negatives") / "rejected.jsonl"

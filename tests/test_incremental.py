@@ -3,7 +3,6 @@ resuming a segmented run killed by SIGKILL, and accounting across segments."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -20,17 +19,8 @@ import pytest
 from curate.config import parse_config
 from curate.run import run
 from curate.store import LocalStore, resolve_data
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
-
-
-def _real_texts() -> list[str]:
-    texts = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            texts += [json.loads(line)["text"] for line in handle]
-    return [text for text in texts if len(text.split()) > 80]
 
 
 def _near_copy(text: str, seed: int) -> str:
@@ -71,9 +61,9 @@ def _assert_balanced(stats: dict) -> None:
 
 
 @pytest.fixture
-def months(tmp_path) -> dict:
+def months(tmp_path, jsonl_texts) -> dict:
     """Four input files: January is files 0-1; February (2-3) repeats some of January's pages."""
-    texts = _real_texts()
+    texts = [text for text in jsonl_texts if len(text.split()) > 80]
     assert len(texts) >= 16
     january = [{"id": f"jan-{i:02d}", "text": t} for i, t in enumerate(texts[:8])]
     february = [{"id": f"feb-{i:02d}", "text": t} for i, t in enumerate(texts[8:])]

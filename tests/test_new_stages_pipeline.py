@@ -4,7 +4,6 @@ redacted text in the shards (which `curate shards verify` decodes), every docume
 
 from __future__ import annotations
 
-import csv
 import glob
 import gzip
 import hashlib
@@ -22,7 +21,6 @@ from curate.cli import main as cli_main
 from curate.config import parse_config
 from curate.filters.classifier import ClassifierConfig, QualityClassifier
 from curate.run import run
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
 OFF = {"enabled": False}
@@ -46,24 +44,19 @@ def _chunks(text: str, words: int = 120) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, demo_corpus, quality_model) -> dict:
+def inputs(tmp_path_factory, demo_corpus, quality_model, jigsaw, jsonl_texts) -> dict:
     """Real paragraphs of CC documents and Wikipedia articles; the best-scored ones get planted PII or
     benchmark text (so they reach the stages after the classifier); `min_score` is the scores' lower
     third (DCLM's settings on ~150 examples give a model whose probabilities sit close to 0.5: its
     ranking is what separates, see test_classifier_train)."""
     root = tmp_path_factory.mktemp("inputs")
-    eval_rows = []
-    with open(shared_path("toxicity", "jigsaw-sample-test.csv"), newline="", encoding="utf-8") as handle:
-        eval_rows = [
-            r["comment_text"] for r in csv.DictReader(handle) if len(r["comment_text"].split()) >= 30
-        ]
+    eval_rows = [
+        r["comment_text"] for r in jigsaw("test", scored_only=False) if len(r["comment_text"].split()) >= 30
+    ]
     eval_path = root / "jigsaw.jsonl"
     eval_path.write_text("".join(json.dumps({"comment_text": t}) + "\n" for t in eval_rows), encoding="utf-8")
     docs = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            for line in handle:
-                docs += [{"text": chunk} for chunk in _chunks(json.loads(line)["text"])]
+    docs += [{"text": chunk} for text in jsonl_texts for chunk in _chunks(text)]
     with gzip.open(demo_corpus / "wikipedia-en.jsonl.gz", "rt", encoding="utf-8") as handle:
         wiki = [json.loads(line)["text"] for line in handle][:40]
     docs += [{"text": chunk} for text in wiki for chunk in _chunks(text)[:3]]
