@@ -227,11 +227,16 @@ def test_gcs_run_gives_the_same_shards(gcs_server, reference_shards, servers):
 
 
 @pytest.fixture
-def lakefs_s3(lakefs_s3_server, monkeypatch):
-    """A fresh lakeFS repository whose storage namespace is on the S3 server, and its backend."""
+def lakefs_s3(lakefs_s3_server, s3_server, monkeypatch):
+    """A fresh lakeFS repository whose storage namespace is on the S3 server, and its backend; this
+    process's S3 filesystem points at the S3 server (as every command sets it up first)."""
     import uuid
 
+    from curate.object_store import configure
+    from curate.pipelines.runner import StorageConfig
     from curate.versions.lakefs import Credentials, LakeFSRepository
+
+    configure(StorageConfig(s3_endpoint_url=s3_server, s3_region="us-east-1"))
 
     monkeypatch.setenv("LAKEFS_ENDPOINT", lakefs_s3_server.endpoint)
     monkeypatch.setenv("LAKEFS_ACCESS_KEY_ID", lakefs_s3_server.access_key_id)
