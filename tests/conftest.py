@@ -242,6 +242,23 @@ def servers() -> SimpleNamespace:
 
 
 @pytest.fixture(scope="session")
+def beam_job_service(servers):
+    """`localhost:PORT` of Beam's local job service (the portable runner's endpoint), one per session."""
+    port = servers.free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        servers.wait_for_port(port, service)
+        yield f"localhost:{port}"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
 def reference_shards(tmp_path_factory, servers, shard_digests) -> dict[str, str]:
     """Shard name -> sha256 of a local run of ``servers.small_inputs()`` with ``servers.small_recipe``."""
     from curate.config import parse_config

@@ -8,10 +8,6 @@ import glob
 import gzip
 import hashlib
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -195,37 +191,14 @@ def test_shards_hold_the_redacted_text_and_verify(local_run, inputs, capsys):
     assert cli_main(["shards", "verify", str(out)]) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
 def test_portable_runner_gives_identical_shards_and_documents(
-    local_run, inputs, quality_model, min_score, tmp_path
+    local_run, inputs, quality_model, min_score, tmp_path, beam_job_service
 ):
     out, _ = local_run
-    port = _free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("localhost", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        portable = tmp_path / "portable"
-        recipe = _recipe(inputs, quality_model[0], portable, min_score)
-        recipe["runner"] = {"name": "portable", "job_endpoint": f"localhost:{port}"}
-        run(parse_config(recipe), progress=False)
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+    portable = tmp_path / "portable"
+    recipe = _recipe(inputs, quality_model[0], portable, min_score)
+    recipe["runner"] = {"name": "portable", "job_endpoint": beam_job_service}
+    run(parse_config(recipe), progress=False)
     assert _digests(portable) == _digests(out)
     key = lambda d: d["id"]  # noqa: E731
     assert sorted(_read(portable, "documents"), key=key) == sorted(_read(out, "documents"), key=key)
