@@ -33,7 +33,7 @@ from curate.object_store import configure as configure_object_stores
 from curate.pipelines import curation, dedup, token_shards
 from curate.pipelines.accounting import assemble_stats
 from curate.pipelines.dedup import index_settings
-from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_resolver
+from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_label, set_version_resolver
 from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.runner import pipeline_options
 from curate.preflight import preflight
@@ -232,6 +232,8 @@ def run(
         staged = config.model_copy(deep=True)
         staged.output.path = staging_path(root)
         plan = _plan(staged, files, append)
+        if plan.label == plan.root:  # later segments name the output folder, not its staging, in dup_version
+            set_version_label(plan.root, root)
         log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
         with _worker_logs_to(log_path) as console:
             stream = stream or console

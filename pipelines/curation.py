@@ -82,7 +82,11 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     annotations: dict[str, str] = dict(ReadDocuments.annotation_types)
     order = ["read"]
 
-    for stage_def, stage in enabled_stages(config):
+    built = enabled_stages(config)
+    exact = next((s for _, s in built if isinstance(s, dedup.ExactDedup)), None)
+    minhash = next((s for _, s in built if isinstance(s, dedup.MinHashDedup)), None)
+    index = WriteDedupIndex(exact, minhash)
+    for stage_def, stage in built:
         kept, stage_rejected = docs | stage_def.name >> stage
         counts += count_stage(stage_def.name, docs, kept, stage_rejected)
         counts += list(getattr(stage, "extra_counts", []))  # e.g. dedup_lines: lines/chars removed
@@ -118,10 +122,10 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         docs | "WriteDocuments" >> WriteDocuments(
             layout.path("documents", layout.part), document_schema(annotations, rejected=False)
         )
-    index = WriteDedupIndex(config.stages.of(dedup.EXACT_STAGE), config.stages.of(dedup.MINHASH_STAGE))
     if index.enabled:
-        # The kept documents' dedup keys, so that later runs can deduplicate against this version.
-        docs | "WriteDedupIndex" >> index.to(layout.path("index"), layout.part)
+        # What the dedup stages saw (survivors' keys, removed near-duplicates' signatures), so that later
+        # runs and segments can deduplicate against this version.
+        index.write(layout.path("index"), layout.part)
     all_rejected = tuple(rejected) | "AllRejected" >> beam.Flatten()
     if config.output.rejected:
         all_rejected | "WriteRejected" >> WriteDocuments(
