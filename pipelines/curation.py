@@ -13,7 +13,7 @@ from curate.pipelines import dedup, mixing, token_shards
 from curate.pipelines.accounting import count_stage
 from curate.pipelines.dedup import WriteDedupIndex
 from curate.pipelines.progress import flush, report_kept
-from curate.pipelines.readers import ReadDocuments, ReadProblems
+from curate.pipelines.readers import InputUnit, ReadDocuments, ReadProblems
 from curate.pipelines.recipe import Config
 from curate.pipelines.stage import StageTransform
 from curate.pipelines.stage_order import DOCUMENT_STAGES, build_stage
@@ -73,7 +73,7 @@ def enabled_stages(config: Config) -> list[tuple[StageDef[Any], StageTransform]]
     return built
 
 
-def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Layout) -> list[str]:
+def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layout: Layout) -> list[str]:
     """Add the whole curation to ``pipeline``; returns the stage names in order (for stats)."""
     docs, read_rejected = pipeline | "Read" >> ReadDocuments(config.input, files)
     counts = count_stage("read", None, docs, read_rejected)

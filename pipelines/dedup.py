@@ -238,7 +238,7 @@ class _BandKeys(beam.DoFn):
     def setup(self) -> None:
         self._hasher = MinHasher(self._config.num_perm, self._config.seed)
 
-    def process(self, batch: list[Document]) -> Iterator[tuple[tuple[int, int], tuple[str, bytes]]]:
+    def process(self, batch: list[Document]) -> Iterator[Any]:
         assert self._hasher is not None
         cfg = self._config
         shingles = [

@@ -54,6 +54,8 @@ class InputConfig(Strict):
 
 Document = dict[str, Any]
 READ_STAGE = "read"
+# What one reader reads: a whole file, or (path, start, end) bytes of a WARC/WET file (record_ranges).
+InputUnit = str | tuple[str, int, int]
 
 _FORMAT_PATTERNS = [
     ("wet", ("*.wet", "*.wet.gz", "*.warc.wet", "*.warc.wet.gz")),
@@ -172,31 +174,76 @@ def _warc_record_doc(record: Any, path: str, fmt: str, offset: int, cfg: InputCo
     return doc
 
 
+def record_ranges(raw: BinaryIO, path: str, size: int, max_bytes: int) -> list[tuple[int, int]] | None:
+    """Byte ranges of at most about ``max_bytes`` that cut a WARC.gz/WET.gz file at record boundaries,
+    so that several workers (or segments) can each read a part of one big file; None when the file is
+    small or cannot be cut (not gzip-per-record WARC: one gzip stream, plain text, JSONL, Parquet).
+
+    A cut lands on the first gzip member at or after an even share of the file that decompresses to a
+    WARC header; finding it reads a few kilobytes, not the file."""
+    if size <= max_bytes or not path.endswith(".gz") or detect_format(path) not in ("warc", "wet"):
+        return None
+    pieces = -(-size // max_bytes)
+    cuts = [0]
+    for k in range(1, pieces):
+        cut = _record_start(raw, k * size // pieces, size)
+        if cuts[-1] < cut < size:
+            cuts.append(cut)
+    cuts.append(size)
+    return list(zip(cuts, cuts[1:], strict=False)) if len(cuts) > 2 else None
+
+
+def _record_start(raw: BinaryIO, after: int, size: int) -> int:
+    """Offset of the first gzip member at or after ``after`` that starts a WARC record, or ``size``."""
+    position = after
+    while position < size:
+        found = next_gzip_member(raw, position)
+        if found is None:
+            return size
+        raw.seek(found)
+        head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(raw.read(1 << 12), 8)
+        if head.startswith(b"WARC/"):
+            return found
+        position = found + 1
+    return size
+
+
 def read_warc(
-    raw: BinaryIO, path: str, fmt: str = "warc", cfg: InputConfig | None = None
+    raw: BinaryIO,
+    path: str,
+    fmt: str = "warc",
+    cfg: InputConfig | None = None,
+    byte_range: tuple[int, int] | None = None,
 ) -> Iterator[Document]:
     """Yield response (WARC) or conversion (WET) records; resume after a corrupt region at the next gzip
     member (.warc.gz) or the next record header (plain .warc).
 
     Requests, metadata, warcinfo and resource records (crawler logs) are not documents and are skipped.
-    HTTP transfer and content encodings (chunked, gzip, br) are decoded before extraction.
+    HTTP transfer and content encodings (chunked, gzip, br) are decoded before extraction. With
+    ``byte_range`` (from record_ranges: it starts on a record), only the records that start inside it.
     """
     from fastwarc.warc import ArchiveIterator
 
     cfg = cfg or InputConfig()
     gzipped = path.endswith(".gz")
-    position = 0
+    position, end = byte_range or (0, None)
     while True:
         raw.seek(position)
         last_start = position
         pending: Document | None = None  # held back until we know its record was complete
+        past_end = False
         try:
             for record in ArchiveIterator(
                 raw, parse_http=(fmt == "warc"), auto_decode="all", fsspec_args=False
             ):
+                # stream_pos is the record's offset in the file (FastWARC asks the file object's
+                # tell()), also after a seek: not relative to where this iterator started.
+                if end is not None and record.stream_pos >= end:
+                    past_end = True
+                    break
                 if pending is not None:
                     yield pending
-                last_start = position + record.stream_pos
+                last_start = record.stream_pos
                 pending = _warc_record_doc(record, path, fmt, last_start, cfg)
         except (OSError, ValueError, UnicodeDecodeError) as error:
             if pending is not None:
@@ -209,20 +256,30 @@ def read_warc(
             yield unreadable(
                 path, f"byte {last_start}", f"corrupt record after this offset ({error}){skipped}"
             )
-            if resume is None:
+            if resume is None or (end is not None and resume >= end):
                 return
             position = resume
             continue
-        problem = _gzip_tail_problem(raw, last_start) if gzipped else None
-        if problem == last_start:
-            # FastWARC hands out the cut-off final record as if whole; it is not a document.
-            yield unreadable(path, f"byte {problem}", "truncated: the file ends inside this record")
-            return
-        if pending is not None:
-            yield pending
-        if problem is not None:
-            yield unreadable(path, f"byte {problem}", "truncated: the file ends inside a record")
+        if past_end:  # the next range's first record follows: this range's last one was whole
+            yield from [pending] if pending is not None else []
+        else:
+            yield from _at_file_end(raw, path, pending, last_start, gzipped)
         return
+
+
+def _at_file_end(
+    raw: BinaryIO, path: str, pending: Document | None, last_start: int, gzipped: bool
+) -> Iterator[Document]:
+    """The file's last record, unless the file ends inside it, and what the end says (truncated)."""
+    problem = _gzip_tail_problem(raw, last_start) if gzipped else None
+    if problem == last_start:
+        # FastWARC hands out the cut-off final record as if whole; it is not a document.
+        yield unreadable(path, f"byte {problem}", "truncated: the file ends inside this record")
+        return
+    if pending is not None:
+        yield pending
+    if problem is not None:
+        yield unreadable(path, f"byte {problem}", "truncated: the file ends inside a record")
 
 
 # --------------------------------------------------------------------------------------------- JSONL
@@ -367,17 +424,20 @@ def read_parquet(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Documen
 # ---------------------------------------------------------------------------------------------- Beam
 
 
-def read_file(path: str, cfg: InputConfig) -> Iterator[Document]:
-    """Every document (or `unreadable`/`too_large` rejection) in one file, whatever its format; with
-    ``input.strict`` the first unreadable record fails the run instead."""
-    for doc in _read_any(path, cfg):
+def read_file(path: str, cfg: InputConfig, byte_range: tuple[int, int] | None = None) -> Iterator[Document]:
+    """Every document (or `unreadable`/`too_large` rejection) in one file, whatever its format (or, with
+    ``byte_range``, in that part of a WARC/WET file: see record_ranges); with ``input.strict`` the first
+    unreadable record fails the run instead."""
+    for doc in _read_any(path, cfg, byte_range):
         if cfg.strict and doc.get("reason") == "unreadable":
             raise CurateError(f"{doc['read_error']} (input.strict is on: the run stops at a bad record)")
         yield doc
 
 
-def _read_any(path: str, cfg: InputConfig) -> Iterator[Document]:
+def _read_any(path: str, cfg: InputConfig, byte_range: tuple[int, int] | None) -> Iterator[Document]:
     fmt = cfg.format if cfg.format != "auto" else detect_format(path)
+    if byte_range is not None and fmt not in ("warc", "wet"):
+        raise CurateError(f"{path}: only WARC and WET files are read in byte ranges, not {fmt}")
     try:
         raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except Exception as error:
@@ -387,7 +447,7 @@ def _read_any(path: str, cfg: InputConfig) -> Iterator[Document]:
         if not raw.seekable():  # Parquet footers and member recovery need random access
             raw = io.BytesIO(raw.read())
         if fmt in ("warc", "wet"):
-            yield from read_warc(raw, path, fmt, cfg)
+            yield from read_warc(raw, path, fmt, cfg, byte_range)
         elif fmt == "jsonl":
             yield from read_jsonl(raw, path, cfg)
         else:
@@ -424,14 +484,15 @@ class _ReadFile(beam.DoFn):
 
         share_s3_clients()  # this worker process's S3 reads and Beam's S3 writes reuse one client
 
-    def process(self, path: str) -> Iterator[Any]:
-        for doc in read_file(path, self._cfg):
+    def process(self, item: InputUnit) -> Iterator[Any]:
+        path, byte_range = (item, None) if isinstance(item, str) else (item[0], (item[1], item[2]))
+        for doc in read_file(path, self._cfg, byte_range):
             report_read()
             if "reason" in doc:
                 yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
             else:
                 yield doc
-        report_bytes(_size_of(path))
+        report_bytes(_size_of(path) if byte_range is None else byte_range[1] - byte_range[0])
 
     def finish_bundle(self) -> None:
         flush()
@@ -444,7 +505,7 @@ class ReadDocuments(StageTransform):
     stage_name = READ_STAGE
     annotation_types = {"read_error": "string"}
 
-    def __init__(self, cfg: InputConfig, files: list[str]):
+    def __init__(self, cfg: InputConfig, files: list[InputUnit]):
         super().__init__(label="Read")
         self._cfg = cfg
         self._files = files

@@ -290,3 +290,25 @@ def test_near_duplicate_chain_is_caught_across_segments_as_in_one_run(tmp_path):
         "chain-c": "chain-a",
         "chain-d": "chain-a",
     }
+
+
+def test_one_big_warc_file_is_cut_at_records_into_segments(crawl_file, tmp_path):
+    """A file larger than segment_bytes is read in byte ranges cut at WARC records, one segment each:
+    memory stays bounded by the segment size, and every record is read exactly once."""
+    size = crawl_file.stat().st_size
+    stages = {"langid": {"enabled": False}, "quality": {"enabled": False}, "tokenize": {"enabled": False}}
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run(parse_config({**_recipe([str(crawl_file)], whole), "stages": stages}), progress=False)
+    recipe = {**_recipe([str(crawl_file)], cut), "stages": stages, "run": {"segment_bytes": size // 3}}
+    run(parse_config(recipe), progress=False)
+
+    parts = json.loads((cut / "lineage.json").read_text())["parts"]
+    ranges = [entry["range"] for part in parts for entry in part["inputs"]]
+    assert len(parts) >= 3 and ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False))
+    stats, whole_stats = (json.loads((out / "stats.json").read_text()) for out in (cut, whole))
+    _assert_balanced(stats)
+    assert stats["documents_read"] == whole_stats["documents_read"] == 22
+    read = [row["id"] for row in _read(cut, "documents") + _read(cut, "rejected")]
+    assert len(read) == len(set(read)) == 22
+    assert {row["id"] for row in _read(cut, "documents")} == {row["id"] for row in _read(whole, "documents")}

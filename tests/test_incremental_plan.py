@@ -6,12 +6,15 @@ from __future__ import annotations
 from curate.config import parse_config
 from curate.incremental import (
     DEFAULT_LOCAL_SEGMENT_BYTES,
+    file_key,
     identify,
+    input_key,
     merge_stats,
     next_shard,
     part_name,
     plan_key,
     plan_segments,
+    read_unit,
     segment_limits,
 )
 
@@ -32,6 +35,25 @@ def test_segments_respect_file_and_byte_limits():
         ["f4"],
     ]
     assert plan_segments([], 3, None) == []
+
+
+def test_a_file_larger_than_the_byte_limit_is_cut_into_ranges_when_it_can_be():
+    inputs = _inputs(10, 100, 10)
+
+    def split(path, size, limit):
+        return [(0, 40), (40, 80), (80, 100)] if path == "f1" else None
+
+    segments = plan_segments(inputs, None, 50, split)
+    assert [[(e["path"], e.get("range")) for e in s] for s in segments] == [
+        [("f0", None), ("f1", [0, 40])],
+        [("f1", [40, 80])],
+        [("f1", [80, 100]), ("f2", None)],
+    ]
+    ranges = [e for s in segments for e in s if "range" in e]
+    assert len({input_key(e) for e in ranges}) == 3 and {file_key(e) for e in ranges} == {("f1", 100, "c1")}
+    assert [read_unit(e) for e in segments[1]] == [("f1", 40, 80)] and read_unit(inputs[0]) == "f0"
+    # A file that cannot be cut stays whole, a segment of its own.
+    assert [len(s) for s in plan_segments(inputs, None, 50, lambda *_: None)] == [1, 1, 1]
 
 
 def test_local_runner_segments_by_default_others_do_not():
