@@ -29,6 +29,8 @@ FORMAT = "curate.lineage/1"
 # Segment size on Beam's local runner when the recipe sets none: every shuffle's input lives in the
 # runner process there, so a segment bounds that process's memory (README "Incremental runs").
 DEFAULT_LOCAL_SEGMENT_BYTES = 256 * 1024 * 1024
+# An input larger than this is read by several workers, in byte ranges cut at records (WARC.gz).
+READ_RANGE_BYTES = 64 * 1024 * 1024
 # Sub-folders holding parts' files, named ``<part>-...``.
 PART_DIRS = ("documents", "rejected", "index/exact", "index/minhash")
 
@@ -65,11 +67,6 @@ def input_key(entry: dict[str, Any]) -> tuple[Any, ...]:
     return (*file_key(entry), *entry.get("range", ()))
 
 
-def read_unit(entry: dict[str, Any]) -> str | tuple[str, int, int]:
-    """What the pipeline's reader is given for an entry: its path, or (path, start, end)."""
-    return (entry["path"], *entry["range"]) if "range" in entry else entry["path"]
-
-
 def _extent(entry: dict[str, Any]) -> int:
     start, end = entry.get("range", (0, entry["size"]))
     return end - start
@@ -98,6 +95,27 @@ Splitter = Callable[[str, int, int], list[tuple[int, int]] | None]
 def _pieces(entry: dict[str, Any], max_bytes: int, split: Splitter) -> list[dict[str, Any]]:
     ranges = split(entry["path"], entry["size"], max_bytes) if entry["size"] > max_bytes else None
     return [{**entry, "range": [start, end]} for start, end in ranges] if ranges else [entry]
+
+
+def read_units(
+    entries: list[dict[str, Any]], split: Splitter | None, max_bytes: int = READ_RANGE_BYTES
+) -> list[str | tuple[str, int, int]]:
+    """What the pipeline's readers are given: a path per whole file, ``(path, start, end)`` per range; an
+    input (or range) larger than ``max_bytes`` is cut further at records, so that several workers read
+    one big file instead of one worker reading all of it."""
+    units: list[str | tuple[str, int, int]] = []
+    for entry in entries:
+        path, size = entry["path"], entry["size"]
+        start, end = entry.get("range", (0, size))
+        cuts = {start, end}
+        if split is not None and end - start > max_bytes:
+            cuts |= {cut for cut, _ in split(path, size, max_bytes) or [] if start < cut < end}
+        bounds = sorted(cuts)
+        if bounds == [0, size]:
+            units.append(path)
+        else:
+            units += [(path, a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return units
 
 
 def plan_segments(

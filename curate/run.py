@@ -202,6 +202,10 @@ def _plan(config: Config, files: list[str], append: str | None) -> _Plan:
     return _Plan(root, files, key, lineage, segments, len(inputs) - len(todo), label)
 
 
+def _size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
 def _record_ranges(path: str, size: int, max_bytes: int) -> list[tuple[int, int]] | None:
     """A big WARC.gz input cut at records, so that one file cannot outgrow a segment's memory bound."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
@@ -310,7 +314,8 @@ def _run_part(
         plan.root, part=incremental.part_name(len(parts)), first_shard=incremental.next_shard(plan.lineage)
     )
     part_config = _part_config(config, plan.root, plan.label) if parts else config
-    paths = [incremental.read_unit(entry) for entry in segment] if segment else list(plan.files)
+    entries = segment or [{"path": path, "size": _size(path)} for path in plan.files]
+    paths = incremental.read_units(entries, _record_ranges)
     started = time.monotonic()
     try:
         order = _run_pipeline(part_config, paths, layout, progress, stream)

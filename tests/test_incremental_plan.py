@@ -14,7 +14,7 @@ from curate.incremental import (
     part_name,
     plan_key,
     plan_segments,
-    read_unit,
+    read_units,
     segment_limits,
 )
 
@@ -51,9 +51,29 @@ def test_a_file_larger_than_the_byte_limit_is_cut_into_ranges_when_it_can_be():
     ]
     ranges = [e for s in segments for e in s if "range" in e]
     assert len({input_key(e) for e in ranges}) == 3 and {file_key(e) for e in ranges} == {("f1", 100, "c1")}
-    assert [read_unit(e) for e in segments[1]] == [("f1", 40, 80)] and read_unit(inputs[0]) == "f0"
+    assert read_units(segments[1], split) == [("f1", 40, 80)] and read_units(inputs[:1], split) == ["f0"]
     # A file that cannot be cut stays whole, a segment of its own.
     assert [len(s) for s in plan_segments(inputs, None, 50, lambda *_: None)] == [1, 1, 1]
+
+
+def test_big_inputs_are_read_in_ranges_by_several_workers():
+    def split(path, size, limit):  # records start every 10 bytes
+        return [(a, min(a + limit, size)) for a in range(0, size, limit)] if path != "f2" else None
+
+    inputs = _inputs(25, 8, 40)
+    assert read_units(inputs, split, max_bytes=10) == [
+        ("f0", 0, 10),
+        ("f0", 10, 20),
+        ("f0", 20, 25),
+        "f1",
+        "f2",  # cannot be cut: read whole
+    ]
+    # A segment's range is cut further, within its bounds only.
+    assert read_units([{**inputs[0], "range": [10, 25]}], split, max_bytes=10) == [
+        ("f0", 10, 20),
+        ("f0", 20, 25),
+    ]
+    assert read_units(inputs, None, max_bytes=10) == ["f0", "f1", "f2"]
 
 
 def test_local_runner_segments_by_default_others_do_not():
