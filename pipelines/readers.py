@@ -28,7 +28,7 @@ from curate.core.ids import document_id
 from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
 from curate.pipelines.progress import flush, report_bytes, report_read
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
-from curate.pipelines.unique_ids import POSITION, UniqueIds
+from curate.pipelines.unique_ids import POSITION, Record, Renames, id_and_record, unique
 
 
 class InputConfig(Strict):
@@ -475,6 +475,18 @@ def _size_of(path: str) -> int:
         return 0
 
 
+def _unit(item: InputUnit) -> tuple[str, tuple[int, int] | None]:
+    return (item, None) if isinstance(item, str) else (item[0], (item[1], item[2]))
+
+
+def _ids_of(item: InputUnit, cfg: InputConfig) -> Iterator[tuple[str, Record]]:
+    """The first, ids-only pass: ``(id, (source, position))`` of every document of a file."""
+    path, byte_range = _unit(item)
+    for doc in read_file(path, cfg, byte_range):
+        if "reason" not in doc:
+            yield id_and_record(doc)
+
+
 class _ReadFile(beam.DoFn):
     def __init__(self, cfg: InputConfig):
         self._cfg = cfg
@@ -484,14 +496,14 @@ class _ReadFile(beam.DoFn):
 
         share_s3_clients()  # this worker process's S3 reads and Beam's S3 writes reuse one client
 
-    def process(self, item: InputUnit) -> Iterator[Any]:
-        path, byte_range = (item, None) if isinstance(item, str) else (item[0], (item[1], item[2]))
+    def process(self, item: InputUnit, renames: dict[Record, str]) -> Iterator[Any]:
+        path, byte_range = _unit(item)
         for doc in read_file(path, self._cfg, byte_range):
             report_read()
             if "reason" in doc:
                 yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
             else:
-                yield doc
+                yield unique(doc, renames)
         report_bytes(_size_of(path) if byte_range is None else byte_range[1] - byte_range[0])
 
     def finish_bundle(self) -> None:
@@ -511,17 +523,19 @@ class ReadDocuments(StageTransform):
         self._files = files
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection]:
-        outputs = (
-            pbegin
-            | "Files" >> beam.Create(self._files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "Parse" >> beam.ParDo(_ReadFile(self._cfg)).with_outputs(REJECTED_TAG, main="docs")
+        cfg = self._cfg
+        files = pbegin | "Files" >> beam.Create(self._files) | "SpreadFiles" >> beam.Reshuffle()
+        # Colliding ids are found in a first pass that keeps only ids and record positions; the reader
+        # gets the renames as a side input. No reshuffle of documents here, and no step waits with the
+        # documents for a side input: either would hold every raw record (HTML included) in the memory
+        # of Beam's local runner. Reading stays fused with the stages up to extraction.
+        renames = (
+            files | "IdsOnly" >> beam.FlatMap(_ids_of, cfg) | "UniqueIds" >> Renames(cfg.on_duplicate_id)
         )
-        # No reshuffle of documents here: raw HTML must never go through a shuffle (on Beam's local
-        # runner every shuffle's input is held in the runner's memory). Reading stays fused with the
-        # stages up to extraction; finding colliding ids groups only ids and record positions.
-        docs = outputs.docs | "UniqueIds" >> UniqueIds(self._cfg.on_duplicate_id)
-        return docs, outputs[REJECTED_TAG]
+        outputs = files | "Parse" >> beam.ParDo(_ReadFile(cfg), beam.pvalue.AsDict(renames)).with_outputs(
+            REJECTED_TAG, main="docs"
+        )
+        return outputs.docs, outputs[REJECTED_TAG]
 
 
 MAX_PROBLEM_FILES = 20  # files named on the console and in stats.json; rejected/ has every record
