@@ -97,7 +97,9 @@ class ProcessPeaks:
         self._stop.set()
         self._thread.join()
         python = [
-            (rss, cmd) for rss, cmd in self.peaks.values() if Path(cmd.split()[0]).name.startswith("python")
+            (rss, cmd)
+            for rss, cmd in self.peaks.values()
+            if cmd.split() and Path(cmd.split()[0]).name.startswith("python")
         ]
         driver = [rss for rss, cmd in python if " -m curate run " in f"{cmd} "]
         workers = sorted((rss for rss, cmd in python if " -m curate run " not in f"{cmd} "), reverse=True)
