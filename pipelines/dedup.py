@@ -82,7 +82,7 @@ class DedupMinhashConfig(StageConfig):
     batch_size: int = Field(256, ge=1, description="Documents per vectorised signature batch.")
     against: list[str] = Field(
         default_factory=list,
-        description="Versions (NAME@REF or output folders) whose kept documents' near-duplicates to drop.",
+        description="Versions (NAME@REF or output folders) whose documents' near-duplicates to drop.",
     )
 
     @model_validator(mode="after")
