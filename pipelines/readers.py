@@ -232,6 +232,7 @@ def read_warc(
         last_start = position
         pending: Document | None = None  # held back until we know its record was complete
         past_end = False
+        records = 0
         try:
             for record in ArchiveIterator(
                 raw, parse_http=(fmt == "warc"), auto_decode="all", fsspec_args=False
@@ -243,7 +244,7 @@ def read_warc(
                     break
                 if pending is not None:
                     yield pending
-                last_start = record.stream_pos
+                last_start, records = record.stream_pos, records + 1
                 pending = _warc_record_doc(record, path, fmt, last_start, cfg)
         except (OSError, ValueError, UnicodeDecodeError) as error:
             if pending is not None:
@@ -262,9 +263,27 @@ def read_warc(
             continue
         if past_end:  # the next range's first record follows: this range's last one was whole
             yield from [pending] if pending is not None else []
-        else:
-            yield from _at_file_end(raw, path, pending, last_start, gzipped)
+            return
+        more = _record_start(raw, last_start + 1, _file_size(raw)) if gzipped else None
+        if more is not None and more < _file_size(raw) and (end is None or more < end):
+            # FastWARC ended without an error, yet whole records follow: read on from the next one
+            # rather than lose the rest of the file without a word (seen once in a Beam worker).
+            yield from [pending] if pending is not None else []
+            if not records:  # nothing came out from `position`: say what was skipped
+                yield unreadable(
+                    path, f"byte {position}", f"no record could be read here; resumed at byte {more}"
+                )
+            position = more
+            continue
+        yield from _at_file_end(raw, path, pending, last_start, gzipped)
         return
+
+
+def _file_size(raw: BinaryIO) -> int:
+    here = raw.tell()
+    size = raw.seek(0, io.SEEK_END)
+    raw.seek(here)
+    return size
 
 
 def _at_file_end(

@@ -148,6 +148,19 @@ def test_only_gzip_per_record_warc_files_are_cut(tmp_path, jsonl_file):
     assert _ranges(jsonl_file, 100) is None
 
 
+def test_a_warc_reader_that_stops_early_without_an_error_is_resumed(crawl_file, monkeypatch):
+    import itertools
+
+    import fastwarc.warc
+
+    whole = [d["id"] for d in read_file(str(crawl_file), InputConfig())]
+    real = fastwarc.warc.ArchiveIterator
+    # FastWARC ending after 10 records, as if the file ended there (seen once inside a Beam worker).
+    monkeypatch.setattr(fastwarc.warc, "ArchiveIterator", lambda *a, **k: itertools.islice(real(*a, **k), 10))
+    docs, bad = _split(list(read_file(str(crawl_file), InputConfig())))
+    assert [d["id"] for d in docs] == whole and bad == []
+
+
 def test_bad_json_line_is_named(tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text('{"text": "fine"}\n{not json\n{"text": "also fine"}\n')
