@@ -1,7 +1,7 @@
 """Throughput of each document filter alone, on one core, on real extracted web pages.
 
     python -m bench.filters [--warc 'bench/.corpus/*.warc.gz'] [--max-docs 2000] [--min-seconds 3]
-                            [--kenlm-model model.binary] [--json bench/results/filters.json]
+                            [--kenlm-model model.binary] [--json bench/results/filters.json] [--memory]
 
 Every module under filters/ that has a `stage_spec` is measured (a new filter shows up on its own), with
 its recipe defaults plus the variants below. Texts are the main text of real pages: by default the WARC
@@ -11,6 +11,11 @@ process (pinned to one core), so it stays comparable on a busy machine; model lo
 The perplexity filter needs a KenLM model: `--kenlm-model`, else one is trained on the JSONL samples; the
 classifier a fastText model: `--classifier-model`, else `curate classifier train` makes one (the JSONL
 samples against the pages the quality rules reject). Decontamination indexes the Jigsaw sample's comments.
+
+`--memory` also measures what each stage adds to a worker process: each filter runs in a forked child of
+this process (the texts and the interpreter already resident), which reports its resident memory after
+loading the filter (models, lists, tables) and its peak while filtering every text once in the pipeline's
+batches; both are growth over the child's resident size at the fork.
 """
 
 from __future__ import annotations
@@ -92,6 +97,22 @@ def load_texts(warc_glob: str | None, max_docs: int) -> list[dict[str, Any]]:
     return docs[:max_docs]
 
 
+def _languages(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from curate.filters.langid import LangIdConfig, make_filter
+
+    langid = make_filter(LangIdConfig(languages=None, min_score=0.0))
+    return [scored for i in range(0, len(docs), BATCH) for scored in langid.annotate(docs[i : i + BATCH])]
+
+
+def languages_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each document's `lang` annotations, as the pipeline's langid stage gives them, computed in a child
+    process so that this one never holds the language model (the memory measurement would miss it)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(_languages, (docs,))
+
+
 def filter_specs(models: dict[str, str | None]) -> list[tuple[str, Any]]:
     """(label, FilterSpec) for every filter stage in pipeline order (a new filter shows up on its own);
     the classifier stage is Beam around a filter (its run-wide pass aside), which is measured too."""
@@ -141,6 +162,46 @@ def measure(spec: Any, docs: list[dict[str, Any]], min_seconds: float) -> dict[s
         "wall_s": time.perf_counter() - wall,
         "cpu_s": cpu,
     }
+
+
+def _proc_status_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _memory_in_child(spec: Any, docs: list[dict[str, Any]], answer: Any) -> None:
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+        handle.write("5")  # resets the peak (VmHWM) to the current resident size
+    base = _proc_status_kb("VmRSS")
+    filt = spec.make()
+    loaded = _proc_status_kb("VmRSS")
+    for i in range(0, len(docs), BATCH):
+        batch = docs[i : i + BATCH]
+        for scored, doc in zip(filt.annotate(batch), batch, strict=True):
+            filt.decide(scored, doc)
+    answer.send(
+        {
+            "base_mb": base / 1024,
+            "loaded_mb": (loaded - base) / 1024,
+            "peak_mb": (_proc_status_kb("VmHWM") - base) / 1024,
+        }
+    )
+
+
+def measure_memory(spec: Any, docs: list[dict[str, Any]]) -> dict[str, float]:
+    """Resident memory a filter adds to a worker: after loading, and at its peak over every text once."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_memory_in_child, args=(spec, docs, send))
+    child.start()
+    result = receive.recv()
+    child.join()
+    return result
 
 
 def train_model(out: Path) -> str | None:
@@ -197,18 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kenlm-model", help="KenLM model for the perplexity filter.")
     parser.add_argument("--classifier-model", help="fastText quality model (positive label __label__hq).")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "filters.json")
+    parser.add_argument("--memory", action="store_true", help="Also each stage's resident memory (Linux).")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the pipeline's workers
 
-    from curate.filters.langid import LangIdConfig
-    from curate.filters.langid import make_filter as make_langid
-
     docs = load_texts(args.warc, args.max_docs)
-    langid = make_langid(LangIdConfig(languages=None, min_score=0.0))
-    for i in range(0, len(docs), BATCH):
-        for doc, scored in zip(docs[i : i + BATCH], langid.annotate(docs[i : i + BATCH]), strict=True):
-            doc.update(scored)
+    for doc, scored in zip(docs, languages_of(docs), strict=True):
+        doc.update(scored)
     mb = sum(len(d["text"]) for d in docs) / 1e6
     print(f"{len(docs)} documents, {mb:.1f} M characters, {len({d['lang'] for d in docs})} languages")
 
@@ -219,15 +276,21 @@ def main(argv: list[str] | None = None) -> int:
             "eval_set": eval_set(Path(tmp)),
         }
         results = []
-        print(f"{'filter':<44}{'load s':>8}{'docs/s':>10}{'MB/s':>8}{'kept':>7}")
+        memory_head = f"{'load MB':>9}{'peak MB':>9}" if args.memory else ""
+        print(f"{'filter':<44}{'load s':>8}{'docs/s':>10}{'MB/s':>8}{'kept':>7}{memory_head}")
         for label, spec in filter_specs(models):
             if spec is None:
                 print(f"{label:<44}")
                 continue
             r = measure(spec, docs, args.min_seconds)
+            memory = ""
+            if args.memory:
+                r.update(measure_memory(spec, docs))
+                memory = f"{r['loaded_mb']:>9.0f}{r['peak_mb']:>9.0f}"
             results.append({"filter": label, **r})
             print(
                 f"{label:<44}{r['load_s']:>8.2f}{r['docs_per_s']:>10.0f}{r['mb_per_s']:>8.2f}{r['kept_share']:>7.0%}"
+                + memory
             )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     corpus = {"warc": args.warc or "../shared/data samples", "documents": len(docs), "mchars": mb}

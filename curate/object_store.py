@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from curate.core.files import share_s3_clients
-from curate.pipelines.runner import StorageConfig
+
+if TYPE_CHECKING:  # the CLI registers its flags without importing Beam (`curate --help` stays fast)
+    from curate.pipelines.runner import StorageConfig
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 
@@ -23,6 +26,8 @@ def configure(storage: StorageConfig | None = None, extra_args: list[str] | None
     """Point Beam's filesystems (this process) at the recipe's object stores."""
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    from curate.pipelines.runner import StorageConfig
 
     args = (storage or StorageConfig()).beam_args() + list(extra_args or [])
     FileSystems.set_options(PipelineOptions(args))
@@ -54,6 +59,8 @@ def add_storage_arguments(parser: argparse.ArgumentParser) -> None:
 
 def storage_from_args(args: argparse.Namespace, base: StorageConfig | None = None) -> StorageConfig:
     """The recipe's storage settings (or none) with the command line's flags over them."""
+    from curate.pipelines.runner import StorageConfig
+
     data = (base or StorageConfig()).model_dump()
     if getattr(args, "s3_endpoint_url", None):
         data["s3_endpoint_url"] = args.s3_endpoint_url

@@ -12,22 +12,6 @@ from typing import Any
 import apache_beam as beam
 
 from curate.pipelines.metrics import CountAndReport, CountReasonsAndReport
-from curate.pipelines.progress import flush, report_stage
-
-
-class _ReportStage(beam.DoFn):
-    """Live per-stage counts for progress displays (pipelines/progress.py); emits nothing."""
-
-    def __init__(self, stage: str, side: str):
-        self._stage = stage
-        self._side = side
-
-    def process(self, doc: Any):
-        report_stage(self._stage, self._side)
-        return ()
-
-    def finish_bundle(self) -> None:
-        flush()
 
 
 def count_stage(
@@ -35,11 +19,10 @@ def count_stage(
 ) -> list[beam.PCollection]:
     """PCollections of ``(stage, key, count)``: key is ``in``, ``out`` or ``rejected:<reason>``.
 
-    The same counts go to Beam Metrics (pipelines/metrics.py) as they are made, so a runner's UI and
-    the console see them while the job runs; stats.json takes the exact totals from these PCollections.
+    The same counting steps feed Beam Metrics and the local progress display (pipelines/metrics.py) as
+    they count, so a runner's UI and the console see the counts while the job runs; stats.json takes the
+    exact totals from these PCollections.
     """
-    kept | f"Progress{stage}Out" >> beam.ParDo(_ReportStage(stage, "out"))
-    rejected | f"Progress{stage}Rejected" >> beam.ParDo(_ReportStage(stage, "rejected"))
     counts = []
     if docs_in is not None:
         counts.append(

@@ -16,6 +16,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from curate.pipelines.progress import flush as flush_progress
+from curate.pipelines.progress import report_stage
+
 NAMESPACE = "curate"
 
 
@@ -23,7 +26,7 @@ class CountAndReport(beam.DoFn):
     """Counts the elements it sees per bundle: emits the bundle's count (for stats.json, summed exactly
     downstream) and adds it to the ``<stage>.<side>`` counter; with ``chars``, records each document's
     text length in a distribution. One counter update per bundle keeps the per-document cost to an
-    integer increment."""
+    integer increment. The ``out`` side also feeds the live progress display (pipelines/progress.py)."""
 
     def __init__(self, stage: str, side: str, chars: bool = False):
         self._stage, self._side, self._chars = stage, side, chars
@@ -36,19 +39,23 @@ class CountAndReport(beam.DoFn):
 
     def process(self, element: Any) -> Iterable[int]:
         self._n += 1
+        if self._side == "out":
+            report_stage(self._stage, "out")
         if self._lengths is not None:
             doc = element[0] if isinstance(element, tuple) else element  # (document, tokens) before mixing
             self._lengths.update(len(doc.get("text") or ""))
         return ()
 
     def finish_bundle(self) -> Iterable[WindowedValue]:
+        flush_progress()
         if self._n:
             self._counter.inc(self._n)
             yield WindowedValue(self._n, GlobalWindow().max_timestamp(), (GlobalWindow(),))
 
 
 class CountReasonsAndReport(beam.DoFn):
-    """Rejections per reason per bundle, as ``(reason, n)`` pairs and ``<stage>.rejected.<reason>``."""
+    """Rejections per reason per bundle, as ``(reason, n)`` pairs and ``<stage>.rejected.<reason>``
+    (and to the live progress display)."""
 
     def __init__(self, stage: str):
         self._stage = stage
@@ -60,9 +67,11 @@ class CountReasonsAndReport(beam.DoFn):
     def process(self, doc: dict[str, Any]) -> Iterable[tuple[str, int]]:
         reason = doc["reason"]
         self._by_reason[reason] = self._by_reason.get(reason, 0) + 1
+        report_stage(self._stage, "rejected")
         return ()
 
     def finish_bundle(self) -> Iterable[WindowedValue]:
+        flush_progress()
         for reason, n in self._by_reason.items():
             Metrics.counter(NAMESPACE, f"{self._stage}.rejected.{reason}").inc(n)
             yield WindowedValue((reason, n), GlobalWindow().max_timestamp(), (GlobalWindow(),))

@@ -242,6 +242,23 @@ def servers() -> SimpleNamespace:
 
 
 @pytest.fixture(scope="session")
+def beam_job_service(servers):
+    """`localhost:PORT` of Beam's local job service (the portable runner's endpoint), one per session."""
+    port = servers.free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        servers.wait_for_port(port, service)
+        yield f"localhost:{port}"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
 def reference_shards(tmp_path_factory, servers, shard_digests) -> dict[str, str]:
     """Shard name -> sha256 of a local run of ``servers.small_inputs()`` with ``servers.small_recipe``."""
     from curate.config import parse_config
@@ -321,7 +338,7 @@ def demo_corpus(tmp_path_factory) -> Path:
     return out
 
 
-def crawl_pages() -> list[dict]:
+def _crawl_pages() -> list[dict]:
     """Main text of every HTML page in ../shared/data/crawl, as documents."""
     from curate.filters.html_extract import extract_main_text, is_html_content_type
     from curate.pipelines.readers import InputConfig, read_file
@@ -338,13 +355,47 @@ def crawl_pages() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def crawl_pages() -> tuple[dict, ...]:
+    """Main text of every HTML page in ../shared/data/crawl, as documents (shared: copy what you change)."""
+    return tuple(_crawl_pages())
+
+
+@pytest.fixture(scope="session")
+def jigsaw() -> Callable[[str], list[dict[str, str]]]:
+    """`jigsaw(split)`: rows of the real Jigsaw sample with a human label; `scored_only=False` keeps the
+    test split's unscored comments too (toxic == "-1"), real text all the same."""
+    import csv
+
+    def rows(split: str, scored_only: bool = True) -> list[dict[str, str]]:
+        with shared_path("toxicity", f"jigsaw-sample-{split}.csv").open(encoding="utf-8", newline="") as f:
+            return [row for row in csv.DictReader(f) if not scored_only or row["toxic"] != "-1"]
+
+    return rows
+
+
+@pytest.fixture(scope="session")
+def shared_bench_script() -> Callable[[str], Path]:
+    """`shared_bench_script(name)`: a script of ../shared/bench; skips when absent (fails in CI)."""
+
+    def script(name: str) -> Path:
+        path = SHARED / "bench" / name
+        if not path.exists():
+            if os.environ.get("CI"):
+                pytest.fail(f"{path} is missing: CI must run with ../shared beside the checkout")
+            pytest.skip(f"needs {path} (the ../shared folder beside the checkout)")
+        return path
+
+    return script
+
+
+@pytest.fixture(scope="session")
 def quality_rejected_pages(tmp_path_factory) -> Path:
     """Pages of the shared crawl that the quality rules reject, as JSONL (the classifier's negatives)."""
     import json
 
     from curate.filters.quality import QualityConfig, QualityFilter
 
-    pages = crawl_pages()
+    pages = _crawl_pages()
     rules = QualityFilter(QualityConfig())
     rejected = [d for d, a in zip(pages, rules.annotate(pages), strict=True) if rules.decide(a, d)]
     path = tmp_path_factory.mktemp("negatives") / "rejected.jsonl"

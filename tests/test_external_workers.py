@@ -115,22 +115,6 @@ def worker_pools(s3_server, tmp_path_factory, servers):
             pool.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def job_service(servers):
-    port = servers.free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        servers.wait_for_port(port, service)
-        yield f"localhost:{port}"
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
-
-
 def _external_recipe(servers, out: str, s3_server: str, job_endpoint: str, pool_address: str) -> dict:
     recipe = servers.small_recipe(
         INPUTS, out, storage={"s3_endpoint_url": s3_server, "s3_region": "us-east-1"}
@@ -145,10 +129,12 @@ def _external_recipe(servers, out: str, s3_server: str, job_endpoint: str, pool_
 
 
 @pytest.fixture(scope="module")
-def external_runs(s3_server, job_service, worker_pools, tmp_path_factory, servers):
+def external_runs(s3_server, beam_job_service, worker_pools, tmp_path_factory, servers):
     """One run through the API and one through the CLI, each on the EXTERNAL workers."""
     pool_address, _ = worker_pools
-    recipe = _external_recipe(servers, "s3://datasets/external-api", s3_server, job_service, pool_address)
+    recipe = _external_recipe(
+        servers, "s3://datasets/external-api", s3_server, beam_job_service, pool_address
+    )
     summary = run(parse_config(recipe), progress=False)
 
     recipe_file = tmp_path_factory.mktemp("recipe") / "recipe.yaml"
@@ -156,7 +142,7 @@ def external_runs(s3_server, job_service, worker_pools, tmp_path_factory, server
     recipe_file.write_text(yaml.safe_dump(recipe))
     cli = subprocess.run(
         [sys.executable, "-m", "curate", "run", str(recipe_file), "--output", "s3://datasets/external-cli"]
-        + ["--runner", "portable", "--job-endpoint", job_service],
+        + ["--runner", "portable", "--job-endpoint", beam_job_service],
         capture_output=True,
         text=True,
         timeout=900,

@@ -3,7 +3,6 @@ resuming a segmented run killed by SIGKILL, and accounting across segments."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -20,17 +19,8 @@ import pytest
 from curate.config import parse_config
 from curate.run import run
 from curate.store import LocalStore, resolve_data
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
-
-
-def _real_texts() -> list[str]:
-    texts = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            texts += [json.loads(line)["text"] for line in handle]
-    return [text for text in texts if len(text.split()) > 80]
 
 
 def _near_copy(text: str, seed: int) -> str:
@@ -71,9 +61,9 @@ def _assert_balanced(stats: dict) -> None:
 
 
 @pytest.fixture
-def months(tmp_path) -> dict:
+def months(tmp_path, jsonl_texts) -> dict:
     """Four input files: January is files 0-1; February (2-3) repeats some of January's pages."""
-    texts = _real_texts()
+    texts = [text for text in jsonl_texts if len(text.split()) > 80]
     assert len(texts) >= 16
     january = [{"id": f"jan-{i:02d}", "text": t} for i, t in enumerate(texts[:8])]
     february = [{"id": f"feb-{i:02d}", "text": t} for i, t in enumerate(texts[8:])]
@@ -240,11 +230,12 @@ def _estimated_jaccard(a: str, b: str) -> float:
     return float((signatures[0] == signatures[1]).mean())
 
 
-def test_near_duplicate_chain_is_caught_across_segments_as_in_one_run(tmp_path):
+def test_near_duplicate_chain_is_caught_across_segments_as_in_one_run(tmp_path, jsonl_texts):
     """A ~ B ~ C ~ D, each only like its neighbours: one run clusters all four (A survives). Segmented
     (A and B, then C, then D), C resembles only B, which segment 1 removed, and D only C, which segment 2
     removed: both are caught because the index holds the removed near-duplicates too, pointing at A."""
-    words = " ".join(_real_texts()[:4]).split()
+    texts = [text for text in jsonl_texts if len(text.split()) > 80]
+    words = " ".join(texts[:4]).split()
     length, step = 420, 50  # windows shifted by `step`: neighbours ~0.78 Jaccard, two apart ~0.62
     assert len(words) >= length + 3 * step
     chain = {name: " ".join(words[i * step : i * step + length]) for i, name in enumerate("abcd")}
@@ -252,7 +243,7 @@ def test_near_duplicate_chain_is_caught_across_segments_as_in_one_run(tmp_path):
         assert _estimated_jaccard(chain[x], chain[y]) >= 0.7, (x, y)
     for x, y in ("ac", "bd", "ad"):
         assert _estimated_jaccard(chain[x], chain[y]) < 0.7, (x, y)
-    others = [{"id": f"other-{i}", "text": t} for i, t in enumerate(_real_texts()[6:9])]
+    others = [{"id": f"other-{i}", "text": t} for i, t in enumerate(texts[6:9])]
     rows = [{"id": f"chain-{name}", "text": text} for name, text in chain.items()]
     files = [
         _write_jsonl(tmp_path / "in-0.jsonl", [rows[0], rows[1], others[0]]),

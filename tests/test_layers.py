@@ -73,3 +73,18 @@ def test_installed_names_live_under_curate(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["None", "None"]
+
+
+def test_the_command_line_imports_its_heavy_layers_only_when_a_command_runs():
+    """`curate --help` and argument errors answer at once: Beam, pyarrow, torch and the web framework are
+    imported by the command that needs them, not when the parser is built."""
+    probe = (
+        "import sys\n"
+        "from curate.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "heavy = ('apache_beam', 'pyarrow', 'torch', 'fastapi', 'tokenizers', 'fasttext')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -4,7 +4,6 @@ mirrored sites of make_web_corpus.py every removed line occurs in more than K do
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from curate.filters.dedup_text import Normalization
 from curate.filters.line_dedup import unit_hash
 from curate.pipelines.readers import InputConfig, read_file
 from curate.run import run
-from tests.conftest import SHARED, shared_path
 
 NAV = "Home | Products | Blog | Contact"
 FOOTER = "Copyright 2025 Example Media Group. All rights reserved."
@@ -39,16 +37,8 @@ def _read(out: Path, sub: str) -> list[dict]:
     ]
 
 
-def _real_texts() -> list[str]:
-    texts = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            texts += [json.loads(line)["text"] for line in handle]
-    return texts[:20]
-
-
-def test_planted_boilerplate_is_removed_exactly_and_counted(tmp_path):
-    originals = _real_texts()
+def test_planted_boilerplate_is_removed_exactly_and_counted(tmp_path, jsonl_texts):
+    originals = list(jsonl_texts[:20])
     rows, planted_lines, planted_chars = [], 0, 0
     for i, text in enumerate(originals):
         lines = [text]
@@ -92,10 +82,8 @@ def test_planted_boilerplate_is_removed_exactly_and_counted(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mirrored_sites(tmp_path_factory) -> Path:
-    script = SHARED / "bench" / "make_web_corpus.py"
-    if not script.exists():
-        pytest.skip(f"needs {script}")
+def mirrored_sites(tmp_path_factory, shared_bench_script) -> Path:
+    script = shared_bench_script("make_web_corpus.py")
     folder = tmp_path_factory.mktemp("web")
     done = subprocess.run(
         [sys.executable, str(script), str(folder), "--max-pages", "300", "--no-install"],

@@ -4,15 +4,10 @@ redacted text in the shards (which `curate shards verify` decodes), every docume
 
 from __future__ import annotations
 
-import csv
 import glob
 import gzip
 import hashlib
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,7 +17,6 @@ from curate.cli import main as cli_main
 from curate.config import parse_config
 from curate.filters.classifier import ClassifierConfig, QualityClassifier
 from curate.run import run
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
 OFF = {"enabled": False}
@@ -46,24 +40,19 @@ def _chunks(text: str, words: int = 120) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, demo_corpus, quality_model) -> dict:
+def inputs(tmp_path_factory, demo_corpus, quality_model, jigsaw, jsonl_texts) -> dict:
     """Real paragraphs of CC documents and Wikipedia articles; the best-scored ones get planted PII or
     benchmark text (so they reach the stages after the classifier); `min_score` is the scores' lower
     third (DCLM's settings on ~150 examples give a model whose probabilities sit close to 0.5: its
     ranking is what separates, see test_classifier_train)."""
     root = tmp_path_factory.mktemp("inputs")
-    eval_rows = []
-    with open(shared_path("toxicity", "jigsaw-sample-test.csv"), newline="", encoding="utf-8") as handle:
-        eval_rows = [
-            r["comment_text"] for r in csv.DictReader(handle) if len(r["comment_text"].split()) >= 30
-        ]
+    eval_rows = [
+        r["comment_text"] for r in jigsaw("test", scored_only=False) if len(r["comment_text"].split()) >= 30
+    ]
     eval_path = root / "jigsaw.jsonl"
     eval_path.write_text("".join(json.dumps({"comment_text": t}) + "\n" for t in eval_rows), encoding="utf-8")
     docs = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            for line in handle:
-                docs += [{"text": chunk} for chunk in _chunks(json.loads(line)["text"])]
+    docs += [{"text": chunk} for text in jsonl_texts for chunk in _chunks(text)]
     with gzip.open(demo_corpus / "wikipedia-en.jsonl.gz", "rt", encoding="utf-8") as handle:
         wiki = [json.loads(line)["text"] for line in handle][:40]
     docs += [{"text": chunk} for text in wiki for chunk in _chunks(text)[:3]]
@@ -202,37 +191,14 @@ def test_shards_hold_the_redacted_text_and_verify(local_run, inputs, capsys):
     assert cli_main(["shards", "verify", str(out)]) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
 def test_portable_runner_gives_identical_shards_and_documents(
-    local_run, inputs, quality_model, min_score, tmp_path
+    local_run, inputs, quality_model, min_score, tmp_path, beam_job_service
 ):
     out, _ = local_run
-    port = _free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("localhost", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        portable = tmp_path / "portable"
-        recipe = _recipe(inputs, quality_model[0], portable, min_score)
-        recipe["runner"] = {"name": "portable", "job_endpoint": f"localhost:{port}"}
-        run(parse_config(recipe), progress=False)
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+    portable = tmp_path / "portable"
+    recipe = _recipe(inputs, quality_model[0], portable, min_score)
+    recipe["runner"] = {"name": "portable", "job_endpoint": beam_job_service}
+    run(parse_config(recipe), progress=False)
     assert _digests(portable) == _digests(out)
     key = lambda d: d["id"]  # noqa: E731
     assert sorted(_read(portable, "documents"), key=key) == sorted(_read(out, "documents"), key=key)

@@ -7,10 +7,8 @@ import glob
 import hashlib
 import json
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -155,35 +153,14 @@ def test_console_reports_progress_and_summary(shared_path, tmp_path):
     assert "langid" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
-def test_portable_runner_gives_the_same_shards(sample_run, samples, tmp_path, shard_digests):
+def test_portable_runner_gives_the_same_shards(
+    sample_run, samples, tmp_path, shard_digests, beam_job_service
+):
     out, _ = sample_run
-    port = _free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("localhost", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        portable = tmp_path / "portable"
-        recipe = _recipe(samples, portable)
-        recipe["runner"] = {"name": "portable", "job_endpoint": f"localhost:{port}"}
-        run(parse_config(recipe), progress=False)
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+    portable = tmp_path / "portable"
+    recipe = _recipe(samples, portable)
+    recipe["runner"] = {"name": "portable", "job_endpoint": beam_job_service}
+    run(parse_config(recipe), progress=False)
     assert shard_digests(portable) == shard_digests(out)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from curate.config import config_to_yaml, default_config, load_config
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     config = subparsers.add_parser("config", help="Show or validate a recipe.")
@@ -25,11 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from curate.config import config_to_yaml, default_config
+
     print(config_to_yaml(default_config()), end="")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from curate.config import load_config
     from curate.preflight import preflight
 
     config = load_config(args.file)

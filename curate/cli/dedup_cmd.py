@@ -8,9 +8,12 @@ rejected ones with their reason and cluster), through the same runner.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from curate.cli.run_cmd import add_runner_arguments, override
-from curate.config import Config, load_config, parse_config
+
+if TYPE_CHECKING:
+    from curate.config import Config
 
 # Stages that only run when asked: dedup is the point of this command.
 _OTHER_STAGES = ("url_filter", "langid", "quality", "toxicity", "perplexity", "mixing", "tokenize")
@@ -36,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def dedup_config(args: argparse.Namespace) -> Config:
+    from curate.config import Config, load_config, parse_config
+
     """The recipe for a dedup-only run: the given recipe (or defaults) with every other stage off."""
     data = override((load_config(args.config) if args.config else Config()).model_dump(), args)
     if args.format:

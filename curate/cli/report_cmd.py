@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from curate.report import write_report
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser("report", help="Build OUT/report.html: charts of what each stage did.")
@@ -15,6 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from curate.report import write_report
+
     started = time.monotonic()
     path = write_report(args.output)
     print(f"curate: wrote {path} in {time.monotonic() - started:.1f}s")

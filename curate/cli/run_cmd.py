@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.config import ConfigError, load_config
 from curate.object_store import add_storage_arguments, storage_from_args
-from curate.pipelines.runner import StorageConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +46,8 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
 
 def override(data: dict, args: argparse.Namespace) -> dict:
     """Command-line flags win over the recipe (as a dict, validated afterwards like the file itself)."""
+    from curate.config import ConfigError
+
     if args.input:
         data["input"]["paths"] = args.input
     if args.output is not None:  # an empty --output is an error (preflight), never the recipe's default
@@ -65,6 +65,8 @@ def override(data: dict, args: argparse.Namespace) -> dict:
         if not sep or not key:
             raise ConfigError(f"--beam-option {option}: expected KEY=VALUE")
         data["runner"]["options"][key.removeprefix("--")] = value
+    from curate.pipelines.runner import StorageConfig
+
     data["storage"] = storage_from_args(args, StorageConfig(**data.get("storage", {}))).model_dump()
     return data
 
@@ -76,6 +78,7 @@ def apply_overrides(config, args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from curate.config import ConfigError, load_config
     from curate.run import run
 
     if bool(args.config) == bool(args.recipe_from):

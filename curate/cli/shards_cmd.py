@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from curate.object_store import add_storage_arguments, configure, storage_from_args
-from curate.shards import has_documents, inspect, verify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +39,8 @@ def _on_object_store(path: str) -> bool:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from curate.shards import inspect
+
     configure(storage_from_args(args))
     if _on_object_store(args.out):  # read in place through Beam's filesystems
         report = inspect(args.out, samples=args.samples, sample_chars=args.chars)
@@ -67,6 +68,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from curate.shards import has_documents, verify
+
     configure(storage_from_args(args))
     if _on_object_store(args.out):  # read in place through Beam's filesystems
         # The round-trip needs the kept documents' text (OUT/documents, unless output.documents was off).

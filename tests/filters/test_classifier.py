@@ -3,9 +3,6 @@ one-line errors, and the run-wide cut points (token-weighted buckets and top fra
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
 import random
 
 import fasttext
@@ -27,21 +24,14 @@ from curate.filters.classifier import (
     stage_spec,
 )
 from curate.filters.mixing import DomainRule, rule_matches
-from tests.conftest import shared_path
 
 
 @pytest.fixture(scope="module")
-def good_bad_model(tmp_path_factory) -> str:
+def good_bad_model(tmp_path_factory, jsonl_texts, jigsaw) -> str:
     """A model with labels __label__good / __label__bad (not DCLM's hq/cc): real CC documents' paragraphs
     against real Jigsaw comments."""
-    good = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            good += [
-                p for line in handle for p in json.loads(line)["text"].split("\n") if len(p.split()) > 15
-            ]
-    with open(shared_path("toxicity", "jigsaw-sample-train.csv"), newline="", encoding="utf-8") as handle:
-        bad = [row["comment_text"] for row in csv.DictReader(handle)]
+    good = [p for text in jsonl_texts for p in text.split("\n") if len(p.split()) > 15]
+    bad = [row["comment_text"] for row in jigsaw("train", scored_only=False)]
     lines = [f"__label__good {classifier_text(t)}" for t in good] + [
         f"__label__bad {classifier_text(t)}" for t in bad
     ]

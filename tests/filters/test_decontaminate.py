@@ -3,8 +3,6 @@ real documents are all found; the shared crawl against an unrelated real evaluat
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import random
 from pathlib import Path
@@ -27,33 +25,36 @@ from curate.filters.decontaminate import (
     words_of,
 )
 from curate.filters.dedup_text import ngram_positions
-from tests.conftest import crawl_pages, shared_path
 
 
-def jigsaw_eval(tmp_path, split: str) -> str:
-    """A real labelled evaluation file (Jigsaw toxic comments) as JSONL with `comment_text`."""
-    path = tmp_path / f"jigsaw-{split}.jsonl"
-    with open(shared_path("toxicity", f"jigsaw-sample-{split}.csv"), newline="", encoding="utf-8") as handle:
-        rows = [{"comment_text": r["comment_text"], "toxic": r["toxic"]} for r in csv.DictReader(handle)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
+@pytest.fixture
+def jigsaw_eval(tmp_path, jigsaw):
+    """`jigsaw_eval(split)`: a real evaluation file (Jigsaw comments) as JSONL with `comment_text`."""
+
+    def write(split: str) -> str:
+        path = tmp_path / f"jigsaw-{split}.jsonl"
+        rows = [
+            {"comment_text": r["comment_text"], "toxic": r["toxic"]} for r in jigsaw(split, scored_only=False)
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        return str(path)
+
+    return write
 
 
-def cc_documents() -> list[dict]:
-    docs = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_path("jsonl", name), "rt", encoding="utf-8") as handle:
-            docs += [{"text": json.loads(line)["text"]} for line in handle]
-    return docs
+@pytest.fixture
+def cc_documents(jsonl_texts) -> list[dict]:
+    """The CCNet samples' 20 documents (a fresh list: change it freely)."""
+    return [{"text": text} for text in jsonl_texts]
 
 
-def test_planted_ngrams_are_all_found(tmp_path, capsys):
-    eval_path = jigsaw_eval(tmp_path, "train")
+def test_planted_ngrams_are_all_found(jigsaw_eval, cc_documents, capsys):
+    eval_path = jigsaw_eval("train")
     index = build_index([EvalSetConfig(name="jigsaw", paths=[eval_path], fields=["comment_text"])])
     items = [json.loads(line)["comment_text"] for line in Path(eval_path).read_text("utf-8").splitlines()]
     long_items = [item for item in items if len(item.split()) >= 20]
     rng = random.Random(7)
-    docs = cc_documents()
+    docs = cc_documents
     planted = set(range(0, len(docs), 2))
     for i in planted:
         words = rng.choice(long_items).split()
@@ -73,11 +74,11 @@ def test_planted_ngrams_are_all_found(tmp_path, capsys):
         assert decont.decide(annotations[i], docs[i]) == "eval_jigsaw"
 
 
-def test_shared_crawl_against_an_unrelated_eval_file_matches_nothing(tmp_path, capsys):
-    index = build_index(
-        [EvalSetConfig(name="jigsaw", paths=[jigsaw_eval(tmp_path, "test")], fields=["comment_text"])]
-    )
-    docs = crawl_pages() + cc_documents()
+def test_shared_crawl_against_an_unrelated_eval_file_matches_nothing(
+    jigsaw_eval, cc_documents, crawl_pages, capsys
+):
+    index = build_index([EvalSetConfig(name="jigsaw", paths=[jigsaw_eval("test")], fields=["comment_text"])])
+    docs = [*crawl_pages, *cc_documents]
     annotations = Decontaminator(index).annotate(docs)
     matches = sum(a["decont_ngrams"] for a in annotations)
     with capsys.disabled():
@@ -120,8 +121,8 @@ def test_parquet_lists_and_index_file_round_trip(tmp_path):
     assert annotations["decont_ngrams"] == len(index.hashes)
 
 
-def test_cli_builds_an_index_the_stage_loads(tmp_path, capsys):
-    eval_path = jigsaw_eval(tmp_path, "test")
+def test_cli_builds_an_index_the_stage_loads(tmp_path, jigsaw_eval, capsys):
+    eval_path = jigsaw_eval("test")
     output = tmp_path / "jigsaw.npz"
     assert (
         cli_main(["decont", "index", f"jig={eval_path}", "--fields", "comment_text", "--output", str(output)])

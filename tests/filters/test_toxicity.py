@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -18,17 +16,6 @@ from curate.filters.toxicity import (
     make_filter,
     stage_spec,
 )
-
-
-@pytest.fixture(scope="module")
-def jigsaw(shared_path):
-    """`jigsaw(split)`: labelled rows of the real Jigsaw sample (-1 marks Jigsaw's unscored test comments)."""
-
-    def rows(split: str) -> list[dict[str, str]]:
-        with shared_path("toxicity", f"jigsaw-sample-{split}.csv").open(encoding="utf-8", newline="") as f:
-            return [row for row in csv.DictReader(f) if row["toxic"] != "-1"]
-
-    return rows
 
 
 @pytest.fixture(scope="module")
