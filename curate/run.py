@@ -264,6 +264,8 @@ def run(
                 raise
             publish(plan.root, root)
             summary.output = root
+            if config.output.dataset and not _is_local(root):
+                summary.commit = _commit_published(config, root, files, summary.stats)
             summary.seconds = time.monotonic() - started
             say(format_summary(summary))
     if not is_local(root):
@@ -493,10 +495,23 @@ def _finalize(
     _write_report(layout.root, config)
     all_shards = [shard for p in parts for shard in p["shards"]]
     summary = RunSummary(layout.root, stats, reports, all_shards, seconds)
-    if config.output.dataset:
+    if config.output.dataset and _is_local(layout.root):
         # Only now, with every shard written and checksummed in the manifest, does the version exist.
+        # (An object-store output is committed once published, from its final place: see `run`.)
         summary.commit = commit_run(config, layout.root, [entry["path"] for entry in inputs], stats)
     return summary
+
+
+def _commit_published(config: Config, root: str, files: list[str], stats: dict[str, Any]) -> str:
+    """Commit an object-store output from where it was published (so lakeFS can import the objects in
+    place: staged objects are moved, which would leave an import pointing at nothing)."""
+    try:
+        return commit_run(config, root, files, stats)
+    except CurateError as error:
+        raise CurateError(
+            f"{error} (the run's output is published at {root}; commit it later with `curate versions commit"
+            f" {root} {config.output.dataset}`)"
+        ) from None
 
 
 def _cpu_seconds() -> float:

@@ -248,6 +248,31 @@ class _ShardChecker:
         return []
 
 
+class _FileIn:
+    """One file of a run's folder, on any filesystem Beam knows or inside a version read in place."""
+
+    def __init__(self, root: str | Path | Folder, relative: str):
+        self.local = isinstance(root, str | Path)
+        self.target: Any = root / relative if not isinstance(root, str | Path) else join(str(root), relative)
+
+    def exists(self) -> bool:
+        return exists(self.target) if self.local else self.target.is_file()
+
+    def read_bytes(self) -> bytes:
+        return read_bytes(self.target) if self.local else self.target.read_bytes()
+
+    def open(self) -> Any:
+        return open_binary(self.target) if self.local else self.target.open()
+
+
+def _iter_rows(file: _FileIn, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Rows of one shard, one row group at a time (a version's shard is read by range: footer, groups)."""
+    with file.open() as handle:
+        parquet = pq.ParquetFile(handle)
+        for group in range(parquet.num_row_groups):
+            yield from parquet.read_row_group(group, columns=list(columns)).to_pylist()
+
+
 def has_documents(out_dir: str | Path) -> bool:
     """Whether the run wrote OUT/documents (what the decode round-trip compares against)."""
     return bool(list_files(join(str(out_dir), "documents", "*.parquet")))
@@ -264,20 +289,24 @@ def _document_texts(root: str) -> dict[str, tuple[str, int]]:
     return texts
 
 
-def inspect(out_dir: str | Path, samples: int = 3, sample_chars: int = 300) -> dict[str, Any]:
-    """Counts, per-domain shares and a few decoded documents from the first shard."""
+def inspect(out_dir: str | Path | Folder, samples: int = 3, sample_chars: int = 300) -> dict[str, Any]:
+    """Counts, per-domain shares and a few decoded documents from the first shard(s).
+
+    ``out_dir`` may be a folder inside a version read in place (curate.versions.RemotePath): then only the
+    manifest, the tokenizer and the shards that the samples come from are read (Parquet footers and row
+    groups by range), not every shard."""
     from tokenizers import Tokenizer
 
-    root = str(out_dir)
-    manifest = read_manifest(root)
+    manifest = read_manifest(out_dir)
     total = manifest["total_tokens"]
     domains = manifest.get("domains", {})
     decoded: list[dict[str, Any]] = []
-    tok_path = join(root, manifest["tokenizer"]["path"])
-    if samples and manifest["shards"] and exists(tok_path):
-        tokenizer = Tokenizer.from_str(read_bytes(tok_path).decode("utf-8"))
+    tokenizer_file = _FileIn(out_dir, manifest["tokenizer"]["path"])
+    if samples and manifest["shards"] and tokenizer_file.exists():
+        tokenizer = Tokenizer.from_str(tokenizer_file.read_bytes().decode("utf-8"))
         for shard in manifest["shards"]:
-            for row in iter_documents(join(root, shard["path"]), ("id", "tokens", "domain")):
+            shard_file = _FileIn(out_dir, shard["path"])
+            for row in _iter_rows(shard_file, ("id", "tokens", "domain")):
                 text = tokenizer.decode(row["tokens"][:-1], skip_special_tokens=False)
                 decoded.append({"id": row["id"], "domain": row["domain"], "text": text[:sample_chars]})
                 if len(decoded) >= samples:

@@ -270,14 +270,17 @@ def reference_shards(tmp_path_factory, servers, shard_digests) -> dict[str, str]
 
 
 @pytest.fixture(scope="session")
-def s3_server(servers):
+def s3_server(servers, tmp_path_factory):
     """``http://127.0.0.1:PORT`` of a moto S3 server holding bucket ``crawl`` (the small inputs under
-    ``in/``) and an empty bucket ``datasets``; its credentials are in this process's environment."""
+    ``in/``) and an empty bucket ``datasets``; its credentials are in this process's environment. Its
+    request recorder is on hand: see ``s3_requests``."""
     port = _free_port()
+    recording = tmp_path_factory.mktemp("moto") / "recording.jsonl"
     server = subprocess.Popen(
         [str(servers.bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "MOTO_RECORDER_FILEPATH": str(recording)},
     )
     saved = {key: os.environ.get(key) for key in S3_KEYS}
     os.environ.update(S3_KEYS)
@@ -302,6 +305,37 @@ def s3_server(servers):
         server.wait(timeout=30)
 
 
+@pytest.fixture
+def s3_requests(s3_server):
+    """``with s3_requests() as seen:`` records every request the S3 server gets meanwhile (moto's own
+    recorder, whoever sends them) into ``seen`` as (method, path, query) tuples when the block ends."""
+    import contextlib
+    import urllib.parse
+    import urllib.request
+
+    def call(action: str) -> bytes:
+        with urllib.request.urlopen(f"{s3_server}/moto-api/recorder/{action}", data=b"") as response:
+            return response.read()
+
+    @contextlib.contextmanager
+    def recording():
+        seen: list[tuple[str, str, str]] = []
+        call("reset-recording")
+        call("start-recording")
+        try:
+            yield seen
+        finally:
+            call("stop-recording")
+            with urllib.request.urlopen(f"{s3_server}/moto-api/recorder/download-recording") as response:
+                lines = response.read().decode().splitlines()
+            for line in lines:
+                entry = json.loads(line)
+                url = urllib.parse.urlsplit(entry["url"])
+                seen.append((entry["method"], urllib.parse.unquote(url.path), url.query))
+
+    return recording
+
+
 # ------------------------------------------------------------------- lakeFS API contract server
 
 
@@ -311,6 +345,23 @@ def lakefs_server(tmp_path_factory):
     from curate.testing.lakefs_server import FakeLakeFS
 
     server = FakeLakeFS(tmp_path_factory.mktemp("lakefs"), "AKIATESTCURATE", "s3cr3t-never-printed")
+    server.endpoint = server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def lakefs_s3_server(s3_server, tmp_path_factory):
+    """The lakeFS API contract server with S3 behind it (the moto server): repositories created with an
+    ``s3://lakefs/...`` storage namespace keep their objects there, and imports read from there."""
+    import boto3
+
+    from curate.testing.lakefs_server import FakeLakeFS
+
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket="lakefs")
+    server = FakeLakeFS(
+        tmp_path_factory.mktemp("lakefs-s3"), "AKIATESTCURATE", "s3cr3t-never-printed", s3_endpoint=s3_server
+    )
     server.endpoint = server.start()
     yield server
     server.stop()

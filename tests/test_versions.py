@@ -167,6 +167,19 @@ def test_the_trainer_and_shards_verify_read_a_tag(scenario, capsys):
     assert "ok (checksums, schema, EOS, counts, decode round-trip)" in capsys.readouterr().out
 
 
+def test_shards_inspect_fetches_only_the_shards_it_samples(scenario, capsys):
+    manifest = json.loads((scenario.runs["b"][1] / "manifest.json").read_text())
+    assert len(manifest["shards"]) > 2  # run B wrote several shards; the samples come from the first
+    before = len(scenario.server.object_reads) if scenario.server else 0
+    assert main(["shards", "inspect", scenario.spec("strict"), "--samples", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["shards"] == len(manifest["shards"]) and len(report["samples"]) == 2
+    assert report["total_tokens"] == manifest["total_tokens"]
+    if scenario.kind == "lakefs":  # read in place: what the server served is counted there
+        read = set(scenario.server.object_reads[before:])
+        assert read == {"manifest.json", "tokenizer.json", manifest["shards"][0]["path"]}
+
+
 def _one_line_error(argv, capsys) -> str:
     capsys.readouterr()
     assert main(argv) == 2

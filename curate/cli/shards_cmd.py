@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_verify)
 
 
-# What each command reads of a version that is not a local folder (streamed, nothing else fetched).
+# What verify reads of a lakeFS version (streamed into a temporary folder, nothing else fetched); inspect
+# reads a lakeFS version in place and an embedded one from its cached checkout.
 _INSPECT_FILES = ("manifest.json", "tokenizer.json", "shards/*")
 _VERIFY_FILES = (*_INSPECT_FILES, "documents/*")
 
@@ -44,6 +45,10 @@ def _inspect(args: argparse.Namespace) -> int:
     configure(storage_from_args(args))
     if _on_object_store(args.out):  # read in place through Beam's filesystems
         report = inspect(args.out, samples=args.samples, sample_chars=args.chars)
+    elif args.out.startswith("lakefs://"):  # read in place: the manifest, tokenizer and sampled shards only
+        from curate.versions import resolve_data
+
+        report = inspect(resolve_data(args.out), samples=args.samples, sample_chars=args.chars)
     else:
         from curate.versions import local_view
 

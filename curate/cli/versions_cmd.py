@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from curate.core.errors import CurateError
+from curate.object_store import add_storage_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commit.add_argument("folder")
     commit.add_argument("spec", nargs="?", default="", help="NAME[@BRANCH], lakefs://REPO/BRANCH or BRANCH.")
     commit.add_argument("-m", "--message", default="")
+    add_storage_arguments(commit)
     log = action("log", "History of a ref (first parents), with each commit's lineage summary.", _log)
     log.add_argument("spec")
     log.add_argument("-n", "--limit", type=int, default=50)
@@ -92,16 +94,17 @@ def _when(version: Any) -> str:
 
 
 def _commit(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import curate
+    from curate.object_store import configure, storage_from_args
     from curate.shards import _git_commit
-    from curate.versions.base import read_json_file
+    from curate.versions.base import list_output, read_source_json
 
+    configure(storage_from_args(args))  # a folder on s3:// or gs:// is read through Beam's filesystems
     store, branch = _locate(args.spec, _repo(args))
-    folder = Path(args.folder)
-    manifest = read_json_file(folder / "manifest.json") if (folder / "manifest.json").is_file() else {}
-    stats = read_json_file(folder / "stats.json") if (folder / "stats.json").is_file() else {}
+    folder = args.folder.rstrip("/") or args.folder
+    found = {item.relative: item.location for item in list_output(folder)}
+    manifest = read_source_json(found["manifest.json"]) if "manifest.json" in found else {}
+    stats = read_source_json(found["stats.json"]) if "stats.json" in found else {}
     lineage = {
         "format": "curate.lineage/1",
         "recipe": manifest.get("config"),

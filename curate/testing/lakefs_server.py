@@ -1,26 +1,32 @@
-"""An in-process lakeFS API server for tests: real HTTP on 127.0.0.1, the routes curate's lakeFS backend
-calls and nothing else, with request and response bodies built and checked by lakefs-sdk's own models.
+"""An in-process lakeFS API server for tests: real HTTP on 127.0.0.1, the routes curate's lakeFS backend calls
+and nothing else, with request and response bodies built and checked by lakefs-sdk's own models.
 
-No lakeFS server can run on the machines that test curate, so this implements the contract: the lakeFS
-REST API v1 (``/api/v1``, lakeFS's api/swagger.yml as generated into lakefs-sdk 1.88): repositories,
-branches with staging, commits, first-parent logs, two- and three-dot diffs, three-way merges with
-lakeFS's merge strategies, tags, and objects with ranged reads and streamed ``application/octet-stream``
-uploads. Errors are lakeFS's ``Error`` body ({"message": ...}) with its documented statuses: 401 bad
-credentials, 404 missing repository/branch/ref/object, 409 existing branch or tag and merge conflicts,
-412 ``If-None-Match: *`` on an existing object, 400 validation errors (a branch name lakeFS rejects, a
-commit with no changes). A route it does not implement answers 501, so a backend that starts calling
-something new fails its tests instead of passing by accident. Object bytes live in files, so memory
-stays flat when a test uploads a large shard. Not a lakeFS replacement: no auth other than basic
-access keys, no storage namespaces, no garbage collection, no multipart form uploads.
+No lakeFS server can run on the machines that test curate, so this implements the contract: the lakeFS REST
+API v1 (``/api/v1``, lakeFS's api/swagger.yml as generated into lakefs-sdk 1.88): repositories, branches
+with staging, commits, first-parent logs, two- and three-dot diffs, three-way merges with lakeFS's merge
+strategies, tags, objects with ranged reads and streamed ``application/octet-stream`` uploads, and zero-copy
+imports from S3 (start, status, cancel: lakeFS's ``catalog.Import`` walks the source prefix with
+ListObjectsV2, records each object's ``s3://bucket/key`` as its physical address with its size and ETag,
+refuses sources inside the repository's storage namespace, and commits on the branch replacing everything
+under the destination prefixes; an S3 repository's objects, imported or uploaded, live on the S3 server
+given as ``s3_endpoint`` and are read from there). Errors are lakeFS's ``Error`` body ({"message": ...})
+with its documented statuses: 401 bad credentials, 404 missing repository/branch/ref/object, 409 existing
+branch or tag and merge conflicts, 412 ``If-None-Match: *`` on an existing object, 400 validation errors (a
+branch name lakeFS rejects, a commit with no changes). A route it does not implement answers 501, so a
+backend that starts calling something new fails its tests instead of passing by accident. Object bytes live
+in files, so memory stays flat when a test uploads a large shard. Not a lakeFS replacement: no auth other
+than basic access keys, no garbage collection, no multipart form uploads, imports from S3 only.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import itertools
 import json
 import re
+import secrets
 import socket
 import threading
 import time
@@ -58,9 +64,18 @@ class FakeLakeFS:
     """State and routes; ``start()`` serves them and returns the endpoint URL."""
 
     def __init__(
-        self, root: Path, access_key_id: str = "AKIAFAKELAKEFS", secret_access_key: str = "fake-secret"
+        self,
+        root: Path,
+        access_key_id: str = "AKIAFAKELAKEFS",
+        secret_access_key: str = "fake-secret",
+        s3_endpoint: str | None = None,
     ):
         self.root = Path(root)
+        self.s3_endpoint = s3_endpoint  # the S3 server of s3:// storage namespaces and import sources
+        self._s3: Any = None
+        self.imports: dict[str, dict[str, Any]] = {}
+        self.import_delay = 0.0  # seconds an import spends "walking" before it commits (tests of cancel)
+        self.object_reads: list[str] = []  # path of every GET .../objects, for tests of what a reader fetches
         self.root.mkdir(parents=True, exist_ok=True)
         self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
         self.repos: dict[str, dict[str, Any]] = {}
@@ -84,12 +99,15 @@ class FakeLakeFS:
             self._server.shutdown()
             self._server.server_close()
 
-    def create_repository(self, name: str, default_branch: str = "main") -> None:
+    def create_repository(
+        self, name: str, default_branch: str = "main", storage_namespace: str | None = None
+    ) -> None:
+        """A repository; an ``s3://bucket/prefix`` namespace keeps its objects on the S3 server."""
         with self.lock:
             repo: dict[str, Any] = {
                 "id": name,
                 "default_branch": default_branch,
-                "storage_namespace": f"local://{self.root / name}",
+                "storage_namespace": storage_namespace or f"local://{self.root / name}",
                 "creation_date": int(time.time()),
                 "commits": {},
                 "branches": {},
@@ -228,6 +246,7 @@ class FakeLakeFS:
             ("branches", None, "commits"): "branches/{branch}/commits",
             ("branches", None, "objects"): "branches/{branch}/objects",
             ("branches", None, "objects", "delete"): "branches/{branch}/objects/delete",
+            ("branches", None, "import"): "branches/{branch}/import",
             ("refs", None, "commits"): "refs/{ref}/commits",
             ("refs", None, "diff", None): "refs/{leftRef}/diff/{rightRef}",
             ("refs", None, "merge", None): "refs/{sourceRef}/merge/{destinationBranch}",
@@ -328,8 +347,16 @@ class FakeLakeFS:
                 md5.update(chunk)
                 size += len(chunk)
                 handle.write(chunk)
+        address = f"local://{blob}"
+        namespace = repo["storage_namespace"]
+        if namespace.startswith("s3://"):  # the object goes to the repository's bucket, as lakeFS puts it
+            bucket, _, prefix = namespace[len("s3://") :].partition("/")
+            key = "/".join(p for p in (prefix.strip("/"), "data", uuid.uuid4().hex) if p)
+            self.s3().upload_file(str(blob), bucket, key)
+            blob.unlink()
+            address, blob = f"s3://{bucket}/{key}", None
         entry = {
-            "physical_address": f"local://{blob}",
+            "physical_address": address,
             "checksum": md5.hexdigest(),
             "size_bytes": size,
             "mtime": int(time.time()),
@@ -459,6 +486,10 @@ class FakeLakeFS:
                 raise ApiError(416, "requested range not satisfiable")
             status = 206
             extra["Content-Range"] = f"bytes {start}-{end}/{size}"
+        with self.lock:
+            self.object_reads.append(path)
+        if entry["blob"] is None:  # on the S3 server (imported, or uploaded to an s3:// namespace)
+            return status, ("s3", entry["physical_address"], start, end - start + 1), extra
         return status, ("file", entry["blob"], start, end - start + 1), extra
 
     def _r_GET_refs_ref_objects_stat(self, repo, rest, query, headers, body):
@@ -501,6 +532,149 @@ class FakeLakeFS:
             if rest[1] not in repo["tags"]:
                 raise ApiError(404, "tag not found")
             return 200, models.Ref(id=rest[1], commit_id=repo["tags"][rest[1]]), {}
+
+    # ------------------------------------------------------------------------------ imports
+
+    def s3(self) -> Any:
+        """A client of the S3 server behind s3:// namespaces and import sources (credentials from the
+        environment, as lakeFS's own S3 blockstore takes them)."""
+        if self._s3 is None:
+            if not self.s3_endpoint:
+                raise ApiError(500, "fake lakeFS: no S3 server configured (s3_endpoint)")
+            import boto3
+
+            self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name="us-east-1")
+        return self._s3
+
+    def _r_POST_branches_branch_import(self, repo, rest, query, headers, body):
+        creation = models.ImportCreation.from_json(body())
+        namespace = repo["storage_namespace"]
+        with self.lock:
+            self._branch(repo, rest[1])
+        if not namespace.startswith("s3://"):
+            raise ApiError(403, "import is not supported for this storage")
+        for location in creation.paths:  # lakeFS's verifyImportPaths
+            if location.path.startswith(namespace):
+                raise ApiError(
+                    400,
+                    f"import path ({location.path}) in repository namespace ({namespace}) is prohibited:"
+                    " invalid import source",
+                )
+            if location.type == "common_prefix" and namespace.startswith(location.path):
+                raise ApiError(
+                    400,
+                    f"prefix ({location.path}) contains repository namespace: ({namespace}), invalid import"
+                    " source",
+                )
+        import_id = secrets.token_hex(10)  # lakeFS uses an xid: 20 characters
+        status = {"completed": False, "update_time": _now(), "ingested_objects": 0, "error": None}
+        with self.lock:
+            self.imports[import_id] = {"repo": repo["id"], "status": status, "commit": None}
+        worker = threading.Thread(target=self._run_import, args=(repo, rest[1], import_id, creation))
+        worker.daemon = True
+        worker.start()
+        return 202, models.ImportCreationResponse(id=import_id), {}
+
+    def _import_record(self, repo: dict, query: dict) -> dict:
+        import_id = query.get("id")
+        if not import_id:
+            raise ApiError(400, "validation error: id is required")
+        record = self.imports.get(import_id)
+        if record is None or record["repo"] != repo["id"]:
+            raise ApiError(404, "import not found")
+        return record
+
+    def _r_GET_branches_branch_import(self, repo, rest, query, headers, body):
+        with self.lock:
+            record = self._import_record(repo, query)
+            status = dict(record["status"])
+            commit = record["commit"]
+        model = models.ImportStatus(
+            completed=status["completed"],
+            update_time=status["update_time"],
+            ingested_objects=status["ingested_objects"],
+            metarange_id=commit.meta_range_id if commit else None,
+            commit=commit,
+            error=models.Error(message=status["error"]) if status["error"] else None,
+        )
+        return 200, model, {}
+
+    def _r_DELETE_branches_branch_import(self, repo, rest, query, headers, body):
+        with self.lock:
+            record = self._import_record(repo, query)
+            if record["status"]["completed"]:
+                raise ApiError(409, "conflict found")  # lakeFS: not canceling an import already completed
+            record["status"].update(error="Canceled", update_time=_now())
+        return 204, b"", {}
+
+    def _walk(self, location: Any) -> list[tuple[str, dict]]:
+        """lakeFS's S3 walker: ListObjectsV2 under the source, keys relative to its last '/'."""
+        if not location.path.startswith("s3://"):
+            raise ValueError(f"import path {location.path} does not match the blockstore type s3")
+        bucket, _, prefix = location.path[len("s3://") :].partition("/")
+        base = prefix[: prefix.rfind("/") + 1]
+        prepend = location.destination
+        if prepend and not prepend.endswith("/"):
+            prepend += "/"
+        found = []
+        for page in self.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                path = location.destination if location.type == "object" else prepend + key[len(base) :]
+                entry = {
+                    "physical_address": f"s3://{bucket}/{key}",
+                    "checksum": item["ETag"].strip('"'),
+                    "size_bytes": item["Size"],
+                    "mtime": int(item["LastModified"].timestamp()),
+                    "content_type": "application/octet-stream",
+                    "blob": None,
+                }
+                found.append((path, entry))
+        return found
+
+    def _run_import(self, repo: dict, branch_name: str, import_id: str, creation: Any) -> None:
+        record = self.imports[import_id]
+        try:
+            entries = []
+            for location in creation.paths:
+                for path, entry in self._walk(location):
+                    entries.append((path, entry))
+                    with self.lock:
+                        record["status"].update(ingested_objects=len(entries), update_time=_now())
+            time.sleep(self.import_delay)
+            with self.lock:
+                if record["status"]["error"]:  # cancelled meanwhile
+                    return
+                branch = self._branch(repo, branch_name)
+                if branch["staged"]:
+                    raise ApiError(400, f"{branch_name}: uncommitted changes (dirty branch)")
+                prefixes = [location.destination for location in creation.paths]
+                tree = {
+                    path: entry
+                    for path, entry in repo["commits"][branch["head"]]["tree"].items()
+                    if not any(path.startswith(prefix) for prefix in prefixes)
+                }
+                tree.update(entries)
+                metadata = {**(creation.commit.metadata or {}), ".lakefs.merge.strategy": "source-wins"}
+                message = creation.commit.message or "Import objects"
+                commit_id = self._new_commit(repo, [branch["head"]], tree, message, metadata)
+                branch["head"] = commit_id
+                record["commit"] = repo["commits"][commit_id]["model"]
+                record["status"].update(completed=True, update_time=_now())
+        except Exception as error:  # lakeFS records the failure in the import's status
+            message = error.message if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
+            with self.lock:
+                record["status"].update(error=f"error on ingest: {message}", update_time=_now())
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):  # RFC 3339, as lakeFS's Go server writes a date-time
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class _Server(ThreadingHTTPServer):
@@ -578,27 +752,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, payload, headers)
 
     def _send(self, status: int, payload: Any, headers: dict) -> None:
-        if isinstance(payload, tuple) and payload[0] == "file":
-            _, blob, start, length = payload
+        if isinstance(payload, tuple) and payload[0] in ("file", "s3"):
+            kind, where, start, length = payload
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(length))
             self.end_headers()
-            with open(blob, "rb") as handle:
-                handle.seek(start)
-                remaining = length
-                while remaining:
-                    chunk = handle.read(min(CHUNK, remaining))
-                    if not chunk:
-                        break
-                    self.wfile.write(chunk)
-                    remaining -= len(chunk)
+            for chunk in self._content(kind, where, start, length):
+                self.wfile.write(chunk)
+                with self.fake.lock:
+                    self.fake.object_bytes_sent += len(chunk)
             return
         if isinstance(payload, bytes):
             data = payload
         else:
-            data = payload.to_json().encode()
+            data = json.dumps(payload.to_dict(), default=_json_default).encode()
             headers = {"Content-Type": "application/json", **headers}
         self.send_response(status)
         for key, value in headers.items():
@@ -606,6 +775,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _content(self, kind: str, where: Any, start: int, length: int) -> Any:
+        """An object's bytes [start, start + length) in chunks: from a local blob or the S3 server."""
+        if length <= 0:
+            return
+        if kind == "s3":
+            bucket, _, key = where[len("s3://") :].partition("/")
+            byte_range = f"bytes={start}-{start + length - 1}"
+            body = self.fake.s3().get_object(Bucket=bucket, Key=key, Range=byte_range)["Body"]
+            yield from body.iter_chunks(CHUNK)
+            return
+        with open(where, "rb") as handle:
+            handle.seek(start)
+            remaining = length
+            while remaining:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
 
     def do_GET(self) -> None:
         self._dispatch("GET")

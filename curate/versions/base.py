@@ -64,6 +64,76 @@ def hash_file(path: Path) -> tuple[str, str, int]:
     return sha.hexdigest(), md5.hexdigest(), size
 
 
+def is_remote(folder: str | Path) -> bool:
+    """An output folder on an object store (s3://, gs://), read through Beam's filesystems."""
+    text = str(folder)
+    return "://" in text and not text.startswith("file://")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of an output folder: its path in the version, where it is now (a local path or an
+    object-store URL) and its size."""
+
+    relative: str
+    location: str
+    size: int
+
+
+def list_output(folder: str | Path) -> list[SourceFile]:
+    """The files a version of ``folder`` holds, on local disk or an object store (listed, not read)."""
+    if not is_remote(folder):
+        local = Path(str(folder).removeprefix("file://"))
+        return [
+            SourceFile(p.relative_to(local).as_posix(), str(p), p.stat().st_size) for p in output_files(local)
+        ]
+    from apache_beam.io.filesystems import FileSystems
+
+    root = str(folder).rstrip("/")
+    try:
+        found = FileSystems.match([root + "/**"])[0].metadata_list
+    except Exception as error:  # each filesystem raises its own kind; the message is what matters
+        reason = _first_line(error)
+        raise CurateError(f"{root}: cannot list ({reason}); check the path and the credentials") from None
+    files = []
+    for meta in sorted(found, key=lambda m: m.path):
+        relative = meta.path[len(root) + 1 :]
+        parts = relative.split("/")
+        if not relative or meta.path.endswith("/") or any(p.startswith(".") for p in parts):
+            continue
+        if relative not in SKIPPED:
+            files.append(SourceFile(relative, meta.path, meta.size_in_bytes))
+    if not {MANIFEST, STATS} & {f.relative for f in files}:
+        raise CurateError(f"{root}: not a curate output folder (no {MANIFEST} or {STATS})")
+    return files
+
+
+def open_source(location: str) -> BinaryIO:
+    """A streaming reader of one file of an output folder, local or on an object store."""
+    if not is_remote(location):
+        return open(location.removeprefix("file://"), "rb")
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        return FileSystems.open(location, compression_type="uncompressed")
+    except Exception as error:
+        raise CurateError(f"{location}: cannot read ({_first_line(error)})") from None
+
+
+def read_source_json(location: str) -> Any:
+    """A small JSON file of an output folder (manifest, stats), local or on an object store."""
+    try:
+        with open_source(location) as handle:
+            return json.loads(handle.read())
+    except ValueError as error:
+        raise CurateError(f"{location}: cannot read JSON ({error})") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
 def output_files(folder: str | Path) -> list[Path]:
     """The files of an output folder that a version holds (hidden work files and run.log left out)."""
     root = Path(folder)
@@ -95,20 +165,44 @@ def scan_output(folder: str | Path) -> list[LocalFile]:
     return scanned
 
 
-def check_against_manifest(root: Path, digests: dict[str, str]) -> None:
-    manifest = read_json_file(root / MANIFEST) if (root / MANIFEST).is_file() else None
-    if manifest is None:
-        return
-    expected = {s["path"]: s["sha256"] for s in manifest.get("shards", []) if "path" in s and "sha256" in s}
+_UNSET: Any = object()
+
+
+def manifest_files(manifest: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """path -> {sha256, and bytes where recorded} of every file a manifest vouches for (shards, tokenizer)."""
+    if not manifest:
+        return {}
+    expected = {
+        s["path"]: {"sha256": s["sha256"], "bytes": s.get("bytes")}
+        for s in manifest.get("shards", [])
+        if "path" in s and "sha256" in s
+    }
     tokenizer = manifest.get("tokenizer") or {}
     if tokenizer.get("path") and tokenizer.get("sha256"):
-        expected[tokenizer["path"]] = tokenizer["sha256"]
-    for relative, sha in sorted(expected.items()):
+        expected[tokenizer["path"]] = {"sha256": tokenizer["sha256"], "bytes": None}
+    return expected
+
+
+def check_against_manifest(
+    root: str | Path, digests: dict[str, str], manifest: dict[str, Any] | None = _UNSET
+) -> None:
+    """Refuse a commit whose shards (or tokenizer) are missing or differ from the manifest's sha256;
+    ``manifest`` as already read (from the very bytes being committed), else read from ``root``."""
+    if manifest is _UNSET:
+        path = f"{str(root).rstrip('/')}/{MANIFEST}"
+        if is_remote(root):
+            from apache_beam.io.filesystems import FileSystems
+
+            manifest = read_source_json(path) if FileSystems.exists(path) else None
+        else:
+            manifest = read_json_file(Path(path)) if Path(path).is_file() else None
+    where = str(root).rstrip("/")
+    for relative, entry in sorted(manifest_files(manifest).items()):
         if relative not in digests:
-            raise CurateError(f"{root / relative}: listed in {MANIFEST} but missing; refusing to commit")
-        if digests[relative] != sha:
+            raise CurateError(f"{where}/{relative}: listed in {MANIFEST} but missing; refusing to commit")
+        if digests[relative] != entry["sha256"]:
             raise CurateError(
-                f"{root / relative}: sha256 differs from {MANIFEST} (changed after the run); refusing to"
+                f"{where}/{relative}: sha256 differs from {MANIFEST} (changed after the run); refusing to"
                 " commit: re-run `curate run`, or `curate shards verify` to see what changed"
             )
 

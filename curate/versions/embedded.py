@@ -35,12 +35,15 @@ from typing import Any, BinaryIO
 from curate.core.errors import CurateError
 from curate.versions.base import (
     BLOCK,
+    MANIFEST,
     STATS,
     ProgressHook,
     Version,
     VersionStore,
     check_against_manifest,
-    output_files,
+    is_remote,
+    list_output,
+    open_source,
     prepare_destination,
     write_stream,
 )
@@ -161,14 +164,15 @@ class LocalStore:
     def object_path(self, sha256: str) -> Path:
         return self.root / "objects" / sha256[:2] / sha256[2:]
 
-    def _store_file(self, path: Path) -> tuple[str, int]:
-        """Copy one file into objects/ while hashing it (one read: what is hashed is what is stored)."""
+    def _store_file(self, location: str) -> tuple[str, int]:
+        """Copy one file (local, or streamed from an object store) into objects/ while hashing it (one read:
+        what is hashed is what is stored)."""
         staging = self.root / "objects" / "incoming"
         staging.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=staging)
         digest, size = hashlib.sha256(), 0
         try:
-            with os.fdopen(handle, "wb") as out, open(path, "rb") as source:
+            with os.fdopen(handle, "wb") as out, open_source(location) as source:
                 while block := source.read(BLOCK):
                     digest.update(block)
                     size += len(block)
@@ -193,26 +197,35 @@ class LocalStore:
         lineage: dict[str, Any] | None = None,
         on_progress: ProgressHook | None = None,
     ) -> Commit:
-        """Store every file under ``source`` (checked against its manifest) and move ``branch`` to a new
-        commit of them; the head is read and moved under the branch's lock."""
-        source = Path(source)
+        """Store every file under ``source`` (a local folder, or one on an object store streamed through
+        Beam's filesystems) and move ``branch`` to a new commit of them once they match the manifest that
+        was stored with them; the head is read and moved under the branch's lock."""
+        if not is_remote(source):
+            source = Path(str(source).removeprefix("file://"))
         head_path = self._ref_path(dataset, "heads", branch)
         files: dict[str, dict[str, Any]] = {}
         with self._lock("store", shared=True):
-            for path in output_files(source):
-                relative = path.relative_to(source).as_posix()
-                sha, size = self._store_file(path)
-                files[relative] = {"sha256": sha, "size": size}
+            for item in list_output(source):
+                sha, size = self._store_file(item.location)
+                files[item.relative] = {"sha256": sha, "size": size}
                 if on_progress:
-                    on_progress(relative, size)
-            check_against_manifest(source, {p: f["sha256"] for p, f in files.items()})
+                    on_progress(item.relative, size)
+            manifest_entry = files.get(MANIFEST)
+            manifest = self._stored_json(manifest_entry) if manifest_entry else None
+            check_against_manifest(source, {p: f["sha256"] for p, f in files.items()}, manifest)
             stats_entry = files.get(STATS)
-            stats = json.loads(self.object_path(stats_entry["sha256"]).read_text()) if stats_entry else {}
+            stats = self._stored_json(stats_entry) if stats_entry else {}
             with self._lock(f"{dataset}.heads.{branch}"):
                 parent = head_path.read_text().strip() if head_path.is_file() else None
                 record = self._write_commit(dataset, parent, None, message, files, stats, lineage or {})
                 self._write_ref(head_path, record.id)
         return record
+
+    def _stored_json(self, entry: dict[str, Any]) -> Any:
+        try:
+            return json.loads(self.object_path(entry["sha256"]).read_text())
+        except ValueError as error:
+            raise CurateError(f"{self.object_path(entry['sha256'])}: not valid JSON ({error})") from None
 
     def _write_commit(
         self,

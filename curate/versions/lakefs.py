@@ -12,10 +12,18 @@ whole file into memory, so object bodies go through the SDK's connection pool di
 ``application/octet-stream`` body that the uploadObject operation accepts, and reads use HTTP ranges.
 Credentials come from LAKEFS_ENDPOINT / LAKEFS_ACCESS_KEY_ID / LAKEFS_SECRET_ACCESS_KEY, lakectl's
 LAKECTL_* variables or ~/.lakectl.yaml; the secret never appears in a message.
+
+An output already on an object store (s3://, gs://) is committed without its bytes passing through this
+process where lakeFS allows it: lakeFS's zero-copy import (``POST .../branches/{branch}/import``, then
+polling its status) makes the run branch point at the objects where the run wrote them. lakeFS imports
+only from the blockstore of the repository and never from inside the repository's own storage namespace,
+and an imported object must stay where it is, so curate imports only from prefixes the user declared
+durable in ``CURATE_LAKEFS_IMPORT_FROM``; any other object-store output is streamed through the upload.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -31,12 +39,17 @@ from urllib.parse import quote
 from curate.core.errors import CurateError
 from curate.versions.base import (
     BLOCK,
+    MANIFEST,
     STATS,
-    LocalFile,
     ProgressHook,
+    SourceFile,
     Version,
     VersionStore,
     check_against_manifest,
+    is_remote,
+    list_output,
+    manifest_files,
+    open_source,
     prepare_destination,
     scan_output,
     stats_delta,
@@ -47,7 +60,15 @@ SCHEME = "lakefs://"
 API_PREFIX = "/api/v1"
 LINEAGE_KEY = "curate.lineage"
 PAGE = 1000
+IMPORT_ENV = "CURATE_LAKEFS_IMPORT_FROM"  # comma-separated s3:// or gs:// prefixes lakeFS may import from
+IMPORT_TIMEOUT = 6 * 3600.0
 T = TypeVar("T")
+
+
+def import_prefixes() -> list[str]:
+    """The object-store prefixes whose outputs lakeFS may import (each ending in '/')."""
+    raw = os.environ.get(IMPORT_ENV, "")
+    return [p.strip().rstrip("/") + "/" for p in raw.split(",") if "://" in p.strip()]
 
 
 @dataclass(frozen=True)
@@ -147,7 +168,11 @@ class LakeFSRepository(VersionStore):
         self.refs = lakefs_sdk.RefsApi(self._client)
         self.tags_api = lakefs_sdk.TagsApi(self._client)
         self.objects = lakefs_sdk.ObjectsApi(self._client)
+        self.imports = lakefs_sdk.ImportApi(self._client)
         self._repository: Any = None
+        self.import_timeout = IMPORT_TIMEOUT
+        #: How the last commit moved its files: {"imported": n, "uploaded": n, "unchanged": n}.
+        self.last_transfer: dict[str, int] = {}
 
     @property
     def where(self) -> str:
@@ -250,19 +275,23 @@ class LakeFSRepository(VersionStore):
 
         return self._call(context, send)
 
-    def _upload(self, branch: str, item: LocalFile, on_progress: ProgressHook | None) -> dict[str, Any]:
-        """Stream one file as the object's body; the sha256 of what was sent must match the scan."""
-        reader = _HashingReader(item.path, lambda n: on_progress(item.relative, n) if on_progress else None)
+    def _upload(self, branch: str, item: SourceFile, on_progress: ProgressHook | None) -> str:
+        """Stream one file (local, or read from an object store) as the object's body, at most its listed
+        size; returns the sha256 of what was sent."""
+        progress = (lambda n: on_progress(item.relative, n)) if on_progress else (lambda n: None)
+        reader = _HashingReader(open_source(item.location), item.size, progress)
         url = self._url("repositories", self.repo, "branches", branch, "objects", path=item.relative)
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(item.size)}
         context = _Context(f"uploading {item.relative} to {self.name}@{branch}")
         with reader:
             response = self._raw("POST", url, context, body=reader, headers=headers)
-        stats = json.loads(response.read())
-        response.release_conn()
-        if reader.sha256() != item.sha256 or reader.size != item.size:
-            raise CurateError(f"{item.path}: changed while being uploaded; nothing was committed, re-run")
-        return stats
+            response.read()
+            response.release_conn()
+            if reader.size != item.size or reader.grew():
+                raise CurateError(
+                    f"{item.location}: changed while being uploaded; nothing was committed, re-run"
+                )
+        return reader.sha256()
 
     def open(self, ref: str, path: str) -> BinaryIO:
         context = _Context(f"reading {path} of {self.name}@{ref}", f"{self.name}@{ref}: no file {path}")
@@ -285,12 +314,35 @@ class LakeFSRepository(VersionStore):
             after = page.pagination.next_offset
 
     def files(self, ref: str) -> dict[str, dict[str, Any]]:
+        listing = self._listing(ref)
+        return {path: {"size": o.size_bytes, "checksum": o.checksum} for path, o in listing.items()}
+
+    def _listing(self, ref: str) -> dict[str, Any]:
+        """path -> lakeFS's ObjectStats (size, checksum, physical address) of every object of a ref."""
         context = self._ref_context(ref, "listing")
         return {
-            o.path: {"size": o.size_bytes, "checksum": o.checksum}
+            o.path: o
             for o in self._pages(self.objects.list_objects, context, self.repo, ref)
             if o.path_type == "object"
         }
+
+    def importable(self, folder: str) -> bool:
+        """Whether lakeFS can import ``folder`` in place: on the repository's kind of object store, under a
+        prefix declared in CURATE_LAKEFS_IMPORT_FROM, and outside the repository's storage namespace (which
+        lakeFS refuses to import from)."""
+        if not is_remote(folder):
+            return False
+        prefix = str(folder).rstrip("/") + "/"
+        namespace = str(self.repository().storage_namespace).rstrip("/") + "/"
+        same_store = prefix.split("://", 1)[0] == namespace.split("://", 1)[0]
+        overlaps = prefix.startswith(namespace) or namespace.startswith(prefix)
+        return same_store and not overlaps and any(prefix.startswith(p) for p in import_prefixes())
+
+    def imported_from(self, ref: str, folder: str) -> list[str]:
+        """Paths of ``ref`` whose bytes lakeFS reads from under ``folder`` (imported there)."""
+        prefix = str(folder).rstrip("/") + "/"
+        listing = self._listing(ref)
+        return sorted(p for p, o in listing.items() if (o.physical_address or "").startswith(prefix))
 
     def branches(self) -> dict[str, str]:
         context = _Context(f"listing the branches of {self.name}")
@@ -411,10 +463,31 @@ class LakeFSRepository(VersionStore):
         run_id: str | None = None,
         on_progress: ProgressHook | None = None,
     ) -> Version:
-        """Verify, upload to ``runs-<run-id>`` from the target's head, commit there, merge into the target."""
-        from lakefs_sdk import BranchCreation, CommitCreation, Merge, PathList
-
+        """Verify, put the files on ``runs-<run-id>`` made from the target's head (imported in place where
+        lakeFS can, else uploaded), commit there, merge into the target."""
+        self.last_transfer = {"imported": 0, "uploaded": 0, "unchanged": 0}
+        if is_remote(folder):
+            return self._commit_remote(str(folder).rstrip("/"), branch, message, lineage, run_id, on_progress)
         scanned = scan_output(folder)  # refuses a manifest mismatch before touching the repository
+        run_branch = self._start_run_branch(branch, run_id)
+        present = self.files(run_branch)
+        for item in scanned:
+            entry = present.get(item.relative)
+            if entry and entry["size"] == item.size and entry["checksum"] in (item.md5, f'"{item.md5}"'):
+                if on_progress:  # the same bytes are there already (lakeFS's checksum is the object's MD5)
+                    on_progress(item.relative, item.size)
+                self.last_transfer["unchanged"] += 1
+                continue
+            sent = self._upload(run_branch, SourceFile(item.relative, str(item.path), item.size), on_progress)
+            if sent != item.sha256:
+                raise CurateError(f"{item.path}: changed while being uploaded; nothing was committed, re-run")
+            self.last_transfer["uploaded"] += 1
+        self._remove_stale(run_branch, present.keys() - {item.relative for item in scanned})
+        return self._finish(run_branch, branch, message, lineage)
+
+    def _start_run_branch(self, branch: str, run_id: str | None) -> str:
+        from lakefs_sdk import BranchCreation
+
         self.repository()
         target_head = self._target_head(branch)
         run_branch = f"runs-{run_id or time.strftime('%Y%m%d-%H%M%S') + '-' + uuid.uuid4().hex[:8]}"
@@ -427,15 +500,12 @@ class LakeFSRepository(VersionStore):
             self.repo,
             BranchCreation.from_dict({"name": run_branch, "source": target_head}),
         )
-        present = self.files(run_branch)
-        for item in scanned:
-            entry = present.get(item.relative)
-            if entry and entry["size"] == item.size and entry["checksum"] in (item.md5, f'"{item.md5}"'):
-                if on_progress:  # the same bytes are there already (lakeFS's checksum is the object's MD5)
-                    on_progress(item.relative, item.size)
-                continue
-            self._upload(run_branch, item, on_progress)
-        stale = sorted(present.keys() - {item.relative for item in scanned})
+        return run_branch
+
+    def _remove_stale(self, run_branch: str, stale_paths: Any) -> None:
+        from lakefs_sdk import PathList
+
+        stale = sorted(stale_paths)
         for start in range(0, len(stale), PAGE):
             context = _Context(f"removing files of the previous version on {run_branch}")
             errors = self._call(
@@ -447,6 +517,11 @@ class LakeFSRepository(VersionStore):
             )
             if errors.errors:
                 raise CurateError(f"{self.where}: could not remove {errors.errors[0].path} on {run_branch}")
+
+    def _finish(self, run_branch: str, branch: str, message: str, lineage: dict[str, Any] | None) -> Version:
+        """Commit the run branch with the lineage, merge it into the target, drop the run branch."""
+        from lakefs_sdk import CommitCreation, Merge
+
         metadata = lineage_metadata(lineage or {}, run_branch)
         context = _Context(f"committing {run_branch} of {self.name}")
         commit = self._call(
@@ -472,6 +547,143 @@ class LakeFSRepository(VersionStore):
         )
         self._call(_Context(f"deleting {run_branch}"), self.branches_api.delete_branch, self.repo, run_branch)
         return self.resolve(result.reference)
+
+    def _drop_run_branch(self, run_branch: str) -> None:
+        with contextlib.suppress(Exception):  # best effort: the target branch is untouched either way
+            self.branches_api.delete_branch(self.repo, run_branch)
+
+    # ------------------------------------------------------------------ outputs on object stores
+
+    def _commit_remote(
+        self,
+        folder: str,
+        branch: str,
+        message: str,
+        lineage: dict[str, Any] | None,
+        run_id: str | None,
+        on_progress: ProgressHook | None,
+    ) -> Version:
+        """An output on s3:// or gs://: imported in place where lakeFS can, else streamed through the upload.
+        Either way the target branch moves only after the run branch holds exactly the output."""
+        listing = list_output(folder)
+        by_path = {item.relative: item for item in listing}
+        manifest_bytes, manifest = b"", None
+        if MANIFEST in by_path:
+            with open_source(by_path[MANIFEST].location) as handle:
+                manifest_bytes = handle.read()
+            try:
+                manifest = json.loads(manifest_bytes)
+            except ValueError as error:
+                raise CurateError(f"{folder}/{MANIFEST}: not valid JSON ({error})") from None
+        for relative, entry in sorted(manifest_files(manifest).items()):  # before touching the repository
+            item = by_path.get(relative)
+            if item is None:
+                raise CurateError(f"{folder}/{relative}: listed in {MANIFEST} but missing; not committed")
+            if entry["bytes"] is not None and item.size != entry["bytes"]:
+                raise CurateError(
+                    f"{folder}/{relative}: {item.size} bytes, {MANIFEST} says {entry['bytes']} (changed after"
+                    " the run); refusing to commit"
+                )
+        importing = self.importable(folder)
+        run_branch = self._start_run_branch(branch, run_id)
+        try:
+            if importing:
+                self._import(run_branch, branch, folder, listing, manifest_bytes, message, on_progress)
+            else:
+                self._upload_all(run_branch, folder, listing, manifest_bytes, manifest, on_progress)
+        except BaseException:
+            self._drop_run_branch(run_branch)
+            raise
+        return self._finish(run_branch, branch, message, lineage)
+
+    def _upload_all(
+        self,
+        run_branch: str,
+        folder: str,
+        listing: list[SourceFile],
+        manifest_bytes: bytes,
+        manifest: dict[str, Any] | None,
+        on_progress: ProgressHook | None,
+    ) -> None:
+        present = self.files(run_branch)
+        digests = {item.relative: self._upload(run_branch, item, on_progress) for item in listing}
+        self.last_transfer["uploaded"] = len(listing)
+        if manifest is not None and digests.get(MANIFEST) != hashlib.sha256(manifest_bytes).hexdigest():
+            raise CurateError(f"{folder}/{MANIFEST}: changed while being committed; not committed, re-run")
+        check_against_manifest(folder, digests, manifest)
+        self._remove_stale(run_branch, present.keys() - digests.keys())
+
+    def _import(
+        self,
+        run_branch: str,
+        branch: str,
+        folder: str,
+        listing: list[SourceFile],
+        manifest_bytes: bytes,
+        message: str,
+        on_progress: ProgressHook | None,
+    ) -> None:
+        """lakeFS's zero-copy import of the whole folder onto the run branch (it replaces the branch's
+        content), then a check that the run branch points at exactly the objects listed here."""
+        from lakefs_sdk import ImportCreation
+
+        for item in listing:
+            if on_progress:
+                on_progress(item.relative, 0)
+        body = ImportCreation.from_dict(
+            {
+                "paths": [{"type": "common_prefix", "path": folder + "/", "destination": ""}],
+                "commit": {"message": f"{message} (imported from {folder})", "metadata": {}},
+            }
+        )
+        context = _Context(f"importing {folder} into {self.name}@{run_branch}")
+        started = self._call(context, self.imports.import_start, self.repo, run_branch, body)
+        try:
+            status = self._await_import(run_branch, started.id, on_progress)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.imports.import_cancel(self.repo, run_branch, started.id)
+            raise
+        if status.error is not None:
+            raise CurateError(
+                f"{self.where}: importing {folder} into {self.name} failed ({status.error.message}); {branch}"
+                " is unchanged"
+            )
+        imported = self._listing(run_branch)
+        problems = []
+        for item in listing:
+            stats = imported.get(item.relative)
+            if stats is None or stats.size_bytes != item.size or stats.physical_address != item.location:
+                problems.append(item.relative)
+        manifest = imported.get(MANIFEST)
+        md5 = hashlib.md5(manifest_bytes, usedforsecurity=False).hexdigest()
+        if manifest is not None and "-" not in manifest.checksum and manifest.checksum.strip('"') != md5:
+            problems.append(MANIFEST)
+        if problems:
+            raise CurateError(
+                f"{folder}/{problems[0]}: changed while lakeFS imported the output ({len(problems)} file(s));"
+                f" {branch} is unchanged, re-run"
+            )
+        listed = {item.relative for item in listing}
+        self._remove_stale(run_branch, imported.keys() - listed)  # run.log, hidden work files
+        self.last_transfer["imported"] = len(listing)
+
+    def _await_import(self, run_branch: str, import_id: str, on_progress: ProgressHook | None) -> Any:
+        context = _Context(f"reading the status of import {import_id} on {self.name}@{run_branch}")
+        deadline, delay = time.monotonic() + self.import_timeout, 0.05
+        while True:
+            status = self._call(context, self.imports.import_status, self.repo, run_branch, import_id)
+            if status.completed or status.error is not None:
+                return status
+            if on_progress:
+                on_progress(f"import {import_id}", status.ingested_objects or 0)
+            if time.monotonic() > deadline:
+                raise CurateError(
+                    f"{self.where}: import {import_id} into {self.name}@{run_branch} did not finish within"
+                    f" {self.import_timeout:.0f} s; it was cancelled"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def _target_head(self, branch: str) -> str:
         """The target branch's head commit; a missing target branch is made from the default branch."""
@@ -533,10 +745,12 @@ def lineage_metadata(lineage: dict[str, Any], run_branch: str) -> dict[str, str]
 
 
 class _HashingReader(io.RawIOBase):
-    """A file read once for the upload body, hashed as it goes (what was sent is what was checked)."""
+    """A file read once for the upload body, hashed as it goes (what was sent is what was checked), and
+    never past ``limit`` bytes (the Content-Length announced)."""
 
-    def __init__(self, path: Path, progress: Callable[[int], Any]):
-        self._handle = open(path, "rb")  # noqa: SIM115 - closed by close(), like any file object
+    def __init__(self, handle: BinaryIO, limit: int, progress: Callable[[int], Any]):
+        self._handle = handle
+        self._limit = limit
         self._digest = hashlib.sha256()
         self._progress = progress
         self.size = 0
@@ -545,7 +759,10 @@ class _HashingReader(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
-        chunk = self._handle.read(BLOCK if n is None or n < 0 else min(n, BLOCK))
+        room = self._limit - self.size
+        if room <= 0:
+            return b""
+        chunk = self._handle.read(min(room, BLOCK if n is None or n < 0 else min(n, BLOCK)))
         self._digest.update(chunk)
         self.size += len(chunk)
         if chunk:
@@ -559,6 +776,10 @@ class _HashingReader(io.RawIOBase):
 
     def sha256(self) -> str:
         return self._digest.hexdigest()
+
+    def grew(self) -> bool:
+        """Whether the file holds more than its listed size (it changed since it was listed)."""
+        return bool(self._handle.read(1))
 
     def close(self) -> None:
         self._handle.close()

@@ -61,10 +61,16 @@ def describe_inputs(files: list[str]) -> list[dict[str, Any]]:
 def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -> dict[str, Any]:
     import curate
     from curate.shards import _git_commit
+    from curate.versions.base import MANIFEST, is_remote, read_source_json
 
     recipe, dropped = _redacted(config.model_dump(mode="json"))
-    manifest_path = Path(output) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest_path = f"{output.rstrip('/')}/{MANIFEST}"
+    if is_remote(output):
+        from apache_beam.io.filesystems import FileSystems
+
+        manifest = read_source_json(manifest_path) if FileSystems.exists(manifest_path) else {}
+    else:
+        manifest = json.loads(Path(manifest_path).read_text()) if Path(manifest_path).is_file() else {}
     return {
         "format": LINEAGE_FORMAT,
         "recipe": recipe,
@@ -96,15 +102,26 @@ def check_commit_target(config: Any) -> None:
     from curate.versions import open_repository
     from curate.versions.embedded import _check_name
 
-    if "://" in config.output.path and config.output.dataset:
-        raise CurateError(
-            f"output.dataset {config.output.dataset}: only a local output folder can be committed for now;"
-            " write the run locally (or import the objects with lakectl import)"
-        )
     _check_name("branch", config.output.branch)
     repository = open_repository(config.output.dataset)
     if hasattr(repository, "repository"):
         repository.repository()
+    root = config.output.path.rstrip("/")
+    if hasattr(repository, "importable") and repository.importable(root):
+        _refuse_overwriting_imported(repository, config.output.branch, root)
+
+
+def _refuse_overwriting_imported(repository: Any, branch: str, root: str) -> None:
+    """An imported version reads its bytes where the run wrote them: a new run into the same folder would
+    replace them under it, so it must write somewhere else."""
+    if branch not in repository.branches():
+        return
+    imported = repository.imported_from(branch, root)
+    if imported:
+        raise CurateError(
+            f"{root}: {repository.name}@{branch} was imported from this folder ({len(imported)} file(s), e.g."
+            f" {imported[0]}) and lakeFS reads them there; write this run to a new folder (one per run)"
+        )
 
 
 def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]) -> str:
@@ -112,16 +129,13 @@ def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]
     to ``output.dataset`` (a dataset name or lakefs://REPO) on ``output.branch``; returns a summary."""
     from curate.versions import open_repository
 
-    if "://" in output:
-        raise CurateError(
-            f"{output}: only a local output folder can be committed to {config.output.dataset} for now;"
-            " write the run locally or commit with lakectl import"
-        )
     repository = open_repository(config.output.dataset)
     lineage = collect(config, files, stats, output)
     run_id = new_run_id()
     version = repository.commit_output(output, config.output.branch, f"curate run {run_id}", lineage, run_id)
-    return f"{repository.name}@{version.id} (branch {config.output.branch})"
+    moved = getattr(repository, "last_transfer", {})
+    how = ", ".join(f"{n} {kind}" for kind, n in moved.items() if n)
+    return f"{repository.name}@{version.id} (branch {config.output.branch}{'; files ' + how if how else ''})"
 
 
 def recipe_of(spec: str, repo: str | None = None) -> tuple[dict[str, Any], str]:
