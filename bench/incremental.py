@@ -25,6 +25,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,25 +55,85 @@ def corpus(root: Path, copies: int, records_per_file: int = 2000) -> list[str]:
     return [str(p) for p in sorted(folder.glob("*.warc.gz"))]
 
 
+class ProcessPeaks:
+    """Peak RSS of each process under a root pid (sampled every 0.5 s, like peak_rss.sh), so that the
+    driver's peak and the largest worker's can be told apart (peak_rss.sh reports only the largest)."""
+
+    def __init__(self, root: int):
+        self.root = root
+        self.peaks: dict[int, tuple[int, str]] = {}  # pid -> (peak RSS bytes, command line)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> list[int]:
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        tree, frontier = [], [self.root]
+        while frontier:
+            pid = frontier.pop()
+            tree.append(pid)
+            frontier += [child for child, parent in parents.items() if parent == pid]
+        return tree
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(0.5):
+            for pid in self._tree():
+                try:
+                    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+                    if rss > self.peaks.get(pid, (0, ""))[0]:
+                        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                        self.peaks[pid] = (rss, cmd.strip())
+                except (OSError, IndexError, ValueError):
+                    continue
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        python = [
+            (rss, cmd)
+            for rss, cmd in self.peaks.values()
+            if cmd.split() and Path(cmd.split()[0]).name.startswith("python")
+        ]
+        driver = [rss for rss, cmd in python if " -m curate run " in f"{cmd} "]
+        workers = sorted((rss for rss, cmd in python if " -m curate run " not in f"{cmd} "), reverse=True)
+        return {
+            "driver_peak_mb": round(max(driver) / 2**20) if driver else None,
+            "largest_worker_peak_mb": round(workers[0] / 2**20) if workers else None,
+            "worker_peaks_mb": [round(rss / 2**20) for rss in workers],
+        }
+
+
 def curate_run(
     recipe: dict, work: Path, name: str, extra: list[str] | None = None, env: dict | None = None
 ) -> dict:
-    """One `curate run` under peak_rss.sh: wall and CPU seconds, peak memory, and its stats."""
+    """One `curate run` under peak_rss.sh: wall and CPU seconds, peak memory (the tree's, the largest
+    process's, the driver's and each worker's), and its stats."""
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    done = subprocess.run(
+    process = subprocess.Popen(
         ["bash", str(SHARED_BENCH / "peak_rss.sh"), *CURATE, "run", str(path), "--quiet", *(extra or [])],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
     )
+    sampler = ProcessPeaks(process.pid)
+    _, stderr = process.communicate()
+    per_process = sampler.stop()
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-    peak = PEAK.search(done.stderr)
+    if process.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{stderr[-3000:]}")
+    peak = PEAK.search(stderr)
     stats = json.loads((Path(recipe["output"]["path"]) / "stats.json").read_text())
     return {
         "wall_s": round(wall, 1),
@@ -80,6 +141,7 @@ def curate_run(
         "peak_total_mb": int(peak.group(1)) if peak else None,
         "peak_largest_process_mb": int(peak.group(2)) if peak else None,
         "largest_process": peak.group(3).strip()[:120] if peak else None,
+        **per_process,
         "documents_read": stats["documents_read"],
         "documents_kept": stats["documents_kept"],
         "parts": stats.get("parts", 1),
@@ -91,15 +153,16 @@ def recipe(inputs: list[str], out: Path, workers: int, **extra) -> dict:
     return {"input": inputs, "output": {"path": str(out)}, "runner": {"workers": workers}, **extra}
 
 
-def bench_memory(args: argparse.Namespace, work: Path, save=lambda partial: None) -> dict:
-    results: dict = {}
+def bench_memory(args: argparse.Namespace, work: Path, results: dict, save=lambda partial: None) -> dict:
+    """Rows for ``args.copies`` (and ``args.modes``) replace those in ``results``; others are kept."""
     for copies in args.copies:
         files = corpus(args.corpus_root, copies)
         input_bytes = sum(os.path.getsize(f) for f in files)
         print(
             f"memory: {copies}x ({len(files)} files, {input_bytes / 1e6:.0f} MB compressed) ...", flush=True
         )
-        row = results.setdefault(f"{copies}x", {"files": len(files), "input_mb": round(input_bytes / 1e6, 1)})
+        row = results.setdefault(f"{copies}x", {})
+        row.update({"files": len(files), "input_mb": round(input_bytes / 1e6, 1)})
         if "default" in args.modes:
             row["default"] = curate_run(
                 recipe(files, work / f"mem-{copies}", args.workers), work, f"mem-{copies}"
@@ -217,7 +280,8 @@ def main() -> None:
 
     for part in args.parts:
         if part == "memory":
-            save(part, bench_memory(args, args.work, lambda partial: save("memory", partial)))
+            rows = results.get("memory", {})
+            save(part, bench_memory(args, args.work, rows, lambda partial: save("memory", partial)))
         else:
             save(part, globals()[f"bench_{part}"](args, args.work))
     print_table(results)
@@ -227,14 +291,16 @@ def _slim(run: dict) -> str:
     kept = f"kept {run['documents_kept']:,}/{run['documents_read']:,} ({run['parts']} part(s))"
     return (
         f"{run['wall_s']:>7.0f}s wall {run['cpu_s']:>7.0f}s CPU  peak {run['peak_total_mb']:>6,} MB total, "
-        f"{run['peak_largest_process_mb']:>6,} MB largest  {kept}"
+        f"{run['peak_largest_process_mb']:>6,} MB largest (driver {run.get('driver_peak_mb')}, "
+        f"worker {run.get('largest_worker_peak_mb')})  {kept}"
     )
 
 
 def print_table(results: dict) -> None:
     for copies, row in results.get("memory", {}).items():
-        print(f"{copies:>4} default    {_slim(row['default'])}")
-        if "segmented" in row:
+        if "default" in row:
+            print(f"{copies:>4} default    {_slim(row['default'])}")
+        if "segmented" in row and "kept_difference_pct" in row:
             print(
                 f"{copies:>4} segmented  {_slim(row['segmented'])}  kept {row['kept_difference_pct']:+.3f}%"
             )

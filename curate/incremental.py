@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ FORMAT = "curate.lineage/1"
 # Segment size on Beam's local runner when the recipe sets none: every shuffle's input lives in the
 # runner process there, so a segment bounds that process's memory (README "Incremental runs").
 DEFAULT_LOCAL_SEGMENT_BYTES = 256 * 1024 * 1024
+# An input larger than this is read by several workers, in byte ranges cut at records (WARC.gz).
+READ_RANGE_BYTES = 64 * 1024 * 1024
 # Sub-folders holding parts' files, named ``<part>-...``.
 PART_DIRS = ("documents", "rejected", "index/exact", "index/minhash")
 
@@ -54,8 +57,19 @@ def identify(path: str) -> dict[str, Any]:
     return {"path": path, "size": size, "checksum": f"fs:{FileSystems.checksum(path)}"}
 
 
-def input_key(entry: dict[str, Any]) -> tuple[str, int, str]:
+def file_key(entry: dict[str, Any]) -> tuple[str, int, str]:
+    """Which file an input entry is (whole, or the file a byte range is part of)."""
     return entry["path"], entry["size"], entry["checksum"]
+
+
+def input_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """Which input an entry is: a file, or a byte range of one (a big WARC file cut at records)."""
+    return (*file_key(entry), *entry.get("range", ()))
+
+
+def _extent(entry: dict[str, Any]) -> int:
+    start, end = entry.get("range", (0, entry["size"]))
+    return end - start
 
 
 def segment_limits(config: Config) -> tuple[int | None, int | None]:
@@ -73,23 +87,61 @@ def segment_limits(config: Config) -> tuple[int | None, int | None]:
     return run.segment_files, run.segment_bytes
 
 
+# (path, size, byte limit) -> byte ranges cutting that file at record boundaries, or None (see
+# readers.record_ranges): lets a file larger than the byte limit be split over several segments.
+Splitter = Callable[[str, int, int], list[tuple[int, int]] | None]
+
+
+def _pieces(entry: dict[str, Any], max_bytes: int, split: Splitter) -> list[dict[str, Any]]:
+    ranges = split(entry["path"], entry["size"], max_bytes) if entry["size"] > max_bytes else None
+    return [{**entry, "range": [start, end]} for start, end in ranges] if ranges else [entry]
+
+
+def read_units(
+    entries: list[dict[str, Any]], split: Splitter | None, max_bytes: int = READ_RANGE_BYTES
+) -> list[str | tuple[str, int, int]]:
+    """What the pipeline's readers are given: a path per whole file, ``(path, start, end)`` per range; an
+    input (or range) larger than ``max_bytes`` is cut further at records, so that several workers read
+    one big file instead of one worker reading all of it."""
+    units: list[str | tuple[str, int, int]] = []
+    for entry in entries:
+        path, size = entry["path"], entry["size"]
+        start, end = entry.get("range", (0, size))
+        cuts = {start, end}
+        if split is not None and end - start > max_bytes:
+            cuts |= {cut for cut, _ in split(path, size, max_bytes) or [] if start < cut < end}
+        bounds = sorted(cuts)
+        if bounds == [0, size]:
+            units.append(path)
+        else:
+            units += [(path, a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return units
+
+
 def plan_segments(
-    inputs: list[dict[str, Any]], max_files: int | None, max_bytes: int | None
+    inputs: list[dict[str, Any]],
+    max_files: int | None,
+    max_bytes: int | None,
+    split: Splitter | None = None,
 ) -> list[list[dict[str, Any]]]:
-    """Consecutive groups of the (sorted) inputs, each within both limits (a file larger than the byte
-    limit is a segment of its own); no limits: one segment."""
+    """Consecutive groups of the (sorted) inputs, each within both limits; no limits: one segment. A
+    file larger than the byte limit is cut into byte ranges by ``split`` when it can be (WARC.gz: at
+    record boundaries), each range an input entry of its own (``range: [start, end]``); one that cannot
+    be cut is a segment of its own."""
+    if split is not None and max_bytes is not None:
+        inputs = [piece for entry in inputs for piece in _pieces(entry, max_bytes, split)]
     segments: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = []
     size = 0
     for entry in inputs:
         full = (max_files is not None and len(current) >= max_files) or (
-            max_bytes is not None and current and size + entry["size"] > max_bytes
+            max_bytes is not None and current and size + _extent(entry) > max_bytes
         )
         if full:
             segments.append(current)
             current, size = [], 0
         current.append(entry)
-        size += entry["size"]
+        size += _extent(entry)
     if current:
         segments.append(current)
     return segments

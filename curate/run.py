@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from curate import incremental
@@ -33,8 +34,9 @@ from curate.object_store import configure as configure_object_stores
 from curate.pipelines import curation, dedup, token_shards
 from curate.pipelines.accounting import assemble_stats
 from curate.pipelines.dedup import index_settings
-from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_resolver
+from curate.pipelines.dedup_index import INDEX_META, merge_meta, set_version_label, set_version_resolver
 from curate.pipelines.progress import PROGRESS_ENV
+from curate.pipelines.readers import InputUnit, record_ranges
 from curate.pipelines.runner import pipeline_options
 from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, staging_path
@@ -188,16 +190,26 @@ def _plan(config: Config, files: list[str], append: str | None) -> _Plan:
     else:
         _clear_previous_outputs(curation.Layout(root))
         lineage = None
-    before = {
-        incremental.input_key(entry)
+    before = {  # files (whole, or cut in ranges: a finished version has read all of them) read before
+        incremental.file_key(entry)
         for part in (lineage or {}).get("parts", [])
         if part.get("plan") != key
         for entry in part["inputs"]
     }
-    todo = [entry for entry in inputs if incremental.input_key(entry) not in before]
-    segments = incremental.plan_segments(todo, *incremental.segment_limits(config))
+    todo = [entry for entry in inputs if incremental.file_key(entry) not in before]
+    segments = incremental.plan_segments(todo, *incremental.segment_limits(config), split=_record_ranges)
     label = f"{config.output.dataset}@{config.output.branch}" if config.output.dataset else root
     return _Plan(root, files, key, lineage, segments, len(inputs) - len(todo), label)
+
+
+def _size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+def _record_ranges(path: str, size: int, max_bytes: int) -> list[tuple[int, int]] | None:
+    """A big WARC.gz input cut at records, so that one file cannot outgrow a segment's memory bound."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        return record_ranges(raw, path, size, max_bytes)
 
 
 def run(
@@ -232,6 +244,8 @@ def run(
         staged = config.model_copy(deep=True)
         staged.output.path = staging_path(root)
         plan = _plan(staged, files, append)
+        if plan.label == plan.root:  # later segments name the output folder, not its staging, in dup_version
+            set_version_label(plan.root, root)
         log_path = os.path.join(root if _is_local(root) else tempfile.gettempdir(), "run.log")
         with _worker_logs_to(log_path) as console:
             stream = stream or console
@@ -302,7 +316,8 @@ def _run_part(
         plan.root, part=incremental.part_name(len(parts)), first_shard=incremental.next_shard(plan.lineage)
     )
     part_config = _part_config(config, plan.root, plan.label) if parts else config
-    paths = [entry["path"] for entry in segment] if segment else plan.files
+    entries = segment or [{"path": path, "size": _size(path)} for path in plan.files]
+    paths = incremental.read_units(entries, _record_ranges)
     started = time.monotonic()
     try:
         order = _run_pipeline(part_config, paths, layout, progress, stream)
@@ -388,7 +403,9 @@ def _worker_logs_to(path: str) -> Iterator[TextIO]:
         console.close()
 
 
-def _run_pipeline(config: Config, files: list[str], layout: Any, progress: bool, stream: TextIO) -> list[str]:
+def _run_pipeline(
+    config: Config, files: list[InputUnit], layout: Any, progress: bool, stream: TextIO
+) -> list[str]:
     # A caller that watches progress (curate serve) names the folder; otherwise a fresh temporary one.
     progress_dir = os.environ.get(PROGRESS_ENV) or tempfile.mkdtemp(prefix="curate-progress-")
     previous = os.environ.get(PROGRESS_ENV)

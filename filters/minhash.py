@@ -148,6 +148,9 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
 # Most stars tried per bucket when verification splits it: bounds the work on a pathological bucket
 # (thousands of unrelated documents sharing a band) to this many vectorised comparisons.
 MAX_STARS_PER_BUCKET = 32
+# Most (failed member, linked member) pairs compared per star for the second chance (bucket_edges);
+# beyond it (a huge bucket) a failed member only starts the next star.
+MAX_SECOND_CHANCE_PAIRS = 65_536
 
 
 def bucket_edges(
@@ -156,8 +159,11 @@ def bucket_edges(
     """Duplicate edges of one LSH bucket: a star to the smallest id, not all pairs.
 
     With ``threshold`` (and signatures), a member is linked only if its estimated Jaccard with the
-    star's centre reaches it; members that fail form the next star around their own smallest id, so a
-    bucket holding two unrelated groups yields two stars instead of losing the second group.
+    star's centre reaches it. A member that fails the centre is then compared with the members the
+    centre took: one it matches joins the star through that member (a chain A ~ B ~ C with A the centre
+    and C unlike A stays one cluster, whichever id is smallest: the same clusters in one run as across
+    segments, where the centre is often an older version's document). Members left over form the next
+    star around their own smallest id, so a bucket holding two unrelated groups yields two stars.
     """
     order = sorted(range(len(ids)), key=ids.__getitem__)
     if threshold is None or signatures is None:
@@ -168,8 +174,17 @@ def bucket_edges(
         if len(remaining) < 2:
             break
         centre, others = remaining[0], remaining[1:]
+        needed = threshold * signatures.shape[1]
         agreement = np.count_nonzero(signatures[others] == signatures[centre], axis=1)
-        linked = agreement >= threshold * signatures.shape[1]
+        linked = agreement >= needed
         edges.extend((ids[centre], ids[i]) for i in others[linked])
-        remaining = others[~linked]
+        members, failed = others[linked], others[~linked]
+        if len(members) and len(failed) and len(members) * len(failed) <= MAX_SECOND_CHANCE_PAIRS:
+            pairs = signatures[failed][:, None, :] == signatures[members][None, :, :]
+            agreement = np.count_nonzero(pairs, axis=2)  # failed x members
+            joined = (agreement >= needed).any(axis=1)
+            best = members[np.argmax(agreement, axis=1)]
+            edges.extend((ids[b], ids[f]) for f, b in zip(failed[joined], best[joined], strict=True))
+            failed = failed[~joined]
+        remaining = failed
     return edges

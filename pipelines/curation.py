@@ -13,7 +13,7 @@ from curate.pipelines import dedup, mixing, token_shards
 from curate.pipelines.accounting import count_stage
 from curate.pipelines.dedup import WriteDedupIndex
 from curate.pipelines.progress import flush, report_kept
-from curate.pipelines.readers import ReadDocuments, ReadProblems
+from curate.pipelines.readers import InputUnit, ReadDocuments, ReadProblems
 from curate.pipelines.recipe import Config
 from curate.pipelines.stage import StageTransform
 from curate.pipelines.stage_order import DOCUMENT_STAGES, build_stage
@@ -73,7 +73,7 @@ def enabled_stages(config: Config) -> list[tuple[StageDef[Any], StageTransform]]
     return built
 
 
-def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Layout) -> list[str]:
+def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layout: Layout) -> list[str]:
     """Add the whole curation to ``pipeline``; returns the stage names in order (for stats)."""
     docs, read_rejected = pipeline | "Read" >> ReadDocuments(config.input, files)
     counts = count_stage("read", None, docs, read_rejected)
@@ -82,7 +82,11 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
     annotations: dict[str, str] = dict(ReadDocuments.annotation_types)
     order = ["read"]
 
-    for stage_def, stage in enabled_stages(config):
+    built = enabled_stages(config)
+    exact = next((s for _, s in built if isinstance(s, dedup.ExactDedup)), None)
+    minhash = next((s for _, s in built if isinstance(s, dedup.MinHashDedup)), None)
+    index = WriteDedupIndex(exact, minhash)
+    for stage_def, stage in built:
         kept, stage_rejected = docs | stage_def.name >> stage
         counts += count_stage(stage_def.name, docs, kept, stage_rejected)
         counts += list(getattr(stage, "extra_counts", []))  # e.g. dedup_lines: lines/chars removed
@@ -118,10 +122,10 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[str], layout: Lay
         docs | "WriteDocuments" >> WriteDocuments(
             layout.path("documents", layout.part), document_schema(annotations, rejected=False)
         )
-    index = WriteDedupIndex(config.stages.of(dedup.EXACT_STAGE), config.stages.of(dedup.MINHASH_STAGE))
     if index.enabled:
-        # The kept documents' dedup keys, so that later runs can deduplicate against this version.
-        docs | "WriteDedupIndex" >> index.to(layout.path("index"), layout.part)
+        # What the dedup stages saw (survivors' keys, removed near-duplicates' signatures), so that later
+        # runs and segments can deduplicate against this version.
+        index.write(layout.path("index"), layout.part)
     all_rejected = tuple(rejected) | "AllRejected" >> beam.Flatten()
     if config.output.rejected:
         all_rejected | "WriteRejected" >> WriteDocuments(

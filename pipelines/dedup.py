@@ -9,7 +9,9 @@ on one worker.
   (id, signature) pairs, one node's neighbours and one cluster's ids.
 - `against` versions: their index files (pipelines/dedup_index.py) join the same groupings, tagged so
   that an old document always wins; this run's documents that meet one are `duplicate_of_version`.
-- WriteDedupIndex: the kept documents' keys, written beside the output so later runs can join them.
+- Index rows: each stage also yields what it saw, for the output's dedup index (the exact hashes of its
+  survivors; the MinHash signatures of its survivors and of the near-duplicates it removed, with
+  ``dup_of``); WriteDedupIndex writes them beside the output so later runs can join them.
 
 Survivors are the smallest document ids, and ids are stable hashes, so every rerun and every runner
 (one worker or many) keeps the same documents.
@@ -37,6 +39,7 @@ from curate.pipelines.dedup_index import (
     old_node,
     parse_old_node,
     read_index,
+    version_label,
     write_index,
 )
 from curate.pipelines.stage import REJECTED_TAG, Document, StageTransform, TransformStageDef, reject
@@ -79,7 +82,7 @@ class DedupMinhashConfig(StageConfig):
     batch_size: int = Field(256, ge=1, description="Documents per vectorised signature batch.")
     against: list[str] = Field(
         default_factory=list,
-        description="Versions (NAME@REF or output folders) whose kept documents' near-duplicates to drop.",
+        description="Versions (NAME@REF or output folders) whose documents' near-duplicates to drop.",
     )
 
     @model_validator(mode="after")
@@ -110,6 +113,15 @@ def _text(doc: Document) -> str:
 
 
 ExactDecision = tuple[str | None, str | None, str | None]  # (dup_of, reason, version); reason None: kept
+
+
+def _exact_survivor_row(element: tuple[str, Iterable[tuple[str, str]]]) -> Iterator[dict[str, str]]:
+    """One hash's ids -> the exact-index row of its survivor (none when an `against` version holds it:
+    that version's index has the hash already)."""
+    text_hash, members = element
+    members = list(members)
+    if all(not version for version, _ in members):
+        yield {"hash": text_hash, "id": min(doc_id for _, doc_id in members)}
 
 
 def _exact_decisions(
@@ -181,6 +193,7 @@ class ExactDedup(StageTransform):
         self.annotation_types = {"dup_of": "string"}
         if self._against:
             self.annotation_types["dup_version"] = "string"
+        self.index_rows: beam.PCollection | None = None  # set by expand: {hash, id} of each survivor
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         normalization = self._normalization
@@ -194,11 +207,10 @@ class ExactDedup(StageTransform):
         ]
         if old_keys:
             keys = (keys, *old_keys) | "WithVersions" >> beam.Flatten()
-        decisions = (
-            keys
-            | "GroupByTextHash" >> beam.GroupByKey()
-            | "Decide" >> beam.FlatMap(_exact_decisions, self._against)
-        )
+        groups = keys | "GroupByTextHash" >> beam.GroupByKey()
+        labels = [version_label(spec) for spec in self._against]
+        decisions = groups | "Decide" >> beam.FlatMap(_exact_decisions, labels)
+        self.index_rows = groups | "IndexRows" >> beam.FlatMap(_exact_survivor_row)
         outputs = (
             {"doc": key_by_id(docs), "decision": decisions}
             | "JoinDecisions" >> beam.CoGroupByKey()
@@ -210,8 +222,12 @@ class ExactDedup(StageTransform):
         return outputs.kept, outputs[REJECTED_TAG]
 
 
+SIGNATURE_TAG = "signature"
+
+
 class _BandKeys(beam.DoFn):
-    """A batch of documents -> ``((band, band hash), (id, signature bytes))`` for every band."""
+    """A batch of documents -> ``((band, band hash), (id, signature bytes))`` for every band, and
+    ``(id, signature bytes)`` once per document on the SIGNATURE_TAG output (for the dedup index)."""
 
     def __init__(self, stage_config: DedupMinhashConfig):
         self._config = stage_config
@@ -222,7 +238,7 @@ class _BandKeys(beam.DoFn):
     def setup(self) -> None:
         self._hasher = MinHasher(self._config.num_perm, self._config.seed)
 
-    def process(self, batch: list[Document]) -> Iterator[tuple[tuple[int, int], tuple[str, bytes]]]:
+    def process(self, batch: list[Document]) -> Iterator[Any]:
         assert self._hasher is not None
         cfg = self._config
         shingles = [
@@ -232,9 +248,11 @@ class _BandKeys(beam.DoFn):
         for doc, doc_shingles, signature in zip(batch, shingles, signatures, strict=True):
             if len(doc_shingles) == 0:
                 continue  # no text: nothing to compare (and every empty signature would collide)
-            payload = (doc["id"], signature.tobytes() if cfg.verify else b"")
+            signature_bytes = signature.tobytes()
+            payload = (doc["id"], signature_bytes if cfg.verify else b"")
             for key in band_keys(signature, self._params):
                 yield key, payload
+            yield beam.pvalue.TaggedOutput(SIGNATURE_TAG, (doc["id"], signature_bytes))
 
 
 class _OldBandKeys(beam.DoFn):
@@ -247,7 +265,8 @@ class _OldBandKeys(beam.DoFn):
 
     def process(self, row: dict[str, Any]) -> Iterator[tuple[tuple[int, int], tuple[str, bytes]]]:
         signature = np.frombuffer(row["signature"], dtype=np.uint32)
-        payload = (old_node(self._version, row["id"]), row["signature"] if self._verify else b"")
+        node = old_node(self._version, row["id"], row.get("dup_of"))
+        payload = (node, row["signature"] if self._verify else b"")
         for key in band_keys(signature, self._params):
             yield key, payload
 
@@ -293,17 +312,28 @@ def _cluster_members(root: str, nodes: Iterable[str]) -> Iterator[tuple[str, tup
         yield node, (root, len(members))
 
 
+INDEX_TAG = "index"
+
+
 class _MarkClusters(beam.DoFn):
     """Annotate a copy of each document with its cluster; reject all but the cluster's smallest id, and
-    every document of a cluster that holds a kept document of an `against` version."""
+    every document of a cluster that holds a document of an `against` version. Each id with a signature
+    also yields its index row (INDEX_TAG): ``dup_of`` None when it survives, else what it duplicates."""
 
     def __init__(self, stage_name: str, against: list[str]):
         self._stage_name = stage_name
         self._against = against
 
     def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
-        _, grouped = element
+        doc_id, grouped = element
         cluster = grouped["cluster"][0] if grouped["cluster"] else None
+        if grouped["signature"]:
+            dup_of = None
+            if cluster is not None and cluster[0] != doc_id:
+                old = parse_old_node(cluster[0])
+                dup_of = old[1] if old is not None else cluster[0]
+            row = {"id": doc_id, "signature": grouped["signature"][0], "dup_of": dup_of}
+            yield beam.pvalue.TaggedOutput(INDEX_TAG, row)
         for doc in grouped["doc"]:
             if cluster is None:
                 yield {**doc, "dup_cluster": None, "dup_cluster_size": 1}
@@ -337,17 +367,20 @@ class MinHashDedup(StageTransform):
         self.annotation_types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
         if self._against:
             self.annotation_types.update({"dup_of": "string", "dup_version": "string"})
+        # Set by expand: {id, signature, dup_of} of every banded document, survivor or near-duplicate.
+        self.index_rows: beam.PCollection | None = None
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         cfg = self._config
         threshold = cfg.threshold if cfg.verify else None
-        band_entries = (
+        signed = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
-            | "Signatures" >> beam.ParDo(_BandKeys(cfg))
+            | "Signatures" >> beam.ParDo(_BandKeys(cfg)).with_outputs(SIGNATURE_TAG, main="bands")
         )
+        band_entries = signed.bands
         old_entries = [
-            read_index(docs.pipeline, files, ["id", "signature"], f"Against{k}")
+            read_index(docs.pipeline, files, None, f"Against{k}")
             | f"Against{k}BandKeys" >> beam.ParDo(_OldBandKeys(cfg, k))
             for k, files in enumerate(self._against_files)
         ]
@@ -366,46 +399,18 @@ class MinHashDedup(StageTransform):
             | "GroupClusters" >> beam.GroupByKey()
             | "ClusterOfNode" >> beam.FlatMapTuple(_cluster_members)
         )
+        # The signature (512 bytes at 128 perms) rides along with its document to this join, for the
+        # index row; it saves computing every signature a second time.
         outputs = (
-            {"doc": key_by_id(docs), "cluster": node_clusters}
+            {"doc": key_by_id(docs), "cluster": node_clusters, "signature": signed[SIGNATURE_TAG]}
             | "JoinClusters" >> beam.CoGroupByKey()
             | "MarkClusters"
-            >> beam.ParDo(_MarkClusters(self.stage_name, self._against)).with_outputs(
-                REJECTED_TAG, main="kept"
-            )
+            >> beam.ParDo(
+                _MarkClusters(self.stage_name, [version_label(spec) for spec in self._against])
+            ).with_outputs(REJECTED_TAG, INDEX_TAG, main="kept")
         )
+        self.index_rows = outputs[INDEX_TAG]
         return outputs.kept, outputs[REJECTED_TAG]
-
-
-class _IndexRows(beam.DoFn):
-    """A batch of kept documents -> their exact-index rows and MinHash-index rows (tagged outputs)."""
-
-    def __init__(self, exact: DedupExactConfig | None, minhash: DedupMinhashConfig | None):
-        self._exact = exact
-        self._minhash = minhash
-        self._hasher: MinHasher | None = None
-
-    def setup(self) -> None:
-        if self._minhash is not None:
-            self._hasher = MinHasher(self._minhash.num_perm, self._minhash.seed)
-
-    def process(self, batch: list[Document]) -> Iterator[Any]:
-        if self._exact is not None:
-            normalization = _normalization(self._exact)
-            for doc in batch:
-                yield beam.pvalue.TaggedOutput(
-                    "exact", {"hash": exact_key(_text(doc), normalization), "id": doc["id"]}
-                )
-        if self._hasher is not None and self._minhash is not None:
-            cfg, words = self._minhash, Normalization()
-            shingles = [shingle_hashes(words.words(_text(doc)), cfg.ngram, cfg.unit) for doc in batch]
-            for doc, doc_shingles, signature in zip(
-                batch, shingles, self._hasher.signatures(shingles), strict=True
-            ):
-                if len(doc_shingles):  # as in the stage: a text without shingles is never banded
-                    yield beam.pvalue.TaggedOutput(
-                        "minhash", {"id": doc["id"], "signature": signature.tobytes()}
-                    )
 
 
 def index_settings(exact: DedupExactConfig, minhash: DedupMinhashConfig) -> dict[str, Any]:
@@ -419,33 +424,28 @@ def index_settings(exact: DedupExactConfig, minhash: DedupMinhashConfig) -> dict
 
 
 class WriteDedupIndex:
-    """Kept documents -> OUT/index/exact and OUT/index/minhash Parquet files named ``<part>-*``."""
+    """The dedup stages' index rows -> OUT/index/exact and OUT/index/minhash Parquet files named
+    ``<part>-*`` (rows come from the stages, which computed the hashes and signatures already)."""
 
-    def __init__(self, exact: DedupExactConfig, minhash: DedupMinhashConfig):
-        self._exact = exact if exact.enabled else None
-        self._minhash = minhash if minhash.enabled else None
+    def __init__(self, exact: ExactDedup | None, minhash: MinHashDedup | None):
+        self._exact = exact
+        self._minhash = minhash
 
     @property
     def enabled(self) -> bool:
         return self._exact is not None or self._minhash is not None
 
-    def to(self, index_root: str, part: str) -> beam.PTransform:
-        exact, minhash, root = self._exact, self._minhash, index_root.rstrip("/")
-
-        @beam.ptransform_fn
-        def write(docs: beam.PCollection) -> beam.pvalue.PDone:
-            rows = (
-                docs
-                | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=256)
-                | "Keys" >> beam.ParDo(_IndexRows(exact, minhash)).with_outputs("exact", "minhash")
-            )
-            if exact is not None:
-                write_index(rows.exact, f"{root}/exact/{part}", EXACT_SCHEMA, "Exact")
-            if minhash is not None:
-                write_index(rows.minhash, f"{root}/minhash/{part}", MINHASH_SCHEMA, "MinHash")
-            return beam.pvalue.PDone(docs.pipeline)
-
-        return write()
+    def write(self, index_root: str, part: str) -> None:
+        """Call after the stages were applied (their ``index_rows`` are set by expand)."""
+        root = index_root.rstrip("/")
+        for kind, stage, schema in (
+            ("exact", self._exact, EXACT_SCHEMA),
+            ("minhash", self._minhash, MINHASH_SCHEMA),
+        ):
+            if stage is not None and stage.index_rows is not None:
+                write_index(
+                    stage.index_rows, f"{root}/{kind}/{part}", schema, f"WriteDedupIndex{kind.title()}"
+                )
 
 
 EXACT_STAGE = TransformStageDef(name="dedup_exact", config=DedupExactConfig, transform=ExactDedup)

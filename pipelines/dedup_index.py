@@ -1,11 +1,17 @@
 """The dedup index a run writes beside its output, and reading other versions' indexes back into Beam.
 
-A run keeps, as Parquet under ``OUT/index/``, the exact-dedup key and the MinHash signature of every
-document it kept, so that committing the output keeps them as part of the version:
+A run keeps, as Parquet under ``OUT/index/``, what its dedup stages saw, so that committing the output
+keeps it as part of the version: the exact-dedup key of every document that survived exact dedup, and
+the MinHash signature of every document that survived near-dedup *and of every near-duplicate it
+removed* (with ``dup_of``, the document it duplicates). Indexing the removed ones keeps clusters
+transitive across versions and segments: a later A ~ B ~ C chain, with B removed as a copy of A, still
+catches C when C resembles B but not A, exactly as one run over all of them would.
 
     index/index.json                 what the keys were computed with (normalisation, num_perm, seed, ...)
     index/exact/<prefix>-*.parquet   hash (normalised-text xxh3-128, hex), id
-    index/minhash/<prefix>-*.parquet id, signature (num_perm x uint32, little-endian bytes)
+    index/minhash/<prefix>-*.parquet id, signature (num_perm x uint32, little-endian bytes),
+                                     dup_of (null for a survivor; for a removed near-duplicate, the id
+                                     of the document it duplicates; absent in indexes of older versions)
 
 Band keys are not stored: they follow from the signature and the reading recipe's bands x rows, so one
 index serves any LSH banding with the same num_perm and seed. Later runs name versions in
@@ -27,23 +33,26 @@ from curate.core.errors import CurateError
 INDEX_DIR = "index"
 INDEX_META = "index.json"
 EXACT_SCHEMA = pa.schema([("hash", pa.string()), ("id", pa.string())])
-MINHASH_SCHEMA = pa.schema([("id", pa.string()), ("signature", pa.binary())])
+MINHASH_SCHEMA = pa.schema([("id", pa.string()), ("signature", pa.binary()), ("dup_of", pa.string())])
 
 # Ids of documents from other versions inside this run's groupings: the tag sorts before every real id
 # (so a cluster holding an old document has it as its root) and names which `against` entry it came from.
 OLD_TAG = "\x00"
 
 
-def old_node(version: int, doc_id: str) -> str:
-    return f"{OLD_TAG}{version}{OLD_TAG}{doc_id}"
+def old_node(version: int, doc_id: str, dup_of: str | None = None) -> str:
+    """A node for an old version's document; one that version removed carries what it duplicates."""
+    node = f"{OLD_TAG}{version}{OLD_TAG}{doc_id}"
+    return f"{node}{OLD_TAG}{dup_of}" if dup_of else node
 
 
 def parse_old_node(node: str) -> tuple[int, str] | None:
-    """``(version index, id)`` of a tagged old-version id; None for this run's ids."""
+    """``(version index, id of the document that version kept)`` of a tagged old-version node (for a
+    near-duplicate that version removed: the id it duplicates); None for this run's ids."""
     if not node.startswith(OLD_TAG):
         return None
-    _, version, doc_id = node.split(OLD_TAG, 2)
-    return int(version), doc_id
+    _, version, doc_id, *dup_of = node.split(OLD_TAG, 3)
+    return int(version), dup_of[0] if dup_of else doc_id
 
 
 # ------------------------------------------------------------------------------------ version resolver
@@ -56,6 +65,19 @@ _resolver: Callable[[str], str] | None = None
 def set_version_resolver(resolver: Callable[[str], Any] | None) -> None:
     global _resolver
     _resolver = resolver
+
+
+# How an `against` entry is named in `dup_version` when that is not the entry itself: a segmented run
+# deduplicates against its staging folder, but names the output folder the user gave.
+_labels: dict[str, str] = {}
+
+
+def set_version_label(spec: str, label: str) -> None:
+    _labels[spec] = label
+
+
+def version_label(spec: str) -> str:
+    return _labels.get(spec, spec)
 
 
 def version_folder(spec: str) -> str:
@@ -94,8 +116,11 @@ def index_files(spec: str, kind: str, expected: dict[str, Any]) -> list[str]:
     return sorted(m.path for m in matches)
 
 
-def read_index(pipeline: beam.Pipeline, files: list[str], columns: list[str], label: str) -> beam.PCollection:
-    """Rows of index files as dicts, read by the workers (files are spread, not loaded by the driver)."""
+def read_index(
+    pipeline: beam.Pipeline, files: list[str], columns: list[str] | None, label: str
+) -> beam.PCollection:
+    """Rows of index files as dicts, read by the workers (files are spread, not loaded by the driver);
+    ``columns`` None: every column the files have (older indexes lack ``dup_of``)."""
     if not files:
         return pipeline | f"{label}None" >> beam.Create([])
     return (

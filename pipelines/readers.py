@@ -28,7 +28,7 @@ from curate.core.ids import document_id
 from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
 from curate.pipelines.progress import flush, report_bytes, report_read
 from curate.pipelines.stage import REJECTED_TAG, StageTransform
-from curate.pipelines.unique_ids import POSITION, UniqueIds
+from curate.pipelines.unique_ids import POSITION, Record, Renames, id_and_record, unique
 
 
 class InputConfig(Strict):
@@ -54,6 +54,8 @@ class InputConfig(Strict):
 
 Document = dict[str, Any]
 READ_STAGE = "read"
+# What one reader reads: a whole file, or (path, start, end) bytes of a WARC/WET file (record_ranges).
+InputUnit = str | tuple[str, int, int]
 
 _FORMAT_PATTERNS = [
     ("wet", ("*.wet", "*.wet.gz", "*.warc.wet", "*.warc.wet.gz")),
@@ -172,31 +174,77 @@ def _warc_record_doc(record: Any, path: str, fmt: str, offset: int, cfg: InputCo
     return doc
 
 
+def record_ranges(raw: BinaryIO, path: str, size: int, max_bytes: int) -> list[tuple[int, int]] | None:
+    """Byte ranges of at most about ``max_bytes`` that cut a WARC.gz/WET.gz file at record boundaries,
+    so that several workers (or segments) can each read a part of one big file; None when the file is
+    small or cannot be cut (not gzip-per-record WARC: one gzip stream, plain text, JSONL, Parquet).
+
+    A cut lands on the first gzip member at or after an even share of the file that decompresses to a
+    WARC header; finding it reads a few kilobytes, not the file."""
+    if size <= max_bytes or not path.endswith(".gz") or detect_format(path) not in ("warc", "wet"):
+        return None
+    pieces = -(-size // max_bytes)
+    cuts = [0]
+    for k in range(1, pieces):
+        cut = _record_start(raw, k * size // pieces, size)
+        if cuts[-1] < cut < size:
+            cuts.append(cut)
+    cuts.append(size)
+    return list(zip(cuts, cuts[1:], strict=False)) if len(cuts) > 2 else None
+
+
+def _record_start(raw: BinaryIO, after: int, size: int) -> int:
+    """Offset of the first gzip member at or after ``after`` that starts a WARC record, or ``size``."""
+    position = after
+    while position < size:
+        found = next_gzip_member(raw, position)
+        if found is None:
+            return size
+        raw.seek(found)
+        head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(raw.read(1 << 12), 8)
+        if head.startswith(b"WARC/"):
+            return found
+        position = found + 1
+    return size
+
+
 def read_warc(
-    raw: BinaryIO, path: str, fmt: str = "warc", cfg: InputConfig | None = None
+    raw: BinaryIO,
+    path: str,
+    fmt: str = "warc",
+    cfg: InputConfig | None = None,
+    byte_range: tuple[int, int] | None = None,
 ) -> Iterator[Document]:
     """Yield response (WARC) or conversion (WET) records; resume after a corrupt region at the next gzip
     member (.warc.gz) or the next record header (plain .warc).
 
     Requests, metadata, warcinfo and resource records (crawler logs) are not documents and are skipped.
-    HTTP transfer and content encodings (chunked, gzip, br) are decoded before extraction.
+    HTTP transfer and content encodings (chunked, gzip, br) are decoded before extraction. With
+    ``byte_range`` (from record_ranges: it starts on a record), only the records that start inside it.
     """
     from fastwarc.warc import ArchiveIterator
 
     cfg = cfg or InputConfig()
     gzipped = path.endswith(".gz")
-    position = 0
+    position, end = byte_range or (0, None)
     while True:
         raw.seek(position)
         last_start = position
         pending: Document | None = None  # held back until we know its record was complete
+        past_end = False
+        records = 0
         try:
             for record in ArchiveIterator(
                 raw, parse_http=(fmt == "warc"), auto_decode="all", fsspec_args=False
             ):
+                # stream_pos is the record's offset in the file (FastWARC asks the file object's
+                # tell()), also after a seek: not relative to where this iterator started.
+                if end is not None and record.stream_pos >= end:
+                    past_end = True
+                    break
                 if pending is not None:
                     yield pending
-                last_start = position + record.stream_pos
+                last_start, records = record.stream_pos, records + 1
                 pending = _warc_record_doc(record, path, fmt, last_start, cfg)
         except (OSError, ValueError, UnicodeDecodeError) as error:
             if pending is not None:
@@ -209,20 +257,48 @@ def read_warc(
             yield unreadable(
                 path, f"byte {last_start}", f"corrupt record after this offset ({error}){skipped}"
             )
-            if resume is None:
+            if resume is None or (end is not None and resume >= end):
                 return
             position = resume
             continue
-        problem = _gzip_tail_problem(raw, last_start) if gzipped else None
-        if problem == last_start:
-            # FastWARC hands out the cut-off final record as if whole; it is not a document.
-            yield unreadable(path, f"byte {problem}", "truncated: the file ends inside this record")
+        if past_end:  # the next range's first record follows: this range's last one was whole
+            yield from [pending] if pending is not None else []
             return
-        if pending is not None:
-            yield pending
-        if problem is not None:
-            yield unreadable(path, f"byte {problem}", "truncated: the file ends inside a record")
+        more = _record_start(raw, last_start + 1, _file_size(raw)) if gzipped else None
+        if more is not None and more < _file_size(raw) and (end is None or more < end):
+            # FastWARC ended without an error, yet whole records follow: read on from the next one
+            # rather than lose the rest of the file without a word (seen once in a Beam worker).
+            yield from [pending] if pending is not None else []
+            if not records:  # nothing came out from `position`: say what was skipped
+                yield unreadable(
+                    path, f"byte {position}", f"no record could be read here; resumed at byte {more}"
+                )
+            position = more
+            continue
+        yield from _at_file_end(raw, path, pending, last_start, gzipped)
         return
+
+
+def _file_size(raw: BinaryIO) -> int:
+    here = raw.tell()
+    size = raw.seek(0, io.SEEK_END)
+    raw.seek(here)
+    return size
+
+
+def _at_file_end(
+    raw: BinaryIO, path: str, pending: Document | None, last_start: int, gzipped: bool
+) -> Iterator[Document]:
+    """The file's last record, unless the file ends inside it, and what the end says (truncated)."""
+    problem = _gzip_tail_problem(raw, last_start) if gzipped else None
+    if problem == last_start:
+        # FastWARC hands out the cut-off final record as if whole; it is not a document.
+        yield unreadable(path, f"byte {problem}", "truncated: the file ends inside this record")
+        return
+    if pending is not None:
+        yield pending
+    if problem is not None:
+        yield unreadable(path, f"byte {problem}", "truncated: the file ends inside a record")
 
 
 # --------------------------------------------------------------------------------------------- JSONL
@@ -367,17 +443,20 @@ def read_parquet(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Documen
 # ---------------------------------------------------------------------------------------------- Beam
 
 
-def read_file(path: str, cfg: InputConfig) -> Iterator[Document]:
-    """Every document (or `unreadable`/`too_large` rejection) in one file, whatever its format; with
-    ``input.strict`` the first unreadable record fails the run instead."""
-    for doc in _read_any(path, cfg):
+def read_file(path: str, cfg: InputConfig, byte_range: tuple[int, int] | None = None) -> Iterator[Document]:
+    """Every document (or `unreadable`/`too_large` rejection) in one file, whatever its format (or, with
+    ``byte_range``, in that part of a WARC/WET file: see record_ranges); with ``input.strict`` the first
+    unreadable record fails the run instead."""
+    for doc in _read_any(path, cfg, byte_range):
         if cfg.strict and doc.get("reason") == "unreadable":
             raise CurateError(f"{doc['read_error']} (input.strict is on: the run stops at a bad record)")
         yield doc
 
 
-def _read_any(path: str, cfg: InputConfig) -> Iterator[Document]:
+def _read_any(path: str, cfg: InputConfig, byte_range: tuple[int, int] | None) -> Iterator[Document]:
     fmt = cfg.format if cfg.format != "auto" else detect_format(path)
+    if byte_range is not None and fmt not in ("warc", "wet"):
+        raise CurateError(f"{path}: only WARC and WET files are read in byte ranges, not {fmt}")
     try:
         raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except Exception as error:
@@ -387,7 +466,7 @@ def _read_any(path: str, cfg: InputConfig) -> Iterator[Document]:
         if not raw.seekable():  # Parquet footers and member recovery need random access
             raw = io.BytesIO(raw.read())
         if fmt in ("warc", "wet"):
-            yield from read_warc(raw, path, fmt, cfg)
+            yield from read_warc(raw, path, fmt, cfg, byte_range)
         elif fmt == "jsonl":
             yield from read_jsonl(raw, path, cfg)
         else:
@@ -415,6 +494,18 @@ def _size_of(path: str) -> int:
         return 0
 
 
+def _unit(item: InputUnit) -> tuple[str, tuple[int, int] | None]:
+    return (item, None) if isinstance(item, str) else (item[0], (item[1], item[2]))
+
+
+def _ids_of(item: InputUnit, cfg: InputConfig) -> Iterator[tuple[str, Record]]:
+    """The first, ids-only pass: ``(id, (source, position))`` of every document of a file."""
+    path, byte_range = _unit(item)
+    for doc in read_file(path, cfg, byte_range):
+        if "reason" not in doc:
+            yield id_and_record(doc)
+
+
 class _ReadFile(beam.DoFn):
     def __init__(self, cfg: InputConfig):
         self._cfg = cfg
@@ -424,14 +515,15 @@ class _ReadFile(beam.DoFn):
 
         share_s3_clients()  # this worker process's S3 reads and Beam's S3 writes reuse one client
 
-    def process(self, path: str) -> Iterator[Any]:
-        for doc in read_file(path, self._cfg):
+    def process(self, item: InputUnit, renames: dict[Record, str]) -> Iterator[Any]:
+        path, byte_range = _unit(item)
+        for doc in read_file(path, self._cfg, byte_range):
             report_read()
             if "reason" in doc:
                 yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
             else:
-                yield doc
-        report_bytes(_size_of(path))
+                yield unique(doc, renames)
+        report_bytes(_size_of(path) if byte_range is None else byte_range[1] - byte_range[0])
 
     def finish_bundle(self) -> None:
         flush()
@@ -444,23 +536,25 @@ class ReadDocuments(StageTransform):
     stage_name = READ_STAGE
     annotation_types = {"read_error": "string"}
 
-    def __init__(self, cfg: InputConfig, files: list[str]):
+    def __init__(self, cfg: InputConfig, files: list[InputUnit]):
         super().__init__(label="Read")
         self._cfg = cfg
         self._files = files
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection]:
-        outputs = (
-            pbegin
-            | "Files" >> beam.Create(self._files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "Parse" >> beam.ParDo(_ReadFile(self._cfg)).with_outputs(REJECTED_TAG, main="docs")
+        cfg = self._cfg
+        files = pbegin | "Files" >> beam.Create(self._files) | "SpreadFiles" >> beam.Reshuffle()
+        # Colliding ids are found in a first pass that keeps only ids and record positions; the reader
+        # gets the renames as a side input. No reshuffle of documents here, and no step waits with the
+        # documents for a side input: either would hold every raw record (HTML included) in the memory
+        # of Beam's local runner. Reading stays fused with the stages up to extraction.
+        renames = (
+            files | "IdsOnly" >> beam.FlatMap(_ids_of, cfg) | "UniqueIds" >> Renames(cfg.on_duplicate_id)
         )
-        # No reshuffle of documents here: raw HTML must never go through a shuffle (on Beam's local
-        # runner every shuffle's input is held in the runner's memory). Reading stays fused with the
-        # stages up to extraction; finding colliding ids groups only ids and record positions.
-        docs = outputs.docs | "UniqueIds" >> UniqueIds(self._cfg.on_duplicate_id)
-        return docs, outputs[REJECTED_TAG]
+        outputs = files | "Parse" >> beam.ParDo(_ReadFile(cfg), beam.pvalue.AsDict(renames)).with_outputs(
+            REJECTED_TAG, main="docs"
+        )
+        return outputs.docs, outputs[REJECTED_TAG]
 
 
 MAX_PROBLEM_FILES = 20  # files named on the console and in stats.json; rejected/ has every record

@@ -4,6 +4,11 @@ Inputs often number their rows per file (``id: 0, 1, 2`` in every file); near-de
 ids that name exactly one document. Only ids and record positions are grouped (about 100 bytes per
 document, never the raw HTML); the renames of colliding documents come back as a side input, which holds
 one entry per document whose id another document already had.
+
+The side input goes to the reader itself (``Renames`` over a first, ids-only pass over the files), not
+to the documents read: a step that needs a side input computed from its own main input makes Beam's
+local runner hold that whole input (every raw record, HTML included) in its memory until the side input
+is ready. Reading the files twice costs far less than that.
 """
 
 from __future__ import annotations
@@ -57,29 +62,32 @@ def renames_of(
         yield record, derived_id({"source": record[0], POSITION: record[1]})
 
 
-def _renamed(doc: Document, renames: dict[Record, str]) -> Document:
+def unique(doc: Document, renames: dict[Record, str]) -> Document:
+    """A read document with its run-unique id (a copy; see Renames)."""
     new_id = renames.get((doc.get("source") or "", str(doc.get(POSITION, ""))))
-    unique = _without_position(doc)
+    copy = _without_position(doc)
     if new_id is not None:
-        unique["id"] = new_id
-        unique["metadata"] = {**(doc.get("metadata") or {}), "original_id": doc["id"]}
-    return unique
+        copy["id"] = new_id
+        copy["metadata"] = {**(doc.get("metadata") or {}), "original_id": doc["id"]}
+    return copy
 
 
-class UniqueIds(beam.PTransform):
-    """Documents -> the same documents with ids unique in the run (copies; inputs are not changed)."""
+def id_and_record(doc: Document) -> tuple[str, Record]:
+    return doc["id"], (doc.get("source") or "", str(doc.get(POSITION, "")))
+
+
+class Renames(beam.PTransform):
+    """``(id, (source, position))`` of every document read -> ``((source, position), new id)`` for each
+    document whose id an earlier one (in reading order) has; use as a side input (AsDict)."""
 
     def __init__(self, on_duplicate: Literal["derive", "fail"]):
         super().__init__()
         self._on_duplicate = on_duplicate
 
-    def expand(self, docs: beam.PCollection) -> beam.PCollection:
+    def expand(self, ids: beam.PCollection) -> beam.PCollection:
         on_duplicate = self._on_duplicate
-        renames = (
-            docs
-            | "IdAndRecord"
-            >> beam.Map(lambda doc: (doc["id"], (doc.get("source") or "", str(doc.get(POSITION, "")))))
+        return (
+            ids
             | "GroupById" >> beam.GroupByKey()
             | "Renames" >> beam.FlatMap(lambda group: renames_of(group[0], group[1], on_duplicate))
         )
-        return docs | "AssignUniqueIds" >> beam.Map(_renamed, beam.pvalue.AsDict(renames))

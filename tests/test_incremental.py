@@ -219,3 +219,87 @@ def test_resume_after_sigkill_skips_the_committed_segment_and_ends_identical(mon
         lineage = json.loads((folder / "lineage.json").read_text())
         for part in lineage["parts"]:
             _assert_balanced(part["stats"])
+
+
+def _estimated_jaccard(a: str, b: str) -> float:
+    from curate.filters.dedup_text import Normalization, shingle_hashes
+    from curate.filters.minhash import MinHasher
+
+    words = Normalization()
+    signatures = MinHasher(128, 1).signatures([shingle_hashes(words.words(t), 5) for t in (a, b)])
+    return float((signatures[0] == signatures[1]).mean())
+
+
+def test_near_duplicate_chain_is_caught_across_segments_as_in_one_run(tmp_path, jsonl_texts):
+    """A ~ B ~ C ~ D, each only like its neighbours: one run clusters all four (A survives). Segmented
+    (A and B, then C, then D), C resembles only B, which segment 1 removed, and D only C, which segment 2
+    removed: both are caught because the index holds the removed near-duplicates too, pointing at A."""
+    texts = [text for text in jsonl_texts if len(text.split()) > 80]
+    words = " ".join(texts[:4]).split()
+    length, step = 420, 50  # windows shifted by `step`: neighbours ~0.78 Jaccard, two apart ~0.62
+    assert len(words) >= length + 3 * step
+    chain = {name: " ".join(words[i * step : i * step + length]) for i, name in enumerate("abcd")}
+    for x, y in ("ab", "bc", "cd"):
+        assert _estimated_jaccard(chain[x], chain[y]) >= 0.7, (x, y)
+    for x, y in ("ac", "bd", "ad"):
+        assert _estimated_jaccard(chain[x], chain[y]) < 0.7, (x, y)
+    others = [{"id": f"other-{i}", "text": t} for i, t in enumerate(texts[6:9])]
+    rows = [{"id": f"chain-{name}", "text": text} for name, text in chain.items()]
+    files = [
+        _write_jsonl(tmp_path / "in-0.jsonl", [rows[0], rows[1], others[0]]),
+        _write_jsonl(tmp_path / "in-1.jsonl", [rows[2], others[1]]),
+        _write_jsonl(tmp_path / "in-2.jsonl", [rows[3], others[2]]),
+    ]
+    no_shards = {"langid": {"enabled": False}, "quality": {"enabled": False}, "tokenize": {"enabled": False}}
+
+    single = tmp_path / "single"
+    run(parse_config({**_recipe(files, single), "stages": no_shards}), progress=False)
+    segmented = tmp_path / "segmented"
+    recipe = {**_recipe(files, segmented), "stages": no_shards, "run": {"segment_files": 1}}
+    run(parse_config(recipe), progress=False)
+
+    for out in (single, segmented):
+        kept = {row["id"] for row in _read(out, "documents")}
+        assert kept == {"chain-a", *(o["id"] for o in others)}, out.name
+        _assert_balanced(json.loads((out / "stats.json").read_text()))
+    rejected = {row["id"]: row for row in _read(segmented, "rejected")}
+    assert (rejected["chain-b"]["reason"], rejected["chain-b"]["dup_of"]) == ("duplicate_near", None)
+    assert rejected["chain-b"]["dup_cluster"] == "chain-a"
+    for name in ("chain-c", "chain-d"):
+        row = rejected[name]
+        assert (row["stage"], row["reason"], row["dup_of"]) == (
+            "dedup_minhash",
+            "duplicate_of_version",
+            "chain-a",
+        )
+        assert row["dup_version"] == str(segmented)
+    # The index holds survivors and removed near-duplicates, each removed one pointing at its survivor.
+    index = {row["id"]: row["dup_of"] for row in _read(segmented, "index/minhash")}
+    assert {row["id"]: index[row["id"]] for row in rows} == {
+        "chain-a": None,
+        "chain-b": "chain-a",
+        "chain-c": "chain-a",
+        "chain-d": "chain-a",
+    }
+
+
+def test_one_big_warc_file_is_cut_at_records_into_segments(crawl_file, tmp_path):
+    """A file larger than segment_bytes is read in byte ranges cut at WARC records, one segment each:
+    memory stays bounded by the segment size, and every record is read exactly once."""
+    size = crawl_file.stat().st_size
+    stages = {"langid": {"enabled": False}, "quality": {"enabled": False}, "tokenize": {"enabled": False}}
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run(parse_config({**_recipe([str(crawl_file)], whole), "stages": stages}), progress=False)
+    recipe = {**_recipe([str(crawl_file)], cut), "stages": stages, "run": {"segment_bytes": size // 3}}
+    run(parse_config(recipe), progress=False)
+
+    parts = json.loads((cut / "lineage.json").read_text())["parts"]
+    ranges = [entry["range"] for part in parts for entry in part["inputs"]]
+    assert len(parts) >= 3 and ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False))
+    stats, whole_stats = (json.loads((out / "stats.json").read_text()) for out in (cut, whole))
+    _assert_balanced(stats)
+    assert stats["documents_read"] == whole_stats["documents_read"] == 22
+    read = [row["id"] for row in _read(cut, "documents") + _read(cut, "rejected")]
+    assert len(read) == len(set(read)) == 22
+    assert {row["id"] for row in _read(cut, "documents")} == {row["id"] for row in _read(whole, "documents")}

@@ -6,12 +6,15 @@ from __future__ import annotations
 from curate.config import parse_config
 from curate.incremental import (
     DEFAULT_LOCAL_SEGMENT_BYTES,
+    file_key,
     identify,
+    input_key,
     merge_stats,
     next_shard,
     part_name,
     plan_key,
     plan_segments,
+    read_units,
     segment_limits,
 )
 
@@ -32,6 +35,45 @@ def test_segments_respect_file_and_byte_limits():
         ["f4"],
     ]
     assert plan_segments([], 3, None) == []
+
+
+def test_a_file_larger_than_the_byte_limit_is_cut_into_ranges_when_it_can_be():
+    inputs = _inputs(10, 100, 10)
+
+    def split(path, size, limit):
+        return [(0, 40), (40, 80), (80, 100)] if path == "f1" else None
+
+    segments = plan_segments(inputs, None, 50, split)
+    assert [[(e["path"], e.get("range")) for e in s] for s in segments] == [
+        [("f0", None), ("f1", [0, 40])],
+        [("f1", [40, 80])],
+        [("f1", [80, 100]), ("f2", None)],
+    ]
+    ranges = [e for s in segments for e in s if "range" in e]
+    assert len({input_key(e) for e in ranges}) == 3 and {file_key(e) for e in ranges} == {("f1", 100, "c1")}
+    assert read_units(segments[1], split) == [("f1", 40, 80)] and read_units(inputs[:1], split) == ["f0"]
+    # A file that cannot be cut stays whole, a segment of its own.
+    assert [len(s) for s in plan_segments(inputs, None, 50, lambda *_: None)] == [1, 1, 1]
+
+
+def test_big_inputs_are_read_in_ranges_by_several_workers():
+    def split(path, size, limit):  # records start every 10 bytes
+        return [(a, min(a + limit, size)) for a in range(0, size, limit)] if path != "f2" else None
+
+    inputs = _inputs(25, 8, 40)
+    assert read_units(inputs, split, max_bytes=10) == [
+        ("f0", 0, 10),
+        ("f0", 10, 20),
+        ("f0", 20, 25),
+        "f1",
+        "f2",  # cannot be cut: read whole
+    ]
+    # A segment's range is cut further, within its bounds only.
+    assert read_units([{**inputs[0], "range": [10, 25]}], split, max_bytes=10) == [
+        ("f0", 10, 20),
+        ("f0", 20, 25),
+    ]
+    assert read_units(inputs, None, max_bytes=10) == ["f0", "f1", "f2"]
 
 
 def test_local_runner_segments_by_default_others_do_not():

@@ -10,7 +10,7 @@ import pytest
 import zstandard
 
 from curate.core.errors import CurateError
-from curate.pipelines.readers import InputConfig, detect_format, read_file
+from curate.pipelines.readers import InputConfig, detect_format, read_file, record_ranges
 
 
 def _split(docs):
@@ -108,6 +108,57 @@ def test_corrupt_gzip_member_is_skipped_and_reading_resumes(crawl_file, tmp_path
     docs, bad = _split(list(read_file(str(path), InputConfig())))
     assert len(bad) == 1 and "corrupt record" in bad[0]["read_error"]
     assert len(docs) >= 20  # records after the damage are read again: at most one page is lost
+
+
+def _ranges(path, max_bytes):
+    with open(path, "rb") as raw:
+        return record_ranges(raw, str(path), path.stat().st_size, max_bytes)
+
+
+def test_a_big_warc_read_in_byte_ranges_yields_every_record_once(crawl_file):
+    whole = [d["id"] for d in read_file(str(crawl_file), InputConfig())]
+    size = crawl_file.stat().st_size
+    ranges = _ranges(crawl_file, size // 4)
+    assert len(ranges) >= 4 and ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(a < b == c for (a, b), (c, _) in zip(ranges, ranges[1:], strict=False))
+    # Cuts land on records: each range starts with a gzip member, and is at most about the limit.
+    data = crawl_file.read_bytes()
+    assert all(data[a : a + 2] == b"\x1f\x8b" for a, _ in ranges)
+    pieces = [[d["id"] for d in read_file(str(crawl_file), InputConfig(), r)] for r in ranges]
+    assert sum(1 for piece in pieces if piece) >= 4 and [i for piece in pieces for i in piece] == whole
+    assert _ranges(crawl_file, size) is None  # small enough: not cut
+
+
+def test_byte_ranges_keep_damage_to_the_range_that_holds_it(crawl_file, tmp_path):
+    data = bytearray(crawl_file.read_bytes())
+    data[len(data) // 4 : len(data) // 4 + 64] = b"\x00" * 64
+    path = tmp_path / "bad.warc.gz"
+    path.write_bytes(bytes(data))
+    whole = list(read_file(str(path), InputConfig()))
+    ranges = _ranges(path, len(data) // 3)
+    pieces = [list(read_file(str(path), InputConfig(), r)) for r in ranges]
+    assert [d["id"] for piece in pieces for d in piece] == [d["id"] for d in whole]
+    assert sum(1 for piece in pieces for d in piece if "reason" in d) == 1
+
+
+def test_only_gzip_per_record_warc_files_are_cut(tmp_path, jsonl_file):
+    plain = tmp_path / "plain.jsonl"
+    plain.write_bytes(b"{}\n" * 1000)
+    assert _ranges(plain, 100) is None
+    assert _ranges(jsonl_file, 100) is None
+
+
+def test_a_warc_reader_that_stops_early_without_an_error_is_resumed(crawl_file, monkeypatch):
+    import itertools
+
+    import fastwarc.warc
+
+    whole = [d["id"] for d in read_file(str(crawl_file), InputConfig())]
+    real = fastwarc.warc.ArchiveIterator
+    # FastWARC ending after 10 records, as if the file ended there (seen once inside a Beam worker).
+    monkeypatch.setattr(fastwarc.warc, "ArchiveIterator", lambda *a, **k: itertools.islice(real(*a, **k), 10))
+    docs, bad = _split(list(read_file(str(crawl_file), InputConfig())))
+    assert [d["id"] for d in docs] == whole and bad == []
 
 
 def test_bad_json_line_is_named(tmp_path):

@@ -89,3 +89,15 @@ def test_verified_bucket_splits_into_stars_of_similar_members():
     signatures = np.stack([base_1, near_1, base_2, near_2])
     edges = bucket_edges(["a", "b", "c", "d"], signatures, threshold=0.75)
     assert sorted(edges) == [("a", "b"), ("c", "d")]
+
+
+def test_a_member_unlike_the_centre_joins_through_a_member_it_matches():
+    """A ~ B ~ C with A the smallest id and C unlike A: C is linked to B, not left alone."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 2**32, size=100, dtype=np.uint32)
+    b, c = a.copy(), a.copy()
+    b[:20] += 1  # 0.8 with a
+    c[:20] += 1
+    c[20:40] += 1  # 0.8 with b, 0.6 with a
+    edges = bucket_edges(["a", "b", "c"], np.stack([a, b, c]), threshold=0.75)
+    assert sorted(edges) == [("a", "b"), ("b", "c")]
