@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -32,6 +31,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from bench.results_file import write_results
 
 HERE = Path(__file__).resolve().parent
 KEY, SECRET = "AKIABENCHS3", "bench-secret"
@@ -201,18 +202,14 @@ def main() -> None:
             f"{row['mode']:<15}{row['size_mb']:>9}{row['peak_rss_mb']:>13.1f}{row['seconds']:>9.1f}"
             f"{'-' if row['shard_get_requests'] is None else row['shard_get_requests']:>12}"
         )
-    result = {
-        "benchmark": "commit_from_s3",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "note": "peak RSS (ru_maxrss) of the committing process alone; moto's S3 server and the lakeFS API"
+    write_results(
+        args.out,
+        "commit_from_s3",
+        "peak RSS (ru_maxrss) of the committing process alone; moto's S3 server and the lakeFS API"
         " contract server run in other processes; shard GETs: GetObject requests for the shard that the S3"
         " server received during the commit, from any client",
-        "rows": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench.results_file import write_results
 
 HERE = Path(__file__).resolve().parent
 KEY, SECRET = "AKIABENCHCOMMIT", "bench-secret"
@@ -146,17 +145,13 @@ def main() -> None:
         print(
             f"{row['backend']:<14}{row['size_mb']:>9}{row['peak_rss_mb']:>13.1f}{row['seconds']:>9.1f}{speed}"
         )
-    result = {
-        "benchmark": "commit_memory",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "note": "peak RSS (ru_maxrss) of the committing process alone; the lakeFS API contract server runs"
+    write_results(
+        args.out,
+        "commit_memory",
+        "peak RSS (ru_maxrss) of the committing process alone; the lakeFS API contract server runs"
         " in another process; 'buffered' reads the whole shard before POSTing it (a non-streaming client)",
-        "rows": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+        rows,
+    )
 
 
 if __name__ == "__main__":
