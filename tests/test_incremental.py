@@ -18,7 +18,7 @@ import pytest
 
 from curate.config import parse_config
 from curate.run import run
-from curate.store import LocalStore, resolve_data
+from curate.versions import LocalStore, resolve_data
 
 pytestmark = pytest.mark.slow
 
