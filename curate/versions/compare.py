@@ -72,10 +72,13 @@ def commit_message(store: VersionStore, branch: str, recipe: dict[str, Any], run
     previous = head.lineage.get("recipe")
     if not previous:
         return f"curate run {run_id}"
-    changed = recipe_changes(previous, redact_recipe(recipe)[0])
+    # Where the run wrote its output says nothing about the data: not worth a message's few words.
+    changed = [
+        c for c in recipe_changes(previous, redact_recipe(recipe)[0]) if not c["key"].startswith("output.")
+    ]
     if not changed:
         return f"curate run {run_id} (same recipe as {head.id[:12]})"
-    named = "; ".join(f"{c['key']} {_text(c['a'])} → {_text(c['b'])}" for c in changed[:MESSAGE_KEYS])
+    named = "; ".join(f"{c['key']} {_value(c['a'])} → {_value(c['b'])}" for c in changed[:MESSAGE_KEYS])
     more = f"; {len(changed) - MESSAGE_KEYS} more key(s)" if len(changed) > MESSAGE_KEYS else ""
     return named + more
 
@@ -106,7 +109,7 @@ def format_table(comparison: dict[str, Any]) -> str:
     lines.append("")
     if comparison["recipe"]:
         lines.append(f"recipe: {len(comparison['recipe'])} key(s) changed")
-        lines += [f"  {c['key']}  {_text(c['a'])} → {_text(c['b'])}" for c in comparison["recipe"]]
+        lines += [f"  {c['key']}  {_value(c['a'])} → {_value(c['b'])}" for c in comparison["recipe"]]
     else:
         lines.append("recipe: unchanged")
     added, removed, changed = (len(comparison["files"][k]) for k in ("added", "removed", "changed"))
@@ -140,18 +143,20 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _text(value: Any) -> str:
-    if value is None:
+def _text(count: Any) -> str:
+    """A count as the table shows it (thousands separated)."""
+    if count is None:
         return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, str):
-        return value if len(value) <= 60 else value[:57] + "..."
-    text = json.dumps(value, ensure_ascii=False)
+    if isinstance(count, int) and not isinstance(count, bool):
+        return f"{count:,}"
+    return f"{count:.6g}" if isinstance(count, float) else str(count)
+
+
+def _value(value: Any) -> str:
+    """A recipe value as the recipe writes it (YAML/JSON style: true, 0.8, 20000, [...]), shortened."""
+    if value is None:
+        return "(unset)"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
