@@ -98,8 +98,8 @@ def format_table(comparison: dict[str, Any]) -> str:
         moved = ", ".join(
             f"{k} {_change(stage[k])}" for k in ("in", "out") if _change(stage[k]) not in ("", "0")
         )
-        flow = [f"{_text(stage['in'][s])} → {_text(stage['out'][s])}" for s in ("a", "b")]
-        rows.append((f"  {stage['stage']}", *flow, moved))
+        flow_a, flow_b = (f"{_text(stage['in'][s])} → {_text(stage['out'][s])}" for s in ("a", "b"))
+        rows.append((f"  {stage['stage']}", flow_a, flow_b, moved))
         rows += [(f"    {r['reason']}", _text(r["a"]), _text(r["b"]), _change(r)) for r in stage["rejected"]]
     width = [max(len(row[i]) for row in rows) for i in range(4)]
     lines.append("")
