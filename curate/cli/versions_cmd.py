@@ -59,10 +59,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     diff.add_argument("spec_a")
     diff.add_argument("ref_b", help="A ref of the same repository (or NAME@REF / lakefs://REPO/REF).")
     diff.add_argument("--json", action="store_true", help="Print the comparison as JSON (for scripts).")
-    checkout = action("checkout", "Materialise a version as a folder (copies, checked by sha256).", _checkout)
+    checkout = action(
+        "checkout",
+        "Materialise a version in an empty folder, outside the store (copies, checked by sha256).",
+        _checkout,
+    )
     checkout.add_argument("spec")
     checkout.add_argument("dest")
-    checkout.add_argument("--force", action="store_true", help="Replace a non-empty DEST's contents.")
+    checkout.add_argument(
+        "--force",
+        action="store_true",
+        help="Replace a previous checkout in DEST (deletes only the files it wrote).",
+    )
     merge = action("merge", "Merge SRC (a ref) into branch DST of the same repository.", _merge)
     merge.add_argument("source")
     merge.add_argument("destination")

@@ -228,7 +228,7 @@ class LocalStore:
         head_path = self._ref_path(dataset, "heads", branch)
         files: dict[str, dict[str, Any]] = {}
         with self._lock("store", shared=True):
-            self._refuse_tag_named(dataset, branch)
+            self.check_branch_name(dataset, branch)
             for item in list_output(source):
                 sha, size = self._store_file(item.location)
                 files[item.relative] = {"sha256": sha, "size": size}
@@ -240,7 +240,7 @@ class LocalStore:
             stats_entry = files.get(STATS)
             stats = self._stored_json(stats_entry) if stats_entry else {}
             with self._lock(f"{dataset}.heads.{branch}"):
-                self._refuse_tag_named(dataset, branch)
+                self.check_branch_name(dataset, branch)
                 parent = head_path.read_text().strip() if head_path.is_file() else None
                 record = self._write_commit(dataset, parent, None, message, files, stats, lineage or {})
                 self._write_ref(head_path, record.id)
@@ -289,8 +289,9 @@ class LocalStore:
             commit = self.commit(commit.parent) if commit.parent else None
         return history
 
-    def _refuse_tag_named(self, dataset: str, branch: str) -> None:
-        """A branch may not take a tag's name: the tag would shadow it (refs resolve branches first)."""
+    def check_branch_name(self, dataset: str, branch: str) -> None:
+        """A branch name follows the naming rule and is not a tag's (refs resolve branches first, so the
+        tag would become unreachable); an existing branch of that name is fine."""
         if (
             self._ref_path(dataset, "tags", branch).is_file()
             and not self._ref_path(dataset, "heads", branch).is_file()
@@ -303,7 +304,7 @@ class LocalStore:
         with self._lock(f"{dataset}.heads.{new}"):
             if path.exists():
                 raise CurateError(f"{dataset}: branch '{new}' exists already")
-            self._refuse_tag_named(dataset, new)
+            self.check_branch_name(dataset, new)
             self._write_ref(path, commit.id)
         return commit
 
@@ -323,10 +324,11 @@ class LocalStore:
         is empty, new or a previous checkout (``force``), never overlapping the store."""
         commit = self.resolve(dataset, ref)
         with checkout_target(dest, force, f"{dataset}@{commit.id}", protected=[self.root]) as staging:
-            self._write_files(dataset, commit, staging)
+            self.write_files(dataset, commit, staging)
         return Path(dest)
 
-    def _write_files(self, dataset: str, commit: Commit, folder: Path) -> None:
+    def write_files(self, dataset: str, commit: Commit, folder: Path) -> None:
+        """A commit's files into ``folder``, each checked against its sha256 (no checks on the folder)."""
         for relative, entry in sorted(commit.files.items()):
             self._copy_out(entry, folder / relative, f"{dataset}@{commit.id}/{relative}")
 
@@ -497,7 +499,7 @@ class EmbeddedRepository(VersionStore):
 
     def check_commit_target(self, branch: str, folder: str) -> None:
         check_name("branch", branch)
-        self.store._refuse_tag_named(self.dataset, branch)
+        self.store.check_branch_name(self.dataset, branch)
 
     def cached_checkout(self, ref: str) -> Path:
         """A read-only copy of a version under the store for readers, made once per commit (atomically)
@@ -512,7 +514,7 @@ class EmbeddedRepository(VersionStore):
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{commit.id}-"))
         stale = target.parent / f".{commit.id}-stale-{os.getpid()}"
         try:
-            self.store._write_files(self.dataset, commit, staging)
+            self.store.write_files(self.dataset, commit, staging)
             signatures = {}
             for path in sorted(p for p in staging.rglob("*") if p.is_file()):
                 os.chmod(path, 0o444)
