@@ -23,6 +23,7 @@ from curate.core.errors import CurateError
 from curate.run import run
 from curate.train.data import ShardSet, TokenStream
 from curate.versions import open_repository
+from curate.versions.compare import compare
 from curate.versions.lineage import commit_run
 
 pytestmark = pytest.mark.slow
@@ -136,6 +137,10 @@ def test_diff_lists_changed_shards_and_stage_stats(scenario):
         assert entry["out"] == {"a": out_a, "b": out_b, "delta": delta}
     assert set(diff["stats"]["stages"]) == set(stats_a["stages"]) | set(stats_b["stages"])
     assert diff["stats"]["documents_kept"]["delta"] == stats_b["documents_kept"] - stats_a["documents_kept"]
+    comparison = compare(scenario.repository, "v1", "strict")  # what `versions diff` prints, on both backends
+    tokens = [json.loads((scenario.runs[n][1] / "manifest.json").read_text())["total_tokens"] for n in "ab"]
+    assert {t["name"]: (t["a"], t["b"]) for t in comparison["totals"]}["tokens"] == tuple(tokens)
+    assert {"key": "stages.quality.enabled", "a": True, "b": False} in comparison["recipe"]
 
 
 def test_checkout_of_the_first_run_reproduces_its_shards_byte_for_byte(scenario, tmp_path, capsys):
@@ -230,6 +235,7 @@ def test_bad_credentials_name_the_endpoint_and_key_never_the_secret(scenario, ca
 _KILLER = """
 import os, signal, sys
 from curate.versions import open_repository
+from curate.versions.compare import compare
 def die(path, size):
     if path.startswith("shards/"):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -364,6 +364,8 @@ def checkout_target(
             )
     created = next((p for p in [*reversed(dest.parents), dest] if not p.exists()), None)
     dest.mkdir(parents=True, exist_ok=True)
+    for leftover in dest.glob(".curate-checkout-*"):  # staging of a checkout that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=dest, prefix=".curate-checkout-"))
     try:
         yield staging
