@@ -98,7 +98,7 @@ def test_force_replaces_only_what_the_previous_checkout_wrote(home, tmp_path, ca
     ).read_bytes() == b"one"
 
 
-@pytest.mark.parametrize("planted", ["symlink", "forged-marker"])
+@pytest.mark.parametrize("planted", ["symlink", "forged-marker", "folder"])
 def test_a_tampered_checkout_cannot_steer_deletion_outside_it(home, tmp_path, capsys, planted):
     dest, victim = tmp_path / "co", tmp_path / "victim.txt"
     victim.write_text("keep me")
@@ -106,6 +106,11 @@ def test_a_tampered_checkout_cannot_steer_deletion_outside_it(home, tmp_path, ca
     if planted == "symlink":
         (dest / "shards" / "s-0.parquet").unlink()
         (dest / "shards" / "s-0.parquet").symlink_to(victim)
+    elif planted == "folder":  # a folder (holding the user's file) where the checkout wrote a shard
+        (dest / "shards" / "s-0.parquet").unlink()
+        (dest / "shards" / "s-0.parquet").mkdir()
+        (dest / "shards" / "s-0.parquet" / "victim.txt").write_text("keep me")
+        victim = dest / "shards" / "s-0.parquet" / "victim.txt"
     else:
         marker = json.loads((dest / ".curate-checkout.json").read_text())
         marker["files"].append("../victim.txt")

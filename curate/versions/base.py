@@ -323,8 +323,12 @@ def _foreign_files(dest: Path, ours: set[str]) -> list[str]:
         for name in [*dirs, *names]:
             path = here / name
             relative = path.relative_to(dest).as_posix()
-            if path.is_symlink() or not (path.is_dir() or path.is_file()):
-                foreign.append(relative)
+            if (
+                path.is_symlink()
+                or not (path.is_dir() or path.is_file())
+                or (path.is_dir() and relative in ours)
+            ):
+                foreign.append(relative)  # (a folder where the checkout wrote a file is not the checkout's)
             elif path.is_file() and relative not in ours and not relative.startswith(CHECKOUT_MARKER):
                 foreign.append(relative)  # (the marker, and its temporary copy while it is rewritten)
         dirs[:] = [d for d in dirs if not (here / d).is_symlink() and not d.startswith(".curate-checkout-")]
