@@ -160,7 +160,7 @@ class TextUnits:
     Text split as spaCy's English tokenizer splits it (every language but those with a segmented script)
     is split in one pass over the whole document: ``str.split`` never joins two lines (every line break of
     ``str.splitlines`` is whitespace to it), so the document's chunks are its lines' chunks in order, and
-    each distinct chunk's tokens come from a per-process memo (`_chunk_units`) in C-level ``map`` calls.
+    each chunk's tokens come from a bounded per-process cache (`_chunk_units`) in C-level ``map`` calls.
     Per-line counts (C4) come from the same chunks with one ``str.split`` per line."""
 
     def __init__(self, text: str, profile: LanguageProfile = FALLBACK, n_tokens: int | None = None):
@@ -189,7 +189,7 @@ class TextUnits:
 
     @cached_property
     def _chunks(self) -> list[ChunkUnits]:
-        return list(map(_CHUNK_UNITS.__getitem__, self.text.split()))
+        return list(map(_chunk_units, self.text.split()))
 
     @cached_property
     def _line_parts(self) -> list[tuple[list[str], list[str]]]:
@@ -288,21 +288,15 @@ _MARKED = itemgetter(1)
 _ALPHA_WORDS = itemgetter(2)
 
 
-class _ChunkMemo(dict[str, ChunkUnits]):
-    """chunk -> ChunkUnits; a hit is one C-level dict lookup. Cleared when full, so memory stays bounded."""
-
-    LIMIT = 1 << 18
-
-    def __missing__(self, chunk: str) -> ChunkUnits:
-        texts, marked = ((chunk,), (chunk,)) if is_plain(chunk) else _split_marked(chunk)
-        units = ChunkUnits(texts, marked, len(list(filter(_HAS_LETTER.search, filter(None, marked)))))
-        if len(self) >= self.LIMIT:
-            self.clear()
-        self[chunk] = units
-        return units
-
-
-_CHUNK_UNITS = _ChunkMemo()
+@lru_cache(maxsize=1 << 16)
+def _chunk_units(chunk: str) -> ChunkUnits:
+    """A chunk's units; cached, since most chunks of a text ("the", "it,") come back in the next one. The
+    cache is bounded (about 20 MB) and its hits are C-level calls."""
+    if is_plain(chunk):
+        one = (chunk,)
+        return ChunkUnits(one, one, 1 if _HAS_LETTER.search(chunk) else 0)
+    texts, marked = _split_marked(chunk)
+    return ChunkUnits(texts, marked, len(list(filter(_HAS_LETTER.search, filter(None, marked)))))
 
 
 def split_line(text: str, segmented: bool = True) -> tuple[list[str], list[str]]:
