@@ -143,6 +143,11 @@ class _Context:
         self.what, self.missing, self.conflict = what, missing, conflict
 
 
+class _NoChanges(Exception):
+    """lakeFS answered 400 "no changes": a commit with nothing staged (lakeFS before 1.x ignores
+    ``allow_empty``), or a merge whose source adds nothing to the destination."""
+
+
 class LakeFSRepository(VersionStore):
     def __init__(self, repo: str, credentials: Credentials | None = None, retries: int = 2):
         import lakefs_sdk
@@ -195,12 +200,30 @@ class LakeFSRepository(VersionStore):
                 " and LAKEFS_ENDPOINT right?"
             ) from None
 
+    @staticmethod
+    def _unless_no_changes(function: Callable[..., T]) -> Callable[..., T]:
+        """``function``, raising _NoChanges where lakeFS answers 400 "no changes"."""
+        from lakefs_sdk.exceptions import ApiException
+
+        def call(*args: Any, **kwargs: Any) -> T:
+            try:
+                return function(*args, **kwargs)
+            except ApiException as error:
+                if error.status == 400 and "no changes" in str(error.body or ""):
+                    raise _NoChanges() from None
+                raise
+
+        return call
+
     def _explain(self, status: int, body: Any, context: _Context) -> str:
         try:
             message = json.loads(body)["message"] if body else ""
         except (ValueError, TypeError, KeyError):
             message = str(body or "")[:200]
         message = message.replace(self.credentials.secret_access_key, "***")
+        if status == 401 and "insufficient permissions" in message:  # how lakeFS refuses a known key
+            key = self.credentials.access_key_id
+            return f"{self.where}: access key {key} may not do this (401: {message}): {context.what}"
         if status == 401:
             return (
                 f"{self.where} rejected the credentials of access key {self.credentials.access_key_id} (401)"
@@ -451,7 +474,11 @@ class LakeFSRepository(VersionStore):
             " (use --strategy source-wins or dest-wins, or resolve on a branch)",
         )
         body = Merge.from_dict({"message": message or None, "strategy": strategy, "allow_empty": True})
-        result = self._call(context, self.refs.merge_into_branch, self.repo, source, destination, merge=body)
+        merge_into = self._unless_no_changes(self.refs.merge_into_branch)
+        try:
+            result = self._call(context, merge_into, self.repo, source, destination, merge=body)
+        except _NoChanges:  # the destination contains the source already
+            return self.resolve(destination)
         return self.resolve(result.reference)
 
     def commit_output(
@@ -524,13 +551,15 @@ class LakeFSRepository(VersionStore):
 
         metadata = lineage_metadata(lineage or {}, run_branch)
         context = _Context(f"committing {run_branch} of {self.name}")
-        commit = self._call(
-            context,
-            self.commits.commit,
-            self.repo,
-            run_branch,
-            CommitCreation.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
-        )
+        base = self._call(context, self.branches_api.get_branch, self.repo, run_branch).commit_id
+        creation = CommitCreation.from_dict({"message": message, "metadata": metadata, "allow_empty": True})
+        try:
+            commit = self._call(
+                context, self._unless_no_changes(self.commits.commit), self.repo, run_branch, creation
+            )
+        except _NoChanges:  # the output is the target's head as it was when the run branch was made
+            self._drop_run_branch(run_branch)
+            return self.resolve(base)
         context = _Context(
             f"merging {run_branch} into {branch}",
             conflict=f"{self.name}@{branch} moved while the run was committed; {branch} is unchanged and the"
