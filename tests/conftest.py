@@ -368,7 +368,6 @@ def lakefs_s3_server(s3_server, tmp_path_factory):
     """A real lakeFS server whose blockstore is the moto S3 server: repositories keep their objects under
     ``s3://lakefs/<name>``, and lakeFS's zero-copy import reads from the other buckets there."""
     import boto3
-
     from support.lakefs_server import S3Blockstore
 
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket="lakefs")

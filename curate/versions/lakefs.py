@@ -216,9 +216,10 @@ class LakeFSRepository(VersionStore):
         return call
 
     def _explain(self, status: int, body: Any, context: _Context) -> str:
-        try:
-            message = json.loads(body)["message"] if body else ""
-        except (ValueError, TypeError, KeyError):
+        try:  # lakeFS's Error body; a merge conflict's body is a MergeResult without a message
+            parsed = json.loads(body) if body else {}
+            message = str(parsed.get("message") or "") if isinstance(parsed, dict) else str(parsed)[:200]
+        except (ValueError, TypeError):
             message = str(body or "")[:200]
         message = message.replace(self.credentials.secret_access_key, "***")
         if status == 401 and "insufficient permissions" in message:  # how lakeFS refuses a known key
@@ -702,10 +703,10 @@ class LakeFSRepository(VersionStore):
         deadline, delay = time.monotonic() + self.import_timeout, 0.05
         while True:
             status = self._call(context, self.imports.import_status, self.repo, run_branch, import_id)
-            if status.completed or status.error is not None:
-                return status
             if on_progress:
                 on_progress(f"import {import_id}", status.ingested_objects or 0)
+            if status.completed or status.error is not None:
+                return status
             if time.monotonic() > deadline:
                 raise CurateError(
                     f"{self.where}: import {import_id} into {self.name}@{run_branch} did not finish within"
