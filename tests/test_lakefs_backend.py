@@ -1,4 +1,4 @@
-"""The lakeFS backend's own rules (credentials, URIs, streaming, errors) and the contract server's
+"""The lakeFS backend's own rules (credentials, URIs, streaming, errors) and the real lakeFS server's
 behaviour where lakeFS documents it; the scenario shared with the embedded store is in test_versions."""
 
 from __future__ import annotations
@@ -216,3 +216,55 @@ def test_repo_flag_names_the_repository_of_bare_refs(lakefs_env, tmp_path, capsy
     assert "kept 1" in capsys.readouterr().out
     assert main(["versions", "list", "--repo", repository.name]) == 0
     assert capsys.readouterr().out.startswith(f"{repository.name}: branches main=")
+
+
+def test_versions_gc_shows_the_repositorys_lakefs_gc_rules(lakefs_env, capsys):
+    import lakefs_sdk
+
+    from curate.cli import main
+
+    repository = _repository(lakefs_env)
+    assert main(["versions", "gc", "--repo", repository.name]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"{repository.name}: no GC rules; lakeFS keeps every version (set them: lakectl gc set-config)\n"
+    )
+    rules = {"default_retention_days": 21, "branches": [{"branch_id": "main", "retention_days": 90}]}
+    repository.repositories.set_gc_rules(repository.repo, lakefs_sdk.GarbageCollectionRules.from_dict(rules))
+    assert repository.gc_rules() == {"default": 21, "branches": {"main": 90}}
+    assert main(["versions", "gc", "--repo", repository.name]) == 0
+    assert capsys.readouterr().out == f"{repository.name}: lakeFS GC keeps commits 21 days; main 90 days\n"
+    assert main(["versions", "gc", "--repo", repository.name, "--apply"]) == 2
+    assert "lakeFS removes garbage itself" in capsys.readouterr().err
+
+
+ODD_PATHS = ["shards/a b.parquet", "notes/ünïcode ✓.txt", "weird/#hash?q=1&x=2.txt", "pct/100%+50%.txt"]
+
+
+def test_odd_object_paths_commit_list_read_and_check_out(lakefs_server, tmp_path):
+    repository = _repository(lakefs_server)
+    folder = _output(tmp_path / "out", b"shard")
+    for index, path in enumerate(ODD_PATHS):
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(f"file {index}")
+    version = repository.commit_output(folder, "main", "odd names")
+    assert set(ODD_PATHS) <= set(repository.files(version.id))
+    for index, path in enumerate(ODD_PATHS):
+        with repository.open("main", path) as handle:
+            assert handle.read() == f"file {index}".encode()
+    out = repository.checkout("main", tmp_path / "co")
+    assert all((out / path).read_text() == f"file {index}" for index, path in enumerate(ODD_PATHS))
+    (folder / ODD_PATHS[2]).unlink()
+    repository.commit_output(folder, "main", "one fewer")
+    assert repository.diff(version.id, "main")["removed"] == [ODD_PATHS[2]]
+
+
+@pytest.mark.parametrize("name", ["feat.x", "runs/x", "-lead", "sp ace", "100%"])
+def test_a_branch_name_lakefs_refuses_is_one_line_naming_it(lakefs_server, name):
+    repository = _repository(lakefs_server)
+    with pytest.raises(CurateError) as refused:
+        repository.branch(name, "main")
+    message = str(refused.value)
+    assert f"creating branch {name} from {repository.name}@main failed (400: " in message
+    assert "branch id must consist of letters, digits, underscores and dashes" in message  # lakeFS's words
+    assert "\n" not in message and set(repository.branches()) == {"main"}

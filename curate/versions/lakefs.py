@@ -376,6 +376,25 @@ class LakeFSRepository(VersionStore):
         context = _Context(f"listing the tags of {self.name}")
         return {r.id: r.commit_id for r in self._pages(self.tags_api.list_tags, context, self.repo)}
 
+    def gc_rules(self) -> dict[str, Any] | None:
+        """The repository's garbage-collection rules ({"default": days, "branches": {name: days}}), or
+        None when none are set (lakeFS then collects nothing). lakeFS's GC job applies them; curate's run
+        branches are deleted once merged, so their commits age like any other; a refused run's branch is
+        kept until it is deleted."""
+        from lakefs_sdk.exceptions import NotFoundException
+
+        self.repository()
+        try:
+            rules = self.repositories.get_gc_rules(self.repo)
+        except NotFoundException:
+            return None
+        except Exception:  # reported properly by the call below
+            rules = self._call(
+                _Context(f"reading the GC rules of {self.name}"), self.repositories.get_gc_rules, self.repo
+            )
+        branches = {rule.branch_id: rule.retention_days for rule in rules.branches or []}
+        return {"default": rules.default_retention_days, "branches": branches}
+
     # -------------------------------------------------------------------------------- commits
 
     @staticmethod
