@@ -268,3 +268,35 @@ def test_a_branch_name_lakefs_refuses_is_one_line_naming_it(lakefs_server, name)
     assert f"creating branch {name} from {repository.name}@main failed (400: " in message
     assert "branch id must consist of letters, digits, underscores and dashes" in message  # lakeFS's words
     assert "\n" not in message and set(repository.branches()) == {"main"}
+
+
+def test_the_deploy_commands_run_as_written(lakefs_server, servers, tmp_path):
+    """deploy/lakefs/README.md's checked block, with this server's endpoint and keys, on a new repository."""
+    import os
+    import re
+    import subprocess
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "deploy" / "lakefs" / "README.md").read_text()
+    block = re.search(r"<!-- checked: begin -->\n```bash\n(.*?)```\n<!-- checked: end -->", readme, re.S)
+    assert block, "deploy/lakefs/README.md lost its checked block"
+    name = f"deploy-{uuid.uuid4().hex[:8]}"
+    lakefs_server.create_repository(name)
+    script = block.group(1).replace("lakefs://web", f"lakefs://{name}")
+    values = {
+        "LAKEFS_ENDPOINT": lakefs_server.endpoint,
+        "LAKEFS_ACCESS_KEY_ID": lakefs_server.access_key_id,
+        "LAKEFS_SECRET_ACCESS_KEY": f"'{lakefs_server.secret_access_key}'",
+    }
+    for variable, value in values.items():
+        script, count = re.subn(rf"^export {variable}=.*$", f"export {variable}={value}", script, flags=re.M)
+        assert count == 1, variable
+    _output(tmp_path / "out-a", b"a" * 100)
+    _output(tmp_path / "out-b", b"b" * 100)
+    env = {**os.environ, "PATH": f"{servers.bin}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "v1" / "shards" / "shard-00000.parquet").read_bytes() == b"b" * 100
+    assert f"lakefs://{name}@main -> " in done.stdout and "no GC rules" in done.stdout
