@@ -682,7 +682,11 @@ class LakeFSRepository(VersionStore):
         body = ImportCreation.from_dict(
             {
                 "paths": [{"type": "common_prefix", "path": folder + "/", "destination": ""}],
-                "commit": {"message": f"{message} (imported from {folder})", "metadata": {}},
+                # never without metadata: lakeFS 0.113 panics on an import commit whose metadata is nil
+                "commit": {
+                    "message": f"{message} (imported from {folder})",
+                    "metadata": {"curate.imported_from": folder},
+                },
             }
         )
         context = _Context(f"importing {folder} into {self.name}@{run_branch}")

@@ -101,7 +101,13 @@ class LakeFSServer:
             "blockstore": blockstore,
             "auth": {"encrypt": {"secret_key": secrets.token_hex(16)}},
             "stats": {"enabled": False},  # no usage reports to the network
-            "security": {"audit_check_interval": "0s"},
+            # no calls out: lakeFS checks its release for advisories at start and then every interval
+            # (0 would loop without pause), and asks for the latest version
+            "security": {
+                "audit_check_url": "http://127.0.0.1:9/audit",
+                "audit_check_interval": "8760h",
+                "check_latest_version": False,
+            },
         }
         config_path = self.root / "lakefs.yaml"
         config_path.write_text(json.dumps(config))  # JSON is YAML
@@ -174,8 +180,11 @@ class LakeFSServer:
             headers={"Content-Type": "application/json", **(self._auth_header() if auth else {})},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            data = response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                data = response.read()
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"lakeFS: POST {path} answered {error.code}: {error.read().decode()[:500]}") from None
         return json.loads(data) if data.strip() else None
 
     def _auth_header(self) -> dict[str, str]:
