@@ -184,7 +184,8 @@ class LakeFSServer:
             with urllib.request.urlopen(request, timeout=60) as response:
                 data = response.read()
         except urllib.error.HTTPError as error:
-            raise RuntimeError(f"lakeFS: POST {path} answered {error.code}: {error.read().decode()[:500]}") from None
+            body = error.read().decode(errors="replace")[:500]
+            raise RuntimeError(f"lakeFS: POST {path} answered {error.code}: {body}") from None
         return json.loads(data) if data.strip() else None
 
     def _auth_header(self) -> dict[str, str]:
