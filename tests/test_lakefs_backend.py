@@ -300,3 +300,24 @@ def test_the_deploy_commands_run_as_written(lakefs_server, servers, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "v1" / "shards" / "shard-00000.parquet").read_bytes() == b"b" * 100
     assert f"lakefs://{name}@main -> " in done.stdout and "no GC rules" in done.stdout
+
+
+def test_every_listing_follows_lakefs_pagination(lakefs_server, tmp_path, monkeypatch):
+    import curate.versions.lakefs as backend
+
+    monkeypatch.setattr(backend, "PAGE", 2)  # pages of two: each listing below needs several
+    repository = _repository(lakefs_server)
+    folder = _output(tmp_path / "out", b"p")
+    for index in range(5):
+        (folder / f"part-{index}.txt").write_text(str(index))
+    first = repository.commit_output(folder, "main", "seven files")
+    assert len(repository.files("main")) == 8  # shard, stats, manifest and five parts
+    for index in range(3):
+        repository.branch(f"b{index}", "main")
+        repository.tag(f"t{index}", "main")
+    assert set(repository.branches()) == {"main", "b0", "b1", "b2"} and len(repository.tags()) == 3
+    for index in range(5):
+        (folder / f"part-{index}.txt").unlink()
+    repository.commit_output(folder, "main", "parts removed, two per request")
+    assert repository.diff(first.id, "main")["removed"] == [f"part-{index}.txt" for index in range(5)]
+    assert set(repository.files("main")) == {"shards/shard-00000.parquet", "stats.json", "manifest.json"}
