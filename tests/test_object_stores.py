@@ -346,3 +346,29 @@ def test_a_failed_import_leaves_the_target_branch_untouched(
         lakefs_s3.commit_output("s3://datasets/web-en", "main", "y", on_progress=kill_while_importing)
     assert lakefs_s3.resolve("main").id == before and set(lakefs_s3.branches()) == {"main"}
     assert [r.method for r in sent if r.route.endswith("/import")] == ["POST", "GET", "DELETE"]
+
+
+def test_an_import_with_nothing_else_to_commit_still_lands_on_the_target(lakefs_s3, s3_server, monkeypatch):
+    """lakeFS's import commits on the run branch by itself; with no other change there the run's own
+    commit has nothing staged (lakeFS 0.113 refuses it), and the import must still be merged."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    shard = b"only shard"
+    files = {
+        "shards/shard-00000.parquet": shard,
+        "manifest.json": json.dumps(
+            {"shards": [{"path": "shards/shard-00000.parquet", "sha256": hashlib.sha256(shard).hexdigest()}]}
+        ).encode(),
+        "stats.json": b'{"documents_kept": 1}',
+    }
+    for key, body in files.items():
+        client.put_object(Bucket="datasets", Key=f"bare/{key}", Body=body)
+    monkeypatch.setenv("CURATE_LAKEFS_IMPORT_FROM", "s3://datasets/bare/")
+    version = lakefs_s3.commit_output(
+        "s3://datasets/bare", "main", "bare import", {"stats": {"documents_kept": 1}}
+    )
+    assert lakefs_s3.last_transfer["imported"] == 3 and lakefs_s3.resolve("main").id == version.id
+    assert set(lakefs_s3.files("main")) == set(files) and version.lineage == {"stats": {"documents_kept": 1}}
+    assert set(lakefs_s3.branches()) == {"main"}
+    assert lakefs_s3.open("main", "shards/shard-00000.parquet").read() == shard

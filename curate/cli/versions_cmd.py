@@ -235,13 +235,13 @@ def _merge(args: argparse.Namespace) -> int:
 
 def _lakefs_gc_rules(uri: str, apply: bool) -> int:
     """lakeFS collects its own garbage by the repository's GC rules: show them (curate deletes nothing)."""
-    from curate.versions import open_repository
+    from curate.versions.lakefs import LakeFSRepository, parse_uri
 
-    rules = open_repository(uri).gc_rules()  # type: ignore[attr-defined]
     if apply:
         raise CurateError(
-            f"{uri}: lakeFS removes garbage itself (its GC job, by these rules); nothing to apply"
+            f"{uri}: lakeFS removes garbage itself (its GC job, by its GC rules); nothing to apply"
         )
+    rules = LakeFSRepository(parse_uri(uri)[0]).gc_rules()
     if rules is None:
         print(f"{uri}: no GC rules; lakeFS keeps every version (set them: lakectl gc set-config)")
         return 0

@@ -571,29 +571,25 @@ class LakeFSRepository(VersionStore):
 
         metadata = lineage_metadata(lineage or {}, run_branch)
         context = _Context(f"committing {run_branch} of {self.name}")
-        base = self._call(context, self.branches_api.get_branch, self.repo, run_branch).commit_id
+        head = self._call(context, self.branches_api.get_branch, self.repo, run_branch).commit_id
         creation = CommitCreation.from_dict({"message": message, "metadata": metadata, "allow_empty": True})
-        try:
-            commit = self._call(
+        with contextlib.suppress(_NoChanges):  # nothing staged: an import committed, or nothing changed
+            head = self._call(
                 context, self._unless_no_changes(self.commits.commit), self.repo, run_branch, creation
-            )
-        except _NoChanges:  # the output is the target's head as it was when the run branch was made
-            self._drop_run_branch(run_branch)
-            return self.resolve(base)
+            ).id
         context = _Context(
             f"merging {run_branch} into {branch}",
             conflict=f"{self.name}@{branch} moved while the run was committed; {branch} is unchanged and the"
-            f" run's commit {commit.id[:12]} stays on branch {run_branch} (rerun, or `curate versions merge"
+            f" run's commit {head[:12]} stays on branch {run_branch} (rerun, or `curate versions merge"
             f" {self.name}@{run_branch} {branch} --strategy source-wins`)",
         )
-        result = self._call(
-            context,
-            self.refs.merge_into_branch,
-            self.repo,
-            run_branch,
-            branch,
-            merge=Merge.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
-        )
+        body = Merge.from_dict({"message": message, "metadata": metadata, "allow_empty": True})
+        merge_into = self._unless_no_changes(self.refs.merge_into_branch)
+        try:
+            result = self._call(context, merge_into, self.repo, run_branch, branch, merge=body)
+        except _NoChanges:  # the output is the version the run branch was made from (lakeFS 0.113 makes
+            self._drop_run_branch(run_branch)  # no empty commit): that version is the run's
+            return self.resolve(head)
         self._call(_Context(f"deleting {run_branch}"), self.branches_api.delete_branch, self.repo, run_branch)
         return self.resolve(result.reference)
 
