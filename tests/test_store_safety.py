@@ -200,3 +200,12 @@ def test_a_cached_checkout_edited_in_place_is_rebuilt_from_the_objects(home, tmp
     assert resolve_data("web@main") == first and (first / "shards" / "s-1.parquet").stat().st_nlink == 1
     (first / "shards" / "planted.parquet").write_bytes(b"extra")
     assert not (resolve_data("web@main") / "shards" / "planted.parquet").exists()
+
+
+def test_a_folder_whose_shards_are_not_exactly_the_manifests_is_never_committed(home, tmp_path, capsys):
+    folder = _output(tmp_path / "mixed", {"s-0.parquet": b"mine"})
+    (folder / "shards" / "s-7.parquet").write_bytes(b"another run's shard")
+    head = LocalStore().branches("web")["main"]
+    err = _refused(["versions", "commit", str(folder), "web@main"], capsys)
+    assert "shards/s-7.parquet: not listed in manifest.json" in err
+    assert LocalStore().branches("web")["main"] == head

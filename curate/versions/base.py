@@ -243,7 +243,15 @@ def check_against_manifest(
         else:
             manifest = read_json_file(Path(path)) if Path(path).is_file() else None
     where = str(root).rstrip("/")
-    for relative, entry in sorted(manifest_files(manifest).items()):
+    listed = manifest_files(manifest)
+    folders = {path.rpartition("/")[0] for path in listed if "/" in path}
+    unlisted = sorted(p for p in digests if p.rpartition("/")[0] in folders and p not in listed)
+    if unlisted:
+        raise CurateError(
+            f"{where}/{unlisted[0]}: not listed in {MANIFEST} ({len(unlisted)} such file(s), another run's?);"
+            " refusing to commit a folder whose shards are not exactly the manifest's"
+        )
+    for relative, entry in sorted(listed.items()):
         if relative not in digests:
             raise CurateError(f"{where}/{relative}: listed in {MANIFEST} but missing; refusing to commit")
         if digests[relative] != entry["sha256"]:

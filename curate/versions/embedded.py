@@ -17,7 +17,7 @@ branch's lock, reading the head and writing the new one in one critical section:
 land, one after another, and none is lost. Checkouts copy (never hard-link) and check every byte against
 its sha256, so editing a checked-out file cannot change a stored version; a checkout never overlaps the
 store and never deletes a file it did not write (see ``checkout_target``). A version is one run's output
-as a whole, so a merge takes one side's whole version, never a mix of two runs. ``gc`` holds the store-wide
+as a whole, so a merge never mixes two runs' files (see ``LocalStore.merge``). ``gc`` holds the store-wide
 lock exclusively while commits hold it shared, so it never deletes the objects of a commit in flight.
 """
 
@@ -342,10 +342,12 @@ class LocalStore:
     def merge(
         self, dataset: str, source: str, destination: str, message: str = "", strategy: str | None = None
     ) -> Commit:
-        """Merge ``source`` into branch ``destination``. A version is one run's output (its manifest, stats,
-        shards and documents belong together), so the merge takes one side's whole version: the side that
-        changed since the common ancestor, or, when both did, the side ``strategy`` names (without one that
-        is a conflict and nothing moves)."""
+        """Three-way merge of ``source`` into branch ``destination``, as lakeFS merges (a path changed on one
+        side only takes that side's content; changed differently on both is a conflict unless ``strategy``
+        picks a side), with one rule of curate's: a run's output is indivisible. When both sides changed
+        since their merge base and either brings a new run (its manifest.json or stats.json changed), the
+        result is one side's whole version, the one ``strategy`` names (without one: a conflict), never
+        one run's manifest and stats beside another run's shards and documents."""
         src = self.resolve(dataset, source)
         head_path = self._ref_path(dataset, "heads", destination)
         if not head_path.is_file():
@@ -359,31 +361,72 @@ class LocalStore:
                 return src
             base = self._merge_base(src.id, dst.id)
             base_files = self.commit(base).files if base else {}
-            if src.files in (dst.files, base_files):
-                winner = dst
-            elif dst.files == base_files or strategy == "source-wins":
-                winner = src
-            elif strategy == "dest-wins":
-                winner = dst
+            new_run = any(
+                side.files.get(path) != base_files.get(path)
+                for side in (src, dst)
+                for path in (MANIFEST, STATS)
+            )
+            if new_run and base_files not in (src.files, dst.files):
+                merged, winner = self._whole_version(dataset, source, destination, src, dst, strategy)
             else:
-                differing = sorted(
-                    p for p in src.files.keys() | dst.files.keys() if src.files.get(p) != dst.files.get(p)
+                merged, winner = self._merge_paths(
+                    dataset, source, destination, base_files, src, dst, strategy
                 )
-                raise CurateError(
-                    f"{dataset}: merging {source} into {destination} conflicts: both changed since"
-                    f" {base[:12] if base else 'they diverged'} ({len(differing)} path(s) differ, e.g."
-                    f" {differing[0]}) and a version is one run's output, never a mix of two;"
-                    f" {destination} is unchanged (use --strategy source-wins or dest-wins to keep one side's"
-                    " version)"
-                )
-            stats_entry = winner.files.get(STATS)
+            stats_entry = merged.get(STATS)
             stats = self._stored_json(stats_entry) if stats_entry else {}
             text = message or f"Merge '{source}' into '{destination}'"
-            record = self._write_commit(
-                dataset, dst.id, src.id, text, dict(winner.files), stats, winner.lineage
-            )
+            record = self._write_commit(dataset, dst.id, src.id, text, merged, stats, winner.lineage)
             self._write_ref(head_path, record.id)
         return record
+
+    @staticmethod
+    def _merge_paths(
+        dataset: str,
+        source: str,
+        destination: str,
+        base_files: dict[str, Any],
+        src: Commit,
+        dst: Commit,
+        strategy: str | None,
+    ) -> tuple[dict[str, Any], Commit]:
+        merged, conflicts = {}, []
+        for path in sorted(base_files.keys() | src.files.keys() | dst.files.keys()):
+            b, s, d = base_files.get(path), src.files.get(path), dst.files.get(path)
+            if s in (d, b):
+                chosen = d
+            elif d == b:
+                chosen = s
+            elif strategy in ("source-wins", "dest-wins"):
+                chosen = s if strategy == "source-wins" else d
+            else:
+                conflicts.append(path)
+                continue
+            if chosen is not None:
+                merged[path] = chosen
+        if conflicts:
+            raise CurateError(
+                f"{dataset}: merging {source} into {destination} conflicts on {len(conflicts)} path(s), e.g."
+                f" {conflicts[0]}; {destination} is unchanged (use --strategy source-wins or dest-wins, or"
+                " resolve on a branch)"
+            )
+        return merged, src if merged == src.files else dst
+
+    @staticmethod
+    def _whole_version(
+        dataset: str, source: str, destination: str, src: Commit, dst: Commit, strategy: str | None
+    ) -> tuple[dict[str, Any], Commit]:
+        if strategy not in ("source-wins", "dest-wins"):
+            differing = sorted(
+                p for p in src.files.keys() | dst.files.keys() if src.files.get(p) != dst.files.get(p)
+            )
+            raise CurateError(
+                f"{dataset}: merging {source} into {destination} conflicts: both changed and one holds a new"
+                f" run ({len(differing)} path(s) differ, e.g. {differing[0]}); a run's output is never"
+                f" mixed with another's; {destination} is unchanged (use --strategy source-wins or dest-wins"
+                " to keep one side's whole version)"
+            )
+        winner = src if strategy == "source-wins" else dst
+        return dict(winner.files), winner
 
     def _ancestors(self, commit_id: str) -> set[str]:
         seen, todo = set(), [commit_id]
