@@ -17,18 +17,20 @@ import struct
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from curate.core.config import StageConfig
+from curate.core.config import NamesPath, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import local_copy
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 
 
 class LangIdConfig(StageConfig):
-    model: str | None = Field(None, description="fastText LID model path; default: lid.176.ftz (PyPI).")
+    model: Annotated[str | None, NamesPath("file")] = Field(
+        None, description="fastText LID model path; default: lid.176.ftz (PyPI)."
+    )
     languages: list[str] | None = Field(["en"], description="Allowed ISO codes; null or 'all' keeps all.")
     min_score: float = Field(0.65, ge=0.0, le=1.0, description="FineWeb's language score threshold.")
 

@@ -15,14 +15,14 @@ import json
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from pydantic import Field
 
-from curate.core.config import Strict
+from curate.core.config import NamesPath, Strict
 from curate.core.errors import CurateError
 from curate.core.ids import document_id
 from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
@@ -32,7 +32,9 @@ from curate.pipelines.unique_ids import POSITION, Record, Renames, id_and_record
 
 
 class InputConfig(Strict):
-    paths: list[str] = Field(default_factory=list, description="Files or globs; anything Beam can open.")
+    paths: Annotated[list[str], NamesPath("glob")] = Field(
+        default_factory=list, description="Files or globs; anything Beam can open."
+    )
     format: Literal["auto", "warc", "wet", "jsonl", "parquet"] = "auto"
     id_field: str = "id"
     url_field: str = "url"
