@@ -15,7 +15,15 @@ from pydantic import ValidationError
 from curate.core.errors import CurateError
 from curate.pipelines.recipe import Config
 
-__all__ = ["Config", "ConfigError", "config_to_yaml", "default_config", "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "config_to_yaml",
+    "default_config",
+    "load_config",
+    "parse_config",
+    "parse_yaml",
+]
 
 
 class ConfigError(CurateError, ValueError):
@@ -42,14 +50,17 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
 
 MAX_RECIPE_BYTES = 1_000_000  # a recipe is a page of YAML; more is a mistake or an attack
 MAX_ALIASES = 100  # YAML aliases a recipe may use (an "anchor bomb" nests them to exhaust memory)
+MAX_DEPTH = 50  # nesting a recipe may use (the deepest real key is ~6 levels; PyYAML recurses per level)
 
 
 class _RecipeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with a bound on aliases: nested aliases expand exponentially when walked."""
+    """PyYAML's safe loader with bounds on aliases (nested aliases expand exponentially when walked) and
+    on nesting (PyYAML composes and constructs recursively: deep nesting would exhaust the stack)."""
 
     def __init__(self, stream: str):
         super().__init__(stream)
         self.aliases = 0
+        self.depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -57,7 +68,30 @@ class _RecipeLoader(yaml.SafeLoader):
             if self.aliases > MAX_ALIASES:
                 mark = self.peek_event().start_mark
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (line {mark.line + 1})")
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """A recipe's YAML text as data, with the loader's bounds; ConfigError naming ``source`` and the line.
+
+    The command line and the service both parse recipes here, so both refuse the same inputs."""
+    try:
+        loader = _RecipeLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f": line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
 
 
 def _read_recipe(path: Path) -> str:
@@ -79,18 +113,7 @@ def _read_recipe(path: Path) -> str:
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
-    text = _read_recipe(path)
-    try:
-        loader = _RecipeLoader(text)
-        try:
-            data = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
-    return parse_config(data, str(path))
+    return parse_config(parse_yaml(_read_recipe(path), str(path)), str(path))
 
 
 def default_config() -> Config:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
 
 class Strict(BaseModel):
@@ -97,6 +97,16 @@ def path_values(config: BaseModel, loc: tuple[str | int, ...] = ()) -> Iterator[
             for key, item in value.items():
                 if isinstance(item, BaseModel):
                     yield from path_values(item, (*loc, name, key))
+
+
+# Validation context for checking a recipe's shape without opening any file it names: the service
+# validates so, confines every path-bearing value (path_values), and only then validates in full.
+SHAPE_ONLY: dict[str, Any] = {"open_files": False}
+
+
+def may_open_files(info: ValidationInfo) -> bool:
+    """Whether a validator may open the files a recipe names (False under SHAPE_ONLY)."""
+    return bool((info.context or {}).get("open_files", True))
 
 
 class StageConfig(Strict):
