@@ -102,9 +102,13 @@ def run_report(job_id: JobId, ctx: Context) -> FileResponse:
 
 @reports.get("/reports/{path:path}", response_class=HTMLResponse, summary="report.html of an output folder")
 def folder_report(path: str, ctx: Context) -> FileResponse:
-    resolved = confine(path, ctx.settings.roots, "path")
-    report = resolved if resolved.name == "report.html" else resolved / "report.html"
-    report = confine(str(report), ctx.settings.roots, "path")  # a symlinked report.html too
-    if not report.is_file():
-        raise HTTPException(404, f"no report.html at {path}")
-    return FileResponse(report, media_type="text/html")
+    """An absolute path, or one relative to any root (the first root that holds a report there wins)."""
+    roots = ctx.settings.roots
+    candidates = [path] if Path(path).is_absolute() else [str(root / path) for root in roots]
+    for candidate in candidates:
+        resolved = confine(candidate, roots, "path")
+        report = resolved if resolved.name == "report.html" else resolved / "report.html"
+        report = confine(str(report), roots, "path")  # a symlinked report.html too
+        if report.is_file():
+            return FileResponse(report, media_type="text/html")
+    raise HTTPException(404, f"no report.html at {path}")
