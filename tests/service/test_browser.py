@@ -36,8 +36,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, start_m
     """`curate serve` whose first root holds a `curate` package that would shadow the installed one if
     a job's Python put its working directory on sys.path."""
     root = tmp_path_factory.mktemp("parent")
-    (root / "curate").mkdir()
-    (root / "curate" / "__init__.py").write_text("# a checkout of curate, not the installed package\n")
+    checkout = root / "curate"  # `git clone ... curate`: a folder Python would import as a namespace package
+    (checkout / "curate").mkdir(parents=True)
+    (checkout / "curate" / "__init__.py").write_text("# a checkout's package, not the installed one\n")
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'curate'\n")
     (root / "not-a-model.bin").write_bytes(b"this is not a fastText model\n" * 8)
     return start_module_service([root, shared_data], root / ".curate-service", token=TOKEN)
 
