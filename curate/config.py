@@ -5,12 +5,13 @@ Errors are one line naming the file and the key, since a recipe is something use
 
 from __future__ import annotations
 
+import difflib
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from curate.core.errors import CurateError
 from curate.pipelines.recipe import Config
@@ -20,6 +21,7 @@ __all__ = [
     "ConfigError",
     "config_to_yaml",
     "default_config",
+    "error_message",
     "load_config",
     "parse_config",
     "parse_yaml",
@@ -34,7 +36,43 @@ def _describe(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(top level)"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{source}: {key}: {first['msg'].removeprefix('Value error, ')}{more}"
+    return f"{source}: {key}: {error_message(first)}{more}"
+
+
+def error_message(error: Any) -> str:
+    """One validation error's message; for an unknown key, the known key it was probably meant to be."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden" and error["loc"]:
+        model = _model_at(Config, error["loc"][:-1])
+        known = list(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.6)
+        message = "unknown key" + (
+            f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+        )
+    return message
+
+
+def _model_at(model: type[BaseModel], loc: Any) -> type[BaseModel] | None:
+    """The config model at ``loc`` inside ``model`` (list indices and dict keys step into their items)."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue  # a list index or a dict key: the items' model is the one found so far
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_config(data: Any, source: str = "<config>") -> Config:

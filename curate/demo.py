@@ -58,6 +58,7 @@ def _pages(xml_stream) -> Iterator[tuple[str, str, str]]:
             page = {}
             element.clear()
 
+
 # Link namespaces of images and other media (English and Bulgarian names, as the dumps spell them):
 # `[[File:x.jpg|thumb|upright=1.3|A caption]]` would otherwise leave "thumb|upright=1.3|A caption".
 MEDIA_NAMESPACES = ("file", "image", "media", "файл", "картинка", "медия", "изображение")

@@ -62,9 +62,9 @@ def check_confined(path: str) -> None:
     if not is_local(path):
         raise OutsideRoots(f"{path}: the service's jobs open local files only")
     real = os.path.realpath(path.removeprefix("file://"))
-    if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
-        if not any(real.startswith(folder + os.sep) for folder in _installed_packages()):
-            raise OutsideRoots(f"{path}: leads outside the service's roots; not opened")
+    inside = any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    if not inside and not any(real.startswith(folder + os.sep) for folder in _installed_packages()):
+        raise OutsideRoots(f"{path}: leads outside the service's roots; not opened")
 
 
 def _installed_packages() -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from curate.config import Config, ConfigError, parse_yaml
+from curate.config import Config, ConfigError, error_message, parse_yaml
 from curate.core.config import SHAPE_ONLY, path_values
 from curate.service.paths import confine, confine_pattern
 
@@ -74,7 +74,7 @@ def _validated(data: dict[str, Any], context: dict[str, Any] | None = None) -> C
         first = error.errors()[0]
         loc = ["recipe", *first["loc"]]
         more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        message = first["msg"].removeprefix("Value error, ")
+        message = error_message(first)
         raise RequestProblem(loc, f"{'.'.join(map(str, loc))}: {message}{more}") from None
     except RecursionError:  # a JSON body nested deeper than any recipe (YAML text is bounded by its loader)
         raise RequestProblem(["recipe"], "nested too deeply to be a recipe") from None
