@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import Field
 
 from curate.config import Config
 from curate.core.config import SHAPE_ONLY, NamesPath, Strict, path_values
 from curate.core.files import CONFINE_ENV, OutsideRoots, check_confined
 from curate.filters.langid import FASTTEXT_MAGIC, model_languages
+from curate.service.app import create_app
 from curate.service.paths import PathOutsideRoots
 from curate.service.requests import confined_paths
+from curate.service.settings import ServiceSettings
 
 SECRET = "the outside file's secret sentence that no job may read"
 
@@ -189,3 +192,21 @@ def test_a_job_refuses_to_open_a_path_that_leads_outside(monkeypatch, tmp_path: 
         check_confined(str(tmp_path / "link.txt"))
     with pytest.raises(OutsideRoots):
         check_confined("s3://bucket/key")
+
+
+def test_a_relative_report_path_is_looked_up_under_every_root(tmp_path: Path):
+    first, second, outside = tmp_path / "first", tmp_path / "second", tmp_path / "outside"
+    for folder in (second / "runs" / "a", first / "runs" / "b", outside / "runs" / "a"):
+        folder.mkdir(parents=True)
+    (second / "runs" / "a" / "report.html").write_text("<p>report a, second root</p>")
+    (first / "runs" / "b" / "report.html").write_text("<p>report b, first root</p>")
+    (outside / "runs" / "a" / "report.html").write_text("<p>outside</p>")
+    client = TestClient(
+        create_app(ServiceSettings.create([str(first), str(second)], None, state=str(tmp_path)))
+    )
+    assert "second root" in client.get("/reports/runs/a").text
+    assert "first root" in client.get("/reports/runs/b/report.html").text
+    assert "second root" in client.get(f"/reports/{second}/runs/a").text
+    assert client.get("/reports/runs/nowhere").status_code == 404
+    assert client.get("/reports/../outside/runs/a").status_code in (403, 404)
+    assert client.get(f"/reports/{outside}/runs/a").status_code == 403
