@@ -128,8 +128,8 @@ def confined_paths(
         expanded.setdefault(found.loc[:-1], []).extend(str(file) for file in files)
         if found.loc[:2] == ("input", "paths"):
             total_bytes += sum(file.stat().st_size for file in files)
-    for loc, files in expanded.items():
-        _set(dumped, loc, list(dict.fromkeys(files)))
+    for where, paths in expanded.items():
+        _set(dumped, where, list(dict.fromkeys(paths)))
     return dumped, total_bytes
 
 
