@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from curate.core.config import NamesPath, StageConfig, Strict
 from curate.core.errors import CurateError
+from curate.core.files import check_confined
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.dedup_text import Normalization, ngram_positions
 
@@ -120,6 +121,7 @@ def eval_items(spec: EvalSetConfig, label: str | None = None) -> Iterator[str]:
     for path in paths:
         if not Path(path).is_file():
             raise CurateError(f"{label}: {path} not found")
+        check_confined(path)  # in a job of `curate serve`: still inside its roots
         fmt = spec.format if spec.format != "auto" else _detect(path)
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -188,6 +190,7 @@ class NgramIndex:
     def load(cls, path: str, key: str = "stages.decontaminate.index") -> NgramIndex:
         if not Path(path).is_file():
             raise CurateError(f"{key}: n-gram index {path} not found; build it with `curate decont index`")
+        check_confined(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
