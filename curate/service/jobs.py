@@ -291,7 +291,8 @@ class JobRunner:
         # environment for every Python the job starts, Beam's workers too), and jobs start in an empty
         # folder of their own. The recipe's paths are absolute already.
         env["PYTHONSAFEPATH"] = "1"
-        env[CONFINE_ENV] = os.pathsep.join(str(root) for root in self.settings.roots)
+        # What the job may open: the roots, and its own folder (where its default output goes).
+        env[CONFINE_ENV] = os.pathsep.join([*map(str, self.settings.roots), os.path.realpath(directory)])
         workdir = directory / "cwd"
         workdir.mkdir(exist_ok=True)
         if job.kind == "run":
