@@ -144,6 +144,10 @@ def checked_config(request: RunRequest, roots: tuple[Path, ...], default_output:
         raise RequestProblem(
             ["recipe", "runner", "name"], "the service runs recipes on the direct runner only"
         )
+    if config.runner.options:  # free-form Beam flags can name paths (temp_location) the markers cannot see
+        raise RequestProblem(
+            ["recipe", "runner", "options"], "the service passes no Beam options to its runs; remove them"
+        )
     if config.output.dataset is not None and not NAME.match(config.output.dataset):
         raise RequestProblem(["recipe", "output", "dataset"], "use letters, digits, '.', '_' and '-'")
     if not NAME.match(config.output.branch):

@@ -85,6 +85,14 @@ def test_every_path_bearing_key_outside_the_roots_gets_403_naming_it(served, out
     assert len(checked) == 16  # input, output, 5 models, 3 lists, eval set, index, 2 tokenizers, 2 against
 
 
+def test_beam_options_are_refused(served):
+    """Free-form Beam flags can name paths the declarations cannot see (temp_location, staging)."""
+    recipe = {"runner": {"options": {"temp_location": "/tmp/elsewhere"}}}
+    source = [str(served.roots[1] / "jsonl" / "*.jsonl.gz")]
+    status, answer = served.request("POST", "/api/runs", {"recipe": recipe, "input": source})
+    assert status == 422 and answer["detail"][0]["loc"] == ["body", "recipe", "runner", "options"]
+
+
 def test_versions_and_bundled_names_are_not_paths(served):
     config = Config.model_validate({"stages": {"dedup_exact": {"against": ["web@main"]}}})
     dumped, _ = confined_paths(config, tuple(served.roots))
