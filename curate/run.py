@@ -44,7 +44,7 @@ from curate.report import write_report
 from curate.shards import write_manifest
 from curate.versions import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target, commit_run
-from curate.worker_paths import absolute_local_paths, check_workers_can_reach
+from curate.worker_paths import absolute_local_paths, check_confined_paths, check_workers_can_reach
 
 
 @dataclass
@@ -225,6 +225,7 @@ def run(
     started = time.monotonic()
     configure_object_stores(config.storage)  # before the first s3:// or gs:// path is matched
     config = absolute_local_paths(config)
+    check_confined_paths(config)  # a job of `curate serve`: its paths still lead inside the roots
     check_workers_can_reach(config)
     if append:
         dataset, branch = parse_spec(append)

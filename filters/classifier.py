@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from curate.core.config import StageConfig, Strict
+from curate.core.config import NamesPath, StageConfig, Strict
 from curate.core.errors import CurateError
 from curate.filters.base import Annotations, Doc, FilterSpec
 
@@ -29,7 +29,7 @@ class ClassifierModelConfig(Strict):
     name: str = Field(
         pattern=r"^[a-z][a-z0-9_]*$", description="Annotations are <name>_score, <name>_bucket."
     )
-    path: str = Field(description="A fastText supervised model (.bin or .ftz).")
+    path: Annotated[str, NamesPath("file")] = Field(description="A fastText supervised model (.bin or .ftz).")
     positive_label: str = Field("__label__hq", description="The label whose probability is the score.")
     min_score: float | None = Field(None, ge=0.0, le=1.0, description="Reject below this score.")
     keep_top_fraction: float | None = Field(
@@ -53,7 +53,7 @@ class ClassifierConfig(StageConfig):
 
     enabled: bool = False
     models: list[ClassifierModelConfig] = Field(default_factory=list)
-    tokenizer: str = Field(
+    tokenizer: Annotated[str, NamesPath("file", builtins=("gpt2",))] = Field(
         "gpt2", description="Counts the tokens that weigh percentiles: 'gpt2' or a tokenizer.json path."
     )
     histogram_bins: int = Field(

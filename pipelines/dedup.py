@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import apache_beam as beam
 import numpy as np
 from pydantic import Field, model_validator
 
-from curate.core.config import StageConfig
+from curate.core.config import NamesPath, StageConfig
 from curate.filters.dedup_text import Normalization, exact_key, shingle_hashes
 from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
 from curate.pipelines.connected_components import ConnectedComponents
@@ -52,7 +52,7 @@ class DedupExactConfig(StageConfig):
     normalize_whitespace: bool = True
     strip_punctuation: bool = True
     normalize_digits: bool = Field(True, description="Every digit counts as 0 (page counters, dates).")
-    against: list[str] = Field(
+    against: Annotated[list[str], NamesPath("folder", versions=True)] = Field(
         default_factory=list,
         description="Versions (NAME@REF or output folders) whose kept documents this run must not repeat.",
     )
@@ -80,7 +80,7 @@ class DedupMinhashConfig(StageConfig):
     verify: bool = Field(True, description="Link a candidate pair only if estimated Jaccard >= threshold.")
     components_rounds: int = Field(16, ge=1, description="Unrolled connected-components rounds.")
     batch_size: int = Field(256, ge=1, description="Documents per vectorised signature batch.")
-    against: list[str] = Field(
+    against: Annotated[list[str], NamesPath("folder", versions=True)] = Field(
         default_factory=list,
         description="Versions (NAME@REF or output folders) whose documents' near-duplicates to drop.",
     )

@@ -15,15 +15,16 @@ import json
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from pydantic import Field
 
-from curate.core.config import Strict
+from curate.core.config import NamesPath, Strict
 from curate.core.errors import CurateError
+from curate.core.files import check_confined
 from curate.core.ids import document_id
 from curate.pipelines.decompress import LostRange, decompressed_chunks, next_gzip_member
 from curate.pipelines.progress import flush, report_bytes, report_read
@@ -32,7 +33,9 @@ from curate.pipelines.unique_ids import POSITION, Record, Renames, id_and_record
 
 
 class InputConfig(Strict):
-    paths: list[str] = Field(default_factory=list, description="Files or globs; anything Beam can open.")
+    paths: Annotated[list[str], NamesPath("glob")] = Field(
+        default_factory=list, description="Files or globs; anything Beam can open."
+    )
     format: Literal["auto", "warc", "wet", "jsonl", "parquet"] = "auto"
     id_field: str = "id"
     url_field: str = "url"
@@ -458,6 +461,7 @@ def _read_any(path: str, cfg: InputConfig, byte_range: tuple[int, int] | None) -
     if byte_range is not None and fmt not in ("warc", "wet"):
         raise CurateError(f"{path}: only WARC and WET files are read in byte ranges, not {fmt}")
     try:
+        check_confined(path)  # under `curate serve`: a file swapped for a symlink since submission
         raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except Exception as error:
         yield unreadable(path, "open", str(error).splitlines()[0] if str(error) else type(error).__name__)

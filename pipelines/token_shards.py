@@ -11,12 +11,12 @@ Encoding (encode.py), the draw (mixing.py), shard writing (shard_writer.py), the
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import apache_beam as beam
 from pydantic import Field
 
-from curate.core.config import StageConfig, StageDef, Strict
+from curate.core.config import NamesPath, StageConfig, StageDef, Strict
 from curate.core.tokenizer import TokenizerInfo, prepare
 from curate.filters.mixing import MixingConfig, mixing_report, plan_mix
 from curate.pipelines.combiners import SumPerKey
@@ -49,7 +49,9 @@ class TokenizerTrainConfig(Strict):
 
 
 class TokenizeConfig(StageConfig):
-    tokenizer: str = Field("gpt2", description="'gpt2' (bundled BPE) or a tokenizer.json path.")
+    tokenizer: Annotated[str, NamesPath("file", builtins=("gpt2",))] = Field(
+        "gpt2", description="'gpt2' (bundled BPE) or a tokenizer.json path."
+    )
     train: TokenizerTrainConfig | None = None
     batch_size: int = Field(256, ge=1)
     shard_tokens: int = Field(50_000_000, ge=1, description="Target tokens per shard.")

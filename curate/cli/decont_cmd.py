@@ -8,7 +8,14 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("decont", help="Benchmark decontamination tools.")
+    group = subparsers.add_parser(
+        "decont",
+        help="Remove benchmark text from training data: build the n-gram index of evaluation sets.",
+        description="Decontamination keeps evaluation-benchmark text out of the training data. `curate "
+        "decont index` builds the n-gram index of evaluation sets once; a recipe's "
+        "`stages.decontaminate.index` then rejects (or strips the lines of) every document that shares "
+        "n-grams with them.",
+    )
     commands = group.add_subparsers(dest="decont_command", required=True, metavar="COMMAND")
     index = commands.add_parser("index", help="Build the n-gram index of evaluation sets.")
     index.add_argument(

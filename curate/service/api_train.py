@@ -17,9 +17,10 @@ from curate.service.requests import JOB_ID, NAME, RequestProblem, TrainRequest
 api = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["training"])
 
 
-def train_view(job: Job) -> dict[str, Any]:
+def train_view(ctx: ServiceContext, job: Job) -> dict[str, Any]:
     view = job.summary()
     view["series"] = train_series(Path(job.output))
+    view["log_tail"] = ctx.failure_log(job)
     return view
 
 
@@ -60,12 +61,12 @@ def start_train(body: TrainRequest, ctx: Context) -> dict[str, str]:
 
 @api.get("/train", summary="All training jobs with their loss series")
 def list_train(ctx: Context) -> dict[str, Any]:
-    return {"jobs": [train_view(job) for job in ctx.records.list("train")]}
+    return {"jobs": [train_view(ctx, job) for job in ctx.records.list("train")]}
 
 
 @api.get("/train/{job_id}", summary="A training job: status, loss, eval loss and tokens/s so far")
 def get_train(job_id: JobId, ctx: Context) -> dict[str, Any]:
-    return train_view(ctx.job(job_id, "train"))
+    return train_view(ctx, ctx.job(job_id, "train"))
 
 
 @api.post("/train/{job_id}/cancel", status_code=202, summary="Cancel a training job")
