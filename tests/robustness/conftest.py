@@ -152,7 +152,7 @@ def _plain_warc_with_garbage(folder: Path, shared_path) -> DamagedInput:
     cut = responses[15]
     path = folder / "garbage.warc"
     path.write_bytes(data[:cut] + b"\x00garbage that is no WARC record\xff" * 40 + b"\r\n" + data[cut:])
-    return DamagedInput(path, 22, regions=1, problems=["corrupt record after this offset"])
+    return DamagedInput(path, 22, regions=1, problems=["no WARC record starts here"])
 
 
 def _parquet_bad_row_group(folder: Path, shared_path) -> DamagedInput:
