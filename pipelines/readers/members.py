@@ -129,8 +129,8 @@ def decompressed_chunks(raw: BinaryIO, name: str) -> Iterator[bytes | LostRange]
                 yield from held or ()
                 held = None
                 problem = (
-                    "truncated: cannot decompress past the end of the file "
-                    f"({codec.name} member at byte {start})"
+                    f"truncated: the file ends inside the {codec.name} member at byte {start} "
+                    f"({offset - start:,} compressed bytes of it read, the rest missing)"
                 )
                 break
             try:
