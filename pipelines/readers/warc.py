@@ -34,6 +34,7 @@ _HEADER_LIMIT = 1 << 20  # a WARC header longer than this is damage, not a heade
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$")
 _WARC_TYPE = re.compile(rb"(?im)^warc-type[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_HEADER_LINE = re.compile(rb"\nWARC/[0-9]")
 
 
 def read_warc(
@@ -122,7 +123,10 @@ def _read_plain(raw: BinaryIO, path: str, fmt: str, cfg: InputConfig) -> Iterato
             yield unreadable(path, f"byte {frame.offset}", frame.problem + where)
             continue
         kind = _WARC_TYPE.search(frame.header)
-        if kind is None or kind.group(1).lower() != _WANTED[fmt]:
+        if kind is None:  # it may have been a document: count it
+            yield unreadable(path, f"byte {frame.offset}", "the record header has no WARC-Type")
+            continue
+        if kind.group(1).lower() != _WANTED[fmt]:
             continue
         if frame.block is None:
             yield too_large(path, f"byte {frame.offset}", frame.length, cfg)
@@ -197,15 +201,17 @@ def _damage(raw: BinaryIO, offset: int, problem: str) -> _Damage:
 
 
 def _next_warc_header(raw: BinaryIO, after: int) -> int | None:
-    """Offset of the next line that starts a WARC record header, to resume an uncompressed WARC there."""
-    raw.seek(after - 1)
-    position = after - 1
+    """Offset of the next line at or after ``after`` that starts a WARC record header (``WARC/`` and a
+    version digit: ClueWeb writes WARC/0.18), to resume an uncompressed WARC there."""
+    position = max(after - 1, 0)  # from the line end before it
+    raw.seek(position)
     carry = b""
     while block := raw.read(1 << 20):
         window = carry + block
-        index = window.find(b"\nWARC/1.")
-        if index != -1:
-            return position - len(carry) + index + 1
+        for found in _HEADER_LINE.finditer(window):
+            start = position - len(carry) + found.start() + 1
+            if start >= after:
+                return start
         carry = window[-8:]
         position += len(block)
     return None
