@@ -46,12 +46,17 @@ def read_jsonl(raw: BinaryIO, path: str, cfg: InputConfig) -> Iterator[Document]
     oversize = 0  # bytes of the current line dropped because it is too large
     for chunk in utf8_lines_text(decompressed_chunks(raw, path)):
         if isinstance(chunk, LostRange):
-            lost = f"; {chunk.end - chunk.start:,} compressed bytes skipped" if chunk.end > chunk.start else ""
+            lost = (
+                f"; {chunk.end - chunk.start:,} compressed bytes skipped" if chunk.end > chunk.start else ""
+            )
             if pending or oversize:  # a line was cut: name it, and how much of it was read
                 cut = f"; the line is cut after {len(pending) + oversize:,} bytes, which are dropped"
-                yield unreadable(path, f"line {line_number + 1}", f"{chunk.problem}{cut}{lost}")
+                line_number += 1  # the cut line has its number: the lines after it count on from there
+                yield unreadable(path, f"line {line_number}", f"{chunk.problem}{cut}{lost}")
             else:
-                span = f"bytes {chunk.start}-{chunk.end}" if chunk.end > chunk.start else f"byte {chunk.start}"
+                span = (
+                    f"bytes {chunk.start}-{chunk.end}" if chunk.end > chunk.start else f"byte {chunk.start}"
+                )
                 yield unreadable(path, span, f"{chunk.problem}{lost}")
             pending.clear()
             oversize = 0

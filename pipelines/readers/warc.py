@@ -17,14 +17,14 @@ from __future__ import annotations
 import io
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from fastwarc.warc import ArchiveIterator
 
 from curate.core.ids import document_id
-from curate.pipelines.readers.members import next_gzip_member
+from curate.pipelines.readers.members import gzip_member_end, next_gzip_member
 from curate.pipelines.readers.records import Document, InputConfig, describe, too_large, unreadable
 from curate.pipelines.unique_ids import POSITION
 
@@ -220,73 +220,96 @@ def _next_warc_header(raw: BinaryIO, after: int) -> int | None:
 # ------------------------------------------------------------------------------------------- gzip
 
 
+@dataclass
+class _Pass:
+    """How one FastWARC pass over a gzip WARC ended."""
+
+    last_start: int  # offset of the last record it reached
+    damage: tuple[int, str] | None  # damage not yet reported: (offset, problem)
+    records: int = 0
+    pending: Document | None = None  # the last record's document, held until we know it was whole
+    past_end: bool = False  # stopped at the first record of the next byte range
+    in_record: bool = False  # the error came from the record at last_start itself
+    error: Exception | None = None
+
+
+def _one_pass(
+    raw: BinaryIO,
+    path: str,
+    fmt: str,
+    cfg: InputConfig,
+    start: int,
+    end: int | None,
+    damage: tuple[int, str] | None,
+) -> Generator[Document, None, _Pass]:
+    state = _Pass(start, damage)
+    raw.seek(start)
+    try:
+        for record in _iterate(raw, fmt):
+            # stream_pos is the record's offset in the file (FastWARC asks the file object's tell()),
+            # also after a seek: not relative to where this iterator started.
+            if end is not None and record.stream_pos >= end:
+                state.past_end = True
+                break
+            if state.pending is not None:
+                yield state.pending
+                state.pending = None
+            state.last_start, state.records = record.stream_pos, state.records + 1
+            if state.damage is not None and state.damage[0] < state.last_start:  # bytes were skipped
+                yield _damage_doc(path, state.damage, f"resumed at byte {state.last_start}")
+            state.damage = None
+            state.in_record = True
+            state.pending = _record_doc(record, path, fmt, state.last_start, cfg)
+            state.in_record = False
+    except Exception as error:  # FastWARC raises OSError, ValueError or worse on damage
+        state.error = error
+    return state
+
+
 def _read_gzip(
     raw: BinaryIO, path: str, fmt: str, cfg: InputConfig, byte_range: tuple[int, int] | None
 ) -> Iterator[Document]:
     """FastWARC over the stream; after an error, resume at the next gzip member that starts a record.
 
-    Every damaged stretch is one rejection: an error while parsing the record after a good one is named
-    once it is known whether the next member read is the damaged one (it fails at once) or follows it.
+    Every damaged stretch is one rejection: the record whose member cannot be decompressed, or the bytes
+    skipped between two whole members.
     """
     size = _file_size(raw)
     position, end = byte_range or (0, None)
-    damage: tuple[int, str] | None = None  # an error after the last good record, not yet reported
+    damage: tuple[int, str] | None = None
     while True:
-        raw.seek(position)
-        last_start = position
-        pending: Document | None = None  # held back until we know its record was complete
-        past_end = in_record = False
-        records = 0
-        try:
-            for record in _iterate(raw, fmt):
-                # stream_pos is the record's offset in the file (FastWARC asks the file object's
-                # tell()), also after a seek: not relative to where this iterator started.
-                if end is not None and record.stream_pos >= end:
-                    past_end = True
-                    break
-                if pending is not None:
-                    yield pending
-                    pending = None
-                last_start, records = record.stream_pos, records + 1
-                if damage is not None:
-                    yield _damage_doc(path, damage, f"resumed at byte {last_start}")
-                    damage = None
-                in_record = True
-                pending = _record_doc(record, path, fmt, last_start, cfg)
-                in_record = False
-        except Exception as error:  # FastWARC raises OSError, ValueError or worse on damage
-            if pending is not None:
-                yield pending
-            if in_record or not records:  # the record at last_start is the damaged one
+        state = yield from _one_pass(raw, path, fmt, cfg, position, end, damage)
+        damage, pending, last_start = state.damage, state.pending, state.last_start
+        if state.error is not None:
+            problem = f"corrupt record ({describe(state.error)})"
+            good_end = None if state.in_record or not state.records else gzip_member_end(raw, last_start)
+            if good_end is None:  # the record at last_start is the damaged one: not a document
                 resume = next_gzip_member(raw, last_start + 1)
-                yield _damage_doc(path, (last_start, f"corrupt record ({describe(error)})"), _resumed(resume))
                 damage = None
-            else:  # the damage follows the good record at last_start: named once we know where it ends
-                damage = (last_start, f"corrupt record after this offset ({describe(error)})")
-                resume = next_gzip_member(raw, last_start + 1)
-                if resume is None or (end is not None and resume >= end):
-                    yield _damage_doc(path, damage, _resumed(resume))
+                yield _damage_doc(path, (last_start, problem), _resumed(resume))
+            else:  # its member is whole: the damage follows it, named once we know where it ends
+                yield from [pending] if pending is not None else []
+                damage = (good_end, problem)
+                resume = next_gzip_member(raw, good_end)
             if resume is None or (end is not None and resume >= end):
+                yield from [_damage_doc(path, damage, _resumed(resume))] if damage else []
                 return
             position = resume
             continue
-        if past_end:  # the next range's first record follows: this range's last one was whole
-            yield from [pending] if pending is not None else []
-            if damage is not None:
-                yield _damage_doc(path, damage, "")
-            return
-        more = _record_start(raw, last_start + 1, size)
+        more = size if state.past_end else _record_start(raw, last_start + 1, size)
         if more < size and (end is None or more < end):
             # FastWARC ended without an error, yet whole records follow: read on from the next one
             # rather than lose the rest of the file without a word (seen once in a Beam worker).
             yield from [pending] if pending is not None else []
-            if not records and damage is None:  # nothing came out from `position`: say what was skipped
+            if not state.records and damage is None:  # nothing came out from `position`: say so
                 damage = (position, "no record could be read here")
             position = more
             continue
-        if damage is not None:
-            yield _damage_doc(path, damage, "")
-        yield from _at_file_end(raw, path, pending, last_start)
+        yield from [_damage_doc(path, damage, "")] if damage else []
+        if state.past_end:  # the next range's first record follows: this range's last one was whole
+            yield from [pending] if pending is not None else []
+        else:
+            yield from _at_file_end(raw, path, pending, last_start)
         return
 
 
