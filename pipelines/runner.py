@@ -12,7 +12,7 @@ from curate.core.config import Strict
 
 class RunnerConfig(Strict):
     name: Literal["direct", "portable", "dataflow", "flink", "spark", "prism"] = "direct"
-    workers: int = Field(2, ge=1, description="Worker processes for the direct runner.")
+    workers: int = Field(2, ge=1, le=1024, description="Worker processes for the direct runner.")
     job_endpoint: str | None = Field(None, description="HOST:PORT of a Beam job service (portable runner).")
     environment_type: str = Field("LOOPBACK", description="SDK harness environment for portable runners.")
     options: dict[str, str | bool | int | float] = Field(
