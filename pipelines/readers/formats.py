@@ -91,10 +91,11 @@ def expand_inputs(patterns: Iterable[str], output: str | None = None) -> list[st
             raise CurateError(f"input '{pattern}' matches no file")
         found = sorted(m.path for m in matches)
         inside = [path for path in found if output is not None and _inside(path, output)]
-        if inside:
+        if inside and output is not None:
+            folder = os.path.normpath(output) if is_local(output) else output
             raise CurateError(
                 f"input '{pattern}' matches {len(inside)} file(s) inside the run's output folder "
-                f"{output} (e.g. {inside[0]}): narrow the pattern or write the output elsewhere"
+                f"{folder} (e.g. {inside[0]}): narrow the pattern or write the output elsewhere"
             )
         files.extend(found)
     if not files:
