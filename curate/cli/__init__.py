@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 
 from curate import __version__
 from curate.cli import (
@@ -22,6 +24,7 @@ from curate.cli import (
     versions_cmd,
 )
 from curate.core.errors import CurateError
+from curate.core.files import disk_full_line
 
 # One module per command group (each adds its subparsers and sets `func` on them); the order is --help's.
 COMMAND_MODULES = [
@@ -67,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as error:  # disk full, permissions, a vanished file: the system said what
         where = f"{error.filename}: " if error.filename else ""
-        print(f"curate: error: {where}{error.strerror or error}", file=sys.stderr)
+        folders = [getattr(args, "output", None) or os.getcwd(), tempfile.gettempdir()]
+        full = None if error.filename else disk_full_line(str(error), folders)
+        print(f"curate: error: {full or where + (error.strerror or str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("curate: interrupted", file=sys.stderr)
