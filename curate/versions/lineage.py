@@ -9,16 +9,15 @@ prints it and `curate run --recipe-from NAME@REF` reruns its recipe.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from curate.core.errors import CurateError
+from curate.pipelines.runner import carries_credential
 
 LINEAGE_FORMAT = "curate.lineage/1"
-_SECRET = re.compile(r"secret|password|passwd|token|credential|private_key|access_key", re.IGNORECASE)
 
 
 def new_run_id() -> str:
@@ -27,7 +26,7 @@ def new_run_id() -> str:
 
 def _redacted(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     options = dict((recipe.get("runner") or {}).get("options") or {})
-    dropped = sorted(key for key in options if _SECRET.search(key))
+    dropped = sorted(key for key in options if carries_credential(key))  # one rule with the recipe's
     if dropped:
         recipe = {
             **recipe,
