@@ -87,6 +87,7 @@ CREDENTIAL_NAME = re.compile(
 
 
 def _subclasses(cls: type) -> Iterator[type]:
+    sub: type
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
