@@ -54,10 +54,15 @@ class RunnerConfig(Strict):
         # Recipes are committed and copied into manifest.json and the report; a credential would leak.
         for key in sorted(options):
             if carries_credential(key):
-                where = SECRET_OPTIONS.get(key.removeprefix("--"), "the runner's environment or a file")
+                variable = SECRET_OPTIONS.get(key.removeprefix("--"))
+                instead = (
+                    f"set {variable} in the environment"
+                    if variable
+                    else "give it to the runner's environment"
+                )
                 raise ValueError(
-                    f"{key} carries a credential and must not be in a recipe (recipes are copied into "
-                    f"manifest.json, the report and committed versions); set it in {where} instead"
+                    f"{key} must not be in a recipe: it carries a credential, and recipes are copied into "
+                    f"manifest.json, the report and committed versions; {instead} instead"
                 )
         return options
 
