@@ -327,7 +327,9 @@ def _run_part(
         if isinstance(error, CurateError) and "[while running" not in str(error):
             raise
         full = disk_full_line(str(error), [plan.root, tempfile.gettempdir()])
-        raise CurateError(full or _worker_error(error, log_path)) from error
+        raise CurateError(
+            f"{full} (traceback in {log_path})" if full else _worker_error(error, log_path)
+        ) from error
     seconds = time.monotonic() - started
     return _finalize(config, layout, order, seconds, plan.lineage, segment, plan.key, complete)
 
