@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from curate.cli import main
 from curate.config import ConfigError, parse_config
 from curate.pipelines.runner import BEAM_CREDENTIAL_OPTIONS, beam_credential_options, carries_credential
-from curate.versions.lineage import _redacted
+from curate.versions.base import redact_recipe
 
 
 def _recipe(options: dict) -> dict:
@@ -75,6 +75,8 @@ def test_a_credential_given_on_the_command_line_is_refused_before_anything_is_wr
 
 
 def test_a_recorded_recipe_drops_credentials_by_the_same_rule():
-    recipe, dropped = _redacted(_recipe({"s3_session_token": "t", "my_api_key": "k", "max_num_workers": 4}))
+    recipe, dropped = redact_recipe(
+        _recipe({"s3_session_token": "t", "my_api_key": "k", "max_num_workers": 4})
+    )
     assert recipe["runner"]["options"] == {"max_num_workers": 4}
     assert dropped == ["runner.options.my_api_key", "runner.options.s3_session_token"]
