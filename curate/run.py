@@ -28,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from curate import incremental
 from curate.config import Config, parse_config
 from curate.core.errors import CurateError
-from curate.core.files import is_local, write_atomic
+from curate.core.files import disk_full_line, is_local, write_atomic
 from curate.metrics_progress import MetricsProgress
 from curate.object_store import configure as configure_object_stores
 from curate.pipelines import curation, dedup, token_shards
@@ -327,7 +327,10 @@ def _run_part(
             traceback.print_exc()  # fd 2 is the log file here
         if isinstance(error, CurateError) and "[while running" not in str(error):
             raise
-        raise CurateError(_worker_error(error, log_path)) from error
+        full = disk_full_line(str(error), [plan.root, tempfile.gettempdir()])
+        raise CurateError(
+            f"{full} (traceback in {log_path})" if full else _worker_error(error, log_path)
+        ) from error
     seconds = time.monotonic() - started
     return _finalize(config, layout, order, seconds, plan.lineage, segment, plan.key, complete)
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from curate.core.config import NamesPath, StageConfig, Strict
+from curate.core.config import MAX_BATCH, NamesPath, StageConfig, Strict
 from curate.core.errors import CurateError
 from curate.filters.base import Annotations, Doc, FilterSpec
 
@@ -59,7 +59,7 @@ class ClassifierConfig(StageConfig):
     histogram_bins: int = Field(
         1 << 16, ge=16, le=1 << 20, description="Score resolution of the run-wide percentiles."
     )
-    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
     @model_validator(mode="after")
     def _models(self) -> ClassifierConfig:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from curate.core.config import NamesPath, StageConfig, Strict
+from curate.core.config import MAX_BATCH, NamesPath, StageConfig, Strict
 from curate.core.errors import CurateError
 from curate.core.files import check_confined
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -58,14 +58,14 @@ class DecontaminateConfig(StageConfig):
     index: Annotated[str | None, NamesPath("file")] = Field(
         None, description="An index from `curate decont index` (instead of eval_sets)."
     )
-    ngram: int = Field(13, ge=1, description="Words per n-gram (GPT-3's and datatrove's 13).")
+    ngram: int = Field(13, ge=1, le=64, description="Words per n-gram (GPT-3's and datatrove's 13).")
     mode: Literal["document", "lines"] = Field(
         "document", description="document: reject the page; lines: drop only the lines that overlap."
     )
     min_matches: int = Field(
         1, ge=1, description="Distinct shared n-grams that make a document contaminated."
     )
-    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DecontaminateConfig:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from curate.core.config import NamesPath, StageConfig
+from curate.core.config import MAX_BATCH, NamesPath, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import read_text
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -34,7 +34,7 @@ class UrlFilterConfig(StageConfig):
         default_factory=list, description="Files: one word a line, for URLs."
     )
     banned_word_min_hits: int = Field(1, ge=1, description="Banned words in a URL before it is rejected.")
-    batch_size: int = Field(1024, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(1024, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
 
 ANNOTATIONS: dict[str, str] = {

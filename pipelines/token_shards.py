@@ -16,7 +16,7 @@ from typing import Annotated, Any, NamedTuple
 import apache_beam as beam
 from pydantic import Field
 
-from curate.core.config import NamesPath, StageConfig, StageDef, Strict
+from curate.core.config import MAX_BATCH, NamesPath, StageConfig, StageDef, Strict
 from curate.core.tokenizer import TokenizerInfo, prepare
 from curate.filters.mixing import MixingConfig, mixing_report, plan_mix
 from curate.pipelines.combiners import SumPerKey
@@ -42,9 +42,12 @@ from curate.pipelines.tokenizer_training import SmallestByHash, train_tokenizer
 
 
 class TokenizerTrainConfig(Strict):
-    vocab_size: int = Field(32000, ge=256)
+    vocab_size: int = Field(32000, ge=256, le=1_048_576)
     sample_chars: int = Field(
-        200_000_000, ge=1, description="Train on the smallest-id-hash documents up to this many characters."
+        200_000_000,
+        ge=1,
+        le=100_000_000_000,
+        description="Train on the smallest-id-hash documents up to this many characters.",
     )
 
 
@@ -53,9 +56,9 @@ class TokenizeConfig(StageConfig):
         "gpt2", description="'gpt2' (bundled BPE) or a tokenizer.json path."
     )
     train: TokenizerTrainConfig | None = None
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH)
     shard_tokens: int = Field(50_000_000, ge=1, description="Target tokens per shard.")
-    row_group_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    row_group_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=1 << 31)
     seed: int = 0
     order_by: str | None = Field(None, description="Curriculum: order by this annotation, not shuffle.")
 

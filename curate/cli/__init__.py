@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from typing import Any
 
 from curate import __version__
@@ -26,6 +27,7 @@ from curate.cli import (
     versions_cmd,
 )
 from curate.core.errors import CurateError
+from curate.core.files import disk_full_line
 
 # One module per command group (each adds its subparsers and sets `func` on them); the order is --help's.
 COMMAND_MODULES = [
@@ -88,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
     except OSError as error:  # disk full, permissions, a vanished file: the system said what
         where = f"{error.filename}: " if error.filename else ""
-        print(f"curate: error: {where}{error.strerror or error}", file=sys.stderr)
+        folders = [getattr(args, "output", None) or os.getcwd(), tempfile.gettempdir()]
+        full = None if error.filename else disk_full_line(str(error), folders)
+        print(f"curate: error: {full or where + (error.strerror or str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("curate: interrupted", file=sys.stderr)

@@ -15,13 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity pass every range check (nan >= 0 is False, yet pydantic's bounds let it through
+    # without allow_inf_nan) and crash a run late: no recipe number may be either.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # Threshold types: a value out of range would reject everything (or nothing) without a word.
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]  # a share of lines, characters or words
 NonNegative = Annotated[float, Field(ge=0.0)]  # a ratio that may exceed 1, a length
 Count = Annotated[int, Field(ge=0)]
+# Documents handled per call: more holds that many documents (HTML included) in one worker's memory.
+MAX_BATCH = 65_536
 
 
 @dataclass(frozen=True)

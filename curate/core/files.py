@@ -199,3 +199,32 @@ class _SharedBoto3:
             if key not in self._clients:
                 self._clients[key] = self._boto3.session.Session().client(**settings)
             return self._clients[key]
+
+
+_DISK_FULL = ("No space left on device", "[Errno 28]", "ENOSPC")
+
+
+def disk_full_line(message: str, folders: list[str]) -> str | None:
+    """For an error that says the disk is full (often without a path: a write() on an open file), one line
+    naming where: each local folder of ``folders`` (the run's output, the temporary folder Beam's workers
+    write to) with the space left on its filesystem, fullest first. None for any other error."""
+    if not any(mark in message for mark in _DISK_FULL):
+        return None
+    seen: dict[int, tuple[int, str]] = {}  # one line per filesystem
+    for folder in folders:
+        if not is_local(folder):
+            continue
+        existing = os.path.abspath(folder.removeprefix("file://"))
+        while not os.path.exists(existing) and existing != os.path.dirname(existing):
+            existing = os.path.dirname(existing)
+        try:
+            device = os.stat(existing).st_dev
+            stats = os.statvfs(existing)
+        except OSError:
+            continue
+        seen.setdefault(device, (stats.f_bavail * stats.f_frsize, folder))
+    places = ", ".join(f"{folder} ({free / 1e6:,.1f} MB free)" for free, folder in sorted(seen.values()))
+    return (
+        f"No space left on device while writing under {places or ', '.join(folders)}: free space there "
+        "or choose another output folder (TMPDIR moves Beam's temporary files)"
+    )

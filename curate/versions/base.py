@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, BinaryIO
 
 from curate.core.errors import CurateError
+from curate.pipelines.runner import carries_credential
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
@@ -38,7 +39,6 @@ NAME_RULE = (
     "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .lock or .tmp"
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_SECRET = re.compile(r"secret|password|passwd|token|credential|private_key|access_key", re.IGNORECASE)
 
 
 def valid_name(value: str) -> bool:
@@ -56,7 +56,7 @@ def check_name(kind: str, value: str) -> str:
 def redact_recipe(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The recipe without the runner options that carry secrets, and the keys dropped."""
     options = dict((recipe.get("runner") or {}).get("options") or {})
-    dropped = sorted(key for key in options if _SECRET.search(key))
+    dropped = sorted(key for key in options if carries_credential(key))  # the recipe's own rule
     if dropped:
         recipe = {
             **recipe,
