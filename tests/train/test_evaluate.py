@@ -79,17 +79,39 @@ def tiny_run(shard_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("tiny-run")
     train(
         TrainConfig(
-            str(shard_dir), preset="tiny", steps=3, batch_size=2, seq_len=64, device="cpu", quiet=True,
-            output=str(output), eval_every=0,
+            str(shard_dir),
+            preset="tiny",
+            steps=3,
+            batch_size=2,
+            seq_len=64,
+            device="cpu",
+            quiet=True,
+            output=str(output),
+            eval_every=0,
         )
-    )  # fmt: skip
+    )
     return output
 
 
 def test_curate_eval_scores_real_items_of_the_bundled_files(tiny_run: Path, tmp_path: Path, capsys):
     out = tmp_path / "scores.json"
-    assert main(["eval", str(tiny_run), "--tasks", "arc_easy", "lambada", "reference", "--limit", "6",
-                 "--json", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_run),
+                "--tasks",
+                "arc_easy",
+                "lambada",
+                "reference",
+                "--limit",
+                "6",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "arc_easy" in printed and "items/s" in printed
     result = json.loads(out.read_text())["tasks"]
