@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=500, help="Items per task.")
     parser.add_argument("--prepare-only", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="Re-read a finished ablation.")
     parser.add_argument("--json", default=str(REPO / "bench" / "results" / "ablation.json"))
     args = parser.parse_args()
     work = Path(args.work)
@@ -120,31 +121,27 @@ def main() -> None:
     if args.prepare_only:
         return
     out = work / "ablate"
-    started = time.time()
+    if not args.report_only:
+        started = time.time()
+        ablate(out, args, env)
+        (out / "bench-seconds").write_text(str(round(time.time() - started)))
+    report(out, sizes, args.json)
+
+
+def ablate(out: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
     versions = [f"bench@{variant}" for variant in VARIANTS]
-    curate(
-        "ablate",
-        *versions,
-        "--preset",
-        args.preset,
-        "--tokens",
-        str(args.tokens),
-        "--seeds",
-        str(args.seeds),
-        "--limit",
-        str(args.limit),
-        "--tasks",
-        *args.tasks,
-        "--output",
-        str(out),
-        *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
-        "--force",
-        env=env,
-    )
+    options = ["--preset", args.preset, "--tokens", str(args.tokens), "--seeds", str(args.seeds)]
+    options += ["--limit", str(args.limit), "--tasks", *args.tasks, "--output", str(out), "--force"]
+    options += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    curate("ablate", *versions, *options, env=env)
+
+
+def report(out: Path, sizes: dict[str, dict], json_path: str) -> None:
+    """The two pairs' per-task differences against seed noise, each run's speed; JSON + the HTML page."""
     result = json.loads((out / "ablation.json").read_text())
-    shutil.copy(out / "index.html", Path(args.json).with_suffix(".html"))
+    shutil.copy(out / "index.html", Path(json_path).with_suffix(".html"))
     wanted = {(f"bench@{a}", f"bench@{b}") for a, b in PAIRS}
-    rows = [
+    rows: list[dict] = [
         {"pair": f"{p['a']} vs {p['b']}", "verdict": p["verdict"], "tasks": p["tasks"]}
         for p in result["pairs"]
         if (p["a"], p["b"]) in wanted
@@ -157,12 +154,31 @@ def main() -> None:
                 f"  {task:<14} {d['difference']:+.4f} bits/byte [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]"
                 f" seed std {d['seed_std']:.4f}{'  significant' if d['significant'] else ''}"
             )
-    rows.append({"seconds": round(time.time() - started), "sizes": sizes, "ablation": result})
+    runs = []
+    for scored in sorted(out.glob("runs/*/eval.json")):
+        run = json.loads(scored.read_text())
+        keys = ("variant", "seed", "loss", "train_seconds", "tokens_per_s", "eval_items_per_s")
+        runs.append({key: run.get(key) for key in keys})
+    print(f"{'variant':<20}{'seed':>5}{'loss':>8}{'train s':>9}{'tokens/s':>10}{'eval items/s':>14}")
+    for run in runs:
+        print(
+            f"{run['variant']:<20}{run['seed']:>5}{run['loss']:>8.3f}{run['train_seconds']:>9.0f}"
+            f"{run['tokens_per_s']:>10.0f}{run['eval_items_per_s']:>14.1f}"
+        )
+    seconds = out / "bench-seconds"
+    rows.append(
+        {
+            "seconds": int(seconds.read_text()) if seconds.is_file() else None,
+            "sizes": sizes,
+            "runs": runs,
+            "ablation": result,
+        }
+    )
     note = (
         "Equal-token ablations on the bench crawl; mean +- std over seeds, differences with a paired "
         "bootstrap 95% interval over seeds and items; see docs/evaluation.md."
     )
-    write_results(args.json, "ablation", note, rows)
+    write_results(json_path, "ablation", note, rows)
 
 
 if __name__ == "__main__":

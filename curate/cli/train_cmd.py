@@ -99,7 +99,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def summary_line(summary: dict[str, Any]) -> str:
     """One readable line: where training ended, what it scored, how fast, and where the model is."""
-    parts = [f"trained {summary.get('step', 0)} steps: loss {summary.get('loss', float('nan')):.4f}"]
+    parts = [f"trained {summary.get('step', 0)} steps: loss {summary.get('loss') or float('nan'):.4f}"]
     if summary.get("eval_loss") is not None:
         parts.append(f"held-out loss {summary['eval_loss']:.4f} (perplexity {summary['eval_ppl']:.1f})")
     elif summary.get("eval_skipped"):

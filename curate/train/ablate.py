@@ -261,7 +261,7 @@ def _train_and_score(
     scored.write_text(json.dumps(record))
     reference = scores["tasks"].get(bundled.REFERENCE, {}).get("bpb")
     say(
-        f"{variant.label} seed {seed}: loss {summary.get('loss', float('nan')):.3f}, "
+        f"{variant.label} seed {seed}: loss {summary.get('loss') or float('nan'):.3f}, "
         f"{summary.get('tokens_per_s') or 0:,.0f} tokens/s, {scores['items_per_s']:.0f} eval items/s"
         + (f", reference {reference:.3f} bits/byte" if reference else "")
     )

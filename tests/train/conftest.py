@@ -35,9 +35,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield torch
     torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def _train_runs_list(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Training runs register themselves for the service's chart: in a scratch list, never ~/.curate."""
-    monkeypatch.setenv("CURATE_TRAIN_RUNS", str(tmp_path_factory.getbasetemp() / "train-runs.jsonl"))
