@@ -84,13 +84,17 @@ class TrainRequest(BaseModel):
     eval_limit: int = Field(200, ge=1, le=100_000, description="Items per eval task.")
 
 
+def _every_task() -> list[EVAL_TASK]:
+    return ["all"]
+
+
 class AblationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     versions: list[str] = Field(min_length=2, max_length=8, description="Dataset versions as name@ref.")
     preset: Literal["cpu", "gpu-150m", "gpu-400m", "gpu-1b"] = "cpu"
     seeds: int = Field(3, ge=1, le=20)
     tokens: int | None = Field(None, ge=1, description="Training tokens per run (default: the preset's).")
-    tasks: list[EVAL_TASK] = Field(default_factory=lambda: ["all"])
+    tasks: list[EVAL_TASK] = Field(default_factory=lambda: _every_task())
     limit: int | None = Field(None, ge=1, le=100_000, description="Items per task (default: the preset's).")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -183,7 +183,7 @@ def run_ablation(config: AblationConfig, say: Callable[[str], None] = print) -> 
                 "data": v.data,
                 "commit": v.commit,
                 "tokens": v.tokens,
-                "epochs": round(plan["tokens_per_run"] / v.tokens, 2) if v.tokens else None,
+                "epochs": round(steps * tokens_per_step / v.tokens, 2) if v.tokens else None,
             }
             for v in variants
         ],

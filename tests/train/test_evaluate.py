@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from curate import train_runs
 from curate.cli import main
 
 torch = pytest.importorskip("torch", reason="needs the train extra: pip install -e '.[train]'")
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 
+from curate.cli.train_cmd import summary_line  # noqa: E402
 from curate.train import evaluate as E  # noqa: E402
 from curate.train import tasks as bundled  # noqa: E402
 from curate.train.trainer import TrainConfig, train  # noqa: E402
@@ -75,22 +77,38 @@ def test_long_continuations_are_scored_once_each_with_windows():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(shard_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_training(shard_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """3 steps of the tiny model; 0.1% of 20 documents holds out none; the reference text is scored."""
     output = tmp_path_factory.mktemp("tiny-run")
-    train(
-        TrainConfig(
-            str(shard_dir),
-            preset="tiny",
-            steps=3,
-            batch_size=2,
-            seq_len=64,
-            device="cpu",
-            quiet=True,
-            output=str(output),
-            eval_every=0,
-        )
+    config = TrainConfig(
+        str(shard_dir), preset="tiny", steps=3, batch_size=2, seq_len=64, device="cpu", quiet=True,
+        output=str(output), eval_every=3, eval_fraction=0.001, eval_tasks=["reference"], eval_limit=2,
+    )  # fmt: skip
+    return output, train(config)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_training: tuple[Path, dict]) -> Path:
+    return tiny_training[0]
+
+
+def test_training_says_why_there_is_no_held_out_loss_and_scores_the_reference(tiny_training):
+    output, summary = tiny_training
+    assert "eval_loss" not in summary
+    assert (
+        "holds out no document" in summary["eval_skipped"]
+        and "--eval-tasks reference" in summary["eval_skipped"]
     )
-    return output
+    reference = summary["eval_tasks"]["reference"]["bpb"]
+    assert 1.0 < reference < 9.0
+    line = summary_line(summary)
+    assert line.startswith("trained 3 steps: loss ") and "held-out eval skipped" in line
+    assert f"reference {reference:.3f} bits/byte" in line and line.endswith(
+        f"checkpoint {summary['checkpoint']}"
+    )
+    last = json.loads((output / "train.jsonl").read_text().splitlines()[-1])
+    assert last["eval_tasks"]["reference"]["bpb"] == reference  # what the service charts
+    assert str(output.resolve()) in [run["output"] for run in train_runs.registered()]
 
 
 def test_curate_eval_scores_real_items_of_the_bundled_files(tiny_run: Path, tmp_path: Path, capsys):
