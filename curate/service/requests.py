@@ -19,7 +19,23 @@ from curate.service.paths import confine, confine_pattern
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # dataset, branch and tag names (as the store)
 JOB_ID = r"^[0-9a-f]{16}$"
-PRESETS = Literal["tiny", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]
+# curate.train.tasks.ALL_TASKS (the service does not import the trainer)
+EVAL_TASK = Literal[
+    "all",
+    "arc_easy",
+    "arc_challenge",
+    "hellaswag",
+    "piqa",
+    "winogrande",
+    "openbookqa",
+    "sciq",
+    "csqa",
+    "socialiqa",
+    "boolq",
+    "lambada",
+    "reference",
+]
+PRESETS = Literal["tiny", "cpu-proxy", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]
 
 
 class RequestProblem(Exception):
@@ -50,6 +66,27 @@ class TrainRequest(BaseModel):
         0.01, ge=0.0, le=0.5, description="Documents held out for eval (by id hash)."
     )
     log_every: int = Field(5, ge=1, le=100_000)
+    eval_tasks: list[EVAL_TASK] = Field(
+        default_factory=list,
+        description="Bundled tasks scored every eval_every steps; 'reference' is the clean text shared by "
+        "every dataset, so runs on different data compare.",
+    )
+    eval_limit: int = Field(200, ge=1, le=100_000, description="Items per eval task.")
+
+
+def _every_task() -> list[EVAL_TASK]:
+    return ["all"]
+
+
+class AblationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    versions: list[str] = Field(min_length=2, max_length=8, description="Dataset versions as name@ref.")
+    preset: Literal["cpu", "gpu-150m", "gpu-400m", "gpu-1b"] = "cpu"
+    seeds: int = Field(3, ge=1, le=20)
+    tokens: int | None = Field(None, ge=1, description="Training tokens per run (default: the preset's).")
+    tasks: list[EVAL_TASK] = Field(default_factory=lambda: _every_task())
+    limit: int | None = Field(None, ge=1, le=100_000, description="Items per task (default: the preset's).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 def _recipe_data(recipe: str | dict[str, Any]) -> dict[str, Any]:

@@ -474,6 +474,36 @@ class VersionStore(ABC):
     @abstractmethod
     def resolve(self, ref: str) -> Version: ...
 
+    # Attachments: small JSON records about a version made after it (an ablation that trained on it),
+    # kept beside the store, never inside the version, so attaching changes no commit.
+
+    def attachment_folder(self) -> Path:
+        root = Path(os.environ.get("CURATE_STORE", Path.home() / ".curate" / "store")).expanduser()
+        return root / "attachments" / re.sub(r"[^A-Za-z0-9._-]", "_", self.name)
+
+    def attach(self, version_id: str, name: str, record: dict[str, Any]) -> None:
+        """Attach (or replace) the record `name` to the version `version_id`, atomically."""
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or not re.match(
+            r"^[0-9a-f]{6,64}$", version_id
+        ):
+            raise CurateError(f"attachment {name!r} to {version_id!r}: use a commit id and a plain name")
+        folder = self.attachment_folder() / version_id
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{name}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+        temporary.replace(folder / f"{name}.json")
+
+    def attachments(self, version_id: str) -> dict[str, dict[str, Any]]:
+        """The version's attachments by name (none: an empty dict)."""
+        folder = self.attachment_folder() / version_id
+        found = {}
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                found[path.stem] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # being replaced right now, or damaged: the others still show
+        return found
+
     @abstractmethod
     def log(self, ref: str, limit: int = 50) -> list[Version]: ...
 
