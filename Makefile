@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kenlm-tools browser-tools demo test lint clean
+.PHONY: setup kenlm-tools browser-tools light-env demo test lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -42,6 +42,12 @@ browser-tools: setup
 	  else echo "note: cannot install chromium; the browser test will skip" >&2; fi; \
 	fi
 
+# `curate[train]` without the pipeline's stack (no Beam): a venv linked from this one's packages, for the
+# light-install test (tests/train/test_light_install.py); built once, under ~/.cache/curate.
+LIGHT_ENV := $(HOME)/.cache/curate/train-light-venv
+light-env: setup
+	@$(LIGHT_ENV)/bin/python -c "import torch, curate" 2>/dev/null || $(BIN)/python tools/light_env.py $(LIGHT_ENV)
+
 demo: setup
 	$(BIN)/curate demo fetch demo-data
 	$(BIN)/curate run examples/demo.yaml
@@ -49,7 +55,7 @@ demo: setup
 
 # The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools lint
+test: setup kenlm-tools browser-tools light-env lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

