@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 from typing import Any, BinaryIO
 
 
@@ -173,6 +174,23 @@ def list_files(pattern: str) -> list[str]:
             if info.type == fs.FileType.File and fnmatch.fnmatchcase(info.path, key)
         )
     return sorted(m.path for m in beam.match([pattern])[0].metadata_list)
+
+
+def copy_to(local_path: str, path: str) -> None:
+    """Stream a local file to `path` (local or an object store), block by block."""
+    if is_local(path):
+        os.makedirs(os.path.dirname(_local(path)) or ".", exist_ok=True)
+        shutil.copyfile(local_path, _local(path))
+        return
+    beam = _beam_filesystems()
+    if beam is None:
+        store, key = _arrow(path)
+        sink: Any = store.open_output_stream(key)
+    else:
+        sink = beam.create(path, compression_type="uncompressed")
+    with open(local_path, "rb") as source, sink:
+        while block := source.read(1 << 22):
+            sink.write(block)
 
 
 def local_copy(path: str) -> str:
