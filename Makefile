@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kenlm-tools browser-tools light-env demo test lint clean
+.PHONY: setup kenlm-tools browser-tools light-env mds-env demo test lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -48,6 +48,12 @@ LIGHT_ENV := $(HOME)/.cache/curate/train-light-venv
 light-env: setup
 	@$(LIGHT_ENV)/bin/python -c "import torch, curate" 2>/dev/null || $(BIN)/python tools/light_env.py $(LIGHT_ENV)
 
+# mosaicml-streaming (the MDS reader of tests/test_export.py) pins numpy<2.2: its own venv, built once.
+MDS_ENV := $(HOME)/.cache/curate/mds-venv
+mds-env: setup
+	@$(MDS_ENV)/bin/python -c "import streaming, curate" 2>/dev/null || $(BIN)/python tools/light_env.py \
+	  $(MDS_ENV) --without numpy --pip 'mosaicml-streaming==0.13.*' --pip 'numpy<2.2'
+
 demo: setup
 	$(BIN)/curate demo fetch demo-data
 	$(BIN)/curate run examples/demo.yaml
@@ -55,7 +61,7 @@ demo: setup
 
 # The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools light-env lint
+test: setup kenlm-tools browser-tools light-env mds-env lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -346,6 +346,7 @@ def export(
     staging = Path(tempfile.mkdtemp(prefix="curate-export-", dir=_staging_parent(dest)))
     try:
         writers: dict[str, Writer] = {}
+        parts: dict[str, StreamHash] = {}  # per dataset (one, or one per domain)
         digest = StreamHash()
         domain_tokens: dict[str, int] = {}
         started, last = time.monotonic(), 0.0
@@ -359,7 +360,9 @@ def export(
                     if issubclass(kind, _ChunkedWriter)
                     else kind(folder, dtype)
                 )
+                parts[key] = StreamHash()
             writers[key].add(tokens)
+            parts[key].add(tokens)
             digest.add(tokens)
             domain_tokens[domain] = domain_tokens.get(domain, 0) + len(tokens)
             if progress and time.monotonic() - last > 1:
@@ -368,8 +371,17 @@ def export(
         if not digest.documents:
             raise CurateError(f"{spec}: the shards hold no documents; nothing to export")
         files = {key: writer.close() for key, writer in writers.items()}
+        datasets = {
+            key or ".": {
+                "files": files[key],
+                "documents": parts[key].documents,
+                "tokens": parts[key].tokens,
+                "token_stream_hash": parts[key].hexdigest(),
+            }
+            for key in sorted(files)
+        }
         (staging / TOKENIZER_FILE).write_bytes(read_bytes(join(str(shards.root), TOKENIZER_FILE)))
-        metadata = _metadata(spec, fmt, shards, digest, domain_tokens, files, dtype)
+        metadata = _metadata(spec, fmt, shards, digest, domain_tokens, datasets, dtype)
         metadata["seconds"] = round(time.monotonic() - started, 3)
         (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
         if progress:
@@ -415,12 +427,11 @@ def _metadata(
     shards: ShardSet,
     digest: StreamHash,
     domain_tokens: dict[str, int],
-    files: dict[str, list[str]],
+    datasets: dict[str, dict[str, Any]],
     dtype: np.dtype,
 ) -> dict[str, Any]:
     total = sum(domain_tokens.values())
     shares = {domain: n / total for domain, n in sorted(domain_tokens.items())}
-    datasets = {key or ".": names for key, names in files.items()}
     return {
         "format": fmt,
         "source": spec,
@@ -438,18 +449,18 @@ def _metadata(
         "boundaries": f"every document ends with EOS ({shards.eos_id}); no BOS is added",
         "domains": {d: {"tokens": n, "share": round(shares[d], 6)} for d, n in sorted(domain_tokens.items())},
         "datasets": datasets,
-        "blend": _blend(fmt, files, domain_tokens, total) if len(files) > 1 else None,
+        "blend": _blend(fmt, list(datasets), domain_tokens, total) if len(datasets) > 1 else None,
         "train_with": TRAIN_WITH[fmt],
     }
 
 
-def _blend(fmt: str, files: dict[str, list[str]], domain_tokens: dict[str, int], total: int) -> Any:
+def _blend(fmt: str, keys: list[str], domain_tokens: dict[str, int], total: int) -> Any:
     """Per-domain datasets and their token shares in the form the consumer takes."""
     by_key: dict[str, int] = {}
     for domain, n in domain_tokens.items():
         key = _safe_name(domain or "unknown")
         by_key[key] = by_key.get(key, 0) + n
-    weights = {key: round(by_key[key] / total, 6) for key in sorted(files)}
+    weights = {key: round(by_key[key] / total, 6) for key in keys}
     if fmt == "megatron":  # --data-path w1 prefix1 w2 prefix2 ...
         return {"weights": weights, "data_path": " ".join(f"{w} {k}/data" for k, w in weights.items())}
     if fmt == "mds":  # Streams(remote/local, proportion=w)
@@ -489,25 +500,36 @@ def read_metadata(dest: str) -> dict[str, Any]:
 
 
 def verify(dest: str) -> dict[str, Any]:
-    """Read DEST with its consumer's own reader and recompute the token-stream hash."""
+    """Read DEST with its consumer's own reader and recompute the token-stream hash of each dataset
+    (the whole export's equals the shards'; with --by-domain, each domain's equals the shards' documents
+    of that domain, in order)."""
     metadata = read_metadata(dest)
     if not is_local(dest):
         raise CurateError(f"{dest}: --verify reads a local export (the consumers' readers want a folder)")
     root = Path(dest.removeprefix("file://"))
-    digest = StreamHash()
     reader = READERS[metadata["format"]]
-    for key in metadata["datasets"]:
+    found: dict[str, Any] = {}
+    for key, expected in metadata["datasets"].items():
+        digest = StreamHash()
         for tokens in reader(root / key if key != "." else root, metadata):
             digest.add(tokens)
+        found[key] = {
+            "documents": digest.documents,
+            "tokens": digest.tokens,
+            "token_stream_hash": digest.hexdigest(),
+            "ok": (digest.documents, digest.hexdigest())
+            == (expected["documents"], expected["token_stream_hash"]),
+        }
+    whole = found.get(".", {})
     return {
         "format": metadata["format"],
         "reader": READER_NAMES[metadata["format"]],
-        "documents": digest.documents,
-        "tokens": digest.tokens,
-        "token_stream_hash": digest.hexdigest(),
-        "expected": metadata["token_stream_hash"],
-        "ok": digest.hexdigest() == metadata["token_stream_hash"]
-        and digest.documents == metadata["documents"],
+        "documents": sum(part["documents"] for part in found.values()),
+        "tokens": sum(part["tokens"] for part in found.values()),
+        "token_stream_hash": whole.get("token_stream_hash"),
+        "expected": metadata["token_stream_hash"] if whole else None,
+        "datasets": found if not whole else None,
+        "ok": all(part["ok"] for part in found.values()),
     }
 
 

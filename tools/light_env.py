@@ -8,7 +8,9 @@ then installs curate itself from a wheel built from this checkout. It is what `p
 install (tests/train/test_light_install.py) runs `curate train` in it; `make light-env` builds it once.
 
 `--refresh-curate` only rebuilds and reinstalls the curate wheel (the code under test changes; the
-dependencies do not).
+dependencies do not). `--pip SPEC` (repeatable) then installs packages from PyPI over the linked ones and
+`--without NAME` leaves a linked distribution out: the side environment of a consumer whose pins conflict
+with the project's (mosaicml-streaming needs numpy<2.2: `make mds-env`).
 """
 
 from __future__ import annotations
@@ -100,14 +102,17 @@ def install_curate(venv: Path) -> None:
         )  # fmt: skip
 
 
-def build(venv: Path) -> None:
+def build(venv: Path, pip: list[str], without: list[str]) -> None:
     if venv.exists():
         shutil.rmtree(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     site = _site_packages(venv)
     roots = _curate_base_requirements() + [Requirement(name) for name in EXTRA_ROOTS]
-    for dist in _requirements_closure(roots).values():
-        _link(dist, site)
+    for key, dist in _requirements_closure(roots).items():
+        if key not in without:
+            _link(dist, site)
+    if pip:
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *pip], check=True)
     install_curate(venv)
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import apache_beam"], capture_output=True, text=True
@@ -120,11 +125,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("venv", type=Path)
     parser.add_argument("--refresh-curate", action="store_true")
+    parser.add_argument("--pip", action="append", default=[], metavar="SPEC")
+    parser.add_argument("--without", action="append", default=[], metavar="NAME")
     args = parser.parse_args()
     if args.refresh_curate and (args.venv / "bin" / "python").exists():
         install_curate(args.venv)
     else:
-        build(args.venv)
+        build(args.venv, args.pip, args.without)
     print(f"{args.venv}: curate[train] without the pipeline's stack ({os.path.basename(sys.executable)})")
 
 
