@@ -52,7 +52,7 @@ light-env: setup
 MDS_ENV := $(HOME)/.cache/curate/mds-venv
 mds-env: setup
 	@$(MDS_ENV)/bin/python -c "import streaming, curate" 2>/dev/null || $(BIN)/python tools/light_env.py \
-	  $(MDS_ENV) --without numpy --pip 'mosaicml-streaming==0.13.*' --pip 'numpy<2.2'
+	  $(MDS_ENV) --pip 'mosaicml-streaming==0.13.*' --pip 'numpy<2.2'
 
 demo: setup
 	$(BIN)/curate demo fetch demo-data

@@ -1,9 +1,11 @@
 """Build a virtual environment that holds `curate[train]` and nothing else: no Beam, no fastText.
 
-`python tools/light_env.py DEST` makes DEST a venv (no system site packages) whose site-packages holds
-exactly the distributions that `curate`'s base requirements and `torch` resolve to, taken from this
-environment's installed copies (linked, not copied: torch alone is gigabytes) so it needs no network,
-then installs curate itself from a wheel built from this checkout. It is what `pip install
+`python tools/light_env.py DEST` makes DEST a venv (no system site packages) that sees exactly the
+distributions that `curate`'s base requirements and `torch` resolve to, taken from this environment's
+installed copies (linked, not copied: torch alone is gigabytes) so it needs no network, then installs
+curate itself from a wheel built from this checkout. The links live in DEST.linked, outside the venv,
+named by a .pth file: pip in DEST never writes or uninstalls through them (it treats them as outside the
+environment), so nothing done in DEST can change the project's own venv. It is what `pip install
 'curate[train]'` gives on a training node, at the versions `make setup` resolved. The test of the light
 install (tests/train/test_light_install.py) runs `curate train` in it; `make light-env` builds it once.
 
@@ -59,6 +61,10 @@ def _curate_base_requirements() -> list[Requirement]:
     return [Requirement(line) for line in project["dependencies"]]
 
 
+def _linked(venv: Path) -> Path:
+    return venv.with_name(venv.name + ".linked")
+
+
 def _site_packages(venv: Path) -> Path:
     return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
@@ -103,16 +109,24 @@ def install_curate(venv: Path) -> None:
 
 
 def build(venv: Path, pip: list[str], without: list[str]) -> None:
-    if venv.exists():
-        shutil.rmtree(venv)
+    linked = _linked(venv)
+    for old in (venv, linked):
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+        elif old.exists():
+            shutil.rmtree(old)  # a folder of links: rmtree unlinks them, never follows them
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    site = _site_packages(venv)
-    roots = _curate_base_requirements() + [Requirement(name) for name in EXTRA_ROOTS]
-    for key, dist in _requirements_closure(roots).items():
+    linked.mkdir()
+    closure = _requirements_closure(_curate_base_requirements() + [Requirement(n) for n in EXTRA_ROOTS])
+    for key, dist in closure.items():
         if key not in without:
-            _link(dist, site)
-    if pip:
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *pip], check=True)
+            _link(dist, linked)
+    (_site_packages(venv) / "_curate_linked.pth").write_text(f"{linked}\n")
+    if pip:  # over the links, into DEST's own site-packages; never a second copy of torch
+        pins = Path(venv, "linked-pins.txt")
+        pins.write_text(f"torch=={closure['torch'].version}\n")
+        python = str(venv / "bin" / "python")
+        subprocess.run([python, "-m", "pip", "install", "-q", "-c", str(pins), *pip], check=True)
     install_curate(venv)
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import apache_beam"], capture_output=True, text=True
