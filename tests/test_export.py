@@ -133,3 +133,49 @@ def test_mds_reads_back_with_mosaicml_streaming(shards: Path, documents, tmp_pat
     assert len(read) == len(documents) and all(
         np.array_equal(a, b) for a, b in zip(read, documents, strict=True)
     )
+
+
+def test_import_reads_what_megatron_core_itself_wrote(shards: Path, documents, tmp_path: Path):
+    """The reverse direction: a corpus written by megatron-core's own builder, documents without EOS."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    prefix = tmp_path / "corpus"
+    builder = IndexedDatasetBuilder(str(prefix) + ".bin", dtype=np.uint16)
+    for doc in documents:
+        builder.add_document(torch_tensor(doc[:-1]), [len(doc) - 1])  # Megatron without --append-eod
+    builder.finalize(str(prefix) + ".idx")
+    out = tmp_path / "imported"
+    args = ["shards", "import", str(prefix), "--format", "megatron", "--output", str(out)]
+    assert main([*args, "--tokenizer", str(shards / "tokenizer.json"), "--domain", "books"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["total_docs"] == 20 and manifest["domains"] == {"books": sum(map(len, documents))}
+    assert export.source_hash(export.ShardSet.open(str(out))).hexdigest() == _stream_hash(documents)
+    assert main(["shards", "verify", str(out), "--no-decode"]) == 0
+
+
+def test_import_of_a_datasets_save_to_disk_folder(shards: Path, documents, tmp_path: Path):
+    import datasets
+
+    folder = tmp_path / "hfds"
+    datasets.Dataset.from_dict({"input_ids": [doc.tolist() for doc in documents]}).save_to_disk(str(folder))
+    out = tmp_path / "imported"
+    args = ["shards", "import", str(folder), "--format", "hf", "--output", str(out)]
+    assert main([*args, "--tokenizer", str(shards / "tokenizer.json")]) == 0
+    assert export.source_hash(export.ShardSet.open(str(out))).hexdigest() == _stream_hash(documents)
+
+
+def test_an_export_imports_back_to_the_same_hash(shards: Path, tmp_path: Path, capsys):
+    export.export(str(shards), "hf", str(tmp_path / "hf"))
+    capsys.readouterr()
+    assert (
+        main(["shards", "import", str(tmp_path / "hf"), "--format", "hf", "--output", str(tmp_path / "back")])
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["export_hash_matches"] and result["eos_appended"] == 0
+
+
+def torch_tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(array.astype(np.int64))
