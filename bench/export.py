@@ -1,6 +1,6 @@
 """Benchmark: `curate export` throughput and peak memory, per format, at the bench crawl and at 4x of it.
 
-    python bench/export.py [--corpus bench/.corpus] [--scales 1 4] [--formats megatron mds litdata hf datatrove]
+    python bench/export.py [--corpus bench/.corpus] [--scales 1 4] [--formats FORMAT ...]
                            [--json bench/results/export.json]
 
 Input: the main text of the real web pages of ../shared/bench/make_web_corpus.py's crawl (extracted once

@@ -16,7 +16,6 @@ import pytest
 from curate import export
 from curate.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 MDS_ENV = Path(os.environ.get("CURATE_MDS_ENV", Path.home() / ".cache" / "curate" / "mds-venv"))
 
 
