@@ -254,8 +254,8 @@ class LitDataWriter(_ChunkedWriter):
 
 class MDSWriter(_ChunkedWriter):
     """MosaicML Streaming's MDS (LLM Foundry): shard.NNNNN.mds (sample count, offsets, samples) + index.json
-    (version 2). One column, `tokens`, encoded `ndarray:<dtype>` (one dimension, so each sample carries its
-    tokens as is); LLM Foundry's StreamingTextDataset reads it with `tokenizer_name` and no `text` column."""
+    (version 2). One column, `tokens`, encoded `ndarray:<dtype>` (a 1-D array of the document's tokens);
+    LLM Foundry's StreamingTextDataset reads the `tokens` column of pre-tokenized MDS as is."""
 
     def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
         super().__init__(folder, dtype, name, chunk_bytes)
@@ -263,8 +263,16 @@ class MDSWriter(_ChunkedWriter):
 
     def flush(self, index: int, documents: list[np.ndarray]) -> str:
         name = f"shard.{index:05d}.mds"
-        # A sample of a variable-size column is its size (uint32) then its bytes.
-        samples = [struct.pack("<I", len(d) * self.dtype.itemsize) + d.tobytes() for d in documents]
+        # A sample: the byte size of its one variable-size column (uint32), then the value in NDArray's
+        # dynamic-shape form: (ndim << 2 | shape dtype code), the shape in that dtype, the values.
+        samples = []
+        for document in documents:
+            code, shape_dtype = next((c, t) for c, t in enumerate(("<u1", "<u2", "<u4", "<u8"))
+                                     if len(document) < 1 << (8 << c))  # fmt: skip
+            value = (
+                bytes([1 << 2 | code]) + np.array([len(document)], shape_dtype).tobytes() + document.tobytes()
+            )
+            samples.append(struct.pack("<I", len(value)) + value)
         with open(self.folder / name, "wb") as shard:
             start = 4 * (len(samples) + 2)
             sizes = np.fromiter((len(s) for s in samples), dtype=np.int64, count=len(samples))
