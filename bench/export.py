@@ -73,8 +73,8 @@ def main() -> int:
     from curate.train.data import ShardSet
 
     if "mds" in args.formats:  # the side venv's curate must be this checkout's (its --verify reads MDS)
-        subprocess.run([sys.executable, str(REPO / "tools" / "light_env.py"), str(MDS_ENV), "--refresh-curate"],
-                       check=True)  # fmt: skip
+        refresh = [sys.executable, str(REPO / "tools" / "light_env.py"), str(MDS_ENV), "--refresh-curate"]
+        subprocess.run(refresh, check=True)
     texts = corpus_texts(args.corpus)
     curate = [sys.executable, "-m", "curate"]
     rows = []
