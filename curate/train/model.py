@@ -11,6 +11,7 @@ F the MLP's hidden width, V vocabulary.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -180,8 +181,10 @@ class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         device = hidden.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
-        with torch.autocast(device, enabled=False):
+        autocast = device in ("cuda", "cpu") and torch.is_autocast_enabled(device)
+        dtype = torch.get_autocast_dtype(device) if autocast else hidden.dtype
+        # the matmuls below run in `dtype` as autocast would, their fp32 parts stay fp32
+        with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
             h, w = hidden.to(dtype), weight.to(dtype)  # (N, C), (V, C)
             valid = targets != IGNORE_INDEX  # (N,)
             count = valid.sum().clamp(min=1).float()
