@@ -57,3 +57,23 @@ def test_curate_train_checkpoints_and_resumes_without_beam(
     logged = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert [record["step"] for record in logged if "loss" in record] == [1, 2, 3, 4]
     assert "apache_beam" not in first.stderr + second.stderr
+
+
+def test_curate_train_reads_s3_through_pyarrow_without_beam(
+    light_python: Path, shard_dir: Path, s3_server: str, tmp_path: Path
+):
+    """No Beam: the shards on an S3 API server (moto) are read through pyarrow's S3 filesystem."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    for path in sorted(p for p in shard_dir.rglob("*") if p.is_file()):
+        client.upload_file(str(path), "datasets", f"light-train/{path.relative_to(shard_dir).as_posix()}")
+    out = tmp_path / "run"
+    command = [str(light_python), "-m", "curate", "train", "--data", "s3://datasets/light-train"]
+    command += ["--preset", "tiny", "--steps", "2", "--device", "cpu", "--output", str(out), "--threads", "1"]
+    command += ["--batch-size", "2", "--seq-len", "32", "--eval-every", "0", "--s3-endpoint-url", s3_server]
+    env = {**os.environ, "PYTHONPATH": "", "AWS_REGION": "us-east-1"}
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    logged = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in logged if "loss" in record][-1] == 2
