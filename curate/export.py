@@ -422,6 +422,9 @@ def _publish(staging: Path, dest: str) -> None:
             if any(target.iterdir()):
                 raise CurateError(f"{dest}: exists and is not empty; choose a new --output")
             target.rmdir()
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp made it private; the export is an ordinary folder
         os.replace(staging, target)
         return
     files = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != METADATA)
