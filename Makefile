@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo-setup kenlm-tools browser-tools lakefs-server demo test lint clean
+.PHONY: setup demo-setup kenlm-tools browser-tools lakefs-server light-env mds-env demo test lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -60,6 +60,18 @@ browser-tools: setup
 	  else echo "note: cannot install chromium; the browser test will skip" >&2; fi; \
 	fi
 
+# `curate[train]` without the pipeline's stack (no Beam): a venv linked from this one's packages, for the
+# light-install test (tests/train/test_light_install.py); built once, under ~/.cache/curate.
+LIGHT_ENV := $(HOME)/.cache/curate/train-light-venv
+light-env: setup
+	@$(LIGHT_ENV)/bin/python -c "import torch, curate" 2>/dev/null || $(BIN)/python tools/light_env.py $(LIGHT_ENV)
+
+# mosaicml-streaming (the MDS reader of tests/test_export.py) pins numpy<2.2: its own venv, built once.
+MDS_ENV := $(HOME)/.cache/curate/mds-venv
+mds-env: setup
+	@$(MDS_ENV)/bin/python -c "import streaming, curate" 2>/dev/null || $(BIN)/python tools/light_env.py \
+	  $(MDS_ENV) --pip 'mosaicml-streaming==0.13.*' --pip 'numpy<2.2'
+
 # A real lakeFS server for the lakeFS backend's tests, built from lakeFS's Go module source (Go module proxy
 # only) once per version into ~/.cache/curate/lakefs/<version>/ (docs/lakefs.md). A failed build does not
 # stop the other tests; the lakeFS tests then fail in CI saying why (and skip elsewhere).
@@ -73,7 +85,7 @@ demo: demo-setup
 
 # The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools lakefs-server lint
+test: setup kenlm-tools browser-tools lakefs-server light-env mds-env lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

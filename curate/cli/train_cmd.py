@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from curate.core.errors import CurateError
-from curate.object_store import add_storage_arguments, configure, storage_from_args
+from curate.object_store import add_storage_arguments, configure_reading
 
 PRESET_NAMES = [
     "tiny",
@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    configure(storage_from_args(args))  # --data may be gs:// or s3://
+    configure_reading(args, args.data)  # --data may be gs:// or s3://
     skip = ("func", "command", "threads", "s3_endpoint_url", "s3_region")
     options = {key: value for key, value in vars(args).items() if key not in skip}
     summary = train(TrainConfig(**options))

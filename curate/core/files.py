@@ -1,10 +1,11 @@
-"""Output files that appear whole or not at all, on any filesystem Beam knows."""
+"""Files on this machine or an object store: read, listed, and written whole or not at all."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import os
+import shutil
 import sys
 from typing import Any, BinaryIO
 
@@ -12,17 +13,29 @@ from curate.core.errors import CurateError
 
 
 def write_atomic(path: str, payload: bytes) -> None:
-    """Write through Beam's FileSystems (local, gs://, s3://) under a temporary name, then rename."""
+    """Write under a temporary name, then rename: readers see the old file or the new one, never half."""
     import uuid
 
-    from apache_beam.io.filesystems import FileSystems
-
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(temporary, compression_type="uncompressed") as handle:
+    if is_local(path):
+        local = _local(path)
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+        with open(_local(temporary), "wb") as handle:
+            handle.write(payload)
+        os.replace(_local(temporary), local)
+        return
+    beam = _beam_filesystems()
+    if beam is None:
+        store, key = _arrow(path)
+        with store.open_output_stream(_arrow(temporary)[1]) as handle:
+            handle.write(payload)
+        store.move(_arrow(temporary)[1], key)
+        return
+    with beam.create(temporary, compression_type="uncompressed") as handle:
         handle.write(payload)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([temporary], [path])
+    if beam.exists(path):
+        beam.delete([path])
+    beam.rename([temporary], [path])
 
 
 def open_text(
@@ -40,6 +53,21 @@ def open_text(
     else:
         stream = raw
     return io.TextIOWrapper(stream, encoding="utf-8", errors=errors, newline=newline)
+
+
+# ------------------------------------------------------------------- local paths and object stores
+#
+# Local paths go through the operating system. gs://, s3:// and other object stores go through Beam's
+# FileSystems when Beam is installed (the pipeline configures them: curate.object_store), else through
+# pyarrow's own filesystems, so a trainer installed without the pipeline's stack (`curate[train]`) still
+# reads shards from an object store. Both read credentials from the environment, never from here.
+
+_REMOTE_OPTIONS: dict[str, str | None] = {"s3_endpoint_url": None, "s3_region": None}
+
+
+def set_remote_options(s3_endpoint_url: str | None = None, s3_region: str | None = None) -> None:
+    """Where the S3-compatible server is, for pyarrow's filesystem (Beam's takes pipeline options)."""
+    _REMOTE_OPTIONS.update(s3_endpoint_url=s3_endpoint_url, s3_region=s3_region)
 
 
 # ------------------------------------------------------------------------------- confinement (service)
@@ -82,22 +110,72 @@ def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
+def _local(path: str) -> str:
+    return path.removeprefix("file://")
+
+
+def _beam_filesystems() -> Any:
+    """Beam's FileSystems, or None where the pipeline's stack is not installed."""
+    try:
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError:
+        return None
+    return FileSystems
+
+
+def _arrow(path: str) -> tuple[Any, str]:
+    """pyarrow's filesystem for an object-store URL, and the path inside it (bucket/key)."""
+    from urllib.parse import urlparse
+
+    from pyarrow import fs
+
+    scheme, _, rest = path.partition("://")
+    if scheme == "s3":
+        options: dict[str, Any] = {}
+        endpoint = (
+            _REMOTE_OPTIONS["s3_endpoint_url"]
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        if endpoint:
+            parsed = urlparse(endpoint)
+            options.update(endpoint_override=parsed.netloc or parsed.path, scheme=parsed.scheme or "https")
+        region = _REMOTE_OPTIONS["s3_region"] or os.environ.get("AWS_REGION")
+        if region or os.environ.get("AWS_DEFAULT_REGION"):
+            options["region"] = region or os.environ["AWS_DEFAULT_REGION"]
+        return fs.S3FileSystem(**options), rest
+    if scheme == "gs":
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if emulator:  # as google-cloud-storage does against an emulator: anonymous, plain HTTP
+            parsed = urlparse(emulator if "://" in emulator else f"http://{emulator}")
+            return fs.GcsFileSystem(
+                anonymous=True, endpoint_override=parsed.netloc, scheme=parsed.scheme
+            ), rest
+        return fs.GcsFileSystem(), rest
+    store, inner = fs.FileSystem.from_uri(path)
+    return store, inner
+
+
 def join(root: str, *parts: str) -> str:
     """``root/parts`` with '/' on every filesystem (an object store's keys use '/', whatever the OS)."""
     return "/".join([str(root).rstrip("/"), *parts])
 
 
 def exists(path: str) -> bool:
-    from apache_beam.io.filesystems import FileSystems
+    if is_local(path):
+        return os.path.exists(_local(path))
+    beam = _beam_filesystems()
+    if beam is None:
+        from pyarrow import fs
 
-    return FileSystems.exists(path)
+        store, key = _arrow(path)
+        return store.get_file_info(key).type != fs.FileType.NotFound
+    return bool(beam.exists(path))
 
 
 def read_bytes(path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems
-
     check_confined(path)
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
+    with open_binary(path) as handle:
         return handle.read()
 
 
@@ -105,17 +183,54 @@ def open_binary(path: str) -> BinaryIO:
     """A seekable binary reader (what pyarrow's ParquetFile wants for reading one row group at a time)."""
     check_confined(path)
     if is_local(path):
-        return open(path.removeprefix("file://"), "rb")
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.open(path, compression_type="uncompressed")
+        return open(_local(path), "rb")
+    beam = _beam_filesystems()
+    if beam is None:
+        store, key = _arrow(path)
+        return store.open_input_file(key)  # type: ignore[no-any-return]
+    return beam.open(path, compression_type="uncompressed")  # type: ignore[no-any-return]
 
 
 def list_files(pattern: str) -> list[str]:
     """Paths matching a glob, sorted; none is an empty list."""
-    from apache_beam.io.filesystems import FileSystems
+    if is_local(pattern):
+        import glob
 
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        prefix = "file://" if pattern.startswith("file://") else ""
+        return sorted(prefix + match for match in glob.glob(_local(pattern)) if os.path.isfile(match))
+    beam = _beam_filesystems()
+    if beam is None:
+        import fnmatch
+
+        from pyarrow import fs
+
+        store, key = _arrow(pattern)
+        scheme = pattern.split("://", 1)[0]
+        base = key[: min((key.find(c) for c in "*?[" if c in key), default=len(key))].rsplit("/", 1)[0]
+        found = store.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
+        return sorted(
+            f"{scheme}://{info.path}"
+            for info in found
+            if info.type == fs.FileType.File and fnmatch.fnmatchcase(info.path, key)
+        )
+    return sorted(m.path for m in beam.match([pattern])[0].metadata_list)
+
+
+def copy_to(local_path: str, path: str) -> None:
+    """Stream a local file to `path` (local or an object store), block by block."""
+    if is_local(path):
+        os.makedirs(os.path.dirname(_local(path)) or ".", exist_ok=True)
+        shutil.copyfile(local_path, _local(path))
+        return
+    beam = _beam_filesystems()
+    if beam is None:
+        store, key = _arrow(path)
+        sink: Any = store.open_output_stream(key)
+    else:
+        sink = beam.create(path, compression_type="uncompressed")
+    with open(local_path, "rb") as source, sink:
+        while block := source.read(1 << 22):
+            sink.write(block)
 
 
 def local_copy(path: str) -> str:
@@ -124,7 +239,7 @@ def local_copy(path: str) -> str:
     libraries that load them, fastText and KenLM, want a file on disk)."""
     check_confined(path)
     if is_local(path):
-        return path.removeprefix("file://")
+        return _local(path)
     import hashlib
     import tempfile
 
@@ -133,12 +248,10 @@ def local_copy(path: str) -> str:
     target = os.path.join(cache, name)
     if not os.path.isfile(target):
         os.makedirs(cache, exist_ok=True)
-        from apache_beam.io.filesystems import FileSystems
-
         partial = f"{target}.part"
         try:
             with (
-                FileSystems.open(path, compression_type="uncompressed") as source,
+                open_binary(path) as source,
                 open(partial, "wb") as sink,
             ):
                 while block := source.read(1 << 22):
