@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from pydantic import Field, field_validator, model_validator
 
-from curate.core.config import Strict
+from curate.core.config import CREDENTIAL_NAME, Strict
 
 
 class RunnerConfig(Strict):
@@ -82,13 +81,6 @@ SECRET_OPTIONS = {
     "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
     "service_account_key_file": "GOOGLE_APPLICATION_CREDENTIALS",
 }
-# What a credential's option is called: a secret, password, token, key (access, private, API, a key file),
-# credential or connection string. Not "key" alone: dataflow_kms_key names a key, it does not hold one.
-CREDENTIAL_NAME = re.compile(
-    r"secret|passw(or)?d|token|credential|connection_?string|access_?key|private_?key|api_?key|key_?file"
-    r"|(^|_)sas(_|$)|(^|_)auth_?key",
-    re.IGNORECASE,
-)
 
 
 def _subclasses(cls: type) -> Iterator[type]:

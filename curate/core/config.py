@@ -131,3 +131,18 @@ class StageDef(Generic[StageConfigT]):
 
     name: str
     config: type[StageConfigT]
+
+
+# What a credential's option is called: a secret, password, token, key (access, private, API, a key file),
+# credential or connection string. Not "key" alone: dataflow_kms_key names a key, it does not hold one.
+CREDENTIAL_NAME = re.compile(
+    r"secret|passw(or)?d|token|credential|connection_?string|access_?key|private_?key|api_?key|key_?file"
+    r"|(^|_)sas(_|$)|(^|_)auth_?key",
+    re.IGNORECASE,
+)
+
+
+def names_credential(option: str) -> bool:
+    """Whether an option's name (``--name=value`` or ``name``) says it carries a credential: the rule that
+    recipes (pipelines/runner.py adds Beam's own declarations to it) and version records share."""
+    return bool(CREDENTIAL_NAME.search(option.removeprefix("--").split("=", 1)[0]))

@@ -22,8 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO
 
+from curate.core.config import names_credential
 from curate.core.errors import CurateError
-from curate.pipelines.runner import carries_credential
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
@@ -56,7 +56,7 @@ def check_name(kind: str, value: str) -> str:
 def redact_recipe(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The recipe without the runner options that carry secrets, and the keys dropped."""
     options = dict((recipe.get("runner") or {}).get("options") or {})
-    dropped = sorted(key for key in options if carries_credential(key))  # the recipe's own rule
+    dropped = sorted(key for key in options if names_credential(key))  # the recipe's own rule
     if dropped:
         recipe = {
             **recipe,
