@@ -27,7 +27,7 @@ from curate.pipelines.recipe import Config
 LINEAGE = "lineage.json"
 FORMAT = "curate.lineage/1"
 # Segment size on Beam's local runner when the recipe sets none: every shuffle's input lives in the
-# runner process there, so a segment bounds that process's memory (README "Incremental runs").
+# runner process there, so a segment bounds that process's memory (docs/incremental.md).
 DEFAULT_LOCAL_SEGMENT_BYTES = 256 * 1024 * 1024
 # An input larger than this is read by several workers, in byte ranges cut at records (WARC.gz).
 READ_RANGE_BYTES = 64 * 1024 * 1024

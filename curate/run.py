@@ -218,7 +218,7 @@ def run(
     """Run the recipe to completion and return its summary; raises CurateError on a problem the user
     can fix (bad input path, stage not available, unwritable output).
 
-    Inputs are processed in segments (README "Incremental runs"), each a pipeline whose output joins
+    Inputs are processed in segments (docs/incremental.md), each a pipeline whose output joins
     the folder and is committed when done. ``append`` (``NAME@BRANCH``) starts from that version: its
     inputs are skipped, new documents are deduplicated against it, and the result is committed on it.
     """

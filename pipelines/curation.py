@@ -27,7 +27,7 @@ REPORTS_FILE = "reports"
 
 @dataclass
 class Layout:
-    """Where a run writes; see README 'Output layout'."""
+    """Where a run writes; see docs/recipes.md, 'Output layout'."""
 
     root: str
     # File-name prefix of this run's documents/, rejected/ and index/ files, and the number of its first

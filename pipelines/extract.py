@@ -74,7 +74,7 @@ class ExtractStage(StageTransform):
             REJECTED_TAG, main="kept"
         )
         # Spread the documents of one big file over the workers here, after the raw HTML is gone: the
-        # reshuffle carries the extracted text and metadata only (README: "What each shuffle carries").
+        # reshuffle carries the extracted text and metadata only (docs/incremental.md, "What each shuffle carries").
         kept = outputs.kept | "SpreadDocs" >> beam.Reshuffle()
         return kept, outputs[REJECTED_TAG]
 
