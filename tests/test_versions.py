@@ -20,6 +20,7 @@ import pytest
 from curate.cli import main
 from curate.config import parse_config
 from curate.core.errors import CurateError
+from curate.core.files import identify
 from curate.run import run
 from curate.train.data import ShardSet, TokenStream
 from curate.versions import open_repository
@@ -73,7 +74,9 @@ class Scenario:
 
     def commit_run(self, name: str, branch: str) -> str:
         config, out, files, stats = self.runs[name]
-        return commit_run(_with_dataset(config, self.uri, branch), str(out), files, stats)
+        return commit_run(
+            _with_dataset(config, self.uri, branch), str(out), [identify(f) for f in files], stats
+        )
 
 
 @pytest.fixture(scope="module", params=["embedded", "lakefs"])
@@ -108,8 +111,8 @@ def test_log_shows_both_runs_with_their_lineage(scenario, capsys):
         lineage = version.lineage
         assert lineage["recipe"]["stages"] == config.model_dump(mode="json")["stages"]
         assert lineage["runner"]["name"] == "direct" and lineage["code"]["curate"]
-        assert [(i["path"], i["size"], i["sha256"]) for i in lineage["inputs"]] == [
-            (str(Path(f).resolve()), Path(f).stat().st_size, hashlib.sha256(Path(f).read_bytes()).hexdigest())
+        assert [(i["path"], i["size"], i["checksum"]) for i in lineage["inputs"]] == [
+            (f, Path(f).stat().st_size, "sha256:" + hashlib.sha256(Path(f).read_bytes()).hexdigest())
             for f in files
         ]
         assert lineage["stats"]["documents_kept"] == stats["documents_kept"]

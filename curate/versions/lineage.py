@@ -36,29 +36,10 @@ def _redacted(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return recipe, [f"runner.options.{key}" for key in dropped]
 
 
-def describe_inputs(files: list[str]) -> list[dict[str, Any]]:
-    """Each input with its size and checksum: sha256 for a local file, the store's checksum otherwise."""
-    from curate.versions.base import hash_file
-
-    described = []
-    for name in files:
-        if "://" not in name:
-            sha, _, size = hash_file(Path(name))
-            described.append({"path": str(Path(name).resolve()), "size": size, "sha256": sha})
-            continue
-        from apache_beam.io.filesystems import FileSystems
-
-        entry: dict[str, Any] = {"path": name}
-        try:
-            entry["size"] = FileSystems.match([name])[0].metadata_list[0].size_in_bytes
-            entry["checksum"] = FileSystems.checksum(name)
-        except Exception as error:  # lineage must not fail a finished run; say what is missing
-            entry["checksum_error"] = f"{type(error).__name__}: {error}"[:200]
-        described.append(entry)
-    return described
-
-
-def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -> dict[str, Any]:
+def collect(config: Any, inputs: list[dict[str, Any]], stats: dict[str, Any], output: str) -> dict[str, Any]:
+    """The lineage of the run whose results are in ``output`` (where they are read now: the run's
+    staging folder, before it is published); it records the recipe's ``output.path``. ``inputs`` are the
+    run's input identities (curate.core.files.identify: each input is hashed once per run)."""
     import curate
     from curate.shards import _git_commit
     from curate.versions.base import MANIFEST, is_remote, read_source_json
@@ -77,7 +58,7 @@ def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -
         "redacted": dropped,
         "code": {"curate": curate.__version__, "git_commit": _git_commit()},
         "runner": {k: v for k, v in recipe.get("runner", {}).items() if k != "options"},
-        "inputs": describe_inputs(files),
+        "inputs": [{k: entry[k] for k in ("path", "size", "checksum")} for entry in inputs],
         "stats": {
             **{
                 k: stats[k]
@@ -91,7 +72,7 @@ def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -
             "total_tokens": manifest.get("total_tokens"),
             "shards": len(manifest.get("shards", [])),
         },
-        "output": output,
+        "output": config.output.path,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -124,13 +105,14 @@ def _refuse_overwriting_imported(repository: Any, branch: str, root: str) -> Non
         )
 
 
-def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]) -> str:
-    """The run driver's hook, called after the manifest is written: commit the output with its lineage
-    to ``output.dataset`` (a dataset name or lakefs://REPO) on ``output.branch``; returns a summary."""
+def commit_run(config: Any, output: str, inputs: list[dict[str, Any]], stats: dict[str, Any]) -> str:
+    """The run driver's hook, called after the manifest is written: commit the results in ``output`` with
+    their lineage to ``output.dataset`` (a dataset name or lakefs://REPO) on ``output.branch``; returns a
+    summary."""
     from curate.versions import open_repository
 
     repository = open_repository(config.output.dataset)
-    lineage = collect(config, files, stats, output)
+    lineage = collect(config, inputs, stats, output)
     run_id = new_run_id()
     version = repository.commit_output(output, config.output.branch, f"curate run {run_id}", lineage, run_id)
     moved = getattr(repository, "last_transfer", {})
