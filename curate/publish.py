@@ -115,17 +115,24 @@ def staging_root(root: str) -> str:
     return staging
 
 
+def _objects_under(path: str) -> list[str]:
+    """Every object under an object-store "folder", at any depth (Beam's ``*`` stops at '/')."""
+    return [m.path for m in FileSystems.match([_join(path, "**")])[0].metadata_list]
+
+
 def _present(path: str) -> bool:
     """A file or folder exists; on an object store a "folder" exists when an object is under it."""
     if FileSystems.exists(path):
         return True
-    return not is_local(path) and bool(FileSystems.match([_join(path, "*")])[0].metadata_list)
+    return not is_local(path) and bool(_objects_under(path))
 
 
 def _delete(path: str) -> None:
     """Delete a file or a folder; on an object store a "folder" is every object under its prefix."""
-    if not is_local(path) and FileSystems.match([_join(path, "*")])[0].metadata_list:
-        FileSystems.delete([path.rstrip("/") + "/"])
+    if not is_local(path):
+        objects = _objects_under(path)
+        if objects:
+            FileSystems.delete(objects)
     if FileSystems.exists(path):
         FileSystems.delete([path])
 
@@ -140,9 +147,9 @@ def _move(source: str, target: str) -> None:
     if is_local(source):
         os.replace(source, target)
         return
-    matches = FileSystems.match([_join(source, "*")])[0].metadata_list
-    if matches:
-        FileSystems.rename([m.path for m in matches], [target + m.path[len(source) :] for m in matches])
+    objects = _objects_under(source)
+    if objects:
+        FileSystems.rename(objects, [target + path[len(source) :] for path in objects])
     elif FileSystems.exists(source):
         FileSystems.rename([source], [target])
 

@@ -131,9 +131,10 @@ def _run_segments(
             plan.root, incremental.part_name(len(parts)), incremental.next_shard(plan.lineage)
         )
         if parts:  # a later part: deduplicated against the folder so far, which is still in staging
-            part_config = incremental.part_config(config, plan.root, config.output.path)
-            versions = Versions(resolve_data, {config.output.path: plan.root})
-            stages = curation.enabled_stages(part_config, versions)
+            output = config.output
+            label = f"{output.dataset}@{output.branch}" if output.dataset else output.path  # in dup_version
+            part_config = incremental.part_config(config, plan.root, label)
+            stages = curation.enabled_stages(part_config, Versions(resolve_data, {label: plan.root}))
         else:
             part_config = config
         started = time.monotonic()
