@@ -116,7 +116,7 @@ def _run_segments(
 ) -> RunSummary:
     """Each segment not finished before, as one pipeline whose part joins the staged folder."""
     if not plan.segments:
-        say(f"curate: no new input files; the output is {config.output.dataset} as it was")
+        say(f"curate: no new input files; {config.output.dataset}@{config.output.branch} is as it was")
         return summary_of(config, plan.root, plan.lineage)
     summary = None
     for number, segment in enumerate(plan.segments, 1):

@@ -19,15 +19,21 @@ from curate.publish import LOCK, output_lock
 pytestmark = pytest.mark.slow
 
 
-def test_a_second_run_on_the_same_output_is_refused(tmp_path, curate_cli, write_recipe, shared_path):
-    out = tmp_path / "out"
-    recipe = write_recipe(tmp_path / "recipe.yaml", [str(shared_path("jsonl")) + "/*.jsonl.gz"], out)
-    first = subprocess.Popen(
+def _run_in_background(recipe) -> subprocess.Popen:
+    """`curate run RECIPE` as its own process group (as the service starts runs)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "curate", "run", str(recipe), "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path, curate_cli, write_recipe, shared_path):
+    out = tmp_path / "out"
+    recipe = write_recipe(tmp_path / "recipe.yaml", [str(shared_path("jsonl")) + "/*.jsonl.gz"], out)
+    first = _run_in_background(recipe)
     deadline = time.monotonic() + 120
     while not (out / LOCK).exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -133,13 +139,7 @@ def test_a_cancelled_run_leaves_no_staging_and_no_lock(tmp_path, write_recipe, s
     discarded and the lock released, so the folder is as it was and a new run may start."""
     out = tmp_path / "out"
     recipe = write_recipe(tmp_path / "recipe.yaml", [str(shared_path("jsonl")) + "/*.jsonl.gz"], out)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curate", "run", str(recipe), "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = _run_in_background(recipe)
     deadline = time.monotonic() + 120
     while not (out / ".staging").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # polling a condition, with a deadline
