@@ -68,35 +68,31 @@ def run(
     if config.output.dataset:
         check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
     root = config.output.path = config.output.path.rstrip("/") or config.output.path
-    with output_lock(root), _cancellable() as cancelled:
-        if is_local(root):
-            os.makedirs(root, exist_ok=True)
+    log_path = os.path.join(root if is_local(root) else tempfile.gettempdir(), "run.log")
+    with _cancellable() as cancelled, output_lock(root):
         # Every part of the run is written in OUT/.staging and replaces the previous results only when
         # the whole run has succeeded; a killed segmented run resumes from what it staged.
-        base = str(resolve_data(append)) if append else None
-        plan = incremental.plan_run(config, checked.files, staging_path(root), append, base)
-        log_path = os.path.join(root if is_local(root) else tempfile.gettempdir(), "run.log")
-        with _worker_logs_to(log_path) as console:
-            stream = stream or console
-            say: Say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda _: None)
-            skipped = f"; {plan.skipped} already in {append}, skipped" if append else ""
-            say(
-                f"curate: {len(checked.files)} input file(s){skipped} -> {root} on the {config.runner.name}"
-                f" runner (Beam's log: {log_path})"
-            )
-            try:
-                summary = _run_segments(config, plan, checked.stages, progress, stream, log_path, say)
-            except BaseException:
-                # Nothing a rerun could resume from, or the user cancelled: the folder is as it was.
-                if cancelled.is_set() or (len(plan.segments) <= 1 and not append):
-                    with contextlib.suppress(Exception):
-                        discard(plan.root)
-                raise
-            publish(plan.root, root)
-            if config.output.dataset and not is_local(root):
-                summary.commit = commit_published(config, plan.inputs, summary.stats)
-            summary.seconds = time.monotonic() - started
-            say(format_summary(summary))
+        plan: incremental.Plan | None = None
+        try:
+            if is_local(root):
+                os.makedirs(root, exist_ok=True)
+            base = str(resolve_data(append)) if append else None
+            plan = incremental.plan_run(config, checked.files, staging_path(root), append, base)
+            with _worker_logs_to(log_path) as console:
+                summary = _run_segments(config, plan, checked.stages, progress, stream or console, log_path)
+        except BaseException:
+            # Cancelled, or nothing a rerun could resume from: the folder is left as it was.
+            if cancelled.is_set() or (plan is not None and len(plan.segments) <= 1 and not append):
+                with contextlib.suppress(Exception):
+                    discard(staging_path(root))
+            raise
+        assert plan is not None  # the plan was made, or the run raised above
+        publish(plan.root, root)
+        if config.output.dataset and not is_local(root):
+            summary.commit = commit_published(config, plan.inputs, summary.stats)
+        summary.seconds = time.monotonic() - started
+        if progress:
+            print(format_summary(summary), file=stream or sys.stderr, flush=True)  # the console
     if not is_local(root):
         with open(log_path, "rb") as handle:
             log = handle.read()
@@ -112,11 +108,17 @@ def _run_segments(
     progress: bool,
     stream: TextIO,
     log_path: str,
-    say: Say,
 ) -> RunSummary:
     """Each segment not finished before, as one pipeline whose part joins the staged folder."""
+    say: Say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda _: None)
+    version = f"{config.output.dataset}@{config.output.branch}"
+    skipped = f"; {plan.skipped} already in {version}, skipped" if plan.skipped else ""
+    say(
+        f"curate: {len(plan.inputs)} input file(s){skipped} -> {config.output.path} on the"
+        f" {config.runner.name} runner (Beam's log: {log_path})"
+    )
     if not plan.segments:
-        say(f"curate: no new input files; {config.output.dataset}@{config.output.branch} is as it was")
+        say(f"curate: no new input files; {version} is as it was")
         return summary_of(config, plan.root, plan.lineage)
     summary = None
     for number, segment in enumerate(plan.segments, 1):
