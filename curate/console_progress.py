@@ -1,10 +1,15 @@
-"""The console's progress line while a run goes: 'read N records · kept M · R records/s', from the
-counters the workers write (read by pipelines/progress_files.py, as the service reads them)."""
+"""The console while a run goes: Beam's log goes to a file, and the progress line 'read N records · kept
+M · R records/s' comes from the counters the workers write (read by pipelines/progress_files.py, as the
+service reads them)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TextIO
 
 from curate.pipelines.progress_files import read_counters
@@ -47,3 +52,22 @@ class FileProgress:
         self._show()  # the final counts (workers flush at bundle end), however short the run
         if self._interactive and self._last_line:
             print(file=self._stream)
+
+
+@contextlib.contextmanager
+def worker_logs_to(path: str) -> Iterator[TextIO]:
+    """Send everything written to file descriptor 2 (Beam's and its worker processes' logs) to ``path``
+    while the run lasts, and hand back a stream to the real console for progress and the summary."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log_fd, 2)
+    console = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        yield console
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log_fd)
+        console.close()

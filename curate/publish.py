@@ -96,9 +96,15 @@ def output_lock(root: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if _read_lock(path).get("pid") == me["pid"]:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        release_lock(root)
+
+
+def release_lock(root: str) -> None:
+    """Remove OUT/.curate.lock if this process holds it."""
+    path = os.path.join(root, LOCK)
+    if is_local(root) and _read_lock(path).get("pid") == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 def staging_path(root: str) -> str:

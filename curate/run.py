@@ -23,7 +23,7 @@ import apache_beam as beam
 
 from curate import incremental
 from curate.config import Config
-from curate.console_progress import FileProgress
+from curate.console_progress import FileProgress, worker_logs_to
 from curate.core.errors import Cancelled, CurateError, PipelineFailed
 from curate.core.files import is_local, write_atomic
 from curate.finalize import Part, RunSummary, commit_published, finalize, format_summary, summary_of
@@ -35,7 +35,7 @@ from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.progress_files import write_plan
 from curate.pipelines.runner import pipeline_options
 from curate.preflight import preflight
-from curate.publish import discard, output_lock, publish, staging_path
+from curate.publish import discard, output_lock, publish, release_lock, staging_path
 from curate.store import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target
 from curate.worker_paths import absolute_local_paths, check_workers_can_reach
@@ -43,6 +43,7 @@ from curate.worker_paths import absolute_local_paths, check_workers_can_reach
 __all__ = ["RunSummary", "format_summary", "run"]
 
 Say = Callable[[str], None]
+CANCEL_GRACE_S = 1.0  # `curate serve` sends SIGKILL 3 s after its SIGTERM
 
 
 def run(
@@ -69,7 +70,7 @@ def run(
         check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
     root = config.output.path = config.output.path.rstrip("/") or config.output.path
     log_path = os.path.join(root if is_local(root) else tempfile.gettempdir(), "run.log")
-    with _cancellable() as cancelled, output_lock(root):
+    with _cancellable(root) as cancelled, output_lock(root):
         # Every part of the run is written in OUT/.staging and replaces the previous results only when
         # the whole run has succeeded; a killed segmented run resumes from what it staged.
         plan: incremental.Plan | None = None
@@ -78,7 +79,7 @@ def run(
                 os.makedirs(root, exist_ok=True)
             base = str(resolve_data(append)) if append else None
             plan = incremental.plan_run(config, checked.files, staging_path(root), append, base)
-            with _worker_logs_to(log_path) as console:
+            with worker_logs_to(log_path) as console:
                 summary = _run_segments(config, plan, checked.stages, progress, stream or console, log_path)
         except BaseException:
             # Cancelled, or nothing a rerun could resume from: the folder is left as it was.
@@ -200,40 +201,36 @@ def _run_pipeline(
 
 
 @contextlib.contextmanager
-def _cancellable() -> Iterator[threading.Event]:
+def _cancellable(root: str) -> Iterator[threading.Event]:
     """SIGTERM (a cancel from `curate serve`, a kill of the process group) ends the run the way Ctrl-C
-    does, so the lock is released and the staged results discarded; the event says it happened."""
-    cancelled = threading.Event()
+    does, so the lock is released and the staged results discarded; the event says it happened. Python
+    runs a signal handler between bytecodes, where Beam may swallow the exception it raises (in a
+    finalizer): if the run has not ended within CANCEL_GRACE_S, the cleanup is done here and the
+    process exits (130, as after Ctrl-C)."""
+    cancelled, ended = threading.Event(), threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield cancelled  # signal handlers can only be installed in the main thread
         return
 
+    def end_now() -> None:
+        if ended.wait(CANCEL_GRACE_S):
+            return
+        with contextlib.suppress(Exception):
+            discard(staging_path(root))
+        release_lock(root)
+        os.write(2, b"curate: interrupted\n")
+        os._exit(130)
+
     def stop(signum: int, _frame: Any) -> None:
-        cancelled.set()
+        if not cancelled.is_set():
+            cancelled.set()
+            threading.Thread(target=end_now, daemon=True).start()
         raise Cancelled(signal.Signals(signum).name)
 
     saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield cancelled
     finally:
+        ended.set()
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _worker_logs_to(path: str) -> Iterator[TextIO]:
-    """Send everything written to file descriptor 2 (Beam's and its worker processes' logs) to ``path``
-    while the run lasts, and hand back a stream to the real console for progress and the summary."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log_fd, 2)
-    console = os.fdopen(os.dup(saved), "w", buffering=1)
-    try:
-        yield console
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(log_fd)
-        console.close()
