@@ -371,7 +371,8 @@ def clear_outputs(root: str) -> None:
 
 
 def copy_tree(source: str, dest: str) -> None:
-    """A checked-out version into the output folder (hard links: the files are never written in place)."""
+    """A checked-out version into the output folder: copies (never hard links, which would let an edit of
+    the output change the store's cached checkout)."""
     for folder, _, names in os.walk(source):
         for name in names:
             relative = os.path.relpath(os.path.join(folder, name), source)
@@ -381,7 +382,4 @@ def copy_tree(source: str, dest: str) -> None:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             if os.path.exists(target):
                 os.remove(target)
-            try:
-                os.link(os.path.join(folder, name), target)
-            except OSError:
-                shutil.copyfile(os.path.join(folder, name), target)
+            shutil.copyfile(os.path.join(folder, name), target)

@@ -20,7 +20,7 @@ from curate.pipelines.curation import BuiltStages, enabled_stages
 from curate.pipelines.dedup_index import Versions
 from curate.pipelines.readers import detect_format, expand_inputs
 from curate.pipelines.stage_order import DOCUMENT_STAGES
-from curate.store import resolve_data
+from curate.versions import resolve_data
 
 # Recipe keys whose values name files a stage opens (a path, a list of paths, or {lang: path(s)}). Keys are
 # the recipe's public contract, so they stay valid wherever the config classes live.

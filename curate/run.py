@@ -36,7 +36,7 @@ from curate.pipelines.progress_files import write_plan
 from curate.pipelines.runner import pipeline_options
 from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, release_lock, staging_path
-from curate.store import parse_spec, resolve_data
+from curate.versions import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target
 from curate.worker_paths import absolute_local_paths, check_workers_can_reach
 
