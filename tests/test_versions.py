@@ -323,7 +323,7 @@ def store_of_runs(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
     for name in ("a", "b"):
         config, out, files, stats = runs[name]
-        commit_run(_with_dataset(config, "web", "main"), str(out), files, stats)
+        commit_run(_with_dataset(config, "web", "main"), str(out), [identify(f) for f in files], stats)
     return open_repository("web")
 
 
