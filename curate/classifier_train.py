@@ -27,6 +27,17 @@ from curate.filters.decontaminate import EvalSetConfig, eval_items
 
 # DCLM's fastText hyper-parameters (see the module docstring).
 DCLM_SETTINGS: dict[str, Any] = {"lr": 0.1, "dim": 100, "ws": 5, "epoch": 5, "minCount": 1, "wordNgrams": 2}
+# DCLM trained on ~400k documents: 5 epochs at lr 0.1 are ~2M updates. On a few hundred documents the same
+# settings stop after a few thousand updates and rank below chance (held-out AUC 0.45 on 74 positives /
+# 446 negatives). Unless set explicitly, epochs grow so that training sees at least MIN_EXAMPLE_PASSES
+# examples (at most MAX_EPOCHS passes), and a set smaller than SMALL_SET trains at fastText's own
+# small-data learning rate (its tutorial: lr 0.5-1.0, epoch 25 on 12k questions).
+MIN_EXAMPLE_PASSES = 10_000
+MAX_EPOCHS = 50
+SMALL_SET = 20_000
+SMALL_SET_LR = 0.5
+# Below this held-out ROC AUC the model barely ranks documents: say so instead of printing it as a result.
+MIN_USABLE_AUC = 0.7
 POSITIVE_LABEL = "hq"
 NEGATIVE_LABEL = "cc"
 
@@ -50,7 +61,21 @@ class TrainReport:
             f"model: {self.model} ({self.train_examples:,} training, {self.valid_examples:,} held out)",
             f"held-out precision {fmt(self.precision)} · recall {fmt(self.recall)} · "
             f"ROC AUC {fmt(self.roc_auc)} (positive label {self.positive_label})",
+            *([self.warning] if self.warning else []),
         ]
+
+    @property
+    def warning(self) -> str | None:
+        """A line for a model not fit to use, or whose held-out numbers say little."""
+        if self.roc_auc is None:
+            return "warning: the held-out set lacks one of the labels: no ROC AUC (raise --valid-fraction)"
+        if self.roc_auc < MIN_USABLE_AUC:
+            return (
+                f"warning: held-out ROC AUC {self.roc_auc:.2f} is below {MIN_USABLE_AUC}: this model barely "
+                "ranks documents; add training documents, or raise --epoch/--lr "
+                f"(used: epoch {self.settings['epoch']}, lr {self.settings['lr']})"
+            )
+        return None
 
 
 def read_texts(paths: Sequence[str], text_field: str, role: str) -> list[str]:
@@ -103,7 +128,7 @@ def train(
     n_valid = int(round(len(examples) * valid_fraction))
     train_set, valid_set = examples[: len(examples) - n_valid], examples[len(examples) - n_valid :]
     labels = {1: LABEL_PREFIX + POSITIVE_LABEL, 0: LABEL_PREFIX + NEGATIVE_LABEL}
-    hyper = {**DCLM_SETTINGS, **(settings or {})}
+    hyper = {**settings_for(len(train_set)), **{k: v for k, v in (settings or {}).items() if v is not None}}
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="curate-fasttext-") as work:
         train_file = os.path.join(work, "train.txt")
@@ -131,6 +156,13 @@ def train(
     )
     metrics_path(output).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def settings_for(train_examples: int) -> dict[str, Any]:
+    """DCLM's settings, with epochs and learning rate scaled up for a small training set (see above)."""
+    epoch = min(MAX_EPOCHS, max(DCLM_SETTINGS["epoch"], -(-MIN_EXAMPLE_PASSES // max(train_examples, 1))))
+    lr = DCLM_SETTINGS["lr"] if train_examples >= SMALL_SET else SMALL_SET_LR
+    return {**DCLM_SETTINGS, "epoch": epoch, "lr": lr}
 
 
 def metrics_path(model: str) -> Path:

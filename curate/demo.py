@@ -9,6 +9,7 @@ like any user's corpus. Nobody here wrote this text, and the Bulgarian pages exe
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import json
 import subprocess
@@ -58,17 +59,27 @@ def _pages(xml_stream) -> Iterator[tuple[str, str, str]]:
             element.clear()
 
 
+# Link namespaces of images and other media (English and Bulgarian names, as the dumps spell them):
+# `[[File:x.jpg|thumb|upright=1.3|A caption]]` would otherwise leave "thumb|upright=1.3|A caption".
+MEDIA_NAMESPACES = ("file", "image", "media", "файл", "картинка", "медия", "изображение")
+
+
 def wikitext_to_text(wikitext: str) -> str:
     """Plain text of an article: templates, tables, refs and link markup removed; paragraphs kept."""
     import mwparserfromhell
 
-    text = mwparserfromhell.parse(wikitext).strip_code(
-        normalize=True, collapse=True, keep_template_params=False
-    )
-    lines = [line.strip() for line in text.splitlines()]
-    paragraphs = [
-        line for line in lines if line and not line.lower().startswith(("category:", "file:", "image:"))
-    ]
+    parsed = mwparserfromhell.parse(wikitext)
+    for link in parsed.filter_wikilinks():  # images: their options and caption are not prose
+        namespace, colon, _ = str(link.title).strip().partition(":")
+        if colon and namespace.strip().lower() in MEDIA_NAMESPACES:
+            with contextlib.suppress(ValueError):  # inside an image already removed
+                parsed.remove(link)
+    text = parsed.strip_code(normalize=True, collapse=True, keep_template_params=False)
+    lines = [" ".join(line.split()) for line in text.splitlines()]  # a removed link leaves a double space
+    # What the parser could not take apart (an unbalanced image link) is dropped whole, as are category
+    # lines and gallery entries.
+    markup = ("category:", *(f"{prefix}{name}:" for prefix in ("", "[[") for name in MEDIA_NAMESPACES))
+    paragraphs = [line for line in lines if line and not line.lower().startswith(markup)]
     return "\n".join(paragraphs)
 
 

@@ -5,6 +5,7 @@ means the run will at least start; a problem found an hour into a cluster run co
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from collections.abc import Iterator
@@ -16,9 +17,10 @@ from apache_beam.io.filesystems import FileSystems
 from curate.config import Config
 from curate.core.errors import CurateError
 from curate.core.files import is_local
+from curate.core.tokenizer import prepare
 from curate.pipelines.curation import BuiltStages, enabled_stages
 from curate.pipelines.dedup_index import Versions
-from curate.pipelines.readers import detect_format, expand_inputs
+from curate.pipelines.readers import detect_format, expand_inputs, read_file
 from curate.pipelines.stage_order import DOCUMENT_STAGES
 from curate.versions import resolve_data
 
@@ -108,7 +110,7 @@ def check_output(path: str) -> None:
 
 def input_files(config: Config) -> list[str]:
     """The input files, resolved and checked: each exists, is a regular file, and has a known format."""
-    files = expand_inputs(config.input.paths)
+    files = expand_inputs(config.input.paths, output=config.output.path)
     for path in files:
         check_readable_file(path, "input")
         if config.input.format == "auto":
@@ -136,16 +138,37 @@ def check_order_by(config: Config, files: list[str]) -> None:
     if _lookup(config, "stages.mixing.enabled"):
         known.add("domain")
     formats = {config.input.format if config.input.format != "auto" else detect_format(f) for f in files}
-    if order_by in known or formats & {"jsonl", "parquet"}:
-        return
     if formats & {"warc", "wet"}:
         known |= _WARC_FIELDS
-        if order_by in known:
-            return
+    if formats & {"jsonl", "parquet"}:
+        known |= _input_fields(config, files)
+    if order_by in known:
+        return
     raise CurateError(
         f"stages.tokenize.order_by: '{order_by}' is not an annotation of the enabled stages or a field of "
-        f"the input; known: {', '.join(sorted(known))}"
+        f"the input's first records; known: {', '.join(sorted(known))}"
     )
+
+
+ORDER_BY_SAMPLE = 100  # records per JSONL/Parquet input whose fields order_by may name
+
+
+def _input_fields(config: Config, files: list[str]) -> set[str]:
+    """The fields of the first records of each JSONL/Parquet input (what order_by can name there)."""
+    fields: set[str] = set()
+    for path in files:
+        if (config.input.format if config.input.format != "auto" else detect_format(path)) in ("warc", "wet"):
+            continue
+        for doc in itertools.islice(read_file(path, config.input), ORDER_BY_SAMPLE):
+            fields |= set(doc.get("metadata") or {})
+    return fields
+
+
+def check_tokenizer(config: Config) -> None:
+    """The tokenizer file loads as a tokenizer (``prepare`` is what the run calls, an hour later)."""
+    tokenize = _lookup(config, "stages.tokenize")
+    if tokenize is not None and tokenize.enabled and tokenize.train is None:
+        prepare(tokenize.tokenizer)
 
 
 @dataclass
@@ -163,15 +186,16 @@ def preflight(config: Config, check_files: bool = True, require_inputs: bool = T
     inputs (they may come from --input at run time)."""
     if not config.output.path.strip():
         raise CurateError("output.path is empty: give the folder the run writes to (--output DIR)")
+    if require_inputs and not config.input.paths:
+        raise CurateError("input.paths: no input given (set it in the recipe or pass --input)")
     files: list[str] = []
     if check_files:
         check_output(config.output.path)
         if config.input.paths:
             files = input_files(config)
-        elif require_inputs:
-            raise CurateError("input.paths: no input given (set it in the recipe or pass --input)")
         for key, path in recipe_files(config):
             check_readable_file(path, key)
+        check_tokenizer(config)
     if files:
         check_order_by(config, files)
     # Every enabled stage built (once per run): one that is not available fails now, naming it.

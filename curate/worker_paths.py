@@ -13,8 +13,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from curate.core.config import path_values
 from curate.core.errors import CurateError
-from curate.core.files import is_local
+from curate.core.files import CONFINE_ENV, check_confined, is_local, list_files
 from curate.pipelines.recipe import Config
 
 
@@ -69,3 +70,18 @@ def check_workers_can_reach(config: Config) -> None:
             f"machine's disk{more}; put it on gs:// or s3:// (or set runner.shared_paths: true if every "
             "worker mounts it at the same place)"
         )
+
+
+def check_confined_paths(config: Config) -> None:
+    """In a job of `curate serve`: every path the recipe names (globs as the files they match now) must
+    still lead inside the service's roots when the job starts (see curate.core.files.check_confined)."""
+    if not os.environ.get(CONFINE_ENV):
+        return
+    for found in path_values(config):
+        if not found.marker.is_path(found.value):
+            continue
+        if found.marker.kind == "glob" and is_local(found.value):
+            for path in list_files(found.value):
+                check_confined(path)
+        else:
+            check_confined(found.value)

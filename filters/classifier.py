@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from curate.core.config import StageConfig, Strict
+from curate.core.config import MAX_BATCH, NamesPath, StageConfig, Strict
 from curate.core.errors import CurateError
 from curate.filters.base import Annotations, Doc, FilterSpec
 
@@ -29,7 +29,7 @@ class ClassifierModelConfig(Strict):
     name: str = Field(
         pattern=r"^[a-z][a-z0-9_]*$", description="Annotations are <name>_score, <name>_bucket."
     )
-    path: str = Field(description="A fastText supervised model (.bin or .ftz).")
+    path: Annotated[str, NamesPath("file")] = Field(description="A fastText supervised model (.bin or .ftz).")
     positive_label: str = Field("__label__hq", description="The label whose probability is the score.")
     min_score: float | None = Field(None, ge=0.0, le=1.0, description="Reject below this score.")
     keep_top_fraction: float | None = Field(
@@ -53,13 +53,13 @@ class ClassifierConfig(StageConfig):
 
     enabled: bool = False
     models: list[ClassifierModelConfig] = Field(default_factory=list)
-    tokenizer: str = Field(
+    tokenizer: Annotated[str, NamesPath("file", builtins=("gpt2",))] = Field(
         "gpt2", description="Counts the tokens that weigh percentiles: 'gpt2' or a tokenizer.json path."
     )
     histogram_bins: int = Field(
         1 << 16, ge=16, le=1 << 20, description="Score resolution of the run-wide percentiles."
     )
-    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
     @model_validator(mode="after")
     def _models(self) -> ClassifierConfig:

@@ -16,13 +16,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from curate.core.config import Fixed, StageConfig, Strict
+from curate.core.config import MAX_BATCH, Fixed, NamesPath, StageConfig, Strict
 from curate.core.errors import CurateError
+from curate.core.files import check_confined
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.dedup_text import Normalization, ngram_positions
 
@@ -35,7 +36,9 @@ class EvalSetConfig(Strict):
     """One evaluation set: files, and which fields of each record are benchmark text."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    paths: list[str] = Field(min_length=1, description="JSONL(.gz/.zst), Parquet or text files, or globs.")
+    paths: Annotated[list[str], NamesPath("glob")] = Field(
+        min_length=1, description="JSONL(.gz/.zst), Parquet or text files, or globs."
+    )
     fields: list[str] = Field(
         default_factory=lambda: ["text"],
         description="Record fields joined into one item (lists, e.g. choices, are joined too).",
@@ -52,15 +55,17 @@ class DecontaminateConfig(StageConfig):
     eval_sets: list[EvalSetConfig] = Field(
         default_factory=list, description="Built into an index in the driver."
     )
-    index: str | None = Field(None, description="An index from `curate decont index` (instead of eval_sets).")
-    ngram: int = Field(13, ge=1, description="Words per n-gram (GPT-3's and datatrove's 13).")
+    index: Annotated[str | None, NamesPath("file")] = Field(
+        None, description="An index from `curate decont index` (instead of eval_sets)."
+    )
+    ngram: int = Field(13, ge=1, le=64, description="Words per n-gram (GPT-3's and datatrove's 13).")
     mode: Literal["document", "lines"] = Field(
         "document", description="document: reject the page; lines: drop only the lines that overlap."
     )
     min_matches: int = Field(
         1, ge=1, description="Distinct shared n-grams that make a document contaminated."
     )
-    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DecontaminateConfig:
@@ -116,6 +121,7 @@ def eval_items(spec: EvalSetConfig, label: str | None = None) -> Iterator[str]:
     for path in paths:
         if not Path(path).is_file():
             raise CurateError(f"{label}: {path} not found")
+        check_confined(path)  # in a job of `curate serve`: still inside its roots
         fmt = spec.format if spec.format != "auto" else _detect(path)
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -184,6 +190,7 @@ class NgramIndex:
     def load(cls, path: str, key: str = "stages.decontaminate.index") -> NgramIndex:
         if not Path(path).is_file():
             raise CurateError(f"{key}: n-gram index {path} not found; build it with `curate decont index`")
+        check_confined(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))

@@ -17,18 +17,20 @@ import struct
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from curate.core.config import Fixed, Signal, StageConfig
+from curate.core.config import Fixed, NamesPath, Signal, StageConfig, may_open_files
 from curate.core.errors import CurateError
 from curate.core.files import local_copy
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 
 
 class LangIdConfig(StageConfig):
-    model: str | None = Field(None, description="fastText LID model path; default: lid.176.ftz (PyPI).")
+    model: Annotated[str | None, NamesPath("file")] = Field(
+        None, description="fastText LID model path; default: lid.176.ftz (PyPI)."
+    )
     languages: list[str] | None = Field(["en"], description="Allowed ISO codes; null or 'all' keeps all.")
     min_score: float = Field(0.65, ge=0.0, le=1.0, description="FineWeb's language score threshold.")
 
@@ -41,12 +43,15 @@ class LangIdConfig(StageConfig):
         return value
 
     @model_validator(mode="after")
-    def _languages_the_model_knows(self) -> LangIdConfig:
+    def _languages_the_model_knows(self, info: ValidationInfo) -> LangIdConfig:
         # A code the model never predicts rejects every document; say so now, not after the run.
         path = self.model or default_model_path()
-        if self.languages is None or "://" in path or not Path(path).is_file():
+        if not may_open_files(info) or self.languages is None or "://" in path or not Path(path).is_file():
             return self  # a missing or remote model file is reported by the run's file checks
-        known = model_languages(path)
+        try:
+            known = model_languages(path)
+        except ValueError as error:
+            raise ValueError(f"{path}: not a fastText model ({error})") from None
         unknown = sorted({normalize_language(code) for code in self.languages} - known)
         if unknown:
             raise ValueError(
@@ -115,18 +120,29 @@ def default_model_path() -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz")
 
 
+FASTTEXT_MAGIC = 793712314  # fastText's FASTTEXT_FILEFORMAT_MAGIC_INT32
+
+
 @functools.lru_cache(maxsize=8)
 def model_languages(path: str) -> frozenset[str]:
     """The languages a fastText model predicts, read from the labels in its dictionary (normalised as its
     predictions are) without loading the model. Layout: fastText's Dictionary::save, after the magic,
     version and 12 int32 + 1 double of arguments."""
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        size = struct.unpack_from("<i", data, 64)[0]
+        if len(data) < 64 + 28 or struct.unpack_from("<i", data, 0)[0] != FASTTEXT_MAGIC:
+            raise ValueError("no fastText header")
+        size, _, nlabels = struct.unpack_from("<iii", data, 64)
+        # Sizes read from the file are untrusted: an entry takes at least 10 bytes, and every read below
+        # is checked against the file's end, so a forged header cannot drive a long loop.
+        if not 0 <= nlabels <= size <= (len(data) - 64 - 28) // 10:
+            raise ValueError(f"dictionary size {size} does not fit a file of {len(data):,} bytes")
         position, labels = 64 + 28, []  # size, nwords, nlabels (int32), ntokens, pruneidx_size (int64)
         for _ in range(size):
             end = data.find(b"\0", position)
+            if end < 0 or end + 10 > len(data):
+                raise ValueError("dictionary runs past the end of the file")
             if data[end + 9] == 1:  # entry: word, NUL, count (int64), type (int8: 1 = label)
-                labels.append(data[position:end].decode("utf-8"))
+                labels.append(data[position:end].decode("utf-8", "replace"))
             position = end + 10
     return frozenset(normalize_language(label) for label in labels)
 

@@ -51,7 +51,9 @@ class MixingConfig(StageConfig):
     token_budget: int | None = Field(
         None, gt=0, description="Output tokens; null: as many as the data allows."
     )
-    max_epochs: float = Field(4.0, ge=1.0, description="Most times a document may be repeated to up-sample.")
+    max_epochs: float = Field(
+        4.0, ge=1.0, le=1000.0, description="Most times a document may be repeated to up-sample."
+    )
     seed: int = 0
 
     @model_validator(mode="after")

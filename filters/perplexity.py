@@ -13,11 +13,11 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from curate.core.config import Fixed, Signal, StageConfig
+from curate.core.config import Fixed, NamesPath, Signal, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import local_copy
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -26,10 +26,10 @@ from curate.filters.langid import normalize_language
 
 class PerplexityConfig(StageConfig):
     enabled: bool = False
-    model: str | dict[str, str] | None = Field(
+    model: Annotated[str | dict[str, str] | None, NamesPath("file")] = Field(
         None, description="KenLM model (ARPA or binary), or {lang: path}."
     )
-    sentencepiece: str | dict[str, str] | None = None
+    sentencepiece: Annotated[str | dict[str, str] | None, NamesPath("file")] = None
     max_perplexity: float | None = Field(None, gt=0, description="Reject above this; null only annotates.")
     buckets: tuple[float, float] = Field(
         (310.0, 1000.0), description="head < first <= middle < second <= tail (CCNet's English cut-offs)."

@@ -17,7 +17,7 @@ from functools import partial
 
 from pydantic import Field
 
-from curate.core.config import Fixed, StageConfig
+from curate.core.config import MAX_BATCH, Fixed, StageConfig
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 
 # datatrove 0.10.1 formatters/pii.py: example.com/org are reserved for examples; the IPs are datatrove's
@@ -49,7 +49,7 @@ class PiiConfig(StageConfig):
     ip_replacement: list[str] = Field(list(DATATROVE_IP_REPLACEMENTS), min_length=1)
     phone_replacement: list[str] = Field(list(PHONE_REPLACEMENTS), min_length=1)
     card_replacement: list[str] = Field(list(CARD_REPLACEMENTS), min_length=1)
-    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
 
 # datatrove's patterns (its e-mail pattern is lower-case only; here the whole scan ignores case, so

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from curate.core.config import Signal, StageConfig
+from curate.core.config import MAX_BATCH, Signal, StageConfig
 from curate.filters import c4, fineweb, gopher
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.c4 import C4Config
@@ -34,7 +34,7 @@ class QualityConfig(StageConfig):
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
     c4: C4Config = Field(default_factory=C4Config)
     fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
-    batch_size: int = Field(256, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
     _groups = field_validator("gopher_repetition", "gopher_quality", "c4", "fineweb", mode="before")(
         _group_toggle

@@ -13,11 +13,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from curate.core.config import Fixed, Signal, StageConfig
+from curate.core.config import Fixed, NamesPath, Signal, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import read_text
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -31,11 +31,13 @@ class ToxicityConfig(StageConfig):
     classifier: Literal["alt-profanity-check"] | None = Field(
         "alt-profanity-check", description="Trained classifier shipped on PyPI; null for none."
     )
-    wordlists: list[str] | dict[str, str | list[str]] = Field(
+    wordlists: Annotated[list[str] | dict[str, str | list[str]], NamesPath("file")] = Field(
         default_factory=list, description="Keyword files (e.g. LDNOOBW) for all docs, or {lang: files}."
     )
     word_min_hits: int = Field(1, ge=1, description="Keyword hits that reject a document (C4: any).")
-    fasttext_model: str | None = Field(None, description="Optional fastText toxicity classifier.")
+    fasttext_model: Annotated[str | None, NamesPath("file")] = Field(
+        None, description="Optional fastText toxicity classifier."
+    )
     fasttext_label: str = Field("toxic", description="Its toxic label (Dolma's Jigsaw models: toxic).")
 
 

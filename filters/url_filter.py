@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import partial
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from curate.core.config import Fixed, StageConfig
+from curate.core.config import MAX_BATCH, Fixed, NamesPath, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import read_text
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -25,13 +26,15 @@ class UrlFilterConfig(StageConfig):
     """Block documents by URL: listed domains (and their subdomains), listed URLs, banned words."""
 
     enabled: bool = False
-    blocklists: list[str] = Field(
+    blocklists: Annotated[list[str], NamesPath("file")] = Field(
         default_factory=list,
         description="Files: one domain (blocks its subdomains too) or full URL a line; '#' starts a comment.",
     )
-    banned_words: list[str] = Field(default_factory=list, description="Files: one word a line, for URLs.")
+    banned_words: Annotated[list[str], NamesPath("file")] = Field(
+        default_factory=list, description="Files: one word a line, for URLs."
+    )
     banned_word_min_hits: int = Field(1, ge=1, description="Banned words in a URL before it is rejected.")
-    batch_size: int = Field(1024, ge=1, description="Documents per annotate call.")
+    batch_size: int = Field(1024, ge=1, le=MAX_BATCH, description="Documents per annotate call.")
 
 
 ANNOTATIONS: dict[str, str] = {

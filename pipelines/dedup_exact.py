@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import apache_beam as beam
 from pydantic import Field
 
-from curate.core.config import Role, StageConfig
+from curate.core.config import NamesPath, Role, StageConfig
 from curate.filters.dedup_text import Normalization, exact_key
 from curate.pipelines.dedup_index import (
     EXACT_SCHEMA,
@@ -36,7 +36,7 @@ class DedupExactConfig(StageConfig):
     normalize_whitespace: bool = True
     strip_punctuation: bool = True
     normalize_digits: bool = Field(True, description="Every digit counts as 0 (page counters, dates).")
-    against: list[str] = Field(
+    against: Annotated[list[str], NamesPath("folder", versions=True)] = Field(
         default_factory=list,
         description="Versions (NAME@REF or output folders) whose kept documents this run must not repeat.",
     )

@@ -29,7 +29,9 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
+from curate.core.config import is_version_ref
 from curate.core.errors import CurateError
+from curate.core.files import check_confined
 
 INDEX_DIR = "index"
 INDEX_META = "index.json"
@@ -102,6 +104,8 @@ def index_files(spec: str, kind: str, expected: dict[str, Any], versions: Versio
             f"{spec}: has no dedup index ({meta_path} missing); only versions written by a curate run "
             "with dedup enabled can be deduplicated against"
         )
+    if not is_version_ref(spec):  # a folder; a version comes from the store, which the service trusts
+        check_confined(meta_path)  # in a job of `curate serve`: the folder is still inside its roots
     with FileSystems.open(meta_path) as handle:
         meta = json.loads(handle.read().decode("utf-8"))
     recorded = meta.get(kind)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import apache_beam as beam
 import numpy as np
 from pydantic import Field, model_validator
 
-from curate.core.config import Role, Signal, StageConfig
+from curate.core.config import MAX_BATCH, NamesPath, Role, Signal, StageConfig
 from curate.filters.dedup_text import Normalization, shingle_hashes
 from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
 from curate.pipelines.connected_components import ConnectedComponents
@@ -43,6 +43,10 @@ from curate.pipelines.stage import (
     reject,
 )
 
+# Permutations per signature: each costs a hash per shingle of every document and 4 bytes per document in
+# the index; past a few thousand a run crawls (datasketch and FineWeb use 128-256).
+MAX_NUM_PERM = 4096
+
 
 class DedupMinhashConfig(StageConfig):
     """MinHash-LSH near-duplicates (see filters/minhash.py for why these defaults).
@@ -53,20 +57,24 @@ class DedupMinhashConfig(StageConfig):
     by verifying the estimated Jaccard against the threshold before linking.
     """
 
-    ngram: int = Field(5, ge=1, description="Shingle size (FineWeb: 5-grams of words).")
+    ngram: int = Field(5, ge=1, le=64, description="Shingle size (FineWeb: 5-grams of words).")
     unit: Literal["word", "char"] = "word"
-    num_perm: int = Field(128, ge=8)
+    num_perm: int = Field(128, ge=8, le=MAX_NUM_PERM)
     threshold: float = Field(0.7, gt=0, lt=1, description="Jaccard similarity that makes a duplicate.")
-    bands: int | None = Field(None, ge=1, description="Explicit LSH bands (with rows), e.g. FineWeb's 14.")
-    rows: int | None = Field(None, ge=1, description="Explicit LSH rows per band, e.g. FineWeb's 8.")
+    bands: int | None = Field(
+        None, ge=1, le=MAX_NUM_PERM, description="Explicit LSH bands (with rows), e.g. FineWeb's 14."
+    )
+    rows: int | None = Field(
+        None, ge=1, le=MAX_NUM_PERM, description="Explicit LSH rows per band, e.g. FineWeb's 8."
+    )
     false_negative_weight: float = Field(
         0.8, gt=0, lt=1, description="Weight of missed pairs vs candidates when bands/rows are chosen."
     )
     seed: int = 1
     verify: bool = Field(True, description="Link a candidate pair only if estimated Jaccard >= threshold.")
-    components_rounds: int = Field(16, ge=1, description="Unrolled connected-components rounds.")
-    batch_size: int = Field(256, ge=1, description="Documents per vectorised signature batch.")
-    against: list[str] = Field(
+    components_rounds: int = Field(16, ge=1, le=64, description="Unrolled connected-components rounds.")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="Documents per vectorised signature batch.")
+    against: Annotated[list[str], NamesPath("folder", versions=True)] = Field(
         default_factory=list,
         description="Versions (NAME@REF or output folders) whose documents' near-duplicates to drop.",
     )

@@ -7,11 +7,11 @@ public contract (recipes are kept under version control by users): they only eve
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, create_model, field_validator, model_validator
 
-from curate.core.config import StageConfigT, StageDef, Strict
+from curate.core.config import NamesPath, StageConfigT, StageDef, Strict
 from curate.pipelines import mixing, token_shards
 from curate.pipelines.readers import InputConfig
 from curate.pipelines.runner import RunnerConfig, StorageConfig
@@ -19,7 +19,7 @@ from curate.pipelines.stage_order import ALL_STAGES
 
 
 class OutputConfig(Strict):
-    path: str = "out"
+    path: Annotated[str, NamesPath("folder", writes=True)] = "out"
     documents: bool = Field(True, description="Write kept documents (text + annotations) as Parquet.")
     rejected: bool = Field(True, description="Write rejected documents with stage and reason as Parquet.")
     dataset: str | None = Field(None, description="Commit the run to this dataset in the version store.")

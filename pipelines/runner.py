@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -12,7 +15,7 @@ from curate.core.config import Strict
 
 class RunnerConfig(Strict):
     name: Literal["direct", "portable", "dataflow", "flink", "spark", "prism"] = "direct"
-    workers: int = Field(2, ge=1, description="Worker processes for the direct runner.")
+    workers: int = Field(2, ge=1, le=1024, description="Worker processes for the direct runner.")
     job_endpoint: str | None = Field(None, description="HOST:PORT of a Beam job service (portable runner).")
     environment_type: str = Field("LOOPBACK", description="SDK harness environment for portable runners.")
     options: dict[str, str | bool | int | float] = Field(
@@ -48,13 +51,19 @@ class RunnerConfig(Strict):
     @field_validator("options")
     @classmethod
     def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
-        # Recipes are committed and copied into manifest.json; a key in them would leak.
-        secret = sorted(key for key in options if key in SECRET_OPTIONS)
-        if secret:
-            raise ValueError(
-                f"{secret[0]} must not be in a recipe (it is copied into manifest.json); set "
-                f"{SECRET_OPTIONS[secret[0]]} in the environment instead"
-            )
+        # Recipes are committed and copied into manifest.json and the report; a credential would leak.
+        for key in sorted(options):
+            if carries_credential(key):
+                variable = SECRET_OPTIONS.get(key.removeprefix("--"))
+                instead = (
+                    f"set {variable} in the environment"
+                    if variable
+                    else "give it to the runner's environment"
+                )
+                raise ValueError(
+                    f"{key} must not be in a recipe: it carries a credential, and recipes are copied into "
+                    f"manifest.json, the report and committed versions; {instead} instead"
+                )
         return options
 
     @property
@@ -70,8 +79,52 @@ SECRET_OPTIONS = {
     "s3_access_key_id": "AWS_ACCESS_KEY_ID",
     "s3_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "s3_session_token": "AWS_SESSION_TOKEN",
+    "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
     "service_account_key_file": "GOOGLE_APPLICATION_CREDENTIALS",
 }
+# What a credential's option is called: a secret, password, token, key (access, private, API, a key file),
+# credential or connection string. Not "key" alone: dataflow_kms_key names a key, it does not hold one.
+CREDENTIAL_NAME = re.compile(
+    r"secret|passw(or)?d|token|credential|connection_?string|access_?key|private_?key|api_?key|key_?file"
+    r"|(^|_)sas(_|$)|(^|_)auth_?key",
+    re.IGNORECASE,
+)
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    sub: type
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def beam_credential_options() -> dict[str, str]:
+    """Every option of every PipelineOptions subclass imported so far whose name says it carries a
+    credential -> the options class that declares it. Derived from Beam's own argparse declarations,
+    so options a new Beam release adds are covered without editing a list."""
+    found: dict[str, str] = {}
+    for options_class in set(_subclasses(PipelineOptions)):
+        parser = argparse.ArgumentParser(add_help=False)
+        try:
+            options_class._add_argparse_args(parser)  # type: ignore[attr-defined]
+        except Exception:  # a third-party options class that cannot declare itself twice: not Beam's
+            continue
+        for action in parser._actions:
+            names = [action.dest, *(flag.lstrip("-") for flag in action.option_strings)]
+            if any(CREDENTIAL_NAME.search(name) for name in names):
+                found.update(dict.fromkeys(names, options_class.__name__))
+    return found
+
+
+# Beam's credential options at import time (apache_beam.options.pipeline_options declares the runners' and
+# filesystems' options: S3, Azure, GCP, Hadoop ...).
+BEAM_CREDENTIAL_OPTIONS = beam_credential_options()
+
+
+def carries_credential(option: str) -> bool:
+    """Whether a runner option (Beam's, or one passed through to a runner) carries a credential."""
+    name = option.removeprefix("--").split("=", 1)[0]
+    return name in BEAM_CREDENTIAL_OPTIONS or name in SECRET_OPTIONS or bool(CREDENTIAL_NAME.search(name))
 
 
 class StorageConfig(Strict):

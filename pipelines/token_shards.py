@@ -11,12 +11,12 @@ Encoding (encode.py), the draw (mixing.py), shard writing (shard_writer.py), the
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import apache_beam as beam
 from pydantic import Field
 
-from curate.core.config import Fixed, Role, Signal, StageConfig, StageDef, Strict
+from curate.core.config import MAX_BATCH, Fixed, NamesPath, Role, Signal, StageConfig, StageDef, Strict
 from curate.core.tokenizer import TokenizerInfo, prepare
 from curate.filters.mixing import MixingConfig, mixing_report, plan_mix
 from curate.pipelines.combiners import SumPerKey
@@ -42,18 +42,23 @@ from curate.pipelines.tokenizer_training import SmallestByHash, train_tokenizer
 
 
 class TokenizerTrainConfig(Strict):
-    vocab_size: int = Field(32000, ge=256)
+    vocab_size: int = Field(32000, ge=256, le=1_048_576)
     sample_chars: int = Field(
-        200_000_000, ge=1, description="Train on the smallest-id-hash documents up to this many characters."
+        200_000_000,
+        ge=1,
+        le=100_000_000_000,
+        description="Train on the smallest-id-hash documents up to this many characters.",
     )
 
 
 class TokenizeConfig(StageConfig):
-    tokenizer: str = Field("gpt2", description="'gpt2' (bundled BPE) or a tokenizer.json path.")
+    tokenizer: Annotated[str, NamesPath("file", builtins=("gpt2",))] = Field(
+        "gpt2", description="'gpt2' (bundled BPE) or a tokenizer.json path."
+    )
     train: TokenizerTrainConfig | None = None
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH)
     shard_tokens: int = Field(50_000_000, ge=1, description="Target tokens per shard.")
-    row_group_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    row_group_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=1 << 31)
     seed: int = 0
     order_by: str | None = Field(None, description="Curriculum: order by this annotation, not shuffle.")
 

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -540,3 +540,16 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, jsonl_file: Path) -> Pat
     ]
     subprocess.run([*command, "--quiet"], check=True)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _train_runs_list(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Training runs list themselves for the service's chart (curate.train_runs): in a scratch file for the
+    whole session (services and workers inherit it), never in ~/.curate."""
+    previous = os.environ.get("CURATE_TRAIN_RUNS")
+    os.environ["CURATE_TRAIN_RUNS"] = str(tmp_path_factory.mktemp("train-runs") / "train-runs.jsonl")
+    yield
+    if previous is None:
+        os.environ.pop("CURATE_TRAIN_RUNS", None)
+    else:
+        os.environ["CURATE_TRAIN_RUNS"] = previous

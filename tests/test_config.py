@@ -53,7 +53,16 @@ def test_unknown_key_is_named(tmp_path):
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: stages.langid.min_scor:")
-    assert "Extra inputs are not permitted" in message
+    assert message.endswith("unknown key; did you mean 'min_score'?")
+
+
+def test_an_unknown_key_with_no_close_match_lists_the_known_ones(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stages:\n  classifier:\n    models: [{name: q, path: m.bin, colour: red}]\n")
+    with pytest.raises(
+        ConfigError, match=r"models\.0\.colour: unknown key \(known: name, path, positive_label"
+    ):
+        load_config(path)
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def test_parquet_rows_become_documents(tmp_path):
             ("crawl", "web-sample-0000.warc.gz"), lambda n: n // 2, 22, "byte", "truncated", id="warc"
         ),
         pytest.param(
-            ("jsonl", "cc_en_head-0174.jsonl.gz"), lambda n: n - 200, 10, "line", "decompress", id="jsonl-gz"
+            ("jsonl", "cc_en_head-0174.jsonl.gz"), lambda n: n - 200, 10, "line", "truncated", id="jsonl-gz"
         ),
     ],
 )

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import os
+import signal
 import sys
+import tempfile
+from typing import Any
 
 from curate import __version__
 from curate.cli import (
@@ -13,6 +18,7 @@ from curate.cli import (
     decont_cmd,
     dedup_cmd,
     demo_cmd,
+    eval_cmd,
     lm_cmd,
     report_cmd,
     run_cmd,
@@ -22,6 +28,7 @@ from curate.cli import (
     versions_cmd,
 )
 from curate.core.errors import CurateError
+from curate.core.files import disk_full_line
 
 # One module per command group (each adds its subparsers and sets `func` on them); the order is --help's.
 COMMAND_MODULES = [
@@ -33,6 +40,7 @@ COMMAND_MODULES = [
     lm_cmd,
     versions_cmd,
     train_cmd,
+    eval_cmd,
     classifier_cmd,
     decont_cmd,
     report_cmd,
@@ -40,8 +48,20 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command or choice (subcommands inherit it)."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is not None and value not in choices:
+            close = difflib.get_close_matches(str(value), [str(choice) for choice in choices], n=1)
+            if close:
+                raise argparse.ArgumentError(action, f"invalid choice: {value!r}; did you mean {close[0]!r}?")
+        super()._check_value(action, value)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="curate", description=__doc__)
+    parser = Parser(prog="curate", description=__doc__)
     parser.add_argument("--version", action="version", version=f"curate {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command_module in COMMAND_MODULES:
@@ -61,13 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_QuietBeamImports())
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+        return status
     except CurateError as error:
         print(f"curate: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `curate ... | head`: the reader has what it wanted; end quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 128 + signal.SIGPIPE
     except OSError as error:  # disk full, permissions, a vanished file: the system said what
         where = f"{error.filename}: " if error.filename else ""
-        print(f"curate: error: {where}{error.strerror or error}", file=sys.stderr)
+        folders = [getattr(args, "output", None) or os.getcwd(), tempfile.gettempdir()]
+        full = None if error.filename else disk_full_line(str(error), folders)
+        print(f"curate: error: {full or where + (error.strerror or str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("curate: interrupted", file=sys.stderr)

@@ -24,9 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=1, help="fastText threads (1: the same model every time)."
     )
     for key, value in DCLM_SETTINGS.items():
-        train.add_argument(
-            f"--{key}", type=type(value), default=value, help=f"fastText {key} (DCLM: {value})."
-        )
+        scaled = " (default: scaled to the training set's size)" if key in ("epoch", "lr") else ""
+        train.add_argument(f"--{key}", type=type(value), help=f"fastText {key} (DCLM: {value}){scaled}.")
     train.set_defaults(func=_train)
 
 

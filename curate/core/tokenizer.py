@@ -16,6 +16,7 @@ from pathlib import Path
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from curate.core.errors import CurateError
+from curate.core.files import check_confined
 
 # GPT-2's end-of-text token and id (openai/gpt-2 encoder.json); also the EOS of trained tokenizers.
 EOS_TOKEN = "<|endoftext|>"
@@ -99,6 +100,7 @@ def prepare(spec: str) -> TokenizerInfo:
         return info_of(gpt2_tokenizer(), "gpt2")
     from apache_beam.io.filesystems import FileSystems
 
+    check_confined(spec)  # in a job of `curate serve`: still inside its roots
     try:
         with FileSystems.open(spec, compression_type="uncompressed") as handle:
             text = handle.read().decode("utf-8")

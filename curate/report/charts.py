@@ -34,9 +34,9 @@ class Figure(dict):
         )  # fmt: skip
 
 
-def _figure(title: str, height: int = 320, **layout: Any) -> Figure:
+def _figure(title: str, height: int = 320, yaxis_title: str = "documents", **layout: Any) -> Figure:
     xaxis = {**_AXIS, **({"title": {"text": layout.pop("xaxis_title")}} if "xaxis_title" in layout else {})}
-    yaxis = dict(_AXIS)
+    yaxis = {**_AXIS, "title": {"text": yaxis_title}}
     if "yaxis_type" in layout:
         yaxis["type"] = layout.pop("yaxis_type")
     if "yaxis_tickformat" in layout:
@@ -44,9 +44,10 @@ def _figure(title: str, height: int = 320, **layout: Any) -> Figure:
     return Figure(
         data=[],
         layout={
-            "title": {"text": title, "font": {"size": 14}},
+            # Left-aligned, with room above the plot: plotly's toolbar sits at the top right.
+            "title": {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left", "y": 0.98},
             "height": height,
-            "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+            "margin": {"l": 50, "r": 20, "t": 56, "b": 40},
             "paper_bgcolor": "#fff",
             "plot_bgcolor": "#fff",
             "legend": {"orientation": "h", "y": -0.25},
@@ -84,7 +85,9 @@ def token_funnel(data: ReportData) -> Figure | None:
         out_chars = data.chars["kept"] + later
         outs.append(round(out_chars * per_char))
         ins.append(round((out_chars + data.chars.get(stage, 0)) * per_char))
-    figure = _figure("Tokens in and out per stage (estimated from characters)", barmode="group")
+    figure = _figure(
+        "Tokens in and out per stage (estimated from characters)", barmode="group", yaxis_title="tokens"
+    )
     figure.add_bar(name="in", x=names, y=ins, marker_color=TARGET)
     figure.add_bar(name="out", x=names, y=outs, marker_color=KEPT)
     return figure
@@ -112,11 +115,11 @@ def histogram(hist: Histogram) -> Figure:
     centers = [(a + b) / 2 for a, b in zip(hist.edges, hist.edges[1:], strict=False)]
     width = hist.edges[1] - hist.edges[0]
     title = f"{hist.signal} (log10)" if hist.log else hist.signal
-    figure = _figure(title, height=260, barmode="overlay", showlegend=True)
+    figure = _figure(title, height=280, barmode="overlay", showlegend=True)
     figure.add_bar(name="kept", x=centers, y=hist.kept, width=width, marker_color=KEPT, opacity=0.7)
-    figure.add_bar(
-        name="rejected", x=centers, y=hist.rejected, width=width, marker_color=REJECTED, opacity=0.6
-    )
+    if hist.rejected_by and any(hist.rejected):
+        figure.add_bar(name=f"rejected by {hist.rejected_by}", x=centers, y=hist.rejected, width=width,
+                       marker_color=REJECTED, opacity=0.6)  # fmt: skip
     for value in hist.thresholds:
         figure.add_vline(value, "threshold")
     return figure
@@ -130,6 +133,7 @@ def cluster_sizes(data: ReportData) -> Figure | None:
     figure = _figure(
         "Duplicate clusters by size (size 1: documents with no near-duplicate)",
         xaxis_title="documents in cluster",
+        yaxis_title="clusters",
         yaxis_type="log" if max(counts) > 100 * max(min(counts), 1) else "linear",
     )
     figure["layout"]["xaxis"]["type"] = "category"
@@ -142,7 +146,10 @@ def domain_mix(data: ReportData) -> Figure | None:
     if mixing and mixing.get("domains"):
         domains = list(mixing["domains"])
         figure = _figure(
-            "Domain mix: achieved vs target token share", barmode="group", yaxis_tickformat=".0%"
+            "Domain mix: achieved vs target token share",
+            barmode="group",
+            yaxis_tickformat=".0%",
+            yaxis_title="share of tokens",
         )
         target = [mixing["domains"][d]["target_share"] for d in domains]
         achieved = [mixing["domains"][d]["achieved_share"] for d in domains]
@@ -152,7 +159,7 @@ def domain_mix(data: ReportData) -> Figure | None:
     domains = (data.manifest or {}).get("domains") or data.stats.get("tokenize", {}).get("domains")
     if not domains:
         return None
-    figure = _figure("Domain mix: tokens per domain (no mixing target set)")
+    figure = _figure("Domain mix: tokens per domain (no mixing target set)", yaxis_title="tokens")
     figure.add_bar(name="tokens", x=list(domains), y=list(domains.values()), marker_color=KEPT)
     return figure
 
@@ -161,7 +168,7 @@ def shard_tokens(data: ReportData) -> Figure | None:
     shards = (data.manifest or {}).get("shards") or []
     if not shards:
         return None
-    figure = _figure("Tokens per shard", xaxis_title="shard")
+    figure = _figure("Tokens per shard", xaxis_title="shard", yaxis_title="tokens")
     names = [s["path"].rsplit("/", 1)[-1] for s in shards]
     figure.add_bar(name="tokens", x=names, y=[s["n_tokens"] for s in shards], marker_color=KEPT)
     return figure

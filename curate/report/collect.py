@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,11 @@ SIGNALS: dict[str, tuple[str, Signal]] = {
 }
 NOT_SIGNALS = {name for name, (_, signal) in SIGNALS.items() if not signal.chart}
 LOG_SIGNALS = {name for name, (_, signal) in SIGNALS.items() if signal.log}
+# Columns of every written document that are not annotations.
+DOCUMENT_FIELDS = {"id", "url", "text", "source", "stage", "reason", "read_error", "domain", "metadata",
+                   "other_annotations"}  # fmt: skip
+# Words of a rejection reason that say nothing about which signal rejected (gopher_below_alpha_threshold).
+REASON_FILLER = {"below", "above", "threshold", "too", "many", "few", "ratio", "frac", "char", "min", "max"}
 
 
 @dataclass
@@ -42,9 +47,11 @@ class Histogram:
     signal: str
     edges: list[float]  # BINS + 1 edges, in log10 units when ``log``
     kept: list[int]
-    rejected: list[int]
+    rejected: list[int]  # documents rejected by ``rejected_by`` only (later stages' rejects carry it too)
     log: bool = False
     thresholds: list[float] = field(default_factory=list)
+    rejected_by: str | None = None  # the stage whose decision this signal explains
+    constant: float | None = None  # the one value every document has (then there is nothing to draw)
 
 
 @dataclass
@@ -106,12 +113,15 @@ def _schema(paths: list[str]) -> pa.Schema | None:
 # ------------------------------------------------------------------------------------- histograms
 
 
-def _signal_columns(schemas: list[pa.Schema | None]) -> list[str]:
+def _signal_columns(schemas: list[pa.Schema | None], numeric_only: bool = True) -> list[str]:
+    """Annotation columns: numeric ones are the signals drawn; with text ones (lang, dup_of), what a
+    rejected sample shows beside its text."""
     names: dict[str, None] = {}
     for schema in schemas:
         for field_ in schema or []:
             numeric = pa.types.is_integer(field_.type) or pa.types.is_floating(field_.type)
-            if numeric and field_.name not in NOT_SIGNALS:
+            text = pa.types.is_string(field_.type) and field_.name not in DOCUMENT_FIELDS
+            if (numeric or (text and not numeric_only)) and field_.name not in NOT_SIGNALS:
                 names[field_.name] = None
     return list(names)
 
@@ -124,20 +134,65 @@ def _values(column: pa.ChunkedArray, log: bool) -> pa.Array:
     return values
 
 
-def _ranges(sides: dict[str, list[str]], signals: list[str]) -> dict[str, tuple[float, float]]:
-    """First pass: min and max of every signal over kept and rejected, for shared bin edges."""
-    ranges: dict[str, tuple[float, float]] = {}
-    for paths in sides.values():
-        for table in _row_groups(paths, signals):
+def _owners(
+    rejected: list[str], signals: list[str], order: list[str], config: dict[str, Any] | None
+) -> dict[str, str]:
+    """signal -> the stage whose rejections it explains. A rejected document carries the annotations of
+    every stage up to the one that rejected it, so the first stage (in run order) whose rejected
+    documents have values of a signal is the stage that wrote it; a thresholded signal names its stage in
+    its threshold's recipe key. Documents rejected by other stages are not this signal's rejections."""
+    declared = {signal: stage for signal, (stage, declared) in SIGNALS.items() if declared.thresholds}
+    stages_config = (config or {}).get("stages", {})
+    seen: dict[str, set[str]] = {}
+    for table in _row_groups(rejected, [*signals, "stage"]):
+        if "stage" not in table.column_names:
+            continue
+        for stage in pc.unique(table["stage"]).to_pylist():
+            rows = table.filter(pc.equal(table["stage"], stage))
             for name in table.column_names:
-                values = _values(table[name], name in LOG_SIGNALS)
-                if len(values) == 0:
-                    continue
-                extremes = pc.min_max(values)
-                low, high = extremes["min"].as_py(), extremes["max"].as_py()
-                if name in ranges:
-                    low, high = min(low, ranges[name][0]), max(high, ranges[name][1])
-                ranges[name] = (low, high)
+                if name != "stage" and rows[name].null_count < len(rows):
+                    seen.setdefault(name, set()).add(stage)
+    rank = {stage: index for index, stage in enumerate(order)}
+    owners = {name: min(stages, key=lambda s: rank.get(s, len(rank))) for name, stages in seen.items()}
+    for signal, stage in declared.items():
+        if signal in signals and stages_config.get(stage, {}).get("enabled", True):
+            owners[signal] = stage
+    return owners
+
+
+def _side_tables(sides: dict[str, list[str]], columns: list[str]) -> Iterator[tuple[str, pa.Table]]:
+    for side, paths in sides.items():
+        for table in _row_groups(paths, [*columns, "stage"] if side == "rejected" else columns):
+            yield side, table
+
+
+def _owned(table: pa.Table, name: str, side: str, owners: dict[str, str]) -> pa.ChunkedArray | None:
+    """A row group's values of ``name``: all kept documents, or those rejected by the signal's stage."""
+    if side == "kept":
+        return table[name]
+    if name not in owners or "stage" not in table.column_names:
+        return None
+    return table[name].filter(pc.equal(table["stage"], owners[name]))
+
+
+def _ranges(
+    sides: dict[str, list[str]], signals: list[str], owners: dict[str, str]
+) -> dict[str, tuple[float, float]]:
+    """First pass: min and max of every signal over what its histogram shows, for shared bin edges."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for side, table in _side_tables(sides, signals):
+        for name in table.column_names:
+            column = _owned(table, name, side, owners) if name != "stage" else None
+            if column is None:
+                continue
+            values = _values(column, name in LOG_SIGNALS)
+            if len(values) == 0:
+                continue
+            extremes = pc.min_max(values)
+            low, high = extremes["min"].as_py(), extremes["max"].as_py()
+            if name in ranges:
+                low, high = min(low, ranges[name][0]), max(high, ranges[name][1])
+            ranges[name] = (low, high)
     return ranges
 
 
@@ -166,19 +221,22 @@ def _thresholds(signal: str, config: dict[str, Any] | None, log: bool) -> list[f
     return found
 
 
-def histograms(sides: dict[str, list[str]], config: dict[str, Any] | None) -> list[Histogram]:
-    signals = _signal_columns([_schema(paths) for paths in sides.values()])
-    ranges = _ranges(sides, signals)
+def histograms(
+    sides: dict[str, list[str]], config: dict[str, Any] | None, signals: list[str], owners: dict[str, str]
+) -> list[Histogram]:
+    ranges = _ranges(sides, signals, owners)
     counts = {(name, side): np.zeros(BINS, dtype=np.int64) for name in ranges for side in sides}
-    # A signal with one value everywhere gets a unit-wide range around it, not a zero-width one.
+    constant = {name: low for name, (low, high) in ranges.items() if high == low}
+    # A signal with one value everywhere is not drawn; its unit-wide range only keeps the arithmetic sane.
     ranges = {
         name: (low, high) if high > low else (low - 0.5, low + 0.5) for name, (low, high) in ranges.items()
     }
     widths = {name: (high - low) / BINS for name, (low, high) in ranges.items()}
-    for side, paths in sides.items():
-        for table in _row_groups(paths, list(ranges)):
-            for name in table.column_names:
-                values = _values(table[name], name in LOG_SIGNALS)
+    for side, table in _side_tables(sides, list(ranges)):
+        for name in table.column_names:
+            column = _owned(table, name, side, owners) if name in ranges else None
+            if column is not None:
+                values = _values(column, name in LOG_SIGNALS)
                 counts[(name, side)] += _bin_counts(values, ranges[name][0], widths[name])
     result = []
     for name in signals:
@@ -186,6 +244,7 @@ def histograms(sides: dict[str, list[str]], config: dict[str, Any] | None) -> li
             continue  # never computed in this run (a disabled stage's column)
         low, log = ranges[name][0], name in LOG_SIGNALS
         edges = [low + i * widths[name] for i in range(BINS + 1)]
+        value = constant.get(name)
         result.append(
             Histogram(
                 name,
@@ -194,6 +253,8 @@ def histograms(sides: dict[str, list[str]], config: dict[str, Any] | None) -> li
                 counts[(name, "rejected")].tolist(),
                 log,
                 _thresholds(name, config, log),
+                owners.get(name),
+                None if value is None else (10**value if log else value),
             )
         )
     return result
@@ -247,18 +308,40 @@ def text_sizes(sides: dict[str, list[str]]) -> tuple[dict[str, int], int | None]
     return chars, tokens
 
 
-def _excerpt(row: dict[str, Any]) -> dict[str, Any]:
+def _excerpt(row: dict[str, Any], owned: Sequence[str] = ()) -> dict[str, Any]:
     text = row.get("text") or ""
     return {
         "id": row.get("id"),
         "url": row.get("url"),
         "text": text[:SAMPLE_CHARS] + ("…" if len(text) > SAMPLE_CHARS else ""),
         "read_error": row.get("read_error"),
+        "values": {name: row[name] for name in owned if row.get(name) is not None},
     }
 
 
-def samples(sides: dict[str, list[str]], stats: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """A few documents per rejection reason and kept; reading stops once every reason has its few."""
+def _explaining(reason: str, stage: str, owned: list[str]) -> list[str]:
+    """The annotations of the rejecting stage that a reason refers to: the one it names
+    (`gopher_dup_line_frac`), extends (`gopher_top_4gram` -> `gopher_top_4gram_char_frac`) or shares a
+    word with (`gopher_below_alpha_threshold` -> `gopher_alpha_words_ratio`); all of a stage's few
+    when the reason is the stage's own name (langid -> lang, lang_score)."""
+    if reason == stage:
+        return owned if len(owned) <= 4 else []
+    named = [name for name in owned if name.startswith(reason) or reason.startswith(name)]
+    if named:
+        return named
+    words = set(reason.split("_")[1:]) - REASON_FILLER
+    shared = [name for name in owned if words & set(name.split("_")[1:])]
+    return shared or (owned if len(owned) <= 4 else [])
+
+
+def samples(
+    sides: dict[str, list[str]], stats: dict[str, Any], owners: dict[str, str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """A few documents per rejection reason and kept; reading stops once every reason has its few. A
+    rejected one comes with the values its stage annotated (what rejected it: lang_score 0.61, ...)."""
+    owned_by: dict[str, list[str]] = {}
+    for name, stage in (owners or {}).items():
+        owned_by.setdefault(stage, []).append(name)
     wanted = {
         f"{stage} / {reason}"
         for stage, entry in stats.get("stages", {}).items()
@@ -272,14 +355,16 @@ def samples(sides: dict[str, list[str]], stats: dict[str, Any]) -> dict[str, lis
         if len(found["kept"]) >= SAMPLES_PER_REASON:
             break
     found["kept"] = found["kept"][:SAMPLES_PER_REASON]
-    for table in _row_groups(sides["rejected"], [*columns, "stage", "reason"]):
+    annotated = sorted({name for names in owned_by.values() for name in names})
+    for table in _row_groups(sides["rejected"], [*columns, "stage", "reason", *annotated]):
         keys = pc.binary_join_element_wise(table["stage"], table["reason"], " / ")
         for key in pc.unique(keys).to_pylist():
             have = found.setdefault(key, [])
             if len(have) >= SAMPLES_PER_REASON:
                 continue
             rows = table.filter(pc.equal(keys, key)).slice(0, SAMPLES_PER_REASON - len(have))
-            have += [_excerpt(row) for row in rows.to_pylist()]
+            have += [_excerpt(row, _explaining(row["reason"], row["stage"], owned_by.get(row["stage"], [])))
+                     for row in rows.to_pylist()]  # fmt: skip
         if all(len(found.get(key, [])) >= SAMPLES_PER_REASON for key in wanted):
             break
     return found
@@ -298,15 +383,19 @@ def collect(root: str, config: dict[str, Any] | None = None) -> ReportData:
         config = manifest.get("config")
     sides = {"kept": _parquet_files(root, "documents"), "rejected": _parquet_files(root, "rejected")}
     chars, kept_tokens = text_sizes(sides)
+    schemas = [_schema(paths) for paths in sides.values()]
+    signals = _signal_columns(schemas)
+    annotations = _signal_columns(schemas, numeric_only=False)
+    owners = _owners(sides["rejected"], annotations, list(stats.get("stages", {})), config)
     return ReportData(
         root=root,
         stats=stats,
         manifest=manifest,
         config=config,
-        histograms=histograms(sides, config),
+        histograms=histograms(sides, config, signals, owners),
         languages=languages(sides),
         cluster_sizes=cluster_sizes(sides),
         chars=chars,
         kept_tokens=kept_tokens,
-        samples=samples(sides, stats),
+        samples=samples(sides, stats, owners),
     )

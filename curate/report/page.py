@@ -34,6 +34,7 @@ pre{background:#fff;border:1px solid #e4e4e4;padding:10px;overflow:auto;max-heig
 font-size:13px}
 .sample .url{color:#555;font-family:monospace;word-break:break-all}.sample .text{white-space:pre-wrap}
 table.funnel td:last-child{text-align:left}
+.sample .values{color:#b5452b;font-family:monospace;margin:2px 0}
 .note{color:#666;font-style:italic}nav a{margin-right:12px;color:#264653}
 """
 
@@ -110,7 +111,24 @@ def _funnel_table(data: ReportData) -> str:
     return _table(["stage", "in", "out", "rejected", "reasons"], rows, "funnel")
 
 
+def _values(doc: dict[str, Any], thresholds: dict[str, list[float]]) -> str:
+    """What the rejecting stage annotated, with the thresholds: `lang_score 0.61 (threshold 0.65)`."""
+    shown = []
+    for name, value in doc.get("values", {}).items():
+        limits = thresholds.get(name)
+        limit = f" (threshold {' / '.join(_fmt_value(t) for t in limits)})" if limits else ""
+        shown.append(f"{name} {_fmt_value(value)}{limit}")
+    return f"<div class='values'>{html.escape(' · '.join(shown))}</div>" if shown else ""
+
+
+def _fmt_value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else _fmt(value)
+
+
 def _samples(data: ReportData) -> str:
+    thresholds = {
+        h.signal: [10**t if h.log else t for t in h.thresholds] for h in data.histograms if h.thresholds
+    }
     parts = []
     for key, documents in data.samples.items():
         if not documents:
@@ -122,7 +140,8 @@ def _samples(data: ReportData) -> str:
             )
             parts.append(
                 f"<div class='sample'><div class='url'>{html.escape(str(doc.get('url') or doc.get('id')))}"
-                f"</div>{error}<div class='text'>{html.escape(doc.get('text') or '(no text)')}</div></div>"
+                f"</div>{error}{_values(doc, thresholds)}"
+                f"<div class='text'>{html.escape(doc.get('text') or '(no text)')}</div></div>"
             )
     return "".join(parts) or '<p class="note">no documents written (output.documents/rejected off)</p>'
 
@@ -134,14 +153,25 @@ def render(data: ReportData) -> str:
     stages_config = (data.config or {}).get("stages", {})
     model_divs = []
     for signal in MODEL_SIGNALS:
-        if signal in by_signal:
+        if signal in by_signal and by_signal[signal].constant is None:
             model_divs.append(figures.div(charts.histogram(by_signal[signal])))
+        elif signal in by_signal:
+            value = _fmt(by_signal[signal].constant)
+            model_divs.append(f'<p class="note">{signal}: {value} for every document.</p>')
         else:
             stage = MODEL_STAGES[signal]
             enabled = stages_config.get(stage, {}).get("enabled")
             why = "not enabled in this recipe" if enabled is False else "no values written"
             model_divs.append(f'<p class="note">{signal}: stage {stage} {why}.</p>')
-    signal_divs = [figures.div(charts.histogram(h)) for h in data.histograms if h.signal not in MODEL_SIGNALS]
+    others = [h for h in data.histograms if h.signal not in MODEL_SIGNALS]
+    signal_divs = [figures.div(charts.histogram(h)) for h in others if h.constant is None]
+    constant = [[h.signal, h.constant] for h in others if h.constant is not None]
+    constant_table = (
+        "<p>Signals with one value for every document (nothing to draw):</p>"
+        + _table(["signal", "value"], constant, "constant")
+        if constant
+        else ""
+    )
     kept, read = data.stats.get("documents_kept", 0), data.stats.get("documents_read", 0)
     sections = [
         ("funnel", "Funnel", figures.div(charts.funnel(data)) + figures.div(charts.token_funnel(data))
@@ -152,7 +182,7 @@ def render(data: ReportData) -> str:
         ("models", "Model scores: language, toxicity, perplexity (kept vs rejected, thresholds dashed)",
          f"<div class='grid'>{''.join(model_divs)}</div>"),
         ("signals", "Quality signals (kept vs rejected, thresholds dashed)",
-         f"<div class='grid'>{''.join(signal_divs)}</div>"),
+         f"<div class='grid'>{''.join(signal_divs)}</div>{constant_table}"),
         ("dedup", "Duplicates", figures.div(charts.cluster_sizes(data), "no duplicate clusters recorded")),
         ("mix", "Domain mix", figures.div(charts.domain_mix(data), "no tokens written")),
         ("shards", "Token shards", figures.div(charts.shard_tokens(data), "no shards written")),

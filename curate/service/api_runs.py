@@ -33,6 +33,7 @@ def run_view(ctx: ServiceContext, job: Job) -> dict[str, Any]:
         elapsed = end - (job.started or end)
         progress = run_progress(ctx.settings.job_dir(job.id) / "progress", job.total_bytes, elapsed)
     view["progress"] = progress
+    view["log_tail"] = ctx.failure_log(job)
     has_report = job.status == "succeeded" and (output / "report.html").is_file()
     view["report_url"] = f"/runs/{job.id}/report" if has_report else None
     return view
@@ -50,7 +51,8 @@ def start_run(body: RunRequest, ctx: Context) -> dict[str, str]:
     directory.mkdir(parents=True, exist_ok=True)
     recipe_path = directory / "recipe.yaml"
     recipe_path.write_text(config_to_yaml(config))
-    view = {"input": config.input.paths, "output": output, "dataset": config.output.dataset}
+    submitted = body.input if body.input is not None else config.input.paths
+    view = {"input": submitted, "output": output, "dataset": config.output.dataset}
     ctx.records.add(job_id, "run", output, ["run", str(recipe_path)], view, total_bytes)
     ctx.runner.wake()
     return {"id": job_id}
@@ -100,9 +102,13 @@ def run_report(job_id: JobId, ctx: Context) -> FileResponse:
 
 @reports.get("/reports/{path:path}", response_class=HTMLResponse, summary="report.html of an output folder")
 def folder_report(path: str, ctx: Context) -> FileResponse:
-    resolved = confine(path, ctx.settings.roots, "path")
-    report = resolved if resolved.name == "report.html" else resolved / "report.html"
-    report = confine(str(report), ctx.settings.roots, "path")  # a symlinked report.html too
-    if not report.is_file():
-        raise HTTPException(404, f"no report.html at {path}")
-    return FileResponse(report, media_type="text/html")
+    """An absolute path, or one relative to any root (the first root that holds a report there wins)."""
+    roots = ctx.settings.roots
+    candidates = [path] if Path(path).is_absolute() else [str(root / path) for root in roots]
+    for candidate in candidates:
+        resolved = confine(candidate, roots, "path")
+        report = resolved if resolved.name == "report.html" else resolved / "report.html"
+        report = confine(str(report), roots, "path")  # a symlinked report.html too
+        if report.is_file():
+            return FileResponse(report, media_type="text/html")
+    raise HTTPException(404, f"no report.html at {path}")

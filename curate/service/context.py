@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi import Path as PathParam
 
-from curate.service.jobs import Job, JobRecords, JobRunner
+from curate.service.jobs import Job, JobRecords, JobRunner, log_tail
 from curate.service.requests import JOB_ID, NAME
 from curate.service.settings import ServiceSettings
 
@@ -32,6 +32,10 @@ class ServiceContext:
         if job is None or job.kind != kind:
             raise HTTPException(404, f"no {kind} job {job_id}")
         return job
+
+    def failure_log(self, job: Job) -> str | None:
+        """The end of a failed job's console.log: what went wrong when the error line does not say."""
+        return log_tail(self.settings.job_dir(job.id) / "console.log") if job.status == "failed" else None
 
 
 def context(request: Request) -> ServiceContext:

@@ -40,7 +40,21 @@ def list_datasets() -> list[dict[str, Any]]:
 
 
 def log(name: str, ref: str, limit: int = 100) -> list[dict[str, Any]]:
-    return [_commit_record(commit) for commit in _store().log(name, ref, limit)]
+    store = _store()
+    repository = EmbeddedRepository(name, store)
+    return [
+        {**_commit_record(commit), "ablations": ablations(repository.attachments(commit.id))}
+        for commit in store.log(name, ref, limit)
+    ]
+
+
+def ablations(attachments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """`curate ablate` results attached to a version: where they are and their verdicts."""
+    return [
+        {"output": a.get("output"), "versions": a.get("versions", []), "verdicts": a.get("verdicts", [])}
+        for a in attachments.values()
+        if a.get("kind") == "ablation"
+    ]
 
 
 def diff(name: str, ref_a: str, ref_b: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.core.files import CONFINE_ENV
 from curate.service.settings import ServiceSettings
 
 ACTIVE = ("queued", "running")
@@ -161,15 +162,36 @@ class JobRecords:
             return db.execute(query, args).rowcount == 1
 
 
-def _last_error(log: Path) -> str | None:
-    """The one-line error the `curate` command printed, if any."""
+LOG_TAIL_LINES = 40
+LOG_TAIL_BYTES = 16_384
+
+
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str | None:
+    """The last ``lines`` lines of a job's console.log (read from its end: a log may be large)."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        with open(log, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            data = handle.read()
     except OSError:
         return None
+    text = data.decode("utf-8", "replace")
+    if size > LOG_TAIL_BYTES:
+        text = text.partition("\n")[2]  # drop the partial first line
+    tail = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join(tail) if tail else None
+
+
+def _last_error(log: Path) -> str | None:
+    """The one-line error the `curate` command printed, else a Python exception's last line."""
+    lines = (log_tail(log) or "").splitlines()
     for line in reversed(lines):
         if line.startswith("curate: error: "):
             return line[len("curate: error: ") :]
+    for line in reversed(lines):
+        if line and not line[0].isspace() and ("Error: " in line or "Exception: " in line):
+            return line  # e.g. ImportError: ... (the traceback above it is in the log tail)
     return None
 
 
@@ -264,15 +286,24 @@ class JobRunner:
         env["CURATE_PROGRESS_DIR"] = str(directory / "progress")
         env["CURATE_SERVICE_PID"] = str(os.getpid())
         env["PYTHONUNBUFFERED"] = "1"
+        # No working directory may shadow the installed package (a checkout named `curate` in a root):
+        # Python puts neither the working directory nor a script's folder on sys.path (-P, and the
+        # environment for every Python the job starts, Beam's workers too), and jobs start in an empty
+        # folder of their own. The recipe's paths are absolute already.
+        env["PYTHONSAFEPATH"] = "1"
+        # What the job may open: the roots, and its own folder (where its default output goes).
+        env[CONFINE_ENV] = os.pathsep.join([*map(str, self.settings.roots), os.path.realpath(directory)])
+        workdir = directory / "cwd"
+        workdir.mkdir(exist_ok=True)
         if job.kind == "run":
             _remove_markers(Path(job.output))  # a stale manifest must not look like this job's
         with open(directory / "console.log", "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "curate.service.worker", *job.argv],
+                [sys.executable, "-P", "-m", "curate.service.worker", *job.argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=str(self.settings.roots[0]),
+                cwd=str(workdir),
                 env=env,
                 start_new_session=True,  # its own process group: a cancel reaches every process of it
             )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fastapi_offline
 import plotly
-import swagger_ui_bundle
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -15,7 +15,7 @@ from curate.service.context import JobId
 
 PAGES = Path(__file__).parent / "pages"
 STATIC = PAGES / "static"
-SWAGGER = Path(swagger_ui_bundle.swagger_ui_path)
+SWAGGER = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI 5: OpenAPI 3.1 as FastAPI writes
 PLOTLY = Path(plotly.__file__).parent / "package_data"  # plotly.min.js
 
 router = APIRouter(include_in_schema=False)
@@ -57,5 +57,10 @@ def docs() -> HTMLResponse:
         title="curate API",
         swagger_js_url="/static/swagger/swagger-ui-bundle.js",
         swagger_css_url="/static/swagger/swagger-ui.css",
-        swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        swagger_favicon_url="/favicon.ico",
     )
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")

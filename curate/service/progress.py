@@ -77,19 +77,22 @@ def finished_progress(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
     return {"stages": stages, "fraction": 1.0, "eta_s": 0.0, "elapsed_s": round(seconds, 1)}
 
 
-def train_series(output: Path) -> dict[str, list[float]]:
-    """Loss, eval loss and tokens/s so far, from the trainer's train.jsonl (a partial line is skipped)."""
-    series: dict[str, list[float]] = {
+def train_series(output: Path) -> dict[str, Any]:
+    """Loss, eval loss, tokens/s and task scores (bits-per-byte, accuracy) so far, from the trainer's
+    train.jsonl (a partial line is skipped)."""
+    series: dict[str, Any] = {
         "step": [],
         "loss": [],
         "tokens_per_s": [],
         "eval_step": [],
         "eval_loss": [],
+        "tasks": {},
     }
     try:
         lines = (output / "train.jsonl").read_text().splitlines()
     except OSError:
         return series
+    tasks: dict[str, dict[str, list[float]]] = {}
     for line in lines:
         try:
             record = json.loads(line)
@@ -101,4 +104,10 @@ def train_series(output: Path) -> dict[str, list[float]]:
         if record.get("eval_loss") is not None:
             series["eval_step"].append(record["step"])
             series["eval_loss"].append(record["eval_loss"])
+        for task, scores in (record.get("eval_tasks") or {}).items():  # `curate train --eval-tasks`
+            curve = tasks.setdefault(task, {"step": [], "bpb": [], "acc": []})
+            curve["step"].append(record["step"])
+            curve["bpb"].append(scores.get("bpb"))
+            curve["acc"].append(scores.get("acc"))
+    series["tasks"] = tasks
     return series

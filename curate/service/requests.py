@@ -11,25 +11,31 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from curate.config import Config
+from curate.config import Config, ConfigError, error_message, parse_yaml
+from curate.core.config import SHAPE_ONLY, path_values
 from curate.service.paths import confine, confine_pattern
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # dataset, branch and tag names (as the store)
 JOB_ID = r"^[0-9a-f]{16}$"
-PRESETS = Literal["tiny", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]
-# Recipe keys that name files the run will open, besides input and output (stage models and lists).
-FILE_KEYS = {
-    "model",
-    "blocklists",
-    "banned_words",
-    "wordlists",
-    "fasttext_model",
-    "sentencepiece",
-    "tokenizer",
-}
+# curate.train.tasks.ALL_TASKS (the service does not import the trainer)
+EVAL_TASK = Literal[
+    "all",
+    "arc_easy",
+    "arc_challenge",
+    "hellaswag",
+    "piqa",
+    "winogrande",
+    "openbookqa",
+    "sciq",
+    "csqa",
+    "socialiqa",
+    "boolq",
+    "lambada",
+    "reference",
+]
+PRESETS = Literal["tiny", "cpu-proxy", "small", "gpt2-small", "gpt2-medium", "gpt2-large"]
 
 
 class RequestProblem(Exception):
@@ -60,17 +66,37 @@ class TrainRequest(BaseModel):
         0.01, ge=0.0, le=0.5, description="Documents held out for eval (by id hash)."
     )
     log_every: int = Field(5, ge=1, le=100_000)
+    eval_tasks: list[EVAL_TASK] = Field(
+        default_factory=list,
+        description="Bundled tasks scored every eval_every steps; 'reference' is the clean text shared by "
+        "every dataset, so runs on different data compare.",
+    )
+    eval_limit: int = Field(200, ge=1, le=100_000, description="Items per eval task.")
+
+
+def _every_task() -> list[EVAL_TASK]:
+    return ["all"]
+
+
+class AblationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    versions: list[str] = Field(min_length=2, max_length=8, description="Dataset versions as name@ref.")
+    preset: Literal["cpu", "gpu-150m", "gpu-400m", "gpu-1b"] = "cpu"
+    seeds: int = Field(3, ge=1, le=20)
+    tokens: int | None = Field(None, ge=1, description="Training tokens per run (default: the preset's).")
+    tasks: list[EVAL_TASK] = Field(default_factory=lambda: _every_task())
+    limit: int | None = Field(None, ge=1, le=100_000, description="Items per task (default: the preset's).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 def _recipe_data(recipe: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(recipe, dict):
-        return recipe
-    try:
-        data = yaml.safe_load(recipe)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RequestProblem(["recipe"], f"invalid YAML{where}: {getattr(error, 'problem', error)}") from None
+        data: Any = recipe
+    else:
+        try:
+            data = parse_yaml(recipe, "recipe")  # the command line's loader, with its bounds
+        except ConfigError as error:
+            raise RequestProblem(["recipe"], str(error)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -78,73 +104,105 @@ def _recipe_data(recipe: str | dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _confine_files(node: Any, loc: list[str | int], roots: tuple[Path, ...]) -> Any:
-    """Recipe values under FILE_KEYS made absolute and confined; other values returned as they are."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key in FILE_KEYS and value is not None:
-                out[key] = _confine_value(value, [*loc, key], roots)
-            else:
-                out[key] = _confine_files(value, [*loc, key], roots)
-        return out
-    if isinstance(node, list):
-        return [_confine_files(item, [*loc, i], roots) for i, item in enumerate(node)]
-    return node
-
-
-def _confine_value(value: Any, loc: list[str | int], roots: tuple[Path, ...]) -> Any:
-    field = ".".join(str(part) for part in loc)
-    if isinstance(value, str):
-        if loc[-1] == "tokenizer" and value == "gpt2":
-            return value  # the bundled tokenizer, not a path
-        return str(confine(value, roots, field))
-    if isinstance(value, list):
-        return [_confine_value(item, [*loc, i], roots) for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        return {key: _confine_value(item, [*loc, key], roots) for key, item in value.items()}
-    return value
-
-
-def checked_config(request: RunRequest, roots: tuple[Path, ...], default_output: Path) -> tuple[Config, int]:
-    """The recipe to run (paths absolute and inside the roots) and the input's size in bytes."""
-    data = _recipe_data(request.recipe)
+def _validated(data: dict[str, Any], context: dict[str, Any] | None = None) -> Config:
     try:
-        config = Config.model_validate(data)
+        return Config.model_validate(data, context=context)
     except ValidationError as error:
         first = error.errors()[0]
         loc = ["recipe", *first["loc"]]
         more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise RequestProblem(loc, f"{'.'.join(map(str, loc))}: {first['msg']}{more}") from None
+        message = error_message(first)
+        raise RequestProblem(loc, f"{'.'.join(map(str, loc))}: {message}{more}") from None
+    except RecursionError:  # a JSON body nested deeper than any recipe (YAML text is bounded by its loader)
+        raise RequestProblem(["recipe"], "nested too deeply to be a recipe") from None
+
+
+def _request_loc(loc: tuple[str | int, ...], overridden: dict[tuple[str, ...], str]) -> list[str | int]:
+    """Where a recipe value sits in the request: under ``input``/``output`` when the request replaced
+    them, else under ``recipe``."""
+    for prefix, name in overridden.items():
+        if loc[: len(prefix)] == prefix:
+            return [name, *loc[len(prefix) :]]
+    return ["recipe", *loc]
+
+
+def _dotted(loc: list[str | int]) -> str:
+    """``recipe.stages.langid.model``, ``input[0]``: a location as a person reads it."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _set(data: Any, loc: tuple[str | int, ...], value: Any) -> None:
+    for part in loc[:-1]:
+        data = data[part]
+    data[loc[-1]] = value
+
+
+def confined_paths(
+    config: BaseModel, roots: tuple[Path, ...], overridden: dict[tuple[str, ...], str] | None = None
+) -> tuple[dict[str, Any], int]:
+    """``config`` dumped, with every path-bearing value (found from the fields' NamesPath markers, see
+    curate.core.config.path_values) confined to the roots and frozen: files and folders as their real
+    paths, globs expanded now into the real paths of the files they match. Raises PathOutsideRoots or
+    RequestProblem; nothing is opened. Also returns the bytes of the input files (for progress)."""
+    overridden = overridden or {}
+    dumped = config.model_dump(mode="json")
+    expanded: dict[tuple[str | int, ...], list[str]] = {}  # a glob list field -> its files, in order
+    total_bytes = 0
+    for found in path_values(config):
+        if not found.marker.is_path(found.value):
+            continue  # a bundled name ('gpt2') or a dataset version (NAME@REF), looked up in the store
+        loc = _request_loc(found.loc, overridden)
+        field = _dotted(loc)
+        if found.marker.kind != "glob":
+            _set(dumped, found.loc, str(confine(found.value, roots, field)))
+            continue
+        _, files = confine_pattern(found.value, roots, field)
+        if not files:
+            raise RequestProblem(loc, f"{field}: '{found.value}' matches no file")
+        expanded.setdefault(found.loc[:-1], []).extend(str(file) for file in files)
+        if found.loc[:2] == ("input", "paths"):
+            total_bytes += sum(file.stat().st_size for file in files)
+    for where, paths in expanded.items():
+        _set(dumped, where, list(dict.fromkeys(paths)))
+    return dumped, total_bytes
+
+
+def checked_config(request: RunRequest, roots: tuple[Path, ...], default_output: Path) -> tuple[Config, int]:
+    """The recipe to run, every path in it real, inside the roots and frozen; and the input's size in bytes.
+
+    Order matters: the recipe's shape is validated without opening any file it names, then every
+    path-bearing value is confined, and only then is it validated in full (which may read a model)."""
+    data = _recipe_data(request.recipe)
+    config = _validated(data, SHAPE_ONLY)
     if config.runner.name != "direct":
         raise RequestProblem(
             ["recipe", "runner", "name"], "the service runs recipes on the direct runner only"
+        )
+    if config.runner.options:  # free-form Beam flags can name paths (temp_location) the markers cannot see
+        raise RequestProblem(
+            ["recipe", "runner", "options"], "the service passes no Beam options to its runs; remove them"
         )
     if config.output.dataset is not None and not NAME.match(config.output.dataset):
         raise RequestProblem(["recipe", "output", "dataset"], "use letters, digits, '.', '_' and '-'")
     if not NAME.match(config.output.branch):
         raise RequestProblem(["recipe", "output", "branch"], "use letters, digits, '.', '_' and '-'")
-    patterns = request.input if request.input is not None else config.input.paths
-    where = "input" if request.input is not None else "recipe.input.paths"
-    if not patterns:
+    overridden: dict[tuple[str, ...], str] = {}
+    if request.input is not None:
+        config.input.paths = request.input
+        overridden[("input", "paths")] = "input"
+    if not config.input.paths:
         raise RequestProblem(
             ["input"], "no input given: set input in the request or input.paths in the recipe"
         )
-    paths, total_bytes = [], 0
-    for index, pattern in enumerate(patterns):
-        absolute, files = confine_pattern(pattern, roots, f"{where}[{index}]")
-        if not files:
-            raise RequestProblem([*where.split("."), index], f"'{pattern}' matches no file")
-        paths.append(absolute)
-        total_bytes += sum(f.stat().st_size for f in files)
     if request.output is not None:
-        output = confine(request.output, roots, "output")
-    elif isinstance(data.get("output"), str) or "path" in (data.get("output") or {}):
-        output = confine(config.output.path, roots, "recipe.output.path")
-    else:
-        output = default_output
-    dumped = config.model_dump(mode="json")
-    dumped["stages"] = _confine_files(dumped["stages"], ["recipe", "stages"], roots)
-    dumped["input"]["paths"] = paths
-    dumped["output"]["path"] = str(output)
-    return Config.model_validate(dumped), total_bytes
+        config.output.path = request.output
+        overridden[("output", "path")] = "output"
+    dumped, total_bytes = confined_paths(config, roots, overridden)
+    if request.output is None and not (
+        isinstance(data.get("output"), str) or "path" in (data.get("output") or {})
+    ):
+        dumped["output"]["path"] = str(default_output)  # the job's own folder, which the service chose
+    return _validated(dumped), total_bytes

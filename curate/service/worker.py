@@ -1,4 +1,5 @@
-"""A job's process: `python -m curate.service.worker ARGS...` becomes `python -m curate ARGS...`.
+"""A job's process: `python -P -m curate.service.worker ARGS...` becomes `python -P -m curate ARGS...`
+(-P: the working directory is not on sys.path, so nothing there can shadow the installed package).
 
 It first asks Linux to kill it when the service dies (PR_SET_PDEATHSIG, which survives the exec), so no
 job keeps running unwatched after a crash; the restarted service then marks that job failed and ends any
@@ -28,7 +29,7 @@ def _die_with_parent() -> None:
 
 def main() -> int:
     _die_with_parent()
-    os.execv(sys.executable, [sys.executable, "-m", "curate", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "curate", *sys.argv[1:]])
     return 1  # not reached: execv replaces this process
 
 

@@ -5,23 +5,29 @@ eval, and logs (console, `train.jsonl`, optionally TensorBoard)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
+from tokenizers import Tokenizer
 from torch import nn
 
+from curate import train_runs
 from curate.core.errors import CurateError
+from curate.core.tokenizer import load as load_tokenizer
 from curate.train import checkpoint
 from curate.train import data as D
+from curate.train import evaluate as E
+from curate.train import tasks as bundled
 from curate.train.flops import mfu, peak_flops
 from curate.train.model import GPT
 from curate.train.presets import ModelConfig, get_preset, with_vocab
@@ -30,7 +36,8 @@ if TYPE_CHECKING:
     from torch.distributed.fsdp import FSDPModule
 
 T = TypeVar("T")
-SUMMARY_KEYS = ("step", "loss", "eval_loss", "eval_ppl")  # of the last log record, returned by train()
+# of the last log record (with an eval: of the last eval), returned by train()
+SUMMARY_KEYS = ("step", "loss", "eval_loss", "eval_ppl", "tokens_per_s", "eval_tasks")
 
 
 @dataclass
@@ -57,6 +64,11 @@ class TrainConfig:
     eval_fraction: float = 0.01  # of documents, by id hash
     eval_every: int = 100
     eval_batches: int = 20
+    # Bundled tasks scored every eval_every steps (curate.train.tasks; "reference" is the clean-text
+    # bits-per-byte set, the same for every dataset, so runs on different data compare), on the first
+    # eval_limit items of each.
+    eval_tasks: list[str] = field(default_factory=list)
+    eval_limit: int = 200
     log_every: int = 10
     checkpoint_every: int = 0  # 0: only at the end
     dtype: str = "auto"  # auto (bf16 on cuda, fp32 on cpu) | bf16 | fp32
@@ -250,6 +262,9 @@ class Trainer:
             self.raw, self.optimizer, self.scheduler, sharded, self.env.rank, self.env.world
         )
         self.tokens_per_step = hparams.batch_size * hparams.seq_len * hparams.grad_accum * self.env.world
+        self.eval_tasks = bundled.check_tasks(config.eval_tasks) if config.eval_tasks else []
+        self._eval_items: dict[str, list[bundled.Item]] = {}
+        self.eval_skipped: str | None = None
         peak = config.peak_tflops * 1e12 if config.peak_tflops else None
         if peak is None and on_cuda:
             peak = peak_flops(torch.cuda.get_device_name(self.device))
@@ -370,6 +385,11 @@ class Trainer:
                 parts.append(f"mfu {100 * record['mfu']:.1f}%")
             if "eval_loss" in record:
                 parts.append(f"eval {record['eval_loss']:.4f} (ppl {record['eval_ppl']:.1f})")
+            for task, scores in record.get("eval_tasks", {}).items():
+                parts.append(
+                    f"{task} {scores['bpb']:.3f} bpb"
+                    + (f" {scores['acc']:.3f} acc" if "acc" in scores else "")
+                )
             print(" | ".join(parts), flush=True)
 
     def _writers(self, resumed: bool) -> dict[str, Any]:
@@ -458,6 +478,44 @@ class Trainer:
         eval_loss = self.evaluate()
         if eval_loss is not None:
             record.update(eval_loss=eval_loss, eval_ppl=math.exp(min(eval_loss, 50.0)))
+        elif self.eval_skipped is None:
+            self.eval_skipped = (
+                f"--eval-fraction {self.config.eval_fraction} holds out no document of {self.shards.root}"
+                " (too few documents); raise it, or score the shared reference text: --eval-tasks reference"
+            )
+            self._say(f"held-out eval skipped: {self.eval_skipped}")
+        if self.eval_tasks:
+            record["eval_tasks"] = self.evaluate_tasks()
+
+    @torch.no_grad()
+    def evaluate_tasks(self) -> dict[str, dict[str, float]]:
+        """Bits-per-byte (and accuracy) on the bundled tasks; every rank runs the same forwards, as FSDP
+        needs, and gets the same numbers."""
+        self.raw.eval()
+
+        def logits(idx: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(
+                self.device.type, dtype=torch.bfloat16, enabled=self.autocast_dtype is not None
+            ):
+                return cast(torch.Tensor, self.raw(idx))
+
+        tokenizer = self.eval_tokenizer
+        scores = E.evaluate_model(
+            logits,
+            tokenizer,
+            self.shards.eos_id,
+            self.hparams.seq_len,
+            self.eval_tasks,
+            self.config.eval_limit,
+            self.hparams.batch_size,
+            self.device,
+            self._eval_items,
+        )
+        self.raw.train()
+        return {
+            task: {k: v for k, v in result.items() if k in ("bpb", "acc")}
+            for task, result in scores["tasks"].items()
+        }
 
     def _announce(self) -> None:
         self._say(
@@ -472,6 +530,7 @@ class Trainer:
         resumed = self._resume()
         self._announce()
         writers = self._writers(resumed)
+        self._keep_tokenizer()
         batches = D.batches(self._train_stream(), self.hparams.batch_size, self.position)
         loader = D.Prefetcher(batches, c.prefetch, self._to_tensors)
         end = min(c.steps, c.stop_at or c.steps)
@@ -504,7 +563,26 @@ class Trainer:
             for writer in writers.values():
                 writer.close()
         summary["checkpoint"] = str(self.checkpoints.latest()) if self.env.main else None
+        if self.eval_skipped:
+            summary["eval_skipped"] = self.eval_skipped
         return summary
+
+    @functools.cached_property
+    def tokenizer_text(self) -> str:
+        return E.dataset_tokenizer(self.shards.root)
+
+    @functools.cached_property
+    def eval_tokenizer(self) -> Tokenizer:
+        return load_tokenizer(self.tokenizer_text)
+
+    def _keep_tokenizer(self) -> None:
+        """A copy of the dataset's tokenizer beside the checkpoints (what `curate eval` reads), and the
+        run's line in the list of training runs the service charts."""
+        if not self.env.main:
+            return
+        (self.output / E.TOKENIZER_COPY).write_text(self.tokenizer_text, encoding="utf-8")
+        request = {"data": self.config.data, "preset": self.config.preset, "steps": self.config.steps}
+        train_runs.register(self.output, request)
 
 
 def train(config: TrainConfig) -> dict[str, Any]:

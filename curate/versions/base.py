@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 from curate.core.errors import CurateError
 from curate.core.files import hash_file as core_hash_file
 from curate.core.files import is_local
+from curate.pipelines.runner import carries_credential
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
@@ -40,7 +41,6 @@ NAME_RULE = (
     "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .lock or .tmp"
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_SECRET = re.compile(r"secret|password|passwd|token|credential|private_key|access_key", re.IGNORECASE)
 
 
 def valid_name(value: str) -> bool:
@@ -58,7 +58,7 @@ def check_name(kind: str, value: str) -> str:
 def redact_recipe(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The recipe without the runner options that carry secrets, and the keys dropped."""
     options = dict((recipe.get("runner") or {}).get("options") or {})
-    dropped = sorted(key for key in options if _SECRET.search(key))
+    dropped = sorted(key for key in options if carries_credential(key))  # the recipe's own rule
     if dropped:
         recipe = {
             **recipe,
@@ -469,6 +469,36 @@ class VersionStore(ABC):
 
     @abstractmethod
     def resolve(self, ref: str) -> Version: ...
+
+    # Attachments: small JSON records about a version made after it (an ablation that trained on it),
+    # kept beside the store, never inside the version, so attaching changes no commit.
+
+    def attachment_folder(self) -> Path:
+        root = Path(os.environ.get("CURATE_STORE", Path.home() / ".curate" / "store")).expanduser()
+        return root / "attachments" / re.sub(r"[^A-Za-z0-9._-]", "_", self.name)
+
+    def attach(self, version_id: str, name: str, record: dict[str, Any]) -> None:
+        """Attach (or replace) the record `name` to the version `version_id`, atomically."""
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or not re.match(
+            r"^[0-9a-f]{6,64}$", version_id
+        ):
+            raise CurateError(f"attachment {name!r} to {version_id!r}: use a commit id and a plain name")
+        folder = self.attachment_folder() / version_id
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{name}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+        temporary.replace(folder / f"{name}.json")
+
+    def attachments(self, version_id: str) -> dict[str, dict[str, Any]]:
+        """The version's attachments by name (none: an empty dict)."""
+        folder = self.attachment_folder() / version_id
+        found = {}
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                found[path.stem] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # being replaced right now, or damaged: the others still show
+        return found
 
     @abstractmethod
     def log(self, ref: str, limit: int = 50) -> list[Version]: ...

@@ -501,6 +501,9 @@ class EmbeddedRepository(VersionStore):
     def resolve(self, ref: str) -> Version:
         return self.store.resolve(self.dataset, ref).version()
 
+    def attachment_folder(self) -> Path:
+        return self.store.root / "attachments" / self.dataset
+
     def log(self, ref: str, limit: int = 50) -> list[Version]:
         return [c.version() for c in self.store.log(self.dataset, ref, limit)]
 

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.cli import main
@@ -16,9 +18,14 @@ from curate.report.collect import BINS, collect
 from curate.report.page import render
 
 
-def _column(folder: Path, name: str) -> np.ndarray:
-    values = [pq.read_table(path, columns=[name])[name].to_numpy(zero_copy_only=False)
-              for path in sorted(folder.glob("*.parquet"))]  # fmt: skip
+def _column(folder: Path, name: str, stage: str | None = None) -> np.ndarray:
+    """A column's values over a folder's Parquet files; with ``stage``, of the documents it rejected."""
+    values = []
+    for path in sorted(folder.glob("*.parquet")):
+        table = pq.read_table(path)
+        if stage is not None:
+            table = table.filter(pc.equal(table["stage"], stage))
+        values.append(table[name].to_numpy(zero_copy_only=False))
     joined = np.concatenate(values).astype(float)
     return joined[~np.isnan(joined)]
 
@@ -44,11 +51,12 @@ def test_histograms_are_the_parquet_columns_binned(small_run: Path):
     by_signal = {h.signal: h for h in data.histograms}
     assert {"lang_score", "gopher_words", "fineweb_line_punct_ratio"} <= set(by_signal)
     hist = by_signal["lang_score"]
-    kept, rejected = (
+    kept, rejected_by_langid = (
         _column(small_run / "documents", "lang_score"),
-        _column(small_run / "rejected", "lang_score"),
+        _column(small_run / "rejected", "lang_score", stage="langid"),
     )
-    assert sum(hist.kept) == len(kept) and sum(hist.rejected) == len(rejected)
+    assert hist.rejected_by == "langid"
+    assert sum(hist.kept) == len(kept) and sum(hist.rejected) == len(rejected_by_langid)
     edges = np.array(hist.edges)
     expected = np.histogram(kept, bins=edges)[0]
     assert len(hist.kept) == BINS and hist.kept == expected.tolist()
@@ -89,3 +97,45 @@ def test_curate_report_rebuilds_it(small_run: Path, tmp_path: Path, capsys):
 def test_report_of_a_folder_without_stats_is_a_one_line_error(tmp_path: Path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no stats.json" in capsys.readouterr().err
+
+
+def _write(folder: Path, rows: list[dict]) -> None:
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
+
+
+def test_histograms_overlay_only_their_own_stages_rejections_and_skip_constant_signals(tmp_path: Path):
+    """lang_score is written by langid; a document dedup rejected later carries it too, and must not show
+    as a langid rejection. A signal that is 0 everywhere is a line in a table, not an empty chart."""
+    out = tmp_path / "out"
+    stats = {"stages": {"read": {"in": 6, "out": 6, "rejected": {}},
+                        "langid": {"in": 6, "out": 4, "rejected": {"langid": 2}},
+                        "dedup_exact": {"in": 4, "out": 2, "rejected": {"duplicate_exact": 2}}},
+             "documents_read": 6, "documents_kept": 2}  # fmt: skip
+    out.mkdir()
+    (out / "stats.json").write_text(json.dumps(stats))
+    doc = {"id": "", "url": "u", "text": "t", "lang": "en", "zeros": 0.0}
+    _write(out / "documents", [doc | {"id": "k1", "lang_score": 0.9}, doc | {"id": "k2", "lang_score": 0.8}])
+    _write(
+        out / "rejected",
+        [doc | {"id": "l1", "lang_score": 0.3, "lang": "de", "stage": "langid", "reason": "langid"},
+         doc | {"id": "l2", "lang_score": 0.5, "lang": "fr", "stage": "langid", "reason": "langid"},
+         doc | {"id": "d1", "lang_score": 0.95, "stage": "dedup_exact", "reason": "duplicate_exact"},
+         doc | {"id": "d2", "lang_score": 0.97, "stage": "dedup_exact", "reason": "duplicate_exact"}],
+    )  # fmt: skip
+    data = collect(str(out), config={"stages": {"langid": {"min_score": 0.65}}})
+    by_signal = {h.signal: h for h in data.histograms}
+    lang = by_signal["lang_score"]
+    assert lang.rejected_by == "langid" and sum(lang.rejected) == 2 and sum(lang.kept) == 2
+    assert lang.edges[0] == 0.3 and abs(lang.edges[-1] - 0.9) < 1e-9  # the 0.95 duplicates are not drawn
+    assert by_signal["zeros"].constant == 0.0
+    langid_samples = data.samples["langid / langid"]
+    assert [s["values"] for s in langid_samples] == [
+        {"lang": "de", "lang_score": 0.3, "zeros": 0.0},  # what langid's rejections carry
+        {"lang": "fr", "lang_score": 0.5, "zeros": 0.0},
+    ]
+    page = render(data)
+    assert "rejected by langid" in page
+    assert "lang_score 0.3 (threshold 0.65)" in page
+    assert "<td>zeros</td><td>0.00</td>" in page  # listed with its value
+    assert '"text":"zeros"' not in page and '"text":"lang_score"' in page  # not drawn; lang_score is

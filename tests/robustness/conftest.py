@@ -12,10 +12,12 @@ import gzip
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -152,7 +154,7 @@ def _plain_warc_with_garbage(folder: Path, shared_path) -> DamagedInput:
     cut = responses[15]
     path = folder / "garbage.warc"
     path.write_bytes(data[:cut] + b"\x00garbage that is no WARC record\xff" * 40 + b"\r\n" + data[cut:])
-    return DamagedInput(path, 22, regions=1, problems=["corrupt record after this offset"])
+    return DamagedInput(path, 22, regions=1, problems=["no WARC record starts here"])
 
 
 def _parquet_bad_row_group(folder: Path, shared_path) -> DamagedInput:
@@ -198,6 +200,110 @@ def _duplicate_ids(folder: Path, shared_path) -> list[DamagedInput]:
     return files
 
 
+# -------------------------------------------------------------------------------- WARC records, by hand
+
+
+def split_warc(data: bytes) -> list[bytes]:
+    """An uncompressed, well-formed WARC -> its records (header, block and the blank line after it)."""
+    records, start = [], 0
+    while start < len(data):
+        header_end = data.index(b"\r\n\r\n", start) + 4
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", data[start:header_end]).group(1))
+        end = header_end + length + 4
+        records.append(data[start:end])
+        start = end
+    return records
+
+
+def warc_sample_records(shared_path, name: str) -> list[bytes]:
+    return split_warc(gzip.decompress(shared_path("crawl", name).read_bytes()))
+
+
+def warc_type(record: bytes) -> str:
+    return re.search(rb"WARC-Type: *(\S+)", record).group(1).decode()
+
+
+def with_content_length(record: bytes, length: int) -> bytes:
+    """The record with another Content-Length in its WARC header (its block unchanged)."""
+    header_end = record.index(b"\r\n\r\n")
+    header = re.sub(
+        rb"(?i)content-length: *\d+", b"Content-Length: %d" % length, record[:header_end], count=1
+    )
+    return header + record[header_end:]
+
+
+def chunked_gzip(record: bytes, chunk: int = 997) -> bytes:
+    """A response record whose HTTP payload is re-sent gzip-compressed in chunks (Transfer-Encoding:
+    chunked and Content-Encoding: gzip), its WARC Content-Length fixed to match."""
+    header_end = record.index(b"\r\n\r\n")
+    block = record[header_end + 4 : -4]
+    http_end = block.index(b"\r\n\r\n")
+    payload = block[http_end + 4 :]
+    if b"chunked" in block[:http_end].lower():  # already chunked: decode it first
+        payload = _dechunk(payload)
+    drop = (b"content-length", b"transfer-encoding", b"content-encoding")
+    lines = [line for line in block[:http_end].split(b"\r\n") if not line.lower().startswith(drop)]
+    packed = gzip.compress(payload)
+    body = b"".join(
+        b"%x\r\n%s\r\n" % (len(packed[i : i + chunk]), packed[i : i + chunk])
+        for i in range(0, len(packed), chunk)
+    )
+    http = b"\r\n".join([*lines, b"Transfer-Encoding: chunked", b"Content-Encoding: gzip"])
+    new_block = http + b"\r\n\r\n" + body + b"0\r\n\r\n"
+    return with_content_length(record[: header_end + 4] + new_block + b"\r\n\r\n", len(new_block))
+
+
+def _dechunk(data: bytes) -> bytes:
+    out, position = [], 0
+    while True:
+        line_end = data.index(b"\r\n", position)
+        size = int(data[position:line_end].split(b";")[0], 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(data[line_end + 2 : line_end + 2 + size])
+        position = line_end + 2 + size + 2
+
+
+@pytest.fixture(scope="session")
+def warc_kit():
+    """Helpers that build WARC files from real records: split_warc, warc_sample_records(shared_path,
+    name), warc_type, with_content_length, chunked_gzip."""
+    return SimpleNamespace(
+        split_warc=split_warc,
+        sample_records=warc_sample_records,
+        warc_type=warc_type,
+        with_content_length=with_content_length,
+        chunked_gzip=chunked_gzip,
+    )
+
+
+def _hostile_plain_warc(folder: Path, shared_path) -> DamagedInput:
+    """The other real WARC sample, uncompressed: two responses re-sent chunked and gzip-compressed, and
+    a response whose Content-Length runs 3,000 bytes past the next record (issue 22, items 2 and 3)."""
+    records = warc_sample_records(shared_path, "web-sample-0001.warc.gz")
+    responses = [i for i, record in enumerate(records) if warc_type(record) == "response"]
+    for i in responses[3], responses[-2]:
+        records[i] = chunked_gzip(records[i])
+    long = responses[len(responses) // 2]
+    header_end = records[long].index(b"\r\n\r\n") + 4
+    records[long] = with_content_length(records[long], len(records[long]) - header_end - 4 + 3000)
+    path = folder / "hostile.warc"
+    path.write_bytes(b"".join(records))
+    return DamagedInput(path, len(responses), problems=["Content-Length", "runs past the next record"])
+
+
+def _deep_json(folder: Path, shared_path) -> DamagedInput:
+    """40 real documents; line 7 nests 100,000 lists deep, line 21 an object 150 levels deep."""
+    rows = sample_rows(shared_path, "cc_en_head-0174.jsonl.gz")
+    lines = [jsonl_line({"id": f"deep-{i}", "text": rows[i % 10]["text"]}) for i in range(40)]
+    lines[6] = b'{"id": "deep-6", "text": "x", "meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    nested = json.dumps({"id": "deep-20", "text": "y", "meta": json.loads("[" * 150 + "]" * 150)})
+    lines[20] = nested.encode() + b"\n"
+    path = folder / "deep.jsonl"
+    path.write_bytes(b"".join(lines))
+    return DamagedInput(path, 40, problems=["line 7: JSON nested deeper than"])
+
+
 @dataclass
 class DamagedRun:
     inputs: dict[str, DamagedInput]
@@ -228,6 +334,8 @@ def damaged_inputs(tmp_path_factory, shared_path) -> tuple[dict[str, DamagedInpu
         _plain_warc_with_garbage(folder, shared_path),
         _parquet_bad_row_group(folder, shared_path),
         _huge_document(folder, shared_path),
+        _hostile_plain_warc(folder, shared_path),
+        _deep_json(folder, shared_path),
         *_duplicate_ids(folder, shared_path),
     ]
     return {item.path.name: item for item in made}, member_range

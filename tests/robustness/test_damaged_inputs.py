@@ -22,6 +22,8 @@ DAMAGED = [
     "not-zstd.jsonl.zst",  # case 3: a .zst file that is not zstd
     "huge.jsonl",  # case 8: a document over input.max_document_bytes
     "groups.parquet",  # case 10: a Parquet row group of 4 rows that cannot be decoded
+    "hostile.warc",  # issue 22 items 2, 3: chunked+gzip responses, a Content-Length past the next record
+    "deep.jsonl",  # issue 22 item 4: a line nested 100,000 levels deep
 ]
 
 
@@ -115,3 +117,19 @@ def test_trafilatura_extracts_the_warc_pages(damaged_run):
     extracted = [row for row in kept + rejected if row["text"]]
     assert len(extracted) >= 15
     assert all("<html" not in row["text"].lower() for row in extracted)
+
+
+def test_a_plain_warc_keeps_chunked_gzip_pages_and_loses_only_the_overlong_record(damaged_run):
+    kept, rejected = damaged_run.rows_of("hostile.warc")
+    (lost,) = [row for row in rejected if row.get("stage") == "read"]
+    assert "runs past the next record" in lost["read_error"]
+    assert len(kept) + len(rejected) == damaged_run.inputs["hostile.warc"].records
+    assert not any("WARC/1." in (row.get("text") or "") for row in kept)  # no record swallowed another
+
+
+def test_deeply_nested_json_costs_its_line_only(damaged_run):
+    kept, rejected = damaged_run.rows_of("deep.jsonl")
+    errors = [row["read_error"] for row in rejected if row.get("stage") == "read"]
+    assert len(kept) + len(rejected) == 40 and len(errors) == 2
+    assert any(": line 7: JSON nested deeper" in e for e in errors)
+    assert any(": line 21: JSON nested deeper" in e for e in errors)

@@ -55,7 +55,10 @@ def test_a_full_disk(damaged_inputs, full_disk, tmp_path, curate_cli, write_reci
     out = full_disk / "out"
     recipe = write_recipe(tmp_path / "r.yaml", [_three_lines(damaged_inputs)], out)
     _one_line_error(
-        curate_cli("run", str(recipe), "--quiet"), "No space left on device", str(out / "run.log")
+        curate_cli("run", str(recipe), "--quiet"),
+        f"No space left on device while writing under {out}",  # the full folder, with the space left
+        "MB free",
+        str(out / "run.log"),
     )
     assert sorted(p.name for p in out.iterdir()) == ["run.log"]  # the staged part was cleaned up
 

@@ -122,6 +122,21 @@ def start_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 
 
 @pytest.fixture(scope="module")
+def start_module_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Service]]:
+    """Start one service for a whole test module (own roots, token, state); stopped at the module's end."""
+    started: list[Service] = []
+
+    def start(roots: list[Path], state: Path, token: str | None = None) -> Service:
+        service = Service(roots, state, token).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[Service]:
     """A service for a whole test module: roots are a fresh folder and the shared sample data."""
     root = tmp_path_factory.mktemp("root")

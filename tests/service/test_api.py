@@ -3,12 +3,16 @@ of the same input, then validation, confinement, size limits, datasets, cancel a
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from curate import train_runs
 
 TIMING = ("seconds", "cpu_seconds")
 
@@ -134,8 +138,17 @@ def test_ids_and_names_are_validated(served):
 
 
 def test_bodies_over_the_cap_get_413(served):
-    big = json.dumps({"recipe": "#" * (2 << 20)}).encode()
-    assert served.request("POST", "/api/runs", raw=big)[0] == 413
+    """Refused on the declared length, before the body is read: a client that asks first (Expect:
+    100-continue, as curl does for large bodies) gets 413 without sending it."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    connection.putrequest("POST", "/api/runs")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(2 << 20))
+    connection.putheader("Expect", "100-continue")
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and b"request body over" in response.read()
+    connection.close()
 
 
 def test_datasets_log_diff_and_commit_reports(served, served_run):
@@ -202,6 +215,8 @@ def test_training_job_reports_its_loss_series(served, served_run):
         "eval_every": 2,
         "eval_fraction": 0.5,  # of 6 documents: some are held out, so there is an eval loss
         "log_every": 1,
+        "eval_tasks": ["reference"],  # the shared clean text, scored at each eval step
+        "eval_limit": 2,
     }
     status, answer = served.request("POST", "/api/train", body)
     assert status == 201, answer
@@ -210,4 +225,28 @@ def test_training_job_reports_its_loss_series(served, served_run):
     series = job["series"]
     assert series["step"] == [1, 2, 3, 4] and all(loss > 0 for loss in series["loss"])
     assert series["eval_step"] and all(rate > 0 for rate in series["tokens_per_s"])
+    assert series["tasks"]["reference"]["step"] == [2, 4]
+    assert all(0 < bpb < 20 for bpb in series["tasks"]["reference"]["bpb"])
     assert served.request("POST", "/api/train", {"data": "web@nope!"})[0] == 422
+
+    # a run started from the command line (listed by curate.train_runs) shows beside the jobs
+    cli_output = served.roots[0] / "cli-run"
+    shutil.copytree(job["output"], cli_output)
+    train_runs.register(cli_output, {"data": "demo-out", "preset": "tiny", "steps": 4})
+    jobs = served.request("GET", "/api/train")[1]["jobs"]
+    (cli,) = [j for j in jobs if j["id"].startswith("cli-")]
+    assert cli["request"]["source"] == "command line" and cli["status"] == "succeeded"
+    assert cli["series"]["step"] == [1, 2, 3, 4]
+
+
+def test_an_ablation_is_validated_started_and_listed(served):
+    bad = {"versions": ["web@main"], "preset": "cpu"}
+    assert served.request("POST", "/api/ablations", bad)[0] == 422  # one version compares nothing
+    body = {"versions": ["nosuch@main", "nosuch@other"], "preset": "cpu", "seeds": 1, "tasks": ["reference"]}
+    status, answer = served.request("POST", "/api/ablations", body)
+    assert status == 201, answer
+    job = served.wait("ablations", answer["id"], {"succeeded", "failed", "cancelled"}, timeout=120)
+    assert job["status"] == "failed"  # no such dataset: the job says so
+    assert job["request"]["versions"] == ["nosuch@main", "nosuch@other"] and job["progress"] is None
+    listed = served.request("GET", "/api/ablations")[1]["jobs"]
+    assert answer["id"] in [j["id"] for j in listed]

@@ -6,12 +6,8 @@ const curate = {
     if (token) headers["Authorization"] = "Bearer " + token;
     const response = await fetch(path, Object.assign({}, options, {headers}));
     if (response.status === 401 && !options.retried) {
-      const given = prompt("This service needs its token:");
-      if (given) {
-        localStorage.setItem("curate_token", given);
-        document.cookie = "curate_token=" + encodeURIComponent(given) + "; path=/; SameSite=Strict";
-        return curate.api(path, Object.assign({}, options, {retried: true}));
-      }
+      const given = await curate.askToken();
+      if (given) return curate.api(path, Object.assign({}, options, {retried: true}));
     }
     const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
     if (!response.ok) {
@@ -20,6 +16,19 @@ const curate = {
       throw new Error(response.status + ": " + message);
     }
     return body;
+  },
+  // The token is asked for once per page load, however many calls get 401 at the same time.
+  tokenAnswer: null,
+  askToken() {
+    curate.tokenAnswer ??= Promise.resolve().then(() => {
+      const given = prompt("This service needs its token:");
+      if (given) {
+        localStorage.setItem("curate_token", given);
+        document.cookie = "curate_token=" + encodeURIComponent(given) + "; path=/; SameSite=Strict";
+      }
+      return given;
+    });
+    return curate.tokenAnswer;
   },
   esc(value) {
     return String(value ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));

@@ -103,6 +103,25 @@ def next_gzip_member(raw: BinaryIO, after: int) -> int | None:
     return found if found < size else None
 
 
+def gzip_member_end(raw: BinaryIO, start: int) -> int | None:
+    """Where the gzip member at ``start`` ends, or None when it is damaged or cut off (its output is
+    decompressed in bounded pieces and dropped: this only checks the member)."""
+    raw.seek(start)
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    offset = start
+    try:
+        while not decompressor.eof:
+            data = decompressor.unconsumed_tail or raw.read(BLOCK)
+            if not data:
+                return None
+            if not decompressor.unconsumed_tail:
+                offset += len(data)
+            decompressor.decompress(data, BLOCK * 16)
+    except zlib.error:
+        return None
+    return offset - len(decompressor.unused_data)
+
+
 def decompressed_chunks(raw: BinaryIO, name: str) -> Iterator[bytes | LostRange]:
     """The file's content in chunks, with a LostRange where a damaged member was skipped.
 
@@ -129,8 +148,8 @@ def decompressed_chunks(raw: BinaryIO, name: str) -> Iterator[bytes | LostRange]
                 yield from held or ()
                 held = None
                 problem = (
-                    "truncated: cannot decompress past the end of the file "
-                    f"({codec.name} member at byte {start})"
+                    f"truncated: the file ends inside the {codec.name} member at byte {start} "
+                    f"({offset - start:,} compressed bytes of it read, the rest missing)"
                 )
                 break
             try:

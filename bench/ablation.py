@@ -1,0 +1,185 @@
+"""Benchmark: does curation make better training data? Equal-budget ablations on the bench crawl.
+
+  nice python bench/ablation.py [--work DIR] [--preset cpu] [--tokens N] [--seeds K] [--limit N]
+                                [--json bench/results/ablation.json]
+
+The crawl is real HTML (`../shared/bench/make_web_corpus.py`: the Linux kernel docs and the Debian
+handbook, with near-duplicate mirrors). It is curated three ways, all into shards of one tokenizer (a
+byte-level BPE trained on the clean reference text, never on a variant, so no variant is favoured):
+  default       the default recipe (extract, langid, quality, dedup, ...)
+  extract-only  text extraction and tokenization only: no filters, no dedup
+  no-dedup      the default recipe without the dedup stages
+Each is committed as a dataset version, then one `curate ablate` of the three trains one proxy per variant
+and seed at equal tokens and scores each on the bundled tasks; reported: (a) default vs extract-only,
+(b) default vs no-dedup. The HTML page is copied beside the JSON.
+Each task's difference is reported against seed noise (a paired bootstrap over seeds and items).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+
+from bench.results_file import write_results  # noqa: E402
+
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()), None)
+VARIANTS = ("default", "extract-only", "no-dedup")
+PAIRS = (("default", "extract-only"), ("default", "no-dedup"))
+TOKENIZER_VOCAB = 4096
+
+
+def curate(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "curate", *args], check=True, env=env)
+
+
+def corpus(work: Path) -> list[Path]:
+    folder = work / "corpus"
+    files = sorted(folder.glob("*.warc.gz"))
+    if files:
+        return files
+    if SHARED is None:
+        sys.exit("no ../shared/bench/make_web_corpus.py to build the crawl")
+    subprocess.run([sys.executable, str(SHARED / "bench" / "make_web_corpus.py"), str(folder)], check=True)
+    return sorted(folder.glob("*.warc.gz"))
+
+
+def recipe(variant: str, files: list[Path], out: Path, tokenizer: Path) -> Path:
+    from curate.config import config_to_yaml, default_config
+
+    config = default_config()
+    config.input.paths = [str(f) for f in files]
+    config.output.path = str(out)
+    config.output.dataset, config.output.branch = "bench", variant
+    config.output.rejected = False
+    config.runner.workers = 2
+    config.stages.tokenize.tokenizer = str(tokenizer)
+    stages = config.stages
+    if variant == "extract-only":
+        for name in type(stages).model_fields:
+            if name not in ("extract", "tokenize"):
+                getattr(stages, name).enabled = False
+    elif variant == "no-dedup":
+        for name in ("dedup_lines", "dedup_exact", "dedup_minhash"):
+            getattr(stages, name).enabled = False
+    path = out.with_suffix(".yaml")
+    path.write_text(config_to_yaml(config))
+    return path
+
+
+def prepare(work: Path, env: dict[str, str]) -> dict[str, dict]:
+    """The three versions (skipped when already committed): their documents and tokens."""
+    from curate.core.tokenizer import train as train_tokenizer
+    from curate.train.tasks import reference_texts
+
+    tokenizer = work / "tokenizer.json"
+    if not tokenizer.is_file():
+        tokenizer.write_text(train_tokenizer(reference_texts(), TOKENIZER_VOCAB).json)
+    files = corpus(work)
+    sizes = {}
+    for variant in VARIANTS:
+        out = work / "out" / variant
+        if not (out / "stats.json").is_file():
+            shutil.rmtree(out, ignore_errors=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            started = time.time()
+            curate("run", str(recipe(variant, files, out, tokenizer)), "--quiet", env=env)
+            print(f"{variant}: curated in {time.time() - started:.0f} s", flush=True)
+        stats = json.loads((out / "stats.json").read_text())
+        tokens = (stats.get("tokenize") or {}).get("total_tokens")
+        sizes[variant] = {"documents": stats["documents_kept"], "tokens": tokens}
+    return sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default=str(Path.home() / ".cache" / "curate" / "bench-ablation"))
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--tokens", type=int, default=2_000_000)
+    parser.add_argument("--tasks", nargs="+", default=["all"])
+    parser.add_argument("--batch-size", type=int, help="Sequences per step (default: the preset's).")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=500, help="Items per task.")
+    parser.add_argument("--prepare-only", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="Re-read a finished ablation.")
+    parser.add_argument("--json", default=str(REPO / "bench" / "results" / "ablation.json"))
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CURATE_STORE": str(work / "store")}
+    sizes = prepare(work, env)
+    print(json.dumps(sizes, indent=2), flush=True)
+    if args.prepare_only:
+        return
+    out = work / "ablate"
+    if not args.report_only:
+        started = time.time()
+        ablate(out, args, env)
+        (out / "bench-seconds").write_text(str(round(time.time() - started)))
+    report(out, sizes, args.json)
+
+
+def ablate(out: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+    versions = [f"bench@{variant}" for variant in VARIANTS]
+    options = ["--preset", args.preset, "--tokens", str(args.tokens), "--seeds", str(args.seeds)]
+    options += ["--limit", str(args.limit), "--tasks", *args.tasks, "--output", str(out), "--force"]
+    options += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    curate("ablate", *versions, *options, env=env)
+
+
+def report(out: Path, sizes: dict[str, dict], json_path: str) -> None:
+    """The two pairs' per-task differences against seed noise, each run's speed; JSON + the HTML page."""
+    result = json.loads((out / "ablation.json").read_text())
+    shutil.copy(out / "index.html", Path(json_path).with_suffix(".html"))
+    wanted = {(f"bench@{a}", f"bench@{b}") for a, b in PAIRS}
+    rows: list[dict] = [
+        {"pair": f"{p['a']} vs {p['b']}", "verdict": p["verdict"], "tasks": p["tasks"]}
+        for p in result["pairs"]
+        if (p["a"], p["b"]) in wanted
+    ]
+    for row in rows:
+        print(row["verdict"])
+        for task, metrics in row["tasks"].items():
+            d = metrics["bpb"]
+            print(
+                f"  {task:<14} {d['difference']:+.4f} bits/byte [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]"
+                f" seed std {d['seed_std']:.4f}{'  significant' if d['significant'] else ''}"
+            )
+    runs = []
+    for scored in sorted(out.glob("runs/*/eval.json")):
+        run = json.loads(scored.read_text())
+        keys = ("variant", "seed", "loss", "train_seconds", "tokens_per_s", "eval_items_per_s")
+        runs.append({key: run.get(key) for key in keys})
+    print(f"{'variant':<20}{'seed':>5}{'loss':>8}{'train s':>9}{'tokens/s':>10}{'eval items/s':>14}")
+    for run in runs:
+        print(
+            f"{run['variant']:<20}{run['seed']:>5}{run['loss']:>8.3f}{run['train_seconds']:>9.0f}"
+            f"{run['tokens_per_s']:>10.0f}{run['eval_items_per_s']:>14.1f}"
+        )
+    seconds = out / "bench-seconds"
+    rows.append(
+        {
+            "seconds": int(seconds.read_text()) if seconds.is_file() else None,
+            "sizes": sizes,
+            "runs": runs,
+            "ablation": result,
+        }
+    )
+    note = (
+        "Equal-token ablations on the bench crawl; mean +- std over seeds, differences with a paired "
+        "bootstrap 95% interval over seeds and items; see docs/evaluation.md."
+    )
+    write_results(json_path, "ablation", note, rows)
+
+
+if __name__ == "__main__":
+    main()
