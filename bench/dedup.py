@@ -475,7 +475,7 @@ def main() -> None:
 
     sys.path.insert(0, str(REPO))
     from curate.filters.minhash import choose_lsh_params
-    from curate.pipelines.dedup import DedupMinhashConfig
+    from curate.pipelines.dedup_minhash import DedupMinhashConfig
 
     cfg = DedupMinhashConfig()
     params = choose_lsh_params(cfg.threshold, cfg.num_perm, cfg.false_negative_weight, cfg.bands, cfg.rows)

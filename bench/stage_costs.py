@@ -39,12 +39,13 @@ def run_once(files: list[str], out: str):
 
     from curate.config import parse_config
     from curate.pipelines import curation
+    from curate.pipelines.dedup_index import Versions
     from curate.pipelines.runner import pipeline_options
 
     config = parse_config({"input": files, "output": out, "runner": {"name": "direct", "workers": 1}})
     layout = curation.Layout(out)
     pipeline = beam.Pipeline(options=pipeline_options(config.runner, layout.path(".work", "beam-temp")))
-    curation.build(pipeline, config, files, layout)
+    curation.build(pipeline, config, files, layout, curation.enabled_stages(config, Versions()))
     started = time.process_time()
     result = pipeline.run()
     result.wait_until_finish()

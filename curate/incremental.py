@@ -16,18 +16,31 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from curate.core.config import Role
 from curate.core.errors import CurateError
+from curate.core.files import identify, is_local, write_atomic
+from curate.pipelines import token_shards
+from curate.pipelines.curation import Layout
+from curate.pipelines.dedup_index import INDEX_DIR, INDEX_META
+from curate.pipelines.readers import record_ranges
 from curate.pipelines.recipe import Config
+from curate.pipelines.stage_order import DOCUMENT_STAGES
 
 LINEAGE = "lineage.json"
-FORMAT = "curate.lineage/1"
+# The parts record of an output folder (lineage.json); a version's own lineage is versions/lineage.py's.
+FORMAT = "curate.parts/1"
+_FORMERLY = "curate.lineage/1"  # what folders written before the rename carry
 # Segment size on Beam's local runner when the recipe sets none: every shuffle's input lives in the
-# runner process there, so a segment bounds that process's memory (README "Incremental runs").
+# runner process there, so a segment bounds that process's memory (docs/incremental.md).
 DEFAULT_LOCAL_SEGMENT_BYTES = 256 * 1024 * 1024
 # An input larger than this is read by several workers, in byte ranges cut at records (WARC.gz).
 READ_RANGE_BYTES = 64 * 1024 * 1024
@@ -36,25 +49,6 @@ PART_DIRS = ("documents", "rejected", "index/exact", "index/minhash")
 
 
 # ------------------------------------------------------------------------------------------- inputs
-
-
-def _local(path: str) -> bool:
-    return "://" not in path
-
-
-def identify(path: str) -> dict[str, Any]:
-    """``{path, size, checksum}`` of an input file: sha256 of its bytes for local files, the object
-    store's checksum (ETag, CRC32C) for others, as Beam's filesystem reports it."""
-    from apache_beam.io.filesystems import FileSystems
-
-    if _local(path):
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        return {"path": path, "size": os.path.getsize(path), "checksum": f"sha256:{digest.hexdigest()}"}
-    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-    return {"path": path, "size": size, "checksum": f"fs:{FileSystems.checksum(path)}"}
 
 
 def file_key(entry: dict[str, Any]) -> tuple[str, int, str]:
@@ -76,7 +70,7 @@ def segment_limits(config: Config) -> tuple[int | None, int | None]:
     """(files, bytes) per segment: the recipe's, else on the local runner writing to a local folder a
     size that bounds memory (segments join a local folder; an object-store output is one pipeline)."""
     run = config.run
-    local_output = "://" not in config.output.path
+    local_output = is_local(config.output.path)
     if (
         run.segment_files is None
         and run.segment_bytes is None
@@ -160,6 +154,8 @@ def read_lineage(root: str) -> dict[str, Any] | None:
         raise CurateError(
             f"{path}: not valid JSON ({error}); delete the output folder and run again"
         ) from None
+    if lineage.get("format") == _FORMERLY:
+        lineage["format"] = FORMAT
     if lineage.get("format") != FORMAT:
         raise CurateError(f"{path}: format {lineage.get('format')!r}, expected {FORMAT!r}")
     return lineage
@@ -185,13 +181,7 @@ def lineage_of_version(root: str) -> dict[str, Any]:
     }
 
 
-def _read_json(path: str) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8")) if os.path.isfile(path) else {}
-
-
 def write_lineage(root: str, lineage: dict[str, Any]) -> None:
-    from curate.core.files import write_atomic
-
     write_atomic(os.path.join(root, LINEAGE), (json.dumps(lineage, indent=1) + "\n").encode("utf-8"))
 
 
@@ -289,12 +279,107 @@ def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return merged_stats
 
 
-@dataclass
-class Segment:
-    number: int  # 1-based, for the console
-    inputs: list[dict[str, Any]]
-    done: bool = False
+# ------------------------------------------------------------------------------------------ planning
 
-    @property
-    def paths(self) -> list[str]:
-        return [entry["path"] for entry in self.inputs]
+
+@dataclass
+class Plan:
+    """What one invocation will do: the new inputs in segments, and what the folder already holds."""
+
+    root: str  # the folder the parts are written to (the output's staging folder)
+    inputs: list[dict[str, Any]]  # every input's identity ({path, size, checksum}), each hashed once
+    key: str
+    lineage: dict[str, Any] | None
+    segments: list[list[dict[str, Any]]]
+    skipped: int  # inputs already in the appended version
+
+    def finished(self, segment: list[dict[str, Any]]) -> bool:
+        done = done_inputs(self.lineage, plan=self.key)
+        return bool(segment) and all(input_key(entry) in done for entry in segment)
+
+
+def plan_run(config: Config, files: list[str], root: str, append: str | None, base: str | None) -> Plan:
+    """Identify the inputs, prepare ``root`` (fresh, resumed, or a checkout of the appended version at
+    ``base``) and cut what is left to do into segments."""
+    inputs = [identify(path) for path in files]
+    if not is_local(root):
+        if append or segment_limits(config) != (None, None):
+            raise CurateError(f"{root}: segments and --append need a local output folder")
+        clear_outputs(root)
+        return Plan(root, inputs, "", None, [inputs], 0)
+    os.makedirs(root, exist_ok=True)
+    key = plan_key(config, inputs, append)
+    lineage = read_lineage(root)
+    plan = (lineage or {}).get("plan") or {}
+    if base is not None:
+        clear_outputs(root)
+        copy_tree(base, root)
+        lineage = lineage_of_version(root)
+    elif plan.get("key") == key and not plan.get("complete"):  # the same command, killed before: resume
+        remove_unfinished(root, lineage)
+        shutil.rmtree(Layout(root).work, ignore_errors=True)
+    else:
+        clear_outputs(root)
+        lineage = None
+    before = {  # files (whole, or cut in ranges: a finished version has read all of them) read before
+        file_key(entry)
+        for part in (lineage or {}).get("parts", [])
+        if part.get("plan") != key
+        for entry in part["inputs"]
+    }
+    todo = [entry for entry in inputs if file_key(entry) not in before]
+    segments = plan_segments(todo, *segment_limits(config), split=file_record_ranges)
+    return Plan(root, inputs, key, lineage, segments, len(inputs) - len(todo))
+
+
+def part_config(config: Config, root: str, label: str) -> Config:
+    """A later part's recipe: deduplicated against the folder so far (``root``, named ``label`` in
+    `dup_version`), with the tokenizer the first part trained."""
+    data = config.model_dump(mode="json")
+    stages = data["stages"]
+    if os.path.isfile(os.path.join(root, INDEX_DIR, INDEX_META)):
+        for stage in DOCUMENT_STAGES:
+            against = stages[stage.name].get("against") if stage.role is Role.DEDUP else None
+            if stages[stage.name]["enabled"] and against is not None and label not in against:
+                against.append(label)
+    tokenize = stages[token_shards.STAGE.name]
+    if tokenize["enabled"] and tokenize["train"] is not None:
+        # A trained tokenizer is trained once, by the first part; the later parts reuse it.
+        keep = os.path.join(tempfile.mkdtemp(prefix="curate-tokenizer-"), "tokenizer.json")
+        shutil.copyfile(os.path.join(root, "tokenizer.json"), keep)
+        tokenize.update(tokenizer=keep, train=None)
+    return Config.model_validate(data)
+
+
+def file_record_ranges(path: str, size: int, max_bytes: int) -> list[tuple[int, int]] | None:
+    """A big WARC.gz input cut at records, so that one file cannot outgrow a segment's memory bound."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        return record_ranges(raw, path, size, max_bytes)
+
+
+def clear_outputs(root: str) -> None:
+    """A run replaces its output folder's results; stale shards must never mix with new ones."""
+    layout = Layout(root)
+    for pattern in ("documents/*", "rejected/*", "shards/*", ".work/*", "index/*/*", "index/*"):
+        matches = FileSystems.match([layout.path(pattern)])[0].metadata_list
+        files = [m.path for m in matches if not (is_local(m.path) and os.path.isdir(m.path))]
+        if files:
+            FileSystems.delete(files)
+    for name in ("stats.json", "manifest.json", "tokenizer.json", LINEAGE, "report.html"):
+        if FileSystems.exists(layout.path(name)):
+            FileSystems.delete([layout.path(name)])
+
+
+def copy_tree(source: str, dest: str) -> None:
+    """A checked-out version into the output folder: copies (never hard links, which would let an edit of
+    the output change the store's cached checkout)."""
+    for folder, _, names in os.walk(source):
+        for name in names:
+            relative = os.path.relpath(os.path.join(folder, name), source)
+            if relative == "run.log":
+                continue
+            target = os.path.join(dest, relative)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.exists(target):
+                os.remove(target)
+            shutil.copyfile(os.path.join(folder, name), target)

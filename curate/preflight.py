@@ -9,15 +9,20 @@ import itertools
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
 from curate.config import Config
 from curate.core.errors import CurateError
+from curate.core.files import is_local
 from curate.core.tokenizer import prepare
-from curate.pipelines.curation import enabled_stages
+from curate.pipelines.curation import BuiltStages, enabled_stages
+from curate.pipelines.dedup_index import Versions
 from curate.pipelines.readers import detect_format, expand_inputs, read_file
+from curate.pipelines.stage_order import DOCUMENT_STAGES
+from curate.versions import resolve_data
 
 # Recipe keys whose values name files a stage opens (a path, a list of paths, or {lang: path(s)}). Keys are
 # the recipe's public contract, so they stay valid wherever the config classes live.
@@ -32,10 +37,6 @@ RECIPE_FILES = (
     "stages.tokenize.tokenizer",
 )
 BUNDLED = {"stages.tokenize.tokenizer": {"gpt2"}}  # names that are not paths
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path
 
 
 def _lookup(config: Config, key: str) -> Any:
@@ -75,7 +76,7 @@ def recipe_files(config: Config) -> list[tuple[str, str]]:
 
 def check_readable_file(path: str, what: str) -> None:
     """A regular file that exists and can be read (a FIFO or device would block or never end)."""
-    if not _is_local(path):
+    if not is_local(path):
         if not FileSystems.exists(path):
             raise CurateError(f"{what}: {path} does not exist")
         return
@@ -94,7 +95,7 @@ def check_output(path: str) -> None:
     """The output location: named, not a file, and creatable/writable where it is local."""
     if not path.strip():
         raise CurateError("output.path is empty: give the folder the run writes to (--output DIR)")
-    if not _is_local(path):
+    if not is_local(path):
         return
     if os.path.exists(path) and not os.path.isdir(path):
         raise CurateError(f"output.path: {path} is a file, not a folder; choose another --output")
@@ -128,7 +129,12 @@ def check_order_by(config: Config, files: list[str]) -> None:
     order_by = getattr(tokenize, "order_by", None)
     if not order_by or not tokenize.enabled:
         return
-    known = {"read_error"} | {name for _, stage in enabled_stages(config) for name in stage.annotation_types}
+    known = {"read_error"} | {
+        name
+        for stage in DOCUMENT_STAGES
+        if config.stages.of(stage).enabled
+        for name in stage.annotations(config.stages.of(stage))
+    }
     if _lookup(config, "stages.mixing.enabled"):
         known.add("domain")
     formats = {config.input.format if config.input.format != "auto" else detect_format(f) for f in files}
@@ -165,8 +171,16 @@ def check_tokenizer(config: Config) -> None:
         prepare(tokenize.tokenizer)
 
 
-def preflight(config: Config, check_files: bool = True, require_inputs: bool = True) -> list[str]:
-    """Every check a run needs before it starts; returns the input files. Raises CurateError (one line).
+@dataclass
+class Checked:
+    """What preflight found: the input files, and the enabled stages built (each built once per run)."""
+
+    files: list[str]
+    stages: BuiltStages
+
+
+def preflight(config: Config, check_files: bool = True, require_inputs: bool = True) -> Checked:
+    """Every check a run needs before it starts. Raises CurateError (one line).
 
     ``check_files=False`` checks the recipe alone; ``require_inputs=False`` accepts a recipe without
     inputs (they may come from --input at run time)."""
@@ -182,7 +196,7 @@ def preflight(config: Config, check_files: bool = True, require_inputs: bool = T
         for key, path in recipe_files(config):
             check_readable_file(path, key)
         check_tokenizer(config)
-    enabled_stages(config)  # a stage that is not available fails now, naming it
     if files:
         check_order_by(config, files)
-    return files
+    # Every enabled stage built (once per run): one that is not available fails now, naming it.
+    return Checked(files, enabled_stages(config, Versions(resolve_data)))

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from apache_beam.io.filesystems import FileSystems
 
 from curate.core.errors import CurateError
+from curate.core.files import is_local
 
 STAGING = ".staging"
 LOCK = ".curate.lock"
@@ -34,10 +35,6 @@ RESULTS = (
     "lineage.json",
     "manifest.json",
 )
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path
 
 
 def _join(root: str, *parts: str) -> str:
@@ -68,7 +65,7 @@ def output_lock(root: str) -> Iterator[None]:
 
     Local folders only (an exclusive create is what makes it safe); object stores have no such
     primitive, so a run there is not protected against a concurrent one."""
-    if not _is_local(root):
+    if not is_local(root):
         yield
         return
     os.makedirs(root, exist_ok=True)
@@ -99,9 +96,15 @@ def output_lock(root: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if _read_lock(path).get("pid") == me["pid"]:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        release_lock(root)
+
+
+def release_lock(root: str) -> None:
+    """Remove OUT/.curate.lock if this process holds it."""
+    path = os.path.join(root, LOCK)
+    if is_local(root) and _read_lock(path).get("pid") == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 def staging_path(root: str) -> str:
@@ -113,22 +116,29 @@ def staging_root(root: str) -> str:
     """A fresh staging folder inside the output (whatever a killed run left there is removed)."""
     staging = _join(root, STAGING)
     _delete(staging)
-    if _is_local(staging):
+    if is_local(staging):
         os.makedirs(staging)
     return staging
+
+
+def _objects_under(path: str) -> list[str]:
+    """Every object under an object-store "folder", at any depth (Beam's ``*`` stops at '/')."""
+    return [m.path for m in FileSystems.match([_join(path, "**")])[0].metadata_list]
 
 
 def _present(path: str) -> bool:
     """A file or folder exists; on an object store a "folder" exists when an object is under it."""
     if FileSystems.exists(path):
         return True
-    return not _is_local(path) and bool(FileSystems.match([_join(path, "*")])[0].metadata_list)
+    return not is_local(path) and bool(_objects_under(path))
 
 
 def _delete(path: str) -> None:
     """Delete a file or a folder; on an object store a "folder" is every object under its prefix."""
-    if not _is_local(path) and FileSystems.match([_join(path, "*")])[0].metadata_list:
-        FileSystems.delete([path.rstrip("/") + "/"])
+    if not is_local(path):
+        objects = _objects_under(path)
+        if objects:
+            FileSystems.delete(objects)
     if FileSystems.exists(path):
         FileSystems.delete([path])
 
@@ -140,12 +150,12 @@ def discard(staging: str) -> None:
 
 def _move(source: str, target: str) -> None:
     """Move a file or folder; object stores have no folders, so their objects move one by one."""
-    if _is_local(source):
+    if is_local(source):
         os.replace(source, target)
         return
-    matches = FileSystems.match([_join(source, "*")])[0].metadata_list
-    if matches:
-        FileSystems.rename([m.path for m in matches], [target + m.path[len(source) :] for m in matches])
+    objects = _objects_under(source)
+    if objects:
+        FileSystems.rename(objects, [target + path[len(source) :] for path in objects])
     elif FileSystems.exists(source):
         FileSystems.rename([source], [target])
 

@@ -37,15 +37,14 @@ class DocumentFilter(Protocol):
 
 
 class FilterSpec:
-    """What a filter module hands the pipeline: a zero-argument factory (run once per worker, so models
-    load where they are used, never in the driver) and the annotations it writes."""
+    """What a filter module hands the pipeline: a zero-argument factory, run once per worker, so models
+    load where they are used, never in the driver (the columns it writes are the stage's declaration)."""
 
-    def __init__(self, make: Any, annotation_types: Mapping[str, str]):
+    def __init__(self, make: Callable[[], Any]):
         self.make = make
-        self.annotation_types = dict(annotation_types)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FilterStageDef(StageDef[StageConfigT], Generic[StageConfigT]):
     """A filter stage, declared in its filter module: ``spec(config)`` runs in the driver (and may refuse
     a config, e.g. a missing model), its factory once per worker."""

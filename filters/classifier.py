@@ -141,7 +141,7 @@ class QualityClassifier:
 def stage_spec(cfg: ClassifierConfig) -> FilterSpec:
     for i, model in enumerate(cfg.models):
         load_model(model, f"stages.classifier.models[{i}]")  # in the driver: a wrong path fails the run now
-    return FilterSpec(partial(QualityClassifier, cfg), {f"{m.name}_score": "float64" for m in cfg.models})
+    return FilterSpec(partial(QualityClassifier, cfg))
 
 
 # ------------------------------------------------------------------------ run-wide percentiles

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from curate.core.config import MAX_BATCH, NamesPath, StageConfig, Strict
+from curate.core.config import MAX_BATCH, Fixed, NamesPath, StageConfig, Strict
 from curate.core.errors import CurateError
 from curate.core.files import check_confined
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -320,8 +320,10 @@ def stage_spec(cfg: DecontaminateConfig) -> FilterSpec:
     checked here and loaded once per worker."""
     if cfg.index:
         load_index(cfg)  # fail now with a one-line error if it is missing or built for another n
-        return FilterSpec(partial(_make, cfg, None), ANNOTATIONS)
-    return FilterSpec(partial(_make, cfg, build_index(cfg.eval_sets, cfg.ngram)), ANNOTATIONS)
+        return FilterSpec(partial(_make, cfg, None))
+    return FilterSpec(partial(_make, cfg, build_index(cfg.eval_sets, cfg.ngram)))
 
 
-STAGE = FilterStageDef(name="decontaminate", config=DecontaminateConfig, spec=stage_spec)
+STAGE = FilterStageDef(
+    name="decontaminate", config=DecontaminateConfig, spec=stage_spec, annotations=Fixed(ANNOTATIONS)
+)

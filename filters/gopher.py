@@ -1,9 +1,10 @@
 """Gopher's heuristic rules (Rae et al. 2021, arXiv:2112.11446, sec. A.1.1 and Table A1).
 
 Definitions follow datatrove 0.10.1 (gopher_repetition_filter.py, gopher_quality_filter.py) so that
-results and the benchmark are comparable; thresholds live in `curate.config.GopherRepetitionConfig` and
-`GopherQualityConfig`. Word n-grams are hashed to 64-bit integers with numpy (one rolling hash per n)
-instead of joining strings, which is where datatrove spends most of its time.
+results and the benchmark are comparable; thresholds live in `GopherRepetitionConfig` and
+`GopherQualityConfig` below (the `quality` stage's `gopher_repetition` and `gopher_quality` sections).
+Word n-grams are hashed to 64-bit integers with numpy (one rolling hash per n) instead of joining
+strings, which is where datatrove spends most of its time.
 """
 
 from __future__ import annotations

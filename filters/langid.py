@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from curate.core.config import NamesPath, StageConfig, may_open_files
+from curate.core.config import Fixed, NamesPath, Signal, StageConfig, may_open_files
 from curate.core.errors import CurateError
 from curate.core.files import local_copy
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -211,7 +211,13 @@ def make_filter(cfg: LangIdConfig) -> LangIdFilter:
 
 
 def stage_spec(cfg: LangIdConfig) -> FilterSpec:
-    return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+    return FilterSpec(partial(make_filter, cfg))
 
 
-STAGE = FilterStageDef(name="langid", config=LangIdConfig, spec=stage_spec)
+STAGE = FilterStageDef(
+    name="langid",
+    config=LangIdConfig,
+    spec=stage_spec,
+    annotations=Fixed(ANNOTATION_TYPES),
+    signals=(Signal("lang_score", thresholds=("min_score",), model=True),),
+)

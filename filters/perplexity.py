@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from curate.core.config import NamesPath, StageConfig
+from curate.core.config import Fixed, NamesPath, Signal, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import local_copy
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -221,7 +221,13 @@ def stage_spec(cfg: PerplexityConfig) -> FilterSpec:
             "stages.perplexity.model: a KenLM model path (or {lang: path}) is required when the stage is "
             "enabled; train one with `curate lm train --corpus TEXT --output model.binary`"
         )
-    return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+    return FilterSpec(partial(make_filter, cfg))
 
 
-STAGE = FilterStageDef(name="perplexity", config=PerplexityConfig, spec=stage_spec)
+STAGE = FilterStageDef(
+    name="perplexity",
+    config=PerplexityConfig,
+    spec=stage_spec,
+    annotations=Fixed(ANNOTATION_TYPES),
+    signals=(Signal("perplexity", thresholds=("max_perplexity",), log=True, model=True),),
+)

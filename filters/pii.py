@@ -17,7 +17,7 @@ from functools import partial
 
 from pydantic import Field
 
-from curate.core.config import MAX_BATCH, StageConfig
+from curate.core.config import MAX_BATCH, Fixed, StageConfig
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 
 # datatrove 0.10.1 formatters/pii.py: example.com/org are reserved for examples; the IPs are datatrove's
@@ -155,7 +155,7 @@ class PiiRedactor:
 
 
 def stage_spec(cfg: PiiConfig) -> FilterSpec:
-    return FilterSpec(partial(PiiRedactor, cfg), ANNOTATIONS)
+    return FilterSpec(partial(PiiRedactor, cfg))
 
 
-STAGE = FilterStageDef(name="pii", config=PiiConfig, spec=stage_spec)
+STAGE = FilterStageDef(name="pii", config=PiiConfig, spec=stage_spec, annotations=Fixed(ANNOTATIONS))

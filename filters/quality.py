@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from curate.core.config import MAX_BATCH, StageConfig
+from curate.core.config import MAX_BATCH, Signal, StageConfig
 from curate.filters import c4, fineweb, gopher
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
 from curate.filters.c4 import C4Config
@@ -108,7 +108,39 @@ def annotation_types(cfg: QualityConfig) -> dict[str, str]:
 
 
 def stage_spec(cfg: QualityConfig) -> FilterSpec:
-    return FilterSpec(partial(QualityFilter, cfg), annotation_types(cfg))
+    return FilterSpec(partial(QualityFilter, cfg))
 
 
-STAGE = FilterStageDef(name="quality", config=QualityConfig, spec=stage_spec)
+# How the report draws the rules' signals: each with the thresholds (keys of this stage's config) that
+# decide on it. Gopher's repetition signals carry their threshold's name: gopher_dup_para_frac, ...
+SIGNALS = (
+    Signal(
+        "gopher_words",
+        thresholds=("gopher_quality.min_doc_words", "gopher_quality.max_doc_words"),
+        log=True,
+    ),
+    Signal(
+        "gopher_avg_word_length",
+        thresholds=("gopher_quality.min_avg_word_length", "gopher_quality.max_avg_word_length"),
+    ),
+    Signal("gopher_alpha_words_ratio", thresholds=("gopher_quality.min_alpha_words_ratio",)),
+    Signal("gopher_stop_words", thresholds=("gopher_quality.min_stop_words",)),
+    Signal("gopher_hash_ratio", thresholds=("gopher_quality.max_symbol_word_ratio",)),
+    Signal("gopher_bullet_lines_ratio", thresholds=("gopher_quality.max_bullet_lines_ratio",)),
+    Signal("gopher_ellipsis_lines_ratio", thresholds=("gopher_quality.max_ellipsis_lines_ratio",)),
+    Signal("c4_sentences", thresholds=("c4.min_sentences",)),
+    Signal("fineweb_line_punct_ratio", thresholds=("fineweb.line_punct_thr",)),
+    Signal("fineweb_short_line_ratio", thresholds=("fineweb.short_line_thr",)),
+    Signal("fineweb_char_dup_ratio", thresholds=("fineweb.char_duplicates_ratio",)),
+    Signal("fineweb_list_ratio", thresholds=("fineweb.new_line_ratio",)),
+    *(
+        Signal(f"gopher_{key}", thresholds=(f"gopher_repetition.{key}",))
+        for key in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
+        + tuple(f"top_{n}gram_char_frac" for n in (2, 3, 4))
+        + tuple(f"dup_{n}gram_char_frac" for n in range(5, 11))
+    ),
+)
+
+STAGE = FilterStageDef(
+    name="quality", config=QualityConfig, spec=stage_spec, annotations=annotation_types, signals=SIGNALS
+)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from curate.core.config import NamesPath, StageConfig
+from curate.core.config import Fixed, NamesPath, Signal, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import read_text
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -193,7 +193,13 @@ def stage_spec(cfg: ToxicityConfig) -> FilterSpec:
             "stages.toxicity: classifier is null and no fasttext_model or wordlists are given; "
             "enable one of them or set stages.toxicity.enabled: false"
         )
-    return FilterSpec(partial(make_filter, cfg), ANNOTATION_TYPES)
+    return FilterSpec(partial(make_filter, cfg))
 
 
-STAGE = FilterStageDef(name="toxicity", config=ToxicityConfig, spec=stage_spec)
+STAGE = FilterStageDef(
+    name="toxicity",
+    config=ToxicityConfig,
+    spec=stage_spec,
+    annotations=Fixed(ANNOTATION_TYPES),
+    signals=(Signal("toxicity", thresholds=("threshold",), model=True),),
+)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from curate.core.config import MAX_BATCH, NamesPath, StageConfig
+from curate.core.config import MAX_BATCH, Fixed, NamesPath, StageConfig
 from curate.core.errors import CurateError
 from curate.core.files import read_text
 from curate.filters.base import Annotations, Doc, FilterSpec, FilterStageDef
@@ -134,7 +134,9 @@ def stage_spec(cfg: UrlFilterConfig) -> FilterSpec:
     make = partial(
         UrlFilter.from_files, list(cfg.blocklists), list(cfg.banned_words), cfg.banned_word_min_hits
     )
-    return FilterSpec(make, ANNOTATIONS)
+    return FilterSpec(make)
 
 
-STAGE = FilterStageDef(name="url_filter", config=UrlFilterConfig, spec=stage_spec)
+STAGE = FilterStageDef(
+    name="url_filter", config=UrlFilterConfig, spec=stage_spec, annotations=Fixed(ANNOTATIONS)
+)

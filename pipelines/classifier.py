@@ -28,6 +28,7 @@ from curate.filters.classifier import (
     refine_bins,
     stage_spec,
 )
+from curate.pipelines.dedup_index import Versions
 from curate.pipelines.stage import REJECTED_TAG, FilterStage, StageTransform, TransformStageDef, reject
 
 TOKENS_ANNOTATION = "classifier_tokens"  # the weight of a document in the run-wide percentiles
@@ -160,18 +161,15 @@ class _Place(beam.DoFn):
 class ClassifierStage(StageTransform):
     """Score with every model; then, if any model ranks (top fraction, buckets), the run-wide pass."""
 
-    def __init__(self, stage_name: str, cfg: ClassifierConfig):
+    def __init__(self, stage_name: str, cfg: ClassifierConfig, versions: Versions | None = None):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
         spec = stage_spec(cfg)  # checks every model path and label in the driver
-        self._score = FilterStage(stage_name, spec.make, spec.annotation_types, cfg.batch_size)
+        self._score = FilterStage(stage_name, spec.make, cfg.batch_size)
         self._ranked = [m for m in cfg.models if m.buckets or m.keep_top_fraction]
         self._bins = cfg.histogram_bins
         self._batch_size = cfg.batch_size
         self._tokenizer_spec = cfg.tokenizer
-        self.annotation_types = annotation_types(cfg)
-        if self._ranked:
-            self.annotation_types[TOKENS_ANNOTATION] = "int64"
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         scored, rejected = docs | "Score" >> self._score
@@ -198,4 +196,14 @@ class ClassifierStage(StageTransform):
         return placed.kept, all_rejected
 
 
-STAGE = TransformStageDef(name="classifier", config=ClassifierConfig, transform=ClassifierStage)
+def stage_annotations(cfg: ClassifierConfig) -> dict[str, str]:
+    """Each model's score (and bucket); a ranking model's weight too."""
+    types = annotation_types(cfg)
+    if any(m.buckets or m.keep_top_fraction for m in cfg.models):
+        types[TOKENS_ANNOTATION] = "int64"
+    return types
+
+
+STAGE = TransformStageDef(
+    name="classifier", config=ClassifierConfig, transform=ClassifierStage, annotations=stage_annotations
+)

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from curate.core.config import StageDef
-from curate.pipelines import dedup, mixing, token_shards
+from curate.core.files import is_local
+from curate.pipelines import mixing, token_shards
 from curate.pipelines.accounting import count_stage
-from curate.pipelines.dedup import WriteDedupIndex
+from curate.pipelines.dedup_index import INDEX_DIR, Versions, write_index
 from curate.pipelines.progress import flush, report_kept
 from curate.pipelines.readers import InputUnit, ReadDocuments, ReadProblems
 from curate.pipelines.recipe import Config
-from curate.pipelines.stage import StageTransform
+from curate.pipelines.stage import StageTransform, TransformStageDef
 from curate.pipelines.stage_order import DOCUMENT_STAGES, build_stage
 from curate.pipelines.writers import WriteDocuments, document_schema
 
@@ -27,7 +29,7 @@ REPORTS_FILE = "reports"
 
 @dataclass
 class Layout:
-    """Where a run writes; see README 'Output layout'."""
+    """Where a run writes; see docs/recipes.md, 'Output layout'."""
 
     root: str
     # File-name prefix of this run's documents/, rejected/ and index/ files, and the number of its first
@@ -41,6 +43,12 @@ class Layout:
     @property
     def work(self) -> str:
         return self.path(".work")
+
+
+def delete_work(layout: Layout) -> None:
+    """The run's side files (OUT/.work/), once read back; object stores delete a "folder" by its prefix."""
+    work = layout.work if is_local(layout.work) else layout.work.rstrip("/") + "/"
+    FileSystems.delete([work])
 
 
 def _to_json_lines(pcoll: beam.PCollection, path: str, label: str) -> None:
@@ -62,19 +70,38 @@ class _ReportKept(beam.DoFn):
         flush()
 
 
-def enabled_stages(config: Config) -> list[tuple[StageDef[Any], StageTransform]]:
+BuiltStages = list[tuple[StageDef[Any], StageTransform]]
+
+
+def enabled_stages(config: Config, versions: Versions) -> BuiltStages:
     """The recipe's enabled document stages, built in pipeline order; a stage whose config cannot work
-    (a missing model, say) fails here, in the driver, before any worker starts."""
+    (a missing model, an `against` version without an index) fails here, before any worker starts."""
     built = []
     for stage_def in DOCUMENT_STAGES:
         stage_config = config.stages.of(stage_def)
         if stage_config.enabled:
-            built.append((stage_def, build_stage(stage_def, stage_config)))
+            built.append((stage_def, build_stage(stage_def, stage_config, versions)))
     return built
 
 
-def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layout: Layout) -> list[str]:
-    """Add the whole curation to ``pipeline``; returns the stage names in order (for stats)."""
+def index_settings(config: Config) -> dict[str, Any]:
+    """index.json: what each enabled indexing stage's rows were computed with, by index kind."""
+    return {
+        stage.index.kind: stage.index.settings(config.stages.of(stage))
+        for stage in DOCUMENT_STAGES
+        if isinstance(stage, TransformStageDef) and stage.index and config.stages.of(stage).enabled
+    }
+
+
+def build(
+    pipeline: beam.Pipeline,
+    config: Config,
+    files: list[InputUnit],
+    layout: Layout,
+    stages: BuiltStages,
+) -> list[str]:
+    """Add the whole curation to ``pipeline``; returns the stage names in order (for stats). ``stages``:
+    the recipe's enabled stages, as `enabled_stages` built them (once per run, in the driver)."""
     docs, read_rejected = pipeline | "Read" >> ReadDocuments(config.input, files)
     counts = count_stage("read", None, docs, read_rejected)
     reports = [read_rejected | "ReadProblems" >> ReadProblems()]
@@ -82,16 +109,15 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layou
     annotations: dict[str, str] = dict(ReadDocuments.annotation_types)
     order = ["read"]
 
-    built = enabled_stages(config)
-    exact = next((s for _, s in built if isinstance(s, dedup.ExactDedup)), None)
-    minhash = next((s for _, s in built if isinstance(s, dedup.MinHashDedup)), None)
-    index = WriteDedupIndex(exact, minhash)
-    for stage_def, stage in built:
+    indexes = []
+    for stage_def, stage in stages:
         kept, stage_rejected = docs | stage_def.name >> stage
         counts += count_stage(stage_def.name, docs, kept, stage_rejected)
-        counts += list(getattr(stage, "extra_counts", []))  # e.g. dedup_lines: lines/chars removed
+        counts += list(stage.extra_counts)  # e.g. dedup_lines: lines/chars removed
+        if isinstance(stage_def, TransformStageDef) and stage_def.index and stage.index_rows is not None:
+            indexes.append((stage_def.index, stage.index_rows))
         rejected.append(stage_rejected)
-        annotations.update(stage.annotation_types)
+        annotations.update(stage_def.annotations(config.stages.of(stage_def)))
         order.append(stage_def.name)
         docs = kept
 
@@ -99,7 +125,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layou
     if tokenize_config.enabled:
         mixing_config = config.stages.of(mixing.STAGE)
         shard_stage = token_shards.TokenizeAndShard(
-            tokenize_config, mixing_config, config.output.path, first_shard=layout.first_shard
+            tokenize_config, mixing_config, layout.root, first_shard=layout.first_shard
         )
         outputs = docs | token_shards.STAGE.name >> shard_stage
         if outputs.tokenized is None:
@@ -112,7 +138,7 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layou
             counts += count_stage(mixing.STAGE.name, outputs.tokenized, outputs.kept, outputs.rejected)
             order += [token_shards.STAGE.name, mixing.STAGE.name]
         rejected.append(outputs.rejected)
-        annotations.update(shard_stage.annotation_types)
+        annotations.update(token_shards.STAGE.annotations(tokenize_config))
         docs = outputs.kept
         _to_json_lines(outputs.shard_infos, layout.path(".work", SHARDS_FILE), "ShardInfos")
         reports.append(outputs.reports)
@@ -122,10 +148,11 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layou
         docs | "WriteDocuments" >> WriteDocuments(
             layout.path("documents", layout.part), document_schema(annotations, rejected=False)
         )
-    if index.enabled:
+    for index, rows in indexes:
         # What the dedup stages saw (survivors' keys, removed near-duplicates' signatures), so that later
         # runs and segments can deduplicate against this version.
-        index.write(layout.path("index"), layout.part)
+        path = layout.path(INDEX_DIR, index.kind, layout.part)
+        write_index(rows, path, index.schema, f"WriteIndex{index.kind.title()}")
     all_rejected = tuple(rejected) | "AllRejected" >> beam.Flatten()
     if config.output.rejected:
         all_rejected | "WriteRejected" >> WriteDocuments(
@@ -140,8 +167,6 @@ def build(pipeline: beam.Pipeline, config: Config, files: list[InputUnit], layou
 
 def read_json_lines(prefix: str) -> list[Any]:
     """Read back the side files a run wrote under ``prefix`` (any filesystem Beam knows)."""
-    from apache_beam.io.filesystems import FileSystems
-
     rows: list[Any] = []
     for match in FileSystems.match([prefix + "*"])[0].metadata_list:
         with FileSystems.open(match.path) as handle:

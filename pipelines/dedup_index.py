@@ -22,7 +22,8 @@ workers and joined by key (GroupByKey on the hash or the band key), never loaded
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -36,6 +37,18 @@ INDEX_DIR = "index"
 INDEX_META = "index.json"
 EXACT_SCHEMA = pa.schema([("hash", pa.string()), ("id", pa.string())])
 MINHASH_SCHEMA = pa.schema([("id", pa.string()), ("signature", pa.binary()), ("dup_of", pa.string())])
+
+REASON_VERSION = "duplicate_of_version"  # this run's document repeats one of an `against` version
+
+
+def text_of(doc: dict[str, Any]) -> str:
+    return doc.get("text") or ""
+
+
+def key_by_id(docs: beam.PCollection, label: str = "KeyById") -> beam.PCollection:
+    """Documents as ``(id, document)``: how a dedup stage's decisions meet their documents."""
+    return docs | label >> beam.Map(lambda doc: (doc["id"], doc))
+
 
 # Ids of documents from other versions inside this run's groupings: the tag sorts before every real id
 # (so a cluster holding an old document has it as its root) and names which `against` entry it came from.
@@ -57,45 +70,34 @@ def parse_old_node(node: str) -> tuple[int, str] | None:
     return int(version), dup_of[0] if dup_of else doc_id
 
 
-# ------------------------------------------------------------------------------------ version resolver
-
-# NAME@REF -> local folder of that version. The application installs the version store's resolver
-# (curate.versions.resolve_data); the pipelines layer only knows folders.
-_resolver: Callable[[str], str] | None = None
+# ------------------------------------------------------------------------------------ versions
 
 
-def set_version_resolver(resolver: Callable[[str], Any] | None) -> None:
-    global _resolver
-    _resolver = resolver
+@dataclass(frozen=True)
+class Versions:
+    """Where the versions a run deduplicates against live, as the driver knows it (the pipelines layer
+    only knows folders): ``resolve`` maps NAME@REF to a local folder (the application's version store);
+    ``folders`` places an entry elsewhere (a segmented run's own output, still in its staging folder)."""
+
+    resolve: Callable[[str], Any] | None = None
+    folders: Mapping[str, str] = field(default_factory=dict)
+
+    def folder(self, spec: str) -> str:
+        from apache_beam.io.filesystems import FileSystems
+
+        if spec in self.folders:
+            return self.folders[spec].rstrip("/")
+        if FileSystems.exists(f"{spec.rstrip('/')}/{INDEX_DIR}/{INDEX_META}") or self.resolve is None:
+            return spec.rstrip("/")
+        return str(self.resolve(spec)).rstrip("/")
 
 
-# How an `against` entry is named in `dup_version` when that is not the entry itself: a segmented run
-# deduplicates against its staging folder, but names the output folder the user gave.
-_labels: dict[str, str] = {}
-
-
-def set_version_label(spec: str, label: str) -> None:
-    _labels[spec] = label
-
-
-def version_label(spec: str) -> str:
-    return _labels.get(spec, spec)
-
-
-def version_folder(spec: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
-    if FileSystems.exists(f"{spec.rstrip('/')}/{INDEX_DIR}/{INDEX_META}") or _resolver is None:
-        return spec.rstrip("/")
-    return str(_resolver(spec)).rstrip("/")
-
-
-def index_files(spec: str, kind: str, expected: dict[str, Any]) -> list[str]:
+def index_files(spec: str, kind: str, expected: dict[str, Any], versions: Versions) -> list[str]:
     """The index files of ``kind`` ('exact' or 'minhash') of a version, after checking that they were
     computed with the same parameters as this run's (else the keys could never match)."""
     from apache_beam.io.filesystems import FileSystems
 
-    folder = version_folder(spec)
+    folder = versions.folder(spec)
     meta_path = f"{folder}/{INDEX_DIR}/{INDEX_META}"
     if not FileSystems.exists(meta_path):
         raise CurateError(

@@ -12,9 +12,10 @@ from typing import Any, Literal
 import apache_beam as beam
 from pydantic import Field
 
-from curate.core.config import StageConfig
+from curate.core.config import Role, StageConfig
 from curate.core.errors import CurateError
 from curate.filters.html_extract import extract_main_text, is_html_content_type, missing_dependency
+from curate.pipelines.dedup_index import Versions
 from curate.pipelines.stage import REJECTED_TAG, StageTransform, TransformStageDef, reject
 
 
@@ -56,9 +57,7 @@ class _Extract(beam.DoFn):
 
 
 class ExtractStage(StageTransform):
-    annotation_types: dict[str, str] = {}
-
-    def __init__(self, stage_name: str, cfg: ExtractConfig):
+    def __init__(self, stage_name: str, cfg: ExtractConfig, versions: Versions | None = None):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
         self._cfg = cfg
@@ -74,9 +73,10 @@ class ExtractStage(StageTransform):
             REJECTED_TAG, main="kept"
         )
         # Spread the documents of one big file over the workers here, after the raw HTML is gone: the
-        # reshuffle carries the extracted text and metadata only (README: "What each shuffle carries").
+        # reshuffle carries the extracted text and metadata only (docs/incremental.md, "What each
+        # shuffle carries").
         kept = outputs.kept | "SpreadDocs" >> beam.Reshuffle()
         return kept, outputs[REJECTED_TAG]
 
 
-STAGE = TransformStageDef(name="extract", config=ExtractConfig, transform=ExtractStage)
+STAGE = TransformStageDef(name="extract", config=ExtractConfig, transform=ExtractStage, role=Role.PREPARE)

@@ -16,7 +16,7 @@ import apache_beam as beam
 import numpy as np
 from pydantic import Field
 
-from curate.core.config import StageConfig
+from curate.core.config import Fixed, StageConfig
 from curate.filters.dedup_text import Normalization
 from curate.filters.line_dedup import (
     REASON_BOILERPLATE,
@@ -25,6 +25,7 @@ from curate.filters.line_dedup import (
     is_boilerplate_only,
     remove_frequent_units,
 )
+from curate.pipelines.dedup_index import Versions
 from curate.pipelines.stage import REJECTED_TAG, StageTransform, TransformStageDef, reject
 
 
@@ -183,13 +184,10 @@ class _SumPairs(beam.CombineFn):
 class LineDedup(StageTransform):
     """Remove units found in more than ``max_docs`` documents; reject pages left with too little text."""
 
-    annotation_types = {"dedup_lines_removed": "int64", "dedup_lines_char_frac": "float64"}
-
-    def __init__(self, stage_name: str, stage_config: DedupLinesConfig):
+    def __init__(self, stage_name: str, stage_config: DedupLinesConfig, versions: Versions | None = None):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
         self._settings = settings_of(stage_config)
-        self.extra_counts: list[beam.PCollection] = []
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         settings = self._settings
@@ -220,4 +218,10 @@ class LineDedup(StageTransform):
         return outputs.kept, outputs[REJECTED_TAG]
 
 
-STAGE = TransformStageDef(name="dedup_lines", config=DedupLinesConfig, transform=LineDedup)
+# Line dedup edits documents' text (a filter), unlike dedup_exact and dedup_minhash.
+STAGE = TransformStageDef(
+    name="dedup_lines",
+    config=DedupLinesConfig,
+    transform=LineDedup,
+    annotations=Fixed({"dedup_lines_removed": "int64", "dedup_lines_char_frac": "float64"}),
+)

@@ -8,7 +8,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from curate.core.config import StageDef
+from curate.core.config import Role, StageDef
 from curate.filters.mixing import DOWNSAMPLED, NOT_IN_MIX, MixingConfig, copies
 from curate.pipelines.encode import KEPT_TAG, TOKENS_TAG, Document, RowMaker
 from curate.pipelines.stage import REJECTED_TAG, reject
@@ -37,4 +37,4 @@ class Sample(beam.DoFn):
 
 
 # Implemented by the shard tail (pipelines/token_shards.py): mixing samples by tokens, not documents.
-STAGE = StageDef(name="mixing", config=MixingConfig)
+STAGE = StageDef(name="mixing", config=MixingConfig, role=Role.SHARDS)

@@ -7,14 +7,16 @@ what lets `stats.json` prove ``in == out + sum(rejected)`` for every stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
 
 import apache_beam as beam
+import pyarrow as pa
 
 from curate.core.config import StageConfigT, StageDef
 from curate.filters.base import DocumentFilter, FilterStageDef
+from curate.pipelines.dedup_index import Versions
 
 Document = dict[str, Any]
 REJECTED_TAG = "rejected"
@@ -27,11 +29,14 @@ def reject(doc: Mapping[str, Any], stage: str, reason: str, **annotations: Any) 
 
 
 class StageTransform(beam.PTransform):
-    """Base for curate stages: `expand` returns ``(kept, rejected)``; subclasses declare annotations."""
+    """Base for curate stages: `expand` returns ``(kept, rejected)``; the columns it writes are its
+    StageDef's ``annotations``."""
 
     stage_name: str = ""
-    #: annotation name -> arrow type name (see filters.base.ANNOTATION_TYPES)
-    annotation_types: Mapping[str, str] = {}
+    #: set by ``expand`` in a stage that declares an ``index``: the rows to keep beside the output
+    index_rows: beam.PCollection | None = None
+    #: set by ``expand`` in a stage that counts more than documents: stats rows (stage, key, count)
+    extra_counts: Sequence[beam.PCollection] = ()
 
 
 class _AnnotateAndDecide(beam.DoFn):
@@ -62,12 +67,10 @@ class FilterStage(StageTransform):
         self,
         stage_name: str,
         make_filter: Callable[[], DocumentFilter],
-        annotation_types: Mapping[str, str],
         batch_size: int = 256,
     ):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
-        self.annotation_types = dict(annotation_types)
         self._make_filter = make_filter
         self._batch_size = batch_size
 
@@ -84,16 +87,27 @@ class FilterStage(StageTransform):
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """Rows a stage keeps beside the output (``OUT/index/<kind>/``), so that later runs and segments can
+    join them (the dedup stages' keys and signatures), and what those rows depend on (``index.json``)."""
+
+    kind: str
+    schema: pa.Schema
+    settings: Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
 class TransformStageDef(StageDef[StageConfigT], Generic[StageConfigT]):
-    """A stage implemented in Beam, declared in its pipelines module: ``transform(name, config)``."""
+    """A stage implemented in Beam, declared in its pipelines module: ``transform(name, config, versions)``
+    (``versions``: where the versions it is asked to compare against live; most stages ignore it)."""
 
-    transform: Callable[[str, StageConfigT], StageTransform]
+    transform: Callable[[str, StageConfigT, Versions], StageTransform]
+    index: IndexSpec | None = None
 
-    def build(self, config: StageConfigT) -> StageTransform:
-        return self.transform(self.name, config)
+    def build(self, config: StageConfigT, versions: Versions | None = None) -> StageTransform:
+        return self.transform(self.name, config, versions or Versions())
 
 
 def build_filter_stage(stage: FilterStageDef[Any], config: Any) -> FilterStage:
     """The Beam stage for a filter: its spec is checked here, in the driver, before any worker starts."""
-    spec = stage.spec(config)
-    return FilterStage(stage.name, spec.make, spec.annotation_types, getattr(config, "batch_size", 256))
+    return FilterStage(stage.name, stage.spec(config).make, getattr(config, "batch_size", 256))

@@ -10,7 +10,8 @@ from typing import Any
 
 from curate.core.config import StageDef
 from curate.filters import decontaminate, langid, perplexity, pii, quality, toxicity, url_filter
-from curate.pipelines import classifier, dedup, extract, line_dedup, mixing, token_shards
+from curate.pipelines import classifier, dedup_exact, dedup_minhash, extract, line_dedup, mixing, token_shards
+from curate.pipelines.dedup_index import Versions
 from curate.pipelines.stage import StageTransform, TransformStageDef, build_filter_stage
 
 DOCUMENT_STAGES: tuple[StageDef[Any], ...] = (
@@ -22,8 +23,8 @@ DOCUMENT_STAGES: tuple[StageDef[Any], ...] = (
     classifier.STAGE,
     toxicity.STAGE,
     perplexity.STAGE,
-    dedup.EXACT_STAGE,
-    dedup.MINHASH_STAGE,
+    dedup_exact.STAGE,
+    dedup_minhash.STAGE,
     decontaminate.STAGE,  # benchmark text and PII: looked for in what survives dedup, before the shards
     pii.STAGE,
 )
@@ -31,8 +32,8 @@ SHARD_STAGES: tuple[StageDef[Any], ...] = (mixing.STAGE, token_shards.STAGE)
 ALL_STAGES: tuple[StageDef[Any], ...] = DOCUMENT_STAGES + SHARD_STAGES
 
 
-def build_stage(stage: StageDef[Any], config: Any) -> StageTransform:
+def build_stage(stage: StageDef[Any], config: Any, versions: Versions) -> StageTransform:
     """The Beam transform for one enabled document stage (checked in the driver, before any worker)."""
     if isinstance(stage, TransformStageDef):
-        return stage.build(config)
+        return stage.build(config, versions)
     return build_filter_stage(stage, config)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from typing import Annotated, Any, NamedTuple
 import apache_beam as beam
 from pydantic import Field
 
-from curate.core.config import MAX_BATCH, NamesPath, StageConfig, StageDef, Strict
+from curate.core.config import MAX_BATCH, Fixed, NamesPath, Role, Signal, StageConfig, StageDef, Strict
 from curate.core.tokenizer import TokenizerInfo, prepare
 from curate.filters.mixing import MixingConfig, mixing_report, plan_mix
 from curate.pipelines.combiners import SumPerKey
@@ -73,8 +73,6 @@ class ShardOutputs(NamedTuple):
 
 class TokenizeAndShard(beam.PTransform):
     """``docs | TokenizeAndShard(tokenize, mixing, root)`` -> ShardOutputs (see there)."""
-
-    annotation_types = {"domain": "string", "n_tokens": "int64", "epochs": "int64"}
 
     def __init__(self, tokenize: TokenizeConfig, mixing: MixingConfig, root: str, first_shard: int = 0):
         super().__init__()
@@ -201,4 +199,10 @@ def tokenize_report(achieved: dict[str, int], meta: dict[str, Any], n_shards: in
 
 
 # Implemented by TokenizeAndShard, the last step of every run that writes shards.
-STAGE = StageDef(name="tokenize", config=TokenizeConfig)
+STAGE = StageDef(
+    name="tokenize",
+    config=TokenizeConfig,
+    annotations=Fixed({"domain": "string", "n_tokens": "int64", "epochs": "int64"}),
+    signals=(Signal("n_tokens", chart=False), Signal("epochs", chart=False)),
+    role=Role.SHARDS,
+)

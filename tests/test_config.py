@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 import yaml
@@ -10,18 +11,33 @@ import yaml
 from curate.cli import main
 from curate.cli.run_cmd import apply_overrides
 from curate.config import ConfigError, config_to_yaml, default_config, load_config, parse_config
-
-# The public recipe contract, in pipeline order (`curate config show` prints them so).
-STAGES = [
-    "url_filter", "extract", "dedup_lines", "langid", "quality", "classifier", "toxicity", "perplexity",
-    "dedup_exact", "dedup_minhash", "decontaminate", "pii", "mixing", "tokenize",
-]  # fmt: skip
+from curate.pipelines.stage_order import ALL_STAGES
 
 
-def test_default_recipe_has_every_stage_with_enabled_flag():
+def test_default_recipe_has_every_declared_stage_in_pipeline_order_with_enabled_flag():
     dumped = default_config().model_dump()
-    assert list(dumped["stages"]) == STAGES
+    assert list(dumped["stages"]) == [stage.name for stage in ALL_STAGES]
     assert all("enabled" in stage for stage in dumped["stages"].values())
+
+
+def test_stage_names_are_distinct_recipe_keys():
+    names = [stage.name for stage in ALL_STAGES]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in names)
+
+
+@pytest.mark.parametrize("stage", ALL_STAGES, ids=lambda stage: stage.name)
+def test_declared_thresholds_name_numbers_in_the_stage_config(stage):
+    """What the report draws as a signal's threshold is a key of its stage's config (a renamed field
+    would silently drop the line from the charts)."""
+    config = stage.config().model_dump()
+    for signal in stage.signals:
+        for dotted in signal.thresholds:
+            node = config
+            for key in dotted.split("."):
+                assert isinstance(node, dict) and key in node, f"{stage.name}: {signal.name}: {dotted}"
+                node = node[key]
+            assert node is None or isinstance(node, int | float), f"{stage.name}.{dotted} = {node!r}"
 
 
 def test_default_recipe_round_trips_through_yaml():

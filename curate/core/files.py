@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -10,6 +11,8 @@ import sys
 from typing import Any, BinaryIO
 
 from curate.core.errors import CurateError
+
+HASH_BLOCK = 1 << 20
 
 
 def write_atomic(path: str, payload: bytes) -> None:
@@ -154,6 +157,32 @@ def _arrow(path: str) -> tuple[Any, str]:
         return fs.GcsFileSystem(), rest
     store, inner = fs.FileSystem.from_uri(path)
     return store, inner
+
+
+def hash_file(path: str | os.PathLike[str], *algorithms: str) -> tuple[list[str], int]:
+    """Hex digests of a local file (hashlib names, e.g. "sha256", "md5") and its size, in one pass with
+    a fixed-size buffer: the one place curate reads a file to hash it."""
+    digests = [hashlib.new(name, usedforsecurity=False) for name in algorithms]
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            for digest in digests:
+                digest.update(block)
+            size += len(block)
+    return [digest.hexdigest() for digest in digests], size
+
+
+def identify(path: str) -> dict[str, Any]:
+    """An input file's identity ``{path, size, checksum}``: ``sha256:<hex>`` of its bytes for a local
+    file, ``fs:<checksum>`` (ETag, CRC32C: what Beam's filesystem reports) for an object. A run identifies
+    each input once; its plan, lineage.json and the version's lineage all carry this entry."""
+    if is_local(path):
+        (sha256,), size = hash_file(path, "sha256")
+        return {"path": path, "size": size, "checksum": f"sha256:{sha256}"}
+    from apache_beam.io.filesystems import FileSystems
+
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    return {"path": path, "size": size, "checksum": f"fs:{FileSystems.checksum(path)}"}
 
 
 def join(root: str, *parts: str) -> str:

@@ -6,6 +6,7 @@ into plotly figures and `page` renders one self-contained, offline HTML file.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from curate.core.files import write_atomic
@@ -15,15 +16,17 @@ from curate.report.page import render
 REPORT_FILE = "report.html"
 
 
-def build_report(root: str, config: Any = None) -> str:
-    """The report's HTML for the run in ``root``; ``config`` (a Config or dict) defaults to the manifest's."""
+def build_report(root: str, config: Any = None, output: str | None = None) -> str:
+    """The report's HTML for the run in ``root``; ``config`` (a Config or dict) defaults to the manifest's;
+    ``output``: the folder the report names (a run builds it in its staging folder, before publishing)."""
     if config is not None and hasattr(config, "model_dump"):
         config = config.model_dump(mode="json")
-    return render(collect(root, config))
+    data = collect(root, config)
+    return render(dataclasses.replace(data, root=output) if output else data)
 
 
-def write_report(root: str, config: Any = None) -> str:
+def write_report(root: str, config: Any = None, output: str | None = None) -> str:
     """Build and atomically write ``root``/report.html; returns its path."""
     path = "/".join([root.rstrip("/"), REPORT_FILE])
-    write_atomic(path, build_report(root, config).encode("utf-8"))
+    write_atomic(path, build_report(root, config, output).encode("utf-8"))
     return path

@@ -21,48 +21,25 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from curate.core.config import Signal
 from curate.core.errors import CurateError
+from curate.pipelines.stage_order import ALL_STAGES
 
 BINS = 40
 SAMPLES_PER_REASON = 3
 SAMPLE_CHARS = 400
-# Numeric columns that are bookkeeping, not quality signals (cluster sizes get their own chart).
-NOT_SIGNALS = {"epochs", "dup_cluster_size", "n_tokens"}
+# How each numeric annotation is drawn, as its stage declares it (`StageDef.signals`), with the stage's
+# name: thresholds are keys of that stage's config. An undeclared numeric column is drawn plainly.
+SIGNALS: dict[str, tuple[str, Signal]] = {
+    signal.name: (stage.name, signal) for stage in ALL_STAGES for signal in stage.signals
+}
+NOT_SIGNALS = {name for name, (_, signal) in SIGNALS.items() if not signal.chart}
+LOG_SIGNALS = {name for name, (_, signal) in SIGNALS.items() if signal.log}
 # Columns of every written document that are not annotations.
 DOCUMENT_FIELDS = {"id", "url", "text", "source", "stage", "reason", "read_error", "domain", "metadata",
                    "other_annotations"}  # fmt: skip
 # Words of a rejection reason that say nothing about which signal rejected (gopher_below_alpha_threshold).
 REASON_FILLER = {"below", "above", "threshold", "too", "many", "few", "ratio", "frac", "char", "min", "max"}
-# Signals drawn on a log10 axis: heavy-tailed, where equal-width bins would put everything in one.
-LOG_SIGNALS = {"perplexity", "gopher_words"}
-# signal -> recipe keys (dotted, under `stages`) whose values are its thresholds, drawn on its histogram.
-THRESHOLDS: dict[str, tuple[str, ...]] = {
-    "lang_score": ("langid.min_score",),
-    "toxicity": ("toxicity.threshold",),
-    "perplexity": ("perplexity.max_perplexity",),
-    "gopher_words": ("quality.gopher_quality.min_doc_words", "quality.gopher_quality.max_doc_words"),
-    "gopher_avg_word_length": (
-        "quality.gopher_quality.min_avg_word_length",
-        "quality.gopher_quality.max_avg_word_length",
-    ),
-    "gopher_alpha_words_ratio": ("quality.gopher_quality.min_alpha_words_ratio",),
-    "gopher_stop_words": ("quality.gopher_quality.min_stop_words",),
-    "gopher_hash_ratio": ("quality.gopher_quality.max_symbol_word_ratio",),
-    "gopher_bullet_lines_ratio": ("quality.gopher_quality.max_bullet_lines_ratio",),
-    "gopher_ellipsis_lines_ratio": ("quality.gopher_quality.max_ellipsis_lines_ratio",),
-    "c4_sentences": ("quality.c4.min_sentences",),
-    "fineweb_line_punct_ratio": ("quality.fineweb.line_punct_thr",),
-    "fineweb_short_line_ratio": ("quality.fineweb.short_line_thr",),
-    "fineweb_char_dup_ratio": ("quality.fineweb.char_duplicates_ratio",),
-    "fineweb_list_ratio": ("quality.fineweb.new_line_ratio",),
-    # Gopher's repetition signals carry their threshold's name: gopher_dup_para_frac <- dup_para_frac, ...
-    **{
-        f"gopher_{key}": (f"quality.gopher_repetition.{key}",)
-        for key in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
-        + tuple(f"top_{n}gram_char_frac" for n in (2, 3, 4))
-        + tuple(f"dup_{n}gram_char_frac" for n in range(5, 11))
-    },
-}
 
 
 @dataclass
@@ -164,7 +141,7 @@ def _owners(
     every stage up to the one that rejected it, so the first stage (in run order) whose rejected
     documents have values of a signal is the stage that wrote it; a thresholded signal names its stage in
     its threshold's recipe key. Documents rejected by other stages are not this signal's rejections."""
-    declared = {signal: keys[0].split(".")[0] for signal, keys in THRESHOLDS.items()}
+    declared = {signal: stage for signal, (stage, declared) in SIGNALS.items() if declared.thresholds}
     stages_config = (config or {}).get("stages", {})
     seen: dict[str, set[str]] = {}
     for table in _row_groups(rejected, [*signals, "stage"]):
@@ -232,8 +209,9 @@ def _bin_counts(values: pa.Array, low: float, width: float) -> np.ndarray:
 
 def _thresholds(signal: str, config: dict[str, Any] | None, log: bool) -> list[float]:
     found = []
-    for dotted in THRESHOLDS.get(signal, ()):
-        node: Any = (config or {}).get("stages", {})
+    stage, declared = SIGNALS.get(signal, ("", Signal(signal)))
+    for dotted in declared.thresholds:
+        node: Any = (config or {}).get("stages", {}).get(stage)
         for key in dotted.split("."):
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, int | float) and not isinstance(node, bool):

@@ -14,10 +14,11 @@ from plotly.offline import get_plotlyjs
 
 from curate.report import charts
 from curate.report.charts import Figure
-from curate.report.collect import ReportData
+from curate.report.collect import SIGNALS, ReportData
 
-MODEL_SIGNALS = ("toxicity", "perplexity", "lang_score")
-MODEL_STAGES = {"toxicity": "toxicity", "perplexity": "perplexity", "lang_score": "langid"}
+# Models' scores are shown first, named by the stage that writes them (as each stage declares).
+MODEL_STAGES = {name: stage for name, (stage, signal) in SIGNALS.items() if signal.model}
+MODEL_SIGNALS = tuple(MODEL_STAGES)
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -178,7 +179,7 @@ def render(data: ReportData) -> str:
         ("rejections", "Rejections", figures.div(charts.rejections(data), "nothing rejected")),
         ("languages", "Languages", figures.div(charts.languages(data)) if data.languages
          else '<p class="note">no language annotations</p>'),
-        ("models", "Toxicity, perplexity and language score (kept vs rejected, thresholds dashed)",
+        ("models", "Model scores: language, toxicity, perplexity (kept vs rejected, thresholds dashed)",
          f"<div class='grid'>{''.join(model_divs)}</div>"),
         ("signals", "Quality signals (kept vs rejected, thresholds dashed)",
          f"<div class='grid'>{''.join(signal_divs)}</div>{constant_table}"),

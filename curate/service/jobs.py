@@ -195,7 +195,7 @@ def _last_error(log: Path) -> str | None:
     return None
 
 
-def _processes_of(job_id: str) -> list[int]:
+def processes_of(job_id: str) -> list[int]:
     """Processes (of this user) still carrying the job's marker in their environment."""
     marker = f"{JOB_ENV}={job_id}".encode()
     found = []
@@ -245,7 +245,7 @@ class JobRunner:
 
     def _recover(self) -> None:
         for job in self.records.list(status=("running",)):
-            for pid in _processes_of(job.id):
+            for pid in processes_of(job.id):
                 with suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
             self._finish(

@@ -13,35 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-PLAN_FILE = "_plan.json"
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _counters(directory: Path) -> tuple[dict[str, dict[str, int]], int, int, list[str]]:
-    """Per-stage counts, records read and input bytes done, summed over the processes' files; stage order."""
-    stages: dict[str, dict[str, int]] = {}
-    records = input_bytes = 0
-    plan = _read_json(directory / PLAN_FILE) or {}
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        if path.name == PLAN_FILE:
-            continue
-        counts = _read_json(path)
-        if not isinstance(counts, dict):
-            continue  # a file being replaced right now; the next poll sees it
-        records += counts.get("read", 0)
-        input_bytes += counts.get("bytes", 0)
-        for stage, entry in counts.get("stages", {}).items():
-            total = stages.setdefault(stage, {"out": 0, "rejected": 0})
-            total["out"] += entry.get("out", 0)
-            total["rejected"] += entry.get("rejected", 0)
-    order = list(plan.get("stages", [])) or list(stages)
-    return stages, records, input_bytes, order + [s for s in stages if s not in order]
+from curate.pipelines.progress_files import read_counters
 
 
 def run_progress(directory: Path, total_bytes: int, elapsed: float) -> dict[str, Any]:
@@ -50,7 +22,8 @@ def run_progress(directory: Path, total_bytes: int, elapsed: float) -> dict[str,
     The records the readers met per input byte done give the documents to expect; each stage's pass rate
     so far carries that down the pipeline. Until a first input file is read to its end nothing can be
     estimated (fractions 0, no ETA)."""
-    counters, records, bytes_read, order = _counters(directory)
+    found = read_counters(directory)
+    counters, records, bytes_read, order = found.stages, found.read, found.bytes, found.order
     bytes_fraction = min(1.0, bytes_read / total_bytes) if total_bytes else 0.0
     expected: float | None = records / bytes_fraction if bytes_fraction > 0 else None
     stages, fractions = [], []

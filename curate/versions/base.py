@@ -24,6 +24,8 @@ from typing import Any, BinaryIO
 
 from curate.core.config import names_credential
 from curate.core.errors import CurateError
+from curate.core.files import hash_file as core_hash_file
+from curate.core.files import is_local
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
@@ -100,20 +102,14 @@ class LocalFile:
 
 
 def hash_file(path: Path) -> tuple[str, str, int]:
-    """(sha256, md5, size) in one pass with a fixed-size buffer."""
-    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
-    with open(path, "rb") as handle:
-        while block := handle.read(BLOCK):
-            sha.update(block)
-            md5.update(block)
-            size += len(block)
-    return sha.hexdigest(), md5.hexdigest(), size
+    """(sha256, md5, size) in one pass."""
+    (sha, md5), size = core_hash_file(path, "sha256", "md5")
+    return sha, md5, size
 
 
 def is_remote(folder: str | Path) -> bool:
     """An output folder on an object store (s3://, gs://), read through Beam's filesystems."""
-    text = str(folder)
-    return "://" in text and not text.startswith("file://")
+    return not is_local(str(folder))
 
 
 @dataclass(frozen=True)

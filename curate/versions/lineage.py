@@ -25,29 +25,10 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def describe_inputs(files: list[str]) -> list[dict[str, Any]]:
-    """Each input with its size and checksum: sha256 for a local file, the store's checksum otherwise."""
-    from curate.versions.base import hash_file
-
-    described = []
-    for name in files:
-        if "://" not in name:
-            sha, _, size = hash_file(Path(name))
-            described.append({"path": str(Path(name).resolve()), "size": size, "sha256": sha})
-            continue
-        from apache_beam.io.filesystems import FileSystems
-
-        entry: dict[str, Any] = {"path": name}
-        try:
-            entry["size"] = FileSystems.match([name])[0].metadata_list[0].size_in_bytes
-            entry["checksum"] = FileSystems.checksum(name)
-        except Exception as error:  # lineage must not fail a finished run; say what is missing
-            entry["checksum_error"] = f"{type(error).__name__}: {error}"[:200]
-        described.append(entry)
-    return described
-
-
-def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -> dict[str, Any]:
+def collect(config: Any, inputs: list[dict[str, Any]], stats: dict[str, Any], output: str) -> dict[str, Any]:
+    """The lineage of the run whose results are in ``output`` (where they are read now: the run's
+    staging folder, before it is published); it records the recipe's ``output.path``. ``inputs`` are the
+    run's input identities (curate.core.files.identify: each input is hashed once per run)."""
     import curate
     from curate.shards import git_commit
     from curate.versions.base import MANIFEST, is_remote, read_source_json
@@ -66,9 +47,9 @@ def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -
         "redacted": dropped,
         "code": {"curate": curate.__version__, "git_commit": git_commit()},
         "runner": {k: v for k, v in recipe.get("runner", {}).items() if k != "options"},
-        "inputs": describe_inputs(files),
+        "inputs": [{k: entry[k] for k in ("path", "size", "checksum")} for entry in inputs],
         "stats": _stats_summary(stats, manifest),
-        "output": output,
+        "output": config.output.path,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -105,12 +86,7 @@ def of_output_folder(folder: str) -> dict[str, Any]:
     inputs: dict[str, dict[str, Any]] = {}
     for part in run_record.get("parts", []) if isinstance(run_record, dict) else []:
         for entry in part.get("inputs", []):
-            checksum = str(entry.get("checksum", ""))
-            described = {"path": entry["path"], "size": entry.get("size")}
-            if checksum.startswith("sha256:"):
-                described["sha256"] = checksum.removeprefix("sha256:")
-            else:
-                described["checksum"] = checksum.removeprefix("fs:")
+            described = {k: entry.get(k) for k in ("path", "size", "checksum")}  # as a run records them
             inputs.setdefault(entry["path"], described)  # a file read in byte ranges is one input
     return {
         "format": LINEAGE_FORMAT,
@@ -135,13 +111,14 @@ def check_commit_target(config: Any) -> None:
     repository.check_commit_target(config.output.branch, config.output.path.rstrip("/"))
 
 
-def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]) -> str:
-    """The run driver's hook, called after the manifest is written: commit the output with its lineage
-    to ``output.dataset`` (a dataset name or lakefs://REPO) on ``output.branch``; returns a summary."""
+def commit_run(config: Any, output: str, inputs: list[dict[str, Any]], stats: dict[str, Any]) -> str:
+    """The run driver's hook, called after the manifest is written: commit the results in ``output`` with
+    their lineage to ``output.dataset`` (a dataset name or lakefs://REPO) on ``output.branch``; returns a
+    summary."""
     from curate.versions import open_repository
 
     repository = open_repository(config.output.dataset)
-    lineage = collect(config, files, stats, output)
+    lineage = collect(config, inputs, stats, output)
     run_id = new_run_id()
     message = commit_message(repository, config.output.branch, lineage["recipe"], run_id)
     version = repository.commit_output(output, config.output.branch, message, lineage, run_id)

@@ -9,6 +9,7 @@ from curate.core.errors import CurateError
 from curate.filters.html_extract import is_html_content_type
 from curate.filters.langid import (
     ANNOTATION_TYPES,
+    STAGE,
     LangIdConfig,
     LangIdFilter,
     make_filter,
@@ -114,7 +115,9 @@ def test_configured_three_letter_codes_match_two_letter_labels(crawl_texts):
 
 def test_stage_spec_builds_filter_and_declares_annotations():
     spec = stage_spec(LangIdConfig())
-    assert spec.annotation_types == ANNOTATION_TYPES == {"lang": "string", "lang_score": "float64"}
+    assert (
+        STAGE.annotations(LangIdConfig()) == ANNOTATION_TYPES == {"lang": "string", "lang_score": "float64"}
+    )
     assert isinstance(spec.make(), LangIdFilter)
 
 

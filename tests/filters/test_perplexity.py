@@ -11,6 +11,7 @@ from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.filters.perplexity import (
     ANNOTATION_TYPES,
+    STAGE,
     PerplexityConfig,
     bucket,
     normalize_line,
@@ -63,6 +64,7 @@ def test_stage_needs_a_model_path():
 
 def test_missing_model_file_is_a_one_line_error(tmp_path):
     spec = stage_spec(PerplexityConfig(enabled=True, model=str(tmp_path / "none.binary")))
-    assert spec.annotation_types == ANNOTATION_TYPES == {"perplexity": "float64", "ppl_bucket": "string"}
+    declared = STAGE.annotations(PerplexityConfig(enabled=True))
+    assert declared == ANNOTATION_TYPES == {"perplexity": "float64", "ppl_bucket": "string"}
     with pytest.raises(CurateError, match="none.binary: cannot load KenLM model"):
         spec.make()

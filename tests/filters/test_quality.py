@@ -9,7 +9,7 @@ import pytest
 
 from curate.config import parse_config
 from curate.filters import c4, fineweb, gopher
-from curate.filters.quality import QualityConfig, QualityFilter, annotation_types, stage_spec
+from curate.filters.quality import STAGE, QualityConfig, QualityFilter, annotation_types, stage_spec
 from curate.filters.text_units import TextUnits, profile_for
 
 
@@ -239,8 +239,8 @@ def test_a_threshold_set_to_null_turns_only_that_rule_off(warc_docs):
 
 def test_stage_spec_builds_the_filter_and_declares_its_annotations():
     cfg = parse_config({"stages": {"quality": {"gopher_quality": False}}}).stages.quality
-    spec = stage_spec(cfg)
-    flt = spec.make()
-    assert spec.annotation_types == flt.annotation_types
-    assert "gopher_words" not in spec.annotation_types
-    assert spec.annotation_types["fineweb_list_ratio"] == "float32"
+    flt = stage_spec(cfg).make()
+    declared = STAGE.annotations(cfg)
+    assert declared == flt.annotation_types
+    assert "gopher_words" not in declared
+    assert declared["fineweb_list_ratio"] == "float32"

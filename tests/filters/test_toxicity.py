@@ -10,6 +10,7 @@ from curate.core.errors import CurateError
 from curate.filters.langid import default_model_path
 from curate.filters.toxicity import (
     ANNOTATION_TYPES,
+    STAGE,
     ToxicityConfig,
     ToxicityFilter,
     WordList,
@@ -101,7 +102,8 @@ def test_every_document_gets_every_key(default_filter):
 def test_stage_spec_needs_some_signal():
     with pytest.raises(CurateError, match="stages.toxicity"):
         stage_spec(ToxicityConfig(enabled=True, classifier=None))
-    assert stage_spec(ToxicityConfig(enabled=True)).annotation_types == ANNOTATION_TYPES
+    assert isinstance(stage_spec(ToxicityConfig(enabled=True)).make(), ToxicityFilter)
+    assert STAGE.annotations(ToxicityConfig(enabled=True)) == ANNOTATION_TYPES
 
 
 def test_unreadable_wordlist_is_a_one_line_error(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,15 +19,21 @@ from curate.publish import LOCK, output_lock
 pytestmark = pytest.mark.slow
 
 
-def test_a_second_run_on_the_same_output_is_refused(tmp_path, curate_cli, write_recipe, shared_path):
-    out = tmp_path / "out"
-    recipe = write_recipe(tmp_path / "recipe.yaml", [str(shared_path("jsonl")) + "/*.jsonl.gz"], out)
-    first = subprocess.Popen(
+def _run_in_background(recipe) -> subprocess.Popen:
+    """`curate run RECIPE` as its own process group (as the service starts runs)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "curate", "run", str(recipe), "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path, curate_cli, write_recipe, shared_path):
+    out = tmp_path / "out"
+    recipe = write_recipe(tmp_path / "recipe.yaml", [str(shared_path("jsonl")) + "/*.jsonl.gz"], out)
+    first = _run_in_background(recipe)
     deadline = time.monotonic() + 120
     while not (out / LOCK).exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -95,3 +102,51 @@ def test_a_run_that_fails_midway_keeps_the_previous_results(
     assert f"{bad.path}: line 901: invalid UTF-8" in line and "input.strict" in line
     assert tree_digest(out) == before
     assert not (out / ".staging").exists() and not (out / LOCK).exists()
+
+
+def test_a_run_records_its_published_folder_never_its_staging(tmp_path, monkeypatch, shared_path):
+    """The manifest's recipe, the report and the version's lineage name OUT, not OUT/.staging, so that
+    `curate run --recipe-from NAME@REF` without --output writes to OUT again (not inside .staging)."""
+    from curate.cli import main
+    from curate.versions import open_repository
+
+    monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
+    out = tmp_path / "out"
+    inputs = [str(shared_path("jsonl")) + "/*.jsonl.gz"]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        json.dumps(
+            {
+                "input": inputs,
+                "output": {"path": str(out), "dataset": "published"},
+                "runner": {"name": "direct", "workers": 1},
+            }
+        )
+    )
+    for command in (["run", str(recipe), "--quiet"], ["run", "--recipe-from", "published@main", "--quiet"]):
+        assert main(command) == 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["config"]["output"]["path"] == str(out)
+        assert ".staging" not in (out / "report.html").read_text()
+        lineage = open_repository("published").resolve("main").lineage
+        assert lineage["output"] == str(out) and lineage["recipe"]["output"]["path"] == str(out)
+        assert not (out / ".staging").exists() and not (out / LOCK).exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_cancelled_run_leaves_no_staging_and_no_lock(tmp_path, write_recipe, shared_path, sig):
+    """A cancel (the service signals the run's process group) ends the run cleanly: the staged part is
+    discarded and the lock released, so the folder is as it was and a new run may start."""
+    out = tmp_path / "out"
+    recipe = write_recipe(tmp_path / "recipe.yaml", [str(shared_path("jsonl")) + "/*.jsonl.gz"], out)
+    process = _run_in_background(recipe)
+    deadline = time.monotonic() + 120
+    while not (out / ".staging").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling a condition, with a deadline
+    assert process.poll() is None, "the run ended before it could be cancelled"
+    os.killpg(process.pid, sig)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "curate: interrupted" in err
+    assert not (out / ".staging").exists() and not (out / LOCK).exists()
+    assert not (out / "manifest.json").exists()

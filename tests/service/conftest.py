@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from curate.service import jobs
+
 pytest.importorskip("fastapi", reason="the service needs the serve extra: pip install -e '.[serve]'")
 
 
@@ -149,21 +151,22 @@ def small_input(jsonl_file: Path) -> Path:
     return jsonl_file
 
 
-def job_processes(job_id: str) -> list[int]:
-    """Processes still carrying a job's marker (what a cancel or restart must leave none of)."""
-    marker = f"CURATE_SERVICE_JOB={job_id}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as handle:
-                    if marker in handle.read().split(b"\0"):
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.fixture
 def processes_of() -> Callable[[str], list[int]]:
-    return job_processes
+    """Processes still carrying a job's marker (what a cancel or restart must leave none of), found the
+    way the service finds them."""
+    return jobs.processes_of
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout}s")
+        time.sleep(0.1)
+
+
+@pytest.fixture(name="wait_for", scope="session")
+def wait_for_fixture() -> Callable[[Callable[[], object], float, str], None]:
+    return wait_for

@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -178,13 +177,15 @@ def test_docs_are_served_offline(served):
         assert route in spec["paths"], route
 
 
-def test_cancel_stops_the_process_group_and_leaves_no_manifest(served, shared_data: Path, processes_of):
+def test_cancel_stops_the_process_group_and_leaves_no_manifest(
+    served, shared_data: Path, processes_of, wait_for
+):
     crawl = str(shared_data / "crawl" / "*.warc.gz")
     status, body = served.request("POST", "/api/runs", {"recipe": "runner: {workers: 2}", "input": [crawl]})
     assert status == 201
     job = served.wait("runs", body["id"], {"running"}, timeout=60)
-    time.sleep(3)  # let Beam start its worker processes
-    assert processes_of(job["id"])
+    # Beam's worker processes (children of the run, with the job's marker) have started.
+    wait_for(lambda: len(processes_of(job["id"])) >= 2, 60, "the run's worker processes")
     # --max-jobs 1: a second run waits in the queue, and a queued run cancels without ever starting.
     status, second = served.request("POST", "/api/runs", {"recipe": {}, "input": [crawl]})
     assert status == 201 and served.request("GET", f"/api/runs/{second['id']}")[1]["status"] == "queued"
@@ -196,10 +197,11 @@ def test_cancel_stops_the_process_group_and_leaves_no_manifest(served, shared_da
     assert job["status"] == "cancelled" and job["report_url"] is None
     assert not (Path(job["output"]) / "manifest.json").exists()
     assert not (Path(job["output"]) / "stats.json").exists()
-    deadline = time.monotonic() + 10
-    while processes_of(job["id"]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processes_of(job["id"]) == []
+    wait_for(lambda: processes_of(job["id"]) == [], 10, "every process of the cancelled job ended")
+    assert (
+        not (Path(job["output"]) / ".staging").exists()
+        and not (Path(job["output"]) / ".curate.lock").exists()
+    )
 
 
 @pytest.mark.skipif(os.environ.get("CURATE_SKIP_TRAIN") == "1", reason="CURATE_SKIP_TRAIN=1")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curate.service.progress import PLAN_FILE, run_progress, train_series
+from curate.pipelines.progress_files import PLAN_FILE
+from curate.service.progress import run_progress, train_series
 
 
 def _worker_file(directory: Path, name: str, read: int, done_bytes: int, stages: dict[str, tuple[int, int]]):

@@ -1,20 +1,11 @@
-"""Exact and near-duplicate removal as Beam stages; nothing here needs every document, signature or hash
-on one worker.
+"""Near-duplicate removal as a Beam stage; nothing here needs every document or signature on one worker.
 
-- ExactDedup: ``(hash of the normalised text, id)`` pairs are grouped by hash; the smallest id survives;
-  each document meets its decision in one join by id (documents never go through the hash grouping).
-- MinHashDedup: batched MinHash signatures -> one key per LSH band -> GroupByKey per band bucket ->
-  verified star edges to the bucket's smallest id -> distributed connected components -> the smallest
-  id of each cluster survives. The only groups ever held in memory are one hash's ids, one bucket's
-  (id, signature) pairs, one node's neighbours and one cluster's ids.
-- `against` versions: their index files (pipelines/dedup_index.py) join the same groupings, tagged so
-  that an old document always wins; this run's documents that meet one are `duplicate_of_version`.
-- Index rows: each stage also yields what it saw, for the output's dedup index (the exact hashes of its
-  survivors; the MinHash signatures of its survivors and of the near-duplicates it removed, with
-  ``dup_of``); WriteDedupIndex writes them beside the output so later runs can join them.
-
-Survivors are the smallest document ids, and ids are stable hashes, so every rerun and every runner
-(one worker or many) keeps the same documents.
+Batched MinHash signatures -> one key per LSH band -> GroupByKey per band bucket -> verified star edges
+to the bucket's smallest id -> distributed connected components -> the smallest id of each cluster
+survives. The only groups ever held in memory are one bucket's (id, signature) pairs, one node's
+neighbours and one cluster's ids. An `against` version's index rows join the same band buckets, tagged
+so that an old document always wins. The stage also yields the MinHash-index row of every banded
+document, survivor or near-duplicate (see pipelines/dedup_index.py).
 """
 
 from __future__ import annotations
@@ -27,36 +18,30 @@ import apache_beam as beam
 import numpy as np
 from pydantic import Field, model_validator
 
-from curate.core.config import MAX_BATCH, NamesPath, StageConfig
-from curate.filters.dedup_text import Normalization, exact_key, shingle_hashes
+from curate.core.config import MAX_BATCH, NamesPath, Role, Signal, StageConfig
+from curate.filters.dedup_text import Normalization, shingle_hashes
 from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params
 from curate.pipelines.connected_components import ConnectedComponents
 from curate.pipelines.dedup_index import (
-    EXACT_SCHEMA,
     MINHASH_SCHEMA,
     OLD_TAG,
+    REASON_VERSION,
+    Versions,
     index_files,
+    key_by_id,
     old_node,
     parse_old_node,
     read_index,
-    version_label,
-    write_index,
+    text_of,
 )
-from curate.pipelines.stage import REJECTED_TAG, Document, StageTransform, TransformStageDef, reject
-
-
-class DedupExactConfig(StageConfig):
-    """What does not make two texts different (defaults: datatrove's simplify_text)."""
-
-    lowercase: bool = True
-    normalize_whitespace: bool = True
-    strip_punctuation: bool = True
-    normalize_digits: bool = Field(True, description="Every digit counts as 0 (page counters, dates).")
-    against: Annotated[list[str], NamesPath("folder", versions=True)] = Field(
-        default_factory=list,
-        description="Versions (NAME@REF or output folders) whose kept documents this run must not repeat.",
-    )
-
+from curate.pipelines.stage import (
+    REJECTED_TAG,
+    Document,
+    IndexSpec,
+    StageTransform,
+    TransformStageDef,
+    reject,
+)
 
 # Permutations per signature: each costs a hash per shingle of every document and 4 bytes per document in
 # the index; past a few thousand a run crawls (datasketch and FineWeb use 128-256).
@@ -103,132 +88,7 @@ class DedupMinhashConfig(StageConfig):
         return self
 
 
-REASON_EXACT = "duplicate_exact"
 REASON_NEAR = "duplicate_near"
-REASON_VERSION = "duplicate_of_version"
-
-
-def _normalization(stage_config: DedupExactConfig) -> Normalization:
-    return Normalization(
-        lowercase=stage_config.lowercase,
-        normalize_whitespace=stage_config.normalize_whitespace,
-        strip_punctuation=stage_config.strip_punctuation,
-        normalize_digits=stage_config.normalize_digits,
-    )
-
-
-def _text(doc: Document) -> str:
-    return doc.get("text") or ""
-
-
-ExactDecision = tuple[str | None, str | None, str | None]  # (dup_of, reason, version); reason None: kept
-
-
-def _exact_survivor_row(element: tuple[str, Iterable[tuple[str, str]]]) -> Iterator[dict[str, str]]:
-    """One hash's ids -> the exact-index row of its survivor (none when an `against` version holds it:
-    that version's index has the hash already)."""
-    text_hash, members = element
-    members = list(members)
-    if all(not version for version, _ in members):
-        yield {"hash": text_hash, "id": min(doc_id for _, doc_id in members)}
-
-
-def _exact_decisions(
-    element: tuple[str, Iterable[tuple[str, str]]], against: list[str]
-) -> Iterator[tuple[str, ExactDecision]]:
-    """One hash's ids -> ``(id, decision)`` for each of this run's documents in it.
-
-    Members are ``(version, id)``: version "" for this run's documents, else the index of the `against`
-    version that kept it. A hash kept by an earlier version rejects all of this run's documents
-    (`duplicate_of_version`); otherwise the smallest id survives and the others point at it. One
-    decision per occurrence, so a document read twice (same id) is kept once.
-    """
-    _, members = element
-    new_ids = sorted(doc_id for version, doc_id in members if not version)
-    old = sorted((doc_id, int(version)) for version, doc_id in members if version)
-    if old:
-        old_id, version = old[0]
-        for doc_id in new_ids:
-            yield doc_id, (old_id, REASON_VERSION, against[version])
-        return
-    for position, doc_id in enumerate(new_ids):
-        yield doc_id, (None, None, None) if position == 0 else (new_ids[0], REASON_EXACT, None)
-
-
-class _ApplyDecisions(beam.DoFn):
-    """Documents of one id joined with their decisions -> kept or rejected copies (never mutated)."""
-
-    def __init__(self, stage_name: str, with_version: bool):
-        self._stage_name = stage_name
-        self._with_version = with_version
-
-    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
-        _, joined = element
-        # Sorted both ways so that when one id was read twice, which copy is kept does not depend on
-        # the shuffle's order.
-        docs = sorted(joined["doc"], key=lambda doc: (doc.get("source") or "", doc.get("url") or ""))
-        decisions = sorted(joined["decision"], key=lambda d: (d[1] is not None, d[1] or "", d[0] or ""))
-        for doc, (dup_of, reason, version) in zip(docs, decisions, strict=True):
-            doc = {**doc, "dup_of": dup_of}
-            if self._with_version:
-                doc["dup_version"] = version
-            if reason is None:
-                yield doc
-            else:
-                yield beam.pvalue.TaggedOutput(REJECTED_TAG, reject(doc, self._stage_name, reason))
-
-
-def key_by_id(docs: beam.PCollection, label: str = "KeyById") -> beam.PCollection:
-    return docs | label >> beam.Map(lambda doc: (doc["id"], doc))
-
-
-def exact_index_settings(stage_config: DedupExactConfig) -> dict[str, Any]:
-    """What an exact index's keys depend on: must be equal to join against another version's index."""
-    return {"key": "xxh3_128(normalised text)", **dataclasses.asdict(_normalization(stage_config))}
-
-
-class ExactDedup(StageTransform):
-    """Drop documents whose normalised text equals another's, or a kept document's of an `against`
-    version. Only ``(hash, id)`` pairs are grouped; the documents meet their decision in one join by id."""
-
-    def __init__(self, stage_name: str, stage_config: DedupExactConfig):
-        super().__init__(label=stage_name)
-        self.stage_name = stage_name
-        self._normalization = _normalization(stage_config)
-        self._against = list(stage_config.against)
-        settings = exact_index_settings(stage_config)
-        # Resolved now, in the driver: a missing or incompatible version fails before any worker starts.
-        self._against_files = [index_files(spec, "exact", settings) for spec in self._against]
-        self.annotation_types = {"dup_of": "string"}
-        if self._against:
-            self.annotation_types["dup_version"] = "string"
-        self.index_rows: beam.PCollection | None = None  # set by expand: {hash, id} of each survivor
-
-    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        normalization = self._normalization
-        keys = docs | "KeyByTextHash" >> beam.Map(
-            lambda doc: (exact_key(_text(doc), normalization), ("", doc["id"]))
-        )
-        old_keys = [
-            read_index(docs.pipeline, files, ["hash", "id"], f"Against{k}")
-            | f"Against{k}Keys" >> beam.Map(lambda row, k=k: (row["hash"], (str(k), row["id"])))
-            for k, files in enumerate(self._against_files)
-        ]
-        if old_keys:
-            keys = (keys, *old_keys) | "WithVersions" >> beam.Flatten()
-        groups = keys | "GroupByTextHash" >> beam.GroupByKey()
-        labels = [version_label(spec) for spec in self._against]
-        decisions = groups | "Decide" >> beam.FlatMap(_exact_decisions, labels)
-        self.index_rows = groups | "IndexRows" >> beam.FlatMap(_exact_survivor_row)
-        outputs = (
-            {"doc": key_by_id(docs), "decision": decisions}
-            | "JoinDecisions" >> beam.CoGroupByKey()
-            | "Apply"
-            >> beam.ParDo(_ApplyDecisions(self.stage_name, bool(self._against))).with_outputs(
-                REJECTED_TAG, main="kept"
-            )
-        )
-        return outputs.kept, outputs[REJECTED_TAG]
 
 
 SIGNATURE_TAG = "signature"
@@ -251,7 +111,7 @@ class _BandKeys(beam.DoFn):
         assert self._hasher is not None
         cfg = self._config
         shingles = [
-            shingle_hashes(self._normalization.words(_text(doc)), cfg.ngram, cfg.unit) for doc in batch
+            shingle_hashes(self._normalization.words(text_of(doc)), cfg.ngram, cfg.unit) for doc in batch
         ]
         signatures = self._hasher.signatures(shingles)
         for doc, doc_shingles, signature in zip(batch, shingles, signatures, strict=True):
@@ -366,16 +226,13 @@ class MinHashDedup(StageTransform):
     """Drop near-duplicates: documents whose shingle sets are at least ``threshold`` Jaccard-similar,
     directly or through a chain of such documents; each cluster keeps its smallest id."""
 
-    def __init__(self, stage_name: str, stage_config: DedupMinhashConfig):
+    def __init__(self, stage_name: str, stage_config: DedupMinhashConfig, versions: Versions):
         super().__init__(label=stage_name)
         self.stage_name = stage_name
         self._config = stage_config
         self._against = list(stage_config.against)
         settings = minhash_index_settings(stage_config)
-        self._against_files = [index_files(spec, "minhash", settings) for spec in self._against]
-        self.annotation_types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
-        if self._against:
-            self.annotation_types.update({"dup_of": "string", "dup_version": "string"})
+        self._against_files = [index_files(spec, "minhash", settings, versions) for spec in self._against]
         # Set by expand: {id, signature, dup_of} of every banded document, survivor or near-duplicate.
         self.index_rows: beam.PCollection | None = None
 
@@ -414,48 +271,28 @@ class MinHashDedup(StageTransform):
             {"doc": key_by_id(docs), "cluster": node_clusters, "signature": signed[SIGNATURE_TAG]}
             | "JoinClusters" >> beam.CoGroupByKey()
             | "MarkClusters"
-            >> beam.ParDo(
-                _MarkClusters(self.stage_name, [version_label(spec) for spec in self._against])
-            ).with_outputs(REJECTED_TAG, INDEX_TAG, main="kept")
+            >> beam.ParDo(_MarkClusters(self.stage_name, self._against)).with_outputs(
+                REJECTED_TAG, INDEX_TAG, main="kept"
+            )
         )
         self.index_rows = outputs[INDEX_TAG]
         return outputs.kept, outputs[REJECTED_TAG]
 
 
-def index_settings(exact: DedupExactConfig, minhash: DedupMinhashConfig) -> dict[str, Any]:
-    """index.json: the settings each index kind was computed with (only the enabled dedup stages)."""
-    settings: dict[str, Any] = {}
-    if exact.enabled:
-        settings["exact"] = exact_index_settings(exact)
-    if minhash.enabled:
-        settings["minhash"] = minhash_index_settings(minhash)
-    return settings
+def _minhash_annotations(stage_config: DedupMinhashConfig) -> dict[str, str]:
+    types = {"dup_cluster": "string", "dup_cluster_size": "int64"}
+    if stage_config.against:
+        types.update({"dup_of": "string", "dup_version": "string"})
+    return types
 
 
-class WriteDedupIndex:
-    """The dedup stages' index rows -> OUT/index/exact and OUT/index/minhash Parquet files named
-    ``<part>-*`` (rows come from the stages, which computed the hashes and signatures already)."""
-
-    def __init__(self, exact: ExactDedup | None, minhash: MinHashDedup | None):
-        self._exact = exact
-        self._minhash = minhash
-
-    @property
-    def enabled(self) -> bool:
-        return self._exact is not None or self._minhash is not None
-
-    def write(self, index_root: str, part: str) -> None:
-        """Call after the stages were applied (their ``index_rows`` are set by expand)."""
-        root = index_root.rstrip("/")
-        for kind, stage, schema in (
-            ("exact", self._exact, EXACT_SCHEMA),
-            ("minhash", self._minhash, MINHASH_SCHEMA),
-        ):
-            if stage is not None and stage.index_rows is not None:
-                write_index(
-                    stage.index_rows, f"{root}/{kind}/{part}", schema, f"WriteDedupIndex{kind.title()}"
-                )
-
-
-EXACT_STAGE = TransformStageDef(name="dedup_exact", config=DedupExactConfig, transform=ExactDedup)
-MINHASH_STAGE = TransformStageDef(name="dedup_minhash", config=DedupMinhashConfig, transform=MinHashDedup)
+STAGE = TransformStageDef(
+    name="dedup_minhash",
+    config=DedupMinhashConfig,
+    transform=MinHashDedup,
+    annotations=_minhash_annotations,
+    # A cluster's size is bookkeeping (the report draws cluster sizes on their own chart).
+    signals=(Signal("dup_cluster_size", chart=False),),
+    role=Role.DEDUP,
+    index=IndexSpec("minhash", MINHASH_SCHEMA, minhash_index_settings),
+)
