@@ -49,4 +49,4 @@ def test_train_series_skips_a_partial_last_line(tmp_path: Path):
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 3, "lo')
     series = train_series(tmp_path)
     assert series == {"step": [1, 2], "loss": [10.5, 10.1], "tokens_per_s": [100.0, 110.0],
-                      "eval_step": [2], "eval_loss": [10.3]}  # fmt: skip
+                      "eval_step": [2], "eval_loss": [10.3], "tasks": {}}  # fmt: skip
