@@ -29,6 +29,7 @@ from curate import incremental
 from curate.config import Config, parse_config
 from curate.core.errors import CurateError
 from curate.core.files import is_local, write_atomic
+from curate.engines.job_server import engine_runner
 from curate.metrics_progress import MetricsProgress
 from curate.object_store import configure as configure_object_stores
 from curate.pipelines import curation, dedup, token_shards
@@ -415,8 +416,11 @@ def _run_pipeline(
     from_files = progress and not config.runner.workers_are_elsewhere
     from_metrics = progress and config.runner.name != "direct"
     try:
-        with _Progress(progress_dir, stream) if from_files else contextlib.nullcontext():
-            options = pipeline_options(config.runner, temp_location, config.storage)
+        with (
+            _Progress(progress_dir, stream) if from_files else contextlib.nullcontext(),
+            engine_runner(config.runner) as runner,  # flink/spark: Beam's job server for the engine
+        ):
+            options = pipeline_options(runner, temp_location, config.storage)
             pipeline = beam.Pipeline(options=options)
             order = curation.build(pipeline, config, files, layout)
             _write_json(os.path.join(progress_dir, PLAN_FILE), {"stages": order, "files": len(files)})
