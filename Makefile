@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kenlm-tools browser-tools demo test lint clean
+.PHONY: setup kenlm-tools browser-tools engines demo test lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -42,6 +42,11 @@ browser-tools: setup
 	  else echo "note: cannot install chromium; the browser test will skip" >&2; fi; \
 	fi
 
+# Flink and Spark under Beam (`curate run --runner flink|spark`): Beam's Java runners and the engines'
+# jars, fetched once with Maven into ~/.cache/curate/engines (docs/engines.md). Needs Java 17 and Maven.
+engines: setup
+	$(BIN)/curate engines fetch
+
 demo: setup
 	$(BIN)/curate demo fetch demo-data
 	$(BIN)/curate run examples/demo.yaml
@@ -49,7 +54,7 @@ demo: setup
 
 # The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools lint
+test: setup kenlm-tools browser-tools engines lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -13,6 +13,7 @@ from curate.cli import (
     decont_cmd,
     dedup_cmd,
     demo_cmd,
+    engines_cmd,
     lm_cmd,
     report_cmd,
     run_cmd,
@@ -37,6 +38,7 @@ COMMAND_MODULES = [
     decont_cmd,
     report_cmd,
     serve_cmd,
+    engines_cmd,
 ]
 
 

@@ -95,7 +95,7 @@ class FlinkSession(_Cluster):
     """One JobManager and ``taskmanagers`` TaskManagers of ``slots`` slots each; ``master`` is the REST
     address that ``runner.options.flink_master`` takes."""
 
-    def __init__(self, workdir: Path, taskmanagers: int = 2, slots: int = 1, tm_memory: str = "1024m"):
+    def __init__(self, workdir: Path, taskmanagers: int = 2, slots: int = 1, tm_memory: str = "1280m"):
         super().__init__(workdir)
         self.rest_port = _free_port()
         conf = self.workdir / "conf"
@@ -125,7 +125,7 @@ class FlinkSession(_Cluster):
             "restart-strategy.fixed-delay.attempts": 3,
             "restart-strategy.fixed-delay.delay": "2 s",
             "slot.request.timeout": "60000",
-            "heartbeat.timeout": "10000",
+            "heartbeat.timeout": "30000",
             "heartbeat.interval": "2000",
             "env.java.opts.all": " ".join(JAVA17_OPENS),
         }

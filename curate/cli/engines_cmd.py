@@ -1,0 +1,43 @@
+"""`curate engines fetch` (what `make engines` runs) and `curate engines status`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    engines = subparsers.add_parser("engines", help="Fetch and inspect the Flink and Spark runners' jars.")
+    commands = engines.add_subparsers(dest="engines_command", required=True, metavar="COMMAND")
+    fetch = commands.add_parser("fetch", help="Fetch Beam's job servers and the engines' jars with Maven.")
+    fetch.add_argument("engine", nargs="*", help="flink and/or spark (default: both).")
+    fetch.set_defaults(func=_fetch)
+    status = commands.add_parser("status", help="Where each engine's jars are, and whether they are fetched.")
+    status.set_defaults(func=_status)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from curate.engines.distributions import DISTRIBUTIONS, fetch
+
+    from curate.core.errors import CurateError
+
+    unknown = sorted(set(args.engine) - set(DISTRIBUTIONS))
+    if unknown:
+        raise CurateError(f"curate engines fetch: unknown engine {unknown[0]} (flink or spark)")
+    for name in args.engine or list(DISTRIBUTIONS):
+        print(f"{name}: {fetch(DISTRIBUTIONS[name])}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from curate.core.errors import CurateError
+    from curate.engines.distributions import DISTRIBUTIONS
+
+    missing = 0
+    for name, distribution in DISTRIBUTIONS.items():
+        try:
+            distribution.classpath()
+            print(f"{name}: {', '.join(distribution.artifacts)} in {distribution.lib}")
+        except CurateError as error:
+            print(f"{name}: {error}")
+            missing += 1
+    return 1 if missing else 0

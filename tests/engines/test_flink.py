@@ -1,0 +1,136 @@
+"""The default recipe on real Apache Flink (1.19, Beam's Flink runner through its job server): the
+embedded mini-cluster, and a session cluster of one JobManager and two TaskManager processes whose
+SDK workers are processes the TaskManagers start (PROCESS environment, `curate-worker-boot`), not the
+submitting process. Each run must equal the direct runner's (conftest.py); a TaskManager killed with
+-9 mid-run is replaced and the job recovers through Flink's restart, or the run fails in one line,
+and in both cases the previous output stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from curate.config import parse_config
+from curate.core.errors import CurateError
+from curate.engines.clusters import FlinkSession, get_json, wait_until
+from curate.run import run
+
+from .conftest import engine_recipe, tokens_by_id
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def session(engines_fetched, tmp_path_factory):
+    with FlinkSession(tmp_path_factory.mktemp("flink-session"), taskmanagers=2) as cluster:
+        yield cluster
+
+
+def _session_runner(session, servers) -> dict:
+    return {
+        "name": "flink",
+        "environment_type": "PROCESS",
+        "shared_paths": True,  # the inputs are on this machine's disk, which the TaskManagers share
+        "options": {
+            "flink_master": session.master,
+            "parallelism": 2,
+            "environment_config": json.dumps({"command": str(servers.bin / "curate-worker-boot")}),
+        },
+    }
+
+
+def test_mini_cluster_gives_the_direct_runners_tokens_and_counts_and_commits(
+    engines_fetched, tmp_path, servers, same_as_direct, monkeypatch
+):
+    monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
+    out = tmp_path / "out"
+    runner = {"name": "flink", "options": {"flink_master": "[local]", "parallelism": 2}}
+    recipe = engine_recipe(servers, out, runner)
+    recipe["output"] = {"path": str(out), "dataset": "web"}
+    summary = run(parse_config(recipe), progress=False)
+    same_as_direct(out, summary)
+    assert summary.commit and summary.commit.startswith("web@main")
+
+
+def test_session_cluster_with_two_taskmanagers_runs_workers_outside_the_driver(
+    session, tmp_path, servers, same_as_direct
+):
+    out = tmp_path / "out"
+    taskmanagers = {process.pid for process in session.taskmanagers}
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def watch_workers() -> None:  # SDK worker processes whose parent is a TaskManager
+        while not done.wait(0.5):
+            seen.update(pid for pid, parent, command in _processes() if parent in taskmanagers and "sdk_worker_main" in command)
+
+    watcher = threading.Thread(target=watch_workers)
+    watcher.start()
+    try:
+        summary = run(parse_config(engine_recipe(servers, out, _session_runner(session, servers))), progress=False)
+    finally:
+        done.set()
+        watcher.join()
+    same_as_direct(out, summary)
+    assert seen, "no SDK worker ran as a child of a TaskManager"
+    (job,) = [job for job in session.jobs() if job["state"] == "FINISHED"][-1:]
+    detail = get_json(f"{session.rest}/jobs/{job['jid']}")
+    assert max(vertex["parallelism"] for vertex in detail["vertices"]) == 2
+    hosts = {
+        sub["taskmanager-id"]
+        for vertex in detail["vertices"]
+        for sub in get_json(f"{session.rest}/jobs/{job['jid']}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]
+    }
+    assert len(hosts) == 2, hosts  # both TaskManager processes ran tasks
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            found.append((int(entry.name), parent, command))
+    return found
+
+
+def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_stays(
+    session, tmp_path, servers, same_as_direct
+):
+    out = tmp_path / "out"
+    recipe = engine_recipe(servers, out, _session_runner(session, servers))
+    first = run(parse_config(recipe), progress=False)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "run.log"}
+
+    def kill_one_taskmanager_mid_run() -> None:
+        known = {job["jid"] for job in session.jobs()}
+        wait_until(
+            lambda: [j for j in session.jobs() if j["jid"] not in known and j["tasks"]["running"] > 0],
+            300,
+            "a running job",
+        )
+        session.kill(session.taskmanagers[0])
+        session.add_taskmanager()  # what a cluster manager does for a lost TaskManager
+
+    killer = threading.Thread(target=kill_one_taskmanager_mid_run)
+    killer.start()
+    try:
+        second = run(parse_config(recipe), progress=False)
+    except CurateError as error:
+        assert "\n" not in str(error)
+        after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "run.log"}
+        assert after == before  # nothing partial published
+        assert not (out / ".staging").exists() or not list((out / ".staging" / "shards").glob("*"))
+    else:
+        same_as_direct(out, second)
+        assert tokens_by_id(out) == tokens_by_id(out) and second.stats["stages"] == first.stats["stages"]
+    finally:
+        killer.join()
