@@ -16,9 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from curate.engines.distributions import DISTRIBUTIONS, fetch
-
     from curate.core.errors import CurateError
+    from curate.engines.distributions import DISTRIBUTIONS, fetch
 
     unknown = sorted(set(args.engine) - set(DISTRIBUTIONS))
     if unknown:

@@ -170,7 +170,12 @@ class FlinkSession(_Cluster):
         process = self._start(
             f"taskmanager-{len(self.taskmanagers)}",
             ["java", *jvm, *JAVA17_OPENS, "-cp", FLINK.classpath()]
-            + ["org.apache.flink.runtime.taskexecutor.TaskManagerRunner", "--configDir", str(self.conf), *dynamic],
+            + [
+                "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
+                "--configDir",
+                str(self.conf),
+                *dynamic,
+            ],
         )
         self.taskmanagers.append(process)
         return process
@@ -201,7 +206,14 @@ class SparkStandalone(_Cluster):
         self._env = env
         self.master_process = self._start(
             "master",
-            ["java", "-Xmx256m", *JAVA17_OPENS, "-cp", SPARK.classpath(), "org.apache.spark.deploy.master.Master"]
+            [
+                "java",
+                "-Xmx256m",
+                *JAVA17_OPENS,
+                "-cp",
+                SPARK.classpath(),
+                "org.apache.spark.deploy.master.Master",
+            ]
             + ["--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port)],
             env,
         )
@@ -226,7 +238,14 @@ class SparkStandalone(_Cluster):
         work.mkdir(exist_ok=True)
         process = self._start(
             f"worker-{index}",
-            ["java", "-Xmx256m", *JAVA17_OPENS, "-cp", SPARK.classpath(), "org.apache.spark.deploy.worker.Worker"]
+            [
+                "java",
+                "-Xmx256m",
+                *JAVA17_OPENS,
+                "-cp",
+                SPARK.classpath(),
+                "org.apache.spark.deploy.worker.Worker",
+            ]
             + ["--host", "127.0.0.1", "--cores", str(self._cores), "--memory", self._memory]
             + ["--webui-port", str(_free_port()), "--work-dir", str(work), self.master],
             self._env,

@@ -59,7 +59,9 @@ def master_of(runner: RunnerConfig) -> str:
     return str(runner.options.get(distribution.master_option, distribution.default_master))
 
 
-def job_server_command(distribution: Distribution, master: str, port: int, jvm_options: list[str]) -> list[str]:
+def job_server_command(
+    distribution: Distribution, master: str, port: int, jvm_options: list[str]
+) -> list[str]:
     return [
         "java",
         f"-Xmx{JOB_SERVER_HEAP}",
@@ -86,7 +88,9 @@ def portable_equivalent(runner: RunnerConfig, endpoint: str) -> RunnerConfig:
     that the job server took (the master) are dropped; the rest (parallelism, environment_config, ...)
     travel with the job."""
     distribution = DISTRIBUTIONS[runner.name]
-    options = {k: v for k, v in runner.options.items() if k not in (distribution.master_option, "jvm_options")}
+    options = {
+        k: v for k, v in runner.options.items() if k not in (distribution.master_option, "jvm_options")
+    }
     return runner.model_copy(update={"name": "portable", "job_endpoint": endpoint, "options": options})
 
 

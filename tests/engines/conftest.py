@@ -65,7 +65,9 @@ def engine_recipe(servers, out: Path, runner: dict[str, Any], **extra) -> dict[s
 def direct_result(tmp_path_factory, servers) -> tuple[dict[str, list[int]], dict]:
     """(tokens by document id, per-stage counts) of the direct runner on the small inputs."""
     out = tmp_path_factory.mktemp("direct") / "out"
-    summary = run(parse_config(servers.small_recipe([str(p) for p in servers.small_inputs()], str(out))), progress=False)
+    summary = run(
+        parse_config(servers.small_recipe([str(p) for p in servers.small_inputs()], str(out))), progress=False
+    )
     return tokens_by_id(out), stage_counts(summary.stats)
 
 

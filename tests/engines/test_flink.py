@@ -19,7 +19,7 @@ from curate.core.errors import CurateError
 from curate.engines.clusters import FlinkSession, get_json, wait_until
 from curate.run import run
 
-from .conftest import engine_recipe, tokens_by_id
+from .conftest import engine_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -56,59 +56,63 @@ def test_mini_cluster_gives_the_direct_runners_tokens_and_counts_and_commits(
     assert summary.commit and summary.commit.startswith("web@main")
 
 
-def test_session_cluster_with_two_taskmanagers_runs_workers_outside_the_driver(
-    session, tmp_path, servers, same_as_direct
-):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def session_run(session, tmp_path_factory, servers):
+    """One run on the session cluster, and the SDK worker processes seen as TaskManagers' children."""
+    out = tmp_path_factory.mktemp("flink-session-run") / "out"
     taskmanagers = {process.pid for process in session.taskmanagers}
     seen: set[int] = set()
     done = threading.Event()
 
-    def watch_workers() -> None:  # SDK worker processes whose parent is a TaskManager
+    def watch_workers() -> None:
         while not done.wait(0.5):
-            seen.update(pid for pid, parent, command in _processes() if parent in taskmanagers and "sdk_worker_main" in command)
+            seen.update(
+                pid
+                for pid, parent, command in _processes()
+                if parent in taskmanagers and "sdk_worker_main" in command
+            )
 
     watcher = threading.Thread(target=watch_workers)
     watcher.start()
     try:
-        summary = run(parse_config(engine_recipe(servers, out, _session_runner(session, servers))), progress=False)
+        summary = run(
+            parse_config(engine_recipe(servers, out, _session_runner(session, servers))), progress=False
+        )
     finally:
         done.set()
         watcher.join()
+    return out, summary, seen
+
+
+def test_session_cluster_with_two_taskmanagers_gives_the_direct_runners_result(session_run, same_as_direct):
+    out, summary, _ = session_run
     same_as_direct(out, summary)
-    assert seen, "no SDK worker ran as a child of a TaskManager"
-    (job,) = [job for job in session.jobs() if job["state"] == "FINISHED"][-1:]
+
+
+def test_sdk_workers_run_as_children_of_the_taskmanagers_not_the_driver(session_run):
+    _, _, workers = session_run
+    assert workers, "no SDK worker ran as a child of a TaskManager"
+
+
+def test_both_taskmanagers_ran_tasks_at_parallelism_two(session, session_run):
+    (job,) = [job for job in session.jobs() if job["state"] == "FINISHED"][:1]
     detail = get_json(f"{session.rest}/jobs/{job['jid']}")
     assert max(vertex["parallelism"] for vertex in detail["vertices"]) == 2
-    hosts = {
-        sub["taskmanager-id"]
+    taskmanagers = {
+        entry["taskmanager-id"]
         for vertex in detail["vertices"]
-        for sub in get_json(f"{session.rest}/jobs/{job['jid']}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]
+        for entry in get_json(f"{session.rest}/jobs/{job['jid']}/vertices/{vertex['id']}/taskmanagers")[
+            "taskmanagers"
+        ]
     }
-    assert len(hosts) == 2, hosts  # both TaskManager processes ran tasks
-
-
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command line) of every process, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except (OSError, IndexError, ValueError):
-                continue
-            found.append((int(entry.name), parent, command))
-    return found
+    assert len(taskmanagers) == 2, taskmanagers
 
 
 def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_stays(
-    session, tmp_path, servers, same_as_direct
+    session, session_run, servers, same_as_direct
 ):
-    out = tmp_path / "out"
-    recipe = engine_recipe(servers, out, _session_runner(session, servers))
-    first = run(parse_config(recipe), progress=False)
-    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "run.log"}
+    out, _, _ = session_run  # the previous version of this output folder
+    before = _files(out)
 
     def kill_one_taskmanager_mid_run() -> None:
         known = {job["jid"] for job in session.jobs()}
@@ -123,14 +127,35 @@ def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_st
     killer = threading.Thread(target=kill_one_taskmanager_mid_run)
     killer.start()
     try:
-        second = run(parse_config(recipe), progress=False)
+        second = run(
+            parse_config(engine_recipe(servers, out, _session_runner(session, servers))), progress=False
+        )
     except CurateError as error:
         assert "\n" not in str(error)
-        after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "run.log"}
-        assert after == before  # nothing partial published
-        assert not (out / ".staging").exists() or not list((out / ".staging" / "shards").glob("*"))
+        assert _files(out) == before  # nothing partial published
     else:
         same_as_direct(out, second)
-        assert tokens_by_id(out) == tokens_by_id(out) and second.stats["stages"] == first.stats["stages"]
     finally:
         killer.join()
+
+
+def _files(out: Path) -> dict[Path, bytes]:
+    return {
+        p.relative_to(out): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and ".staging" not in p.parts and p.name != "run.log"
+    }
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            found.append((int(entry.name), parent, command))
+    return found
