@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.core.errors import CurateError
-from curate.engines.distributions import FLINK, SPARK
+from curate.engines.distributions import FLINK, SCALA_VERSION, SPARK
 from curate.engines.job_server import JAVA17_OPENS
 
 
@@ -202,7 +202,13 @@ class SparkStandalone(_Cluster):
     def __init__(self, workdir: Path, workers: int = 2, cores: int = 1, memory: str = "1g"):
         super().__init__(workdir)
         self.port, self.ui_port = _free_port(), _free_port()
-        env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOCAL_HOSTNAME": "localhost"}
+        env = {
+            **os.environ,
+            "SPARK_HOME": str(SPARK.home),
+            "SPARK_SCALA_VERSION": SCALA_VERSION,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_LOCAL_HOSTNAME": "localhost",
+        }
         self._env = env
         self.master_process = self._start(
             "master",

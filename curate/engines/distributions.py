@@ -11,6 +11,7 @@ versioned protocol buffers, and the tests run the Python SDK against this job se
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -42,7 +43,9 @@ class Distribution:
 
     @property
     def home(self) -> Path:
-        return engines_dir() / self.folder
+        # The artifacts' digest in the name: a change of pins fetches anew instead of reusing old jars.
+        digest = hashlib.sha256("\n".join(self.artifacts).encode()).hexdigest()[:8]
+        return engines_dir() / f"{self.folder}-{digest}"
 
     @property
     def lib(self) -> Path:
@@ -62,7 +65,12 @@ class Distribution:
 FLINK = Distribution(
     engine="flink",
     folder=f"flink-{FLINK_VERSION}-beam-{BEAM_JAVA_VERSION}",
-    artifacts=(f"org.apache.beam:beam-runners-flink-1.19:{BEAM_JAVA_VERSION}",),
+    artifacts=(
+        f"org.apache.beam:beam-runners-flink-1.19:{BEAM_JAVA_VERSION}",
+        # A logging backend for the slf4j 1.7 that Beam and Flink log through (errors only by default).
+        "org.apache.logging.log4j:log4j-slf4j-impl:2.20.0",
+        "org.apache.logging.log4j:log4j-core:2.20.0",
+    ),
     job_server_class="org.apache.beam.runners.flink.FlinkJobServerDriver",
     master_flag="--flink-master",
     default_master="[local]",
@@ -77,6 +85,8 @@ SPARK = Distribution(
         # and for the standalone master and workers.
         f"org.apache.spark:spark-core_{SCALA_VERSION}:{SPARK_VERSION}",
         f"org.apache.spark:spark-streaming_{SCALA_VERSION}:{SPARK_VERSION}",
+        # Spark logs through slf4j 2 (log4j2); Beam's older slf4j-api would otherwise win the resolution.
+        "org.slf4j:slf4j-api:2.0.7",
     ),
     job_server_class="org.apache.beam.runners.spark.SparkJobServerDriver",
     master_flag="--spark-master-url",
@@ -124,6 +134,12 @@ def fetch(distribution: Distribution, mvn: str = "mvn") -> Path:
         if done.returncode != 0:
             errors = [line for line in done.stdout.splitlines() if "ERROR" in line] or [done.stderr]
             raise CurateError(f"Maven could not fetch the {distribution.engine} jars: {errors[0].strip()}")
+        if distribution.engine == "spark":
+            # Spark's Worker builds each executor's class path from SPARK_HOME/jars (a RELEASE file marks a
+            # distribution): this folder is that SPARK_HOME.
+            (staging / "jars").symlink_to("lib")
+            (staging / "RELEASE").write_text(f"Spark {SPARK_VERSION} (jars fetched by curate)\n")
+        staging.chmod(0o755)
         (staging / COMPLETE).write_text("\n".join(distribution.artifacts) + "\n", encoding="utf-8")
         shutil.rmtree(distribution.home, ignore_errors=True)
         staging.rename(distribution.home)

@@ -106,9 +106,19 @@ def _confine_value(value: Any, loc: list[str | int], roots: tuple[Path, ...]) ->
     return value
 
 
-def checked_config(request: RunRequest, roots: tuple[Path, ...], default_output: Path) -> tuple[Config, int]:
-    """The recipe to run (paths absolute and inside the roots) and the input's size in bytes."""
+def checked_config(
+    request: RunRequest, roots: tuple[Path, ...], default_output: Path, engines: dict[str, dict] | None = None
+) -> tuple[Config, int]:
+    """The recipe to run (paths absolute and inside the roots) and the input's size in bytes. A recipe may
+    name an engine the operator configured (``engines``): it runs with the operator's runner section,
+    never with a master or worker environment the request names."""
     data = _recipe_data(request.recipe)
+    engines = engines or {}
+    requested = (
+        (data.get("runner") or {}).get("name", "direct") if isinstance(data.get("runner"), dict) else None
+    )
+    if requested in engines:
+        data["runner"] = dict(engines[requested])
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
@@ -116,9 +126,10 @@ def checked_config(request: RunRequest, roots: tuple[Path, ...], default_output:
         loc = ["recipe", *first["loc"]]
         more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise RequestProblem(loc, f"{'.'.join(map(str, loc))}: {first['msg']}{more}") from None
-    if config.runner.name != "direct":
+    if config.runner.name != "direct" and config.runner.name not in engines:
+        offered = ", ".join(["direct", *sorted(engines)])
         raise RequestProblem(
-            ["recipe", "runner", "name"], "the service runs recipes on the direct runner only"
+            ["recipe", "runner", "name"], f"the service runs recipes on these runners only: {offered}"
         )
     if config.output.dataset is not None and not NAME.match(config.output.dataset):
         raise RequestProblem(["recipe", "output", "dataset"], "use letters, digits, '.', '_' and '-'")
