@@ -13,6 +13,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.set_defaults(func=_fetch)
     status = commands.add_parser("status", help="Where each engine's jars are, and whether they are fetched.")
     status.set_defaults(func=_status)
+    cluster = commands.add_parser(
+        "cluster", help="Start a local Flink session or Spark standalone cluster (until Ctrl-C)."
+    )
+    cluster.add_argument("engine", choices=["flink", "spark"])
+    cluster.add_argument("--workers", type=int, default=2, help="TaskManagers / workers (default 2).")
+    cluster.add_argument(
+        "--dir", default="engine-cluster", help="Logs and configuration (default ./engine-cluster)."
+    )
+    cluster.set_defaults(func=_cluster)
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -40,3 +49,23 @@ def _status(args: argparse.Namespace) -> int:
             print(f"{name}: {error}")
             missing += 1
     return 1 if missing else 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    import threading
+    from pathlib import Path
+
+    from curate.engines.clusters import FlinkSession, SparkStandalone
+
+    start = FlinkSession if args.engine == "flink" else SparkStandalone
+    with start(Path(args.dir), args.workers) as cluster:
+        option = "flink_master" if args.engine == "flink" else "spark_master_url"
+        print(f"{args.engine}: {cluster.master} (REST/UI {cluster.rest}; logs in {args.dir})")
+        print(
+            f"  curate run RECIPE --runner {args.engine} --beam-option {option}={cluster.master}", flush=True
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print(f"{args.engine}: stopping")
+    return 0

@@ -59,6 +59,10 @@ def master_of(runner: RunnerConfig) -> str:
     return str(runner.options.get(distribution.master_option, distribution.default_master))
 
 
+def _on_this_machine(master: str) -> bool:
+    return master.startswith("local") or any(host in master for host in ("//127.0.0.1:", "//localhost:"))
+
+
 def job_server_command(
     distribution: Distribution, master: str, port: int, jvm_options: list[str]
 ) -> list[str]:
@@ -122,7 +126,12 @@ def engine_runner(runner: RunnerConfig, log: Any = None) -> Iterator[RunnerConfi
     jvm_options = str(runner.options.get("jvm_options", "")).split()
     command = job_server_command(distribution, master_of(runner), port, jvm_options)
     what = f"Beam's {runner.name} job server ({master_of(runner)})"
-    process = subprocess.Popen(command, stdout=log or None, stderr=subprocess.STDOUT if log else None)
+    env = dict(os.environ)
+    if runner.name == "spark" and _on_this_machine(master_of(runner)):
+        env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the driver and executors talk over loopback only
+    process = subprocess.Popen(
+        command, stdout=log or None, stderr=subprocess.STDOUT if log else None, env=env
+    )
     try:
         _wait_listening(process, port, what, getattr(log, "name", "the run's log"))
         yield portable_equivalent(runner, f"localhost:{port}")
