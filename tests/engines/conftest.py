@@ -55,9 +55,15 @@ def stage_counts(stats: dict[str, Any]) -> dict[str, tuple[int, int, dict[str, i
     return {name: (e["in"], e["out"], dict(e["rejected"])) for name, e in stats["stages"].items()}
 
 
-def engine_recipe(servers, out: Path, runner: dict[str, Any], **extra) -> dict[str, Any]:
-    recipe = servers.small_recipe([str(p) for p in servers.small_inputs()], str(out), **extra)
-    recipe["runner"] = runner
+@pytest.fixture(scope="session")
+def engine_recipe(servers):
+    """``engine_recipe(out, runner)``: the small recipe on the small real inputs with that runner."""
+
+    def recipe(out: Path, runner: dict[str, Any]) -> dict[str, Any]:
+        data = servers.small_recipe([str(p) for p in servers.small_inputs()], str(out))
+        data["runner"] = runner
+        return data
+
     return recipe
 
 

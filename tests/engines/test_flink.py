@@ -19,8 +19,6 @@ from curate.core.errors import CurateError
 from curate.engines.clusters import FlinkSession, get_json, wait_until
 from curate.run import run
 
-from .conftest import engine_recipe
-
 pytestmark = pytest.mark.slow
 
 
@@ -44,12 +42,12 @@ def _session_runner(session, servers) -> dict:
 
 
 def test_mini_cluster_gives_the_direct_runners_tokens_and_counts_and_commits(
-    engines_fetched, tmp_path, servers, same_as_direct, monkeypatch
+    engines_fetched, tmp_path, engine_recipe, same_as_direct, monkeypatch
 ):
     monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
     out = tmp_path / "out"
     runner = {"name": "flink", "options": {"flink_master": "[local]", "parallelism": 2}}
-    recipe = engine_recipe(servers, out, runner)
+    recipe = engine_recipe(out, runner)
     recipe["output"] = {"path": str(out), "dataset": "web"}
     summary = run(parse_config(recipe), progress=False)
     same_as_direct(out, summary)
@@ -57,7 +55,7 @@ def test_mini_cluster_gives_the_direct_runners_tokens_and_counts_and_commits(
 
 
 @pytest.fixture(scope="module")
-def session_run(session, tmp_path_factory, servers):
+def session_run(session, tmp_path_factory, servers, engine_recipe):
     """One run on the session cluster, and the SDK worker processes seen as TaskManagers' children."""
     out = tmp_path_factory.mktemp("flink-session-run") / "out"
     taskmanagers = {process.pid for process in session.taskmanagers}
@@ -75,9 +73,7 @@ def session_run(session, tmp_path_factory, servers):
     watcher = threading.Thread(target=watch_workers)
     watcher.start()
     try:
-        summary = run(
-            parse_config(engine_recipe(servers, out, _session_runner(session, servers))), progress=False
-        )
+        summary = run(parse_config(engine_recipe(out, _session_runner(session, servers))), progress=False)
     finally:
         done.set()
         watcher.join()
@@ -109,7 +105,7 @@ def test_both_taskmanagers_ran_tasks_at_parallelism_two(session, session_run):
 
 
 def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_stays(
-    session, session_run, servers, same_as_direct
+    session, session_run, servers, same_as_direct, engine_recipe
 ):
     out, _, _ = session_run  # the previous version of this output folder
     before = _files(out)
@@ -127,9 +123,7 @@ def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_st
     killer = threading.Thread(target=kill_one_taskmanager_mid_run)
     killer.start()
     try:
-        second = run(
-            parse_config(engine_recipe(servers, out, _session_runner(session, servers))), progress=False
-        )
+        second = run(parse_config(engine_recipe(out, _session_runner(session, servers))), progress=False)
     except CurateError as error:
         assert "\n" not in str(error)
         assert _files(out) == before  # nothing partial published

@@ -17,8 +17,6 @@ from curate.core.errors import CurateError
 from curate.engines.clusters import SparkStandalone, get_json, wait_until
 from curate.run import run
 
-from .conftest import engine_recipe
-
 pytestmark = pytest.mark.slow
 
 
@@ -33,18 +31,18 @@ def _standalone_runner(standalone) -> dict:
 
 
 def test_local_mode_gives_the_direct_runners_tokens_and_counts(
-    engines_fetched, tmp_path, servers, same_as_direct
+    engines_fetched, tmp_path, engine_recipe, same_as_direct
 ):
     out = tmp_path / "out"
     runner = {"name": "spark", "options": {"spark_master_url": "local[2]"}}
-    summary = run(parse_config(engine_recipe(servers, out, runner)), progress=False)
+    summary = run(parse_config(engine_recipe(out, runner)), progress=False)
     same_as_direct(out, summary)
 
 
 @pytest.fixture(scope="module")
-def standalone_run(standalone, tmp_path_factory, servers):
+def standalone_run(standalone, tmp_path_factory, engine_recipe):
     out = tmp_path_factory.mktemp("spark-standalone-run") / "out"
-    return out, run(parse_config(engine_recipe(servers, out, _standalone_runner(standalone))), progress=False)
+    return out, run(parse_config(engine_recipe(out, _standalone_runner(standalone))), progress=False)
 
 
 def test_standalone_cluster_with_two_workers_gives_the_direct_runners_result(standalone_run, same_as_direct):
@@ -59,7 +57,7 @@ def test_both_workers_ran_an_executor_for_the_job(standalone, standalone_run):
 
 
 def test_killed_worker_recovers_or_fails_cleanly_and_the_previous_output_stays(
-    standalone, standalone_run, servers, same_as_direct
+    standalone, standalone_run, same_as_direct, engine_recipe
 ):
     out, _ = standalone_run
     before = _files(out)
@@ -75,9 +73,7 @@ def test_killed_worker_recovers_or_fails_cleanly_and_the_previous_output_stays(
     killer = threading.Thread(target=kill_one_worker_mid_run)
     killer.start()
     try:
-        second = run(
-            parse_config(engine_recipe(servers, out, _standalone_runner(standalone))), progress=False
-        )
+        second = run(parse_config(engine_recipe(out, _standalone_runner(standalone))), progress=False)
     except CurateError as error:
         assert "\n" not in str(error)
         assert _files(out) == before
