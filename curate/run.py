@@ -29,6 +29,7 @@ from curate import incremental
 from curate.config import Config, parse_config
 from curate.core.errors import CurateError
 from curate.core.files import is_local, write_atomic
+from curate.engines.flink_rest import metrics_source
 from curate.engines.job_server import engine_runner
 from curate.metrics_progress import MetricsProgress
 from curate.object_store import configure as configure_object_stores
@@ -425,7 +426,8 @@ def _run_pipeline(
             order = curation.build(pipeline, config, files, layout)
             _write_json(os.path.join(progress_dir, PLAN_FILE), {"stages": order, "files": len(files)})
             result = pipeline.run()
-            with MetricsProgress(result, order, stream) if from_metrics else contextlib.nullcontext():
+            metrics = MetricsProgress(result, order, stream, source=metrics_source(config.runner))
+            with metrics if from_metrics else contextlib.nullcontext():
                 result.wait_until_finish()
     finally:
         if previous is None:

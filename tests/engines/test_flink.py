@@ -8,6 +8,7 @@ and in both cases the previous output stays as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -16,7 +17,9 @@ import pytest
 
 from curate.config import parse_config
 from curate.core.errors import CurateError
+from curate.engines import flink_rest
 from curate.engines.clusters import FlinkSession, get_json, wait_until
+from curate.pipelines.metrics import stage_counts
 from curate.run import run
 
 pytestmark = pytest.mark.slow
@@ -62,8 +65,14 @@ def session_run(session, tmp_path_factory, servers, engine_recipe):
     seen: set[int] = set()
     done = threading.Event()
 
+    live: list[dict] = []  # curate's counters as Flink's REST API served them while the job ran
+
     def watch_workers() -> None:
         while not done.wait(0.5):
+            running = [job for job in session.jobs() if job["state"] == "RUNNING"]
+            if running:
+                with contextlib.suppress(OSError, ValueError):
+                    live.append(stage_counts(flink_rest.query(session.rest, running[0]["jid"])))
             seen.update(
                 pid
                 for pid, parent, command in _processes()
@@ -77,17 +86,27 @@ def session_run(session, tmp_path_factory, servers, engine_recipe):
     finally:
         done.set()
         watcher.join()
-    return out, summary, seen
+    return out, summary, seen, live
 
 
 def test_session_cluster_with_two_taskmanagers_gives_the_direct_runners_result(session_run, same_as_direct):
-    out, summary, _ = session_run
+    out, summary, _, _ = session_run
     same_as_direct(out, summary)
 
 
 def test_sdk_workers_run_as_children_of_the_taskmanagers_not_the_driver(session_run):
-    _, _, workers = session_run
+    _, _, workers, _ = session_run
     assert workers, "no SDK worker ran as a child of a TaskManager"
+
+
+def test_flinks_rest_api_shows_the_per_stage_counters_live_and_at_the_end(session, session_run):
+    _, summary, _, live = session_run
+    assert any(counts for counts in live), "no counters seen while the job ran"
+    (job,) = [job for job in session.jobs() if job["state"] == "FINISHED"][:1]
+    final = stage_counts(flink_rest.query(session.rest, job["jid"]))
+    assert {name: (e["in"], e["out"], e["rejected"]) for name, e in final.items()} == {
+        name: (e["in"], e["out"], e["rejected"]) for name, e in summary.stats["stages"].items()
+    }
 
 
 def test_both_taskmanagers_ran_tasks_at_parallelism_two(session, session_run):
@@ -107,7 +126,7 @@ def test_both_taskmanagers_ran_tasks_at_parallelism_two(session, session_run):
 def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_stays(
     session, session_run, servers, same_as_direct, engine_recipe
 ):
-    out, _, _ = session_run  # the previous version of this output folder
+    out, _, _, _ = session_run  # the previous version of this output folder
     before = _files(out)
 
     def kill_one_taskmanager_mid_run() -> None:
