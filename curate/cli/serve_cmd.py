@@ -72,7 +72,7 @@ def _engines(files: list[str]) -> dict[str, dict]:
 
     from curate.pipelines.runner import RunnerConfig
 
-    engines = {}
+    engines: dict[str, dict] = {}
     for path in files:
         try:
             with open(path, encoding="utf-8") as handle:

@@ -36,13 +36,16 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
-def wait_until(condition: Any, seconds: float, what: str, processes: list[subprocess.Popen] = ()) -> Any:
+def wait_until(
+    condition: Any, seconds: float, what: str, processes: tuple[subprocess.Popen, ...] = ()
+) -> Any:
     """Poll ``condition()`` until it returns something true; fail when a process dies or time is up."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for process in processes:
             if process.poll() is not None:
-                raise CurateError(f"{what}: {process.args[-1]} exited with status {process.returncode}")
+                name = str(list(process.args)[-1])  # type: ignore[arg-type]
+                raise CurateError(f"{what}: {name} exited with status {process.returncode}")
         with contextlib.suppress(OSError, ValueError):
             value = condition()
             if value:
@@ -53,6 +56,16 @@ def wait_until(condition: Any, seconds: float, what: str, processes: list[subpro
 
 class _Cluster:
     """Processes started here, stopped (TERM, then KILL) in reverse order; logs in ``workdir``."""
+
+    @property
+    def master(self) -> str:
+        """What the recipe's runner options name (flink_master / spark_master_url)."""
+        raise NotImplementedError
+
+    @property
+    def rest(self) -> str:
+        """The engine's REST API / web UI."""
+        raise NotImplementedError
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
@@ -188,7 +201,7 @@ class FlinkSession(_Cluster):
             lambda: self.registered_taskmanagers() >= count,
             seconds,
             f"Flink session cluster with {count} TaskManagers",
-            [self.jobmanager],
+            (self.jobmanager,),
         )
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -225,7 +238,7 @@ class SparkStandalone(_Cluster):
         )
         self.workers: list[subprocess.Popen] = []
         self._cores, self._memory = cores, memory
-        wait_until(lambda: get_json(f"{self.rest}/json/"), 120, "Spark master", [self.master_process])
+        wait_until(lambda: get_json(f"{self.rest}/json/"), 120, "Spark master", (self.master_process,))
         for _ in range(workers):
             self.add_worker()
         self.wait_for_workers(workers)
@@ -267,7 +280,7 @@ class SparkStandalone(_Cluster):
             lambda: self.alive_workers() >= count,
             seconds,
             f"Spark standalone cluster with {count} workers",
-            [self.master_process],
+            (self.master_process,),
         )
 
     def applications(self) -> list[dict[str, Any]]:
