@@ -144,9 +144,11 @@ def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_st
     try:
         second = run(parse_config(engine_recipe(out, _session_runner(session, servers))), progress=False)
     except CurateError as error:
+        print(f"outcome: failed cleanly: {error}")
         assert "\n" not in str(error)
         assert _files(out) == before  # nothing partial published
     else:
+        print("outcome: recovered through the engine's restart")
         same_as_direct(out, second)
     finally:
         killer.join()

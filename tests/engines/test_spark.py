@@ -75,9 +75,11 @@ def test_killed_worker_recovers_or_fails_cleanly_and_the_previous_output_stays(
     try:
         second = run(parse_config(engine_recipe(out, _standalone_runner(standalone))), progress=False)
     except CurateError as error:
+        print(f"outcome: failed cleanly: {error}")
         assert "\n" not in str(error)
         assert _files(out) == before
     else:
+        print("outcome: recovered through the engine's restart")
         same_as_direct(out, second)
     finally:
         killer.join()
