@@ -2,7 +2,7 @@
 """Direct runner vs Apache Flink vs Apache Spark on the bench crawl: documents per CPU-second of every
 process involved (JVMs included) and the peak memory of each process.
 
-    python bench/engines.py [--copies 1 4] [--max-docs N] [--out bench/results/engines.json]
+    python bench/engines.py [--copies 1 4] [--max-docs N] [--runners direct flink spark] [--keep]
 
 The crawl is real HTML (`../shared/bench/make_web_corpus.py [--copies K]`, built on first use). Each
 contender runs the default recipe with parallelism 2 on this 2-core machine:
@@ -51,6 +51,14 @@ def _stat(pid: int) -> tuple[int, float] | None:
     except (OSError, IndexError):
         return None
     return int(fields[1]), sum(int(f) for f in fields[11:15]) / TICKS
+
+
+def _own_cpu(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _hwm_mb(pid: int) -> float:
@@ -106,6 +114,7 @@ def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
     """Run ``command``; CPU of its tree (reaped) + the cluster's processes over the run; peak per role."""
     before = {pid: got[1] for pid in cluster_pids if (got := _stat(pid))}
     peaks: dict[str, float] = {}
+    run_tree_cpu: dict[int, float] = {}
     done = threading.Event()
     start = time.perf_counter()
     with log.open("w") as out:
@@ -113,9 +122,11 @@ def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
 
         def sample() -> None:
             while not done.wait(0.5):
-                for pid in _descendants({proc.pid, *cluster_pids}):
+                for pid, root in _descendants({proc.pid, *cluster_pids}).items():
                     role = _role(pid)
                     peaks[role] = max(peaks.get(role, 0.0), _hwm_mb(pid))
+                    if root == proc.pid and (got := _own_cpu(pid)) is not None:
+                        run_tree_cpu[pid] = got  # the last value seen before the process ends
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -126,7 +137,9 @@ def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command[:5])} failed:\n{log.read_text()[-3000:]}")
     cluster_cpu = sum(got[1] - before.get(pid, 0.0) for pid in cluster_pids if (got := _stat(pid)))
-    run_cpu = usage.ru_utime + usage.ru_stime  # its reaped children (the job server JVM) included
+    # wait4 counts the run's children once reaped (the job server JVM); processes that are not reaped by
+    # it (the direct runner's workers) are counted from the samples, as bench/pipeline.py does
+    run_cpu = max(usage.ru_utime + usage.ru_stime, sum(run_tree_cpu.values()))
     return {
         "wall_s": round(wall, 1),
         "cpu_s": round(run_cpu + cluster_cpu, 1),
@@ -169,6 +182,7 @@ def main() -> None:
     parser.add_argument("--runners", nargs="+", default=["direct", "flink", "spark"])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "curate-bench-engines")
     parser.add_argument("--out", default=str(BENCH / "results" / "engines.json"))
+    parser.add_argument("--keep", action="store_true", help="Keep --out's rows for what is not rerun.")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -197,6 +211,11 @@ def main() -> None:
                 f"peak {max(row['peak_mb_per_process'].values(), default=0):.0f} MB (largest process)",
                 flush=True,
             )
+    if args.keep and Path(args.out).is_file():  # rows of runners/sizes not measured in this invocation
+        measured = {(row["copies"], row["runner"]) for row in rows}
+        earlier = json.loads(Path(args.out).read_text())["rows"]
+        rows = [r for r in earlier if (r["copies"], r["runner"]) not in measured] + rows
+        rows.sort(key=lambda r: (r["copies"], ["direct", "flink", "spark"].index(r["runner"])))
     write_results(
         args.out,
         "engines",
