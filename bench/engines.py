@@ -110,6 +110,10 @@ def _role(pid: int) -> str:
     return command.split(" ", 1)[0].rsplit("/", 1)[-1]
 
 
+class RunFailed(Exception):
+    """A contender's run failed; its row records the error line instead of numbers."""
+
+
 def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
     """Run ``command``; CPU of its tree (reaped) + the cluster's processes over the run; peak per role."""
     before = {pid: got[1] for pid in cluster_pids if (got := _stat(pid))}
@@ -135,7 +139,8 @@ def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
     done.set()
     sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command[:5])} failed:\n{log.read_text()[-3000:]}")
+        errors = [line for line in log.read_text().splitlines() if line.startswith("curate: error")]
+        raise RunFailed(errors[-1] if errors else f"exit status {os.waitstatus_to_exitcode(status)}")
     cluster_cpu = sum(got[1] - before.get(pid, 0.0) for pid in cluster_pids if (got := _stat(pid)))
     # wait4 counts the run's children once reaped (the job server JVM); processes that are not reaped by
     # it (the direct runner's workers) are counted from the samples, as bench/pipeline.py does
@@ -164,7 +169,10 @@ def run_one(name: str, runner: dict, inputs: list[str], work: Path, cluster_pids
     path = work / f"recipe-{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     command = [sys.executable, "-m", "curate", "run", str(path), "--quiet"]
-    row = measure(command, cluster_pids, work / f"{name}.log")
+    try:
+        row = measure(command, cluster_pids, work / f"{name}.log")
+    except RunFailed as error:
+        return {"runner": name, "error": str(error)}
     stats = json.loads((work / f"out-{name}" / "stats.json").read_text())
     row.update(
         runner=name,
@@ -205,6 +213,9 @@ def main() -> None:
                     row = run_one(name, {"name": "spark", "options": options}, inputs, work, pids)
             row.update(copies=copies, parallelism=2)
             rows.append(row)
+            if "error" in row:
+                print(f"x{copies} {name:<7} FAILED: {row['error']}", flush=True)
+                continue
             print(
                 f"x{copies} {name:<7} {row['documents']:>6} docs  {row['wall_s']:>7.1f} s wall  "
                 f"{row['cpu_s']:>7.1f} CPU-s  {row['docs_per_cpu_s']:>6.2f} docs/CPU-s  "
