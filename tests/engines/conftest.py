@@ -79,12 +79,12 @@ def direct_result(tmp_path_factory, servers) -> tuple[dict[str, list[int]], dict
 
 @pytest.fixture(scope="session")
 def same_as_direct(direct_result):
-    """``same_as_direct(out, summary)`` asserts the equivalence above."""
+    """``same_as_direct(out, stats)`` asserts the equivalence above (``stats``: the run's stats.json)."""
 
-    def check(out: Path, summary) -> None:
+    def check(out: Path, stats: dict[str, Any]) -> None:
         tokens, counts = direct_result
-        assert summary.stats["balanced"]
-        assert stage_counts(summary.stats) == counts
+        assert stats["balanced"]
+        assert stage_counts(stats) == counts
         assert tokens_by_id(out) == tokens != {}
         assert (out / "report.html").is_file()
 

@@ -44,19 +44,6 @@ def _session_runner(session, servers) -> dict:
     }
 
 
-def test_mini_cluster_gives_the_direct_runners_tokens_and_counts_and_commits(
-    engines_fetched, tmp_path, engine_recipe, same_as_direct, monkeypatch
-):
-    monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
-    out = tmp_path / "out"
-    runner = {"name": "flink", "options": {"flink_master": "[local]", "parallelism": 2}}
-    recipe = engine_recipe(out, runner)
-    recipe["output"] = {"path": str(out), "dataset": "web"}
-    summary = run(parse_config(recipe), progress=False)
-    same_as_direct(out, summary)
-    assert summary.commit and summary.commit.startswith("web@") and "branch main" in summary.commit
-
-
 @pytest.fixture(scope="module")
 def session_run(session, tmp_path_factory, servers, engine_recipe):
     """One run on the session cluster, and the SDK worker processes seen as TaskManagers' children."""
@@ -91,7 +78,7 @@ def session_run(session, tmp_path_factory, servers, engine_recipe):
 
 def test_session_cluster_with_two_taskmanagers_gives_the_direct_runners_result(session_run, same_as_direct):
     out, summary, _, _ = session_run
-    same_as_direct(out, summary)
+    same_as_direct(out, summary.stats)
 
 
 def test_sdk_workers_run_as_children_of_the_taskmanagers_not_the_driver(session_run):
@@ -149,7 +136,7 @@ def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_st
         assert _files(out) == before  # nothing partial published
     else:
         print("outcome: recovered through the engine's restart")
-        same_as_direct(out, second)
+        same_as_direct(out, second.stats)
     finally:
         killer.join()
 

@@ -1,7 +1,8 @@
 """The service runs a recipe on an engine its operator configured (`curate serve --engine RUNNER.yaml`):
 a request that names the runner gets the operator's runner section (never its own master), the job runs
-on Flink's mini-cluster, and its progress and stats read like a local job's. A runner the operator did
-not configure is refused with the runners on offer."""
+on Flink's embedded mini-cluster (``flink_master: "[local]"``, parallelism 2), gives the direct runner's
+tokens and counts, is committed as a version, and its progress and stats read like a local job's. A
+runner the operator did not configure is refused with the runners on offer."""
 
 from __future__ import annotations
 
@@ -57,13 +58,15 @@ def service(engines_fetched, tmp_path_factory, servers, shared_data):
         log.close()
 
 
-def test_a_run_on_the_configured_engine_succeeds_with_local_progress(service, servers, direct_result):
+def test_a_run_on_flinks_mini_cluster_through_the_service_equals_the_direct_run_and_is_committed(
+    service, servers, direct_result, same_as_direct
+):
     inputs = [str(p) for p in servers.small_inputs()]
     # The request's own master is ignored: the operator's runner section is what runs.
     # (localhost:1: nothing listens there; a run that used it would fail.)
     recipe = (
         "runner: {name: flink, options: {flink_master: 'localhost:1'}}\n"
-        "stages: {tokenize: {shard_tokens: 20000}}\n"
+        "stages: {tokenize: {shard_tokens: 20000}}\noutput: {dataset: web}\n"
     )
     status, body = _request(service, "POST", "/api/runs", {"recipe": recipe, "input": inputs})
     assert status == 201, body
@@ -79,7 +82,11 @@ def test_a_run_on_the_configured_engine_succeeds_with_local_progress(service, se
         (name, entry[0], entry[1]) for name, entry in counts.items()
     ]
     assert job["progress"]["fraction"] == 1.0
-    manifest = json.loads((Path(job["output"]) / "manifest.json").read_text())
+    out = Path(job["output"])
+    same_as_direct(out, json.loads((out / "stats.json").read_text()))
+    status, log = _request(service, "GET", "/api/datasets/web/log")
+    assert status == 200 and log["commits"], log  # committed as a version of dataset web
+    manifest = json.loads((out / "manifest.json").read_text())
     runner = manifest["config"]["runner"]  # what ran: the operator's section, not the request's
     assert runner["name"] == "flink" and runner["options"]["flink_master"] == "[local]"
 

@@ -36,7 +36,7 @@ def test_local_mode_gives_the_direct_runners_tokens_and_counts(
     out = tmp_path / "out"
     runner = {"name": "spark", "options": {"spark_master_url": "local[2]"}}
     summary = run(parse_config(engine_recipe(out, runner)), progress=False)
-    same_as_direct(out, summary)
+    same_as_direct(out, summary.stats)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def standalone_run(standalone, tmp_path_factory, engine_recipe):
 
 
 def test_standalone_cluster_with_two_workers_gives_the_direct_runners_result(standalone_run, same_as_direct):
-    same_as_direct(*standalone_run)
+    same_as_direct(standalone_run[0], standalone_run[1].stats)
 
 
 def test_both_workers_ran_an_executor_for_the_job(standalone, standalone_run):
@@ -80,7 +80,7 @@ def test_killed_worker_recovers_or_fails_cleanly_and_the_previous_output_stays(
         assert _files(out) == before
     else:
         print("outcome: recovered through the engine's restart")
-        same_as_direct(out, second)
+        same_as_direct(out, second.stats)
     finally:
         killer.join()
 
