@@ -183,6 +183,24 @@ def run_one(name: str, runner: dict, inputs: list[str], work: Path, cluster_pids
     return row
 
 
+def markdown(rows: list[dict]) -> str:
+    """The docs' table: one line per size and runner."""
+    lines = [
+        "| crawl | runner | docs | wall s | CPU-s (all processes) | docs / CPU-s | largest process peak |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['copies']}x | {row['runner']} | failed: {row['error']} | | | | |")
+            continue
+        role, peak = max(row["peak_mb_per_process"].items(), key=lambda item: item[1])
+        lines.append(
+            f"| {row['copies']}x | {row['runner']} | {row['documents']} | {row['wall_s']} | {row['cpu_s']} | "
+            f"{row['docs_per_cpu_s']} | {peak} MB ({role}) |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 4])
@@ -191,7 +209,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "curate-bench-engines")
     parser.add_argument("--out", default=str(BENCH / "results" / "engines.json"))
     parser.add_argument("--keep", action="store_true", help="Keep --out's rows for what is not rerun.")
+    parser.add_argument("--table", action="store_true", help="Print --out as the docs' table, and stop.")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads(Path(args.out).read_text())["rows"]))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for copies in args.copies:
