@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kenlm-tools browser-tools engines demo test lint clean
+.PHONY: setup kenlm-tools browser-tools engines lakefs-server demo test lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -47,6 +47,12 @@ browser-tools: setup
 engines: setup
 	$(BIN)/curate engines fetch
 
+# A real lakeFS server for the lakeFS backend's tests, built from lakeFS's Go module source (Go module proxy
+# only) once per version into ~/.cache/curate/lakefs/<version>/ (docs/lakefs.md). A failed build does not
+# stop the other tests; the lakeFS tests then fail in CI saying why (and skip elsewhere).
+lakefs-server:
+	-nice bash tools/lakefs_build.sh
+
 demo: setup
 	$(BIN)/curate demo fetch demo-data
 	$(BIN)/curate run examples/demo.yaml
@@ -54,7 +60,7 @@ demo: setup
 
 # The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools engines lint
+test: setup kenlm-tools browser-tools engines lakefs-server lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

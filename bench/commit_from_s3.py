@@ -4,8 +4,8 @@ pass through it, for each way a version can take the files.
 
 A moto S3 server (real S3 API on 127.0.0.1) holds an output folder with one shard of S MB for each
 --sizes-mb S (manifest with its sha256 and size). Each commit runs in a fresh process whose peak RSS
-(ru_maxrss) is read; the lakeFS API contract server (curate.testing.lakefs_server) runs in another
-process with the same S3 server as its blockstore:
+(ru_maxrss) is read; a real lakeFS server (tests/support/lakefs_server.py, built by `make lakefs-server`)
+runs in another process with the same S3 server as its S3 blockstore:
 
 - embedded: the embedded store streams each object in through Beam's S3 filesystem (hash while copying);
 - lakefs-upload: lakeFS may not import the folder, so each object is streamed from S3 into the upload;
@@ -33,9 +33,9 @@ import urllib.request
 from pathlib import Path
 
 from bench.results_file import write_results
+from tests.support.lakefs_server import LakeFSServer, S3Blockstore
 
 HERE = Path(__file__).resolve().parent
-KEY, SECRET = "AKIABENCHS3", "bench-secret"
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
 
 _CHILD = r"""
@@ -58,16 +58,6 @@ elif mode.startswith("lakefs"):
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"peak_rss_mb": peak, "seconds": seconds, "transfer": transfer}))
-"""
-
-_SERVER = r"""
-import sys
-from curate.testing.lakefs_server import FakeLakeFS
-server = FakeLakeFS(sys.argv[1], sys.argv[2], sys.argv[3], s3_endpoint=sys.argv[4])
-url = server.start()
-server.create_repository("bench", storage_namespace="s3://lakefs/bench")
-print(url, flush=True)
-sys.stdin.read()
 """
 
 
@@ -142,7 +132,7 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    env = {**os.environ, **S3_KEYS, "LK": KEY, "LS": SECRET, "MOTO_RECORDER_FILEPATH": str(work / "rec")}
+    env = {**os.environ, **S3_KEYS, "MOTO_RECORDER_FILEPATH": str(work / "rec")}
     port = _free_port()
     moto = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
@@ -166,14 +156,11 @@ def main() -> None:
         client = boto3.client("s3", endpoint_url=s3, region_name="us-east-1")
         for bucket in ("datasets", "lakefs"):
             client.create_bucket(Bucket=bucket)
-        server = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(work / "server"), KEY, SECRET, s3],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        endpoint = server.stdout.readline().strip()
+        blockstore = S3Blockstore(s3, S3_KEYS["AWS_ACCESS_KEY_ID"], S3_KEYS["AWS_SECRET_ACCESS_KEY"])
+        server = LakeFSServer(work / "server", s3=blockstore)
+        endpoint = server.start()
+        server.create_repository("bench", storage_namespace="s3://lakefs/bench")
+        env.update(LK=server.access_key_id, LS=server.secret_access_key)
         floor = measure("none", "s3://datasets/none", work / "store-none", endpoint, s3, env)
         rows.append({"mode": "import-only", "size_mb": 0, **floor})
         for size in args.sizes_mb:
@@ -191,8 +178,7 @@ def main() -> None:
             shutil.rmtree(work / f"store-{size}", ignore_errors=True)
     finally:
         if server is not None:
-            server.stdin.close()
-            server.wait(timeout=30)
+            server.stop()
         moto.terminate()
         moto.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
@@ -205,9 +191,9 @@ def main() -> None:
     write_results(
         args.out,
         "commit_from_s3",
-        "peak RSS (ru_maxrss) of the committing process alone; moto's S3 server and the lakeFS API"
-        " contract server run in other processes; shard GETs: GetObject requests for the shard that the S3"
-        " server received during the commit, from any client",
+        "peak RSS (ru_maxrss) of the committing process alone; moto's S3 server and the lakeFS server"
+        " (real, built from its source) run in other processes; shard GETs: GetObject requests for the"
+        " shard that the S3 server received during the commit, from any client",
         rows,
     )
 

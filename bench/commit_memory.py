@@ -6,8 +6,8 @@ naming its sha256), then commits it in a fresh process and reads that process's 
 the child: nothing else runs in it):
 
 - embedded: `EmbeddedRepository.commit_output` into a new store (hash while copying into objects/);
-- lakefs: `LakeFSRepository.commit_output` to the lakeFS API contract server
-  (curate.testing.lakefs_server) running in a separate process, so only the client is measured: scan,
+- lakefs: `LakeFSRepository.commit_output` to a real lakeFS server (tests/support/lakefs_server.py, built
+  by `make lakefs-server`) running in a separate process, so only the client is measured: scan,
   stream the upload on a run branch, commit, merge;
 - buffered (baseline, up to --buffered-max-mb): the same upload route with the whole file read into
   memory first, which is what a client that is not streaming does;
@@ -29,9 +29,9 @@ import sys
 from pathlib import Path
 
 from bench.results_file import write_results
+from tests.support.lakefs_server import LakeFSServer
 
 HERE = Path(__file__).resolve().parent
-KEY, SECRET = "AKIABENCHCOMMIT", "bench-secret"
 
 _CHILD = r"""
 import json, os, resource, sys, time
@@ -57,16 +57,6 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"peak_rss_mb": peak, "seconds": seconds}))
 """
 
-_SERVER = r"""
-import sys
-from curate.testing.lakefs_server import FakeLakeFS
-server = FakeLakeFS(sys.argv[1], sys.argv[2], sys.argv[3])
-url = server.start()
-server.create_repository("bench")
-print(url, flush=True)
-sys.stdin.read()
-"""
-
 
 def make_output(folder: Path, size_mb: int) -> str:
     """An output folder with one shard of size_mb MB (deterministic, not compressible to nothing)."""
@@ -85,9 +75,10 @@ def make_output(folder: Path, size_mb: int) -> str:
     return digest.hexdigest()
 
 
-def measure(mode: str, folder: Path, store: Path, endpoint: str) -> dict:
+def measure(mode: str, folder: Path, store: Path, server: LakeFSServer) -> dict:
+    keys = [server.access_key_id, server.secret_access_key]
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, str(folder), str(store), endpoint, KEY, SECRET],
+        [sys.executable, "-c", _CHILD, mode, str(folder), str(store), server.endpoint, *keys],
         capture_output=True,
         text=True,
         check=False,
@@ -107,16 +98,12 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(work / "server"), KEY, SECRET],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    endpoint = server.stdout.readline().strip()
+    server = LakeFSServer(work / "server")
+    server.start()
+    server.create_repository("bench")
     rows = []
     try:
-        floor = measure("none", work, work / "store-none", endpoint)
+        floor = measure("none", work, work / "store-none", server)
         rows.append({"backend": "import-only", "size_mb": 0, **floor})
         for size in args.sizes_mb:
             folder = work / f"out-{size}"
@@ -127,7 +114,7 @@ def main() -> None:
                 row = {
                     "backend": mode,
                     "size_mb": size,
-                    **measure(mode, folder, work / f"store-{size}", endpoint),
+                    **measure(mode, folder, work / f"store-{size}", server),
                 }
                 row["mb_per_s"] = size / row["seconds"] if row["seconds"] else None
                 rows.append(row)
@@ -136,8 +123,7 @@ def main() -> None:
             shutil.rmtree(folder)
             shutil.rmtree(work / f"store-{size}", ignore_errors=True)
     finally:
-        server.stdin.close()
-        server.wait(timeout=30)
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{'backend':<14}{'shard MB':>9}{'peak RSS MB':>13}{'seconds':>9}{'MB/s':>8}")
     for row in rows:
@@ -148,8 +134,9 @@ def main() -> None:
     write_results(
         args.out,
         "commit_memory",
-        "peak RSS (ru_maxrss) of the committing process alone; the lakeFS API contract server runs"
-        " in another process; 'buffered' reads the whole shard before POSTing it (a non-streaming client)",
+        "peak RSS (ru_maxrss) of the committing process alone; the lakeFS server (real, built from"
+        " its source) runs in another process; 'buffered' reads the whole shard before POSTing it (a"
+        " non-streaming client)",
         rows,
     )
 

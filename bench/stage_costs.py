@@ -4,6 +4,11 @@ the bytes each shuffle (GroupByKey) carries, the two numbers a cluster plan is s
 
     python bench/stage_costs.py [--corpus DIR] [--max-docs 2000] [--out bench/results/stage_costs.json]
 
+It then times each stage's bare kernel on the same inputs the stage saw in that run (Resiliparse's decode
+and extraction of the same HTML, fastText's `predict` on the same strings, the tokenizer's
+`encode_batch_fast` on the kept texts, the MinHash signature kernel on the texts that reached MinHash),
+and prints the stage's CPU per document it processed next to its kernel's: the overhead is the ratio.
+
 One process, Beam's Fn API runner in memory, the real pipeline (`curation.build`) on real HTML pages
 (`../shared/bench/make_web_corpus.py`, built on first use, as bench/pipeline.py). Beam's own monitoring
 reports, per transform, the milliseconds spent processing bundles, and per PCollection the element count
@@ -83,6 +88,101 @@ def measure(proto, infos) -> tuple[dict[str, float], dict[str, dict[str, float]]
     return dict(stage_ms), shuffle_bytes
 
 
+def stage_inputs(out: Path) -> dict[str, list[str]]:
+    """Texts each stage saw in the run: a stage sees every document not rejected before it (rejected rows
+    carry the stage that rejected them; kept documents went through every stage)."""
+    import pyarrow.parquet as pq
+
+    from curate.pipelines.stage_order import DOCUMENT_STAGES
+
+    order = [stage.name for stage in DOCUMENT_STAGES]
+    reached: dict[str, list[str]] = {name: [] for name in order}
+    tables = [(path, True) for path in sorted((out / "rejected").glob("*.parquet"))]
+    tables += [(path, False) for path in sorted((out / "documents").glob("*.parquet"))]
+    for path, rejected in tables:
+        columns = ["text", "stage"] if rejected else ["text"]
+        for row in pq.read_table(path, columns=columns).to_pylist():
+            last = order.index(row["stage"]) if rejected and row["stage"] in order else len(order) - 1
+            for name in order[: last + 1]:
+                reached[name].append(row.get("text") or "")
+    reached["tokenize"] = []
+    for path in sorted((out / "documents").glob("*.parquet")):
+        reached["tokenize"] += [
+            text or "" for text in pq.read_table(path, columns=["text"]).column(0).to_pylist()
+        ]
+    return reached
+
+
+def _cpu(work) -> float:
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
+def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    """CPU ms per document of each stage's native kernel alone, on the texts the stage saw."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    from curate.core.tokenizer import gpt2_tokenizer
+    from curate.filters.dedup_text import Normalization, shingle_hashes
+    from curate.filters.html_extract import _resiliparse, decode_html
+    from curate.filters.langid import default_model_path, load_fasttext, one_line
+    from curate.filters.minhash import MinHasher
+
+    bodies = []
+    for path in files:
+        with open(path, "rb") as handle:
+            for record in ArchiveIterator(handle, record_types=WarcRecordType.response):
+                bodies.append(record.reader.read())
+    costs: dict[str, dict[str, float]] = {}
+
+    def note(stage: str, kernel: str, n: int, cpu: float) -> None:
+        costs[stage] = {
+            "kernel": kernel,
+            "documents": n,
+            "kernel_ms_per_doc": round(1000 * cpu / max(n, 1), 3),
+        }
+
+    note(
+        "extract",
+        "resiliparse decode + extract_plain_text",
+        len(bodies),
+        _cpu(lambda: [_resiliparse(decode_html(body)) for body in bodies]),
+    )
+    model = load_fasttext(default_model_path(), "langid.model")
+    texts = reached.get("langid", [])
+    note(
+        "langid",
+        "fastText predict (one call, same strings)",
+        len(texts),
+        _cpu(lambda: model.predict([one_line(t) for t in texts], k=1)),
+    )
+    texts = reached.get("quality", [])
+    note(
+        "quality",
+        "no native kernel: str.split of the text (the floor)",
+        len(texts),
+        _cpu(lambda: [t.split() for t in texts]),
+    )
+    texts = reached.get("dedup_minhash", [])
+    hasher, normalization = MinHasher(128, 1), Normalization()
+    note(
+        "dedup_minhash",
+        "shingle hashes + MinHash signatures (numpy)",
+        len(texts),
+        _cpu(lambda: hasher.signatures([shingle_hashes(normalization.words(t), 5, "word") for t in texts])),
+    )
+    texts = reached.get("tokenize", [])
+    tokenizer = gpt2_tokenizer()
+    note(
+        "tokenize",
+        "tokenizers encode_batch_fast",
+        len(texts),
+        _cpu(lambda: tokenizer.encode_batch_fast(texts)),
+    )
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -116,8 +216,25 @@ def main() -> None:
         print(f"  {label[:60]:<60}{n:>10,}{size:>11,.0f}{per_doc:>10,.1f}")
     total = sum(e["bytes"] for e in shuffles.values())
     print(f"\n  all shuffles: {total / read:,.0f} bytes per input document")
+    stage_in = {stage: n for stage, key, n in stats if key == "in"}
+    kernels = kernel_costs(files, stage_inputs(work / "out"))
+    print(f"\n  {'stage':<15}{'docs in':>9}{'stage ms/doc':>14}{'kernel ms/doc':>15}{'ratio':>8}  kernel")
+    for stage, entry in kernels.items():
+        n_in = stage_in.get(stage, 0)
+        stage_ms_doc = 1000 * cpu * stage_ms.get(stage, 0.0) / sampled / n_in if n_in else 0.0
+        entry["stage_in"] = n_in
+        entry["stage_ms_per_doc"] = round(stage_ms_doc, 3)
+        entry["ratio"] = (
+            round(stage_ms_doc / entry["kernel_ms_per_doc"], 2) if entry["kernel_ms_per_doc"] else None
+        )
+        ratio = f"{entry['ratio']:.2f}" if entry["ratio"] is not None else "-"
+        print(
+            f"  {stage:<15}{n_in:>9,}{stage_ms_doc:>14.3f}{entry['kernel_ms_per_doc']:>15.3f}{ratio:>8}  "
+            f"{entry['kernel']}"
+        )
     result = {
         "command": f"python bench/stage_costs.py --max-docs {args.max_docs}",
+        "kernels": kernels,
         "documents": read,
         "cpu_s": round(cpu, 2),
         "stage_sampled_ms": {k: round(v, 1) for k, v in stage_ms.items()},

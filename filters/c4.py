@@ -111,7 +111,7 @@ def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], TextUnits]
             continue
         kept.append(line)
         segmented = not units.profile.english_tokenizer
-        kept_tokens += len(tokenize(line, segmented)) if cited else len(units.line_tokens[index])
+        kept_tokens += len(tokenize(line, segmented)) if cited else units.line_token_counts[index]
     counts["c4_sentences"] = count_sentences(kept)
     return counts, TextUnits("\n".join(kept).strip(), units.profile, n_tokens=kept_tokens)
 

@@ -101,10 +101,19 @@ class _NGrams:
     """Occurrences of each n-gram of one length, from one sort of their hashes."""
 
     def __init__(self, hashes: np.ndarray):
-        _, self.first, self.ids, self.counts = np.unique(
-            hashes, return_index=True, return_inverse=True, return_counts=True
-        )
-        self.repeats = len(self.first) < len(hashes)
+        # np.unique(return_index=True) would sort stably (mergesort); an unstable sort plus a min per group
+        # gives the same first occurrences and counts, in half the time. Group ids need no particular order.
+        order = hashes.argsort()
+        ordered = hashes[order]
+        opens = np.empty(len(hashes), dtype=bool)
+        opens[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=opens[1:])
+        group_starts = np.flatnonzero(opens)
+        self.first = np.minimum.reduceat(order, group_starts)
+        self.counts = np.diff(group_starts, append=len(hashes))
+        self.ids = np.empty(len(hashes), dtype=np.intp)
+        self.ids[order] = np.cumsum(opens) - 1
+        self.repeats = len(group_starts) < len(hashes)
 
 
 def _top_ngram_chars(grams: _NGrams, starts: np.ndarray, n: int) -> int:

@@ -145,7 +145,7 @@ def _peel(chunk: str) -> tuple[list[str], str, list[str]]:
         if pre and chunk[pre:] in _SPECIALS:
             prefixes.append(chunk[:pre])
             return prefixes, chunk[pre:], suffixes
-        found = _SUFFIX.search(chunk, pre)
+        found = _search_suffix(chunk, pre)
         suf = found.end() - found.start() if found else 0
         if suf and chunk[:-suf] in _SPECIALS:
             suffixes.append(chunk[-suf:])
@@ -163,6 +163,25 @@ def _peel(chunk: str) -> tuple[list[str], str, list[str]]:
     return prefixes, chunk, suffixes
 
 
+# No suffix but a run of dots (\.\.+) is longer than this: the longest are units ("mbar", "km/h").
+_LONGEST_SUFFIX = 4
+# Every infix but a symbol (\p{So}, never ASCII) contains one of these characters.
+_INFIX_CHARS = frozenset(".…+-*^,–—~:<>=/")  # noqa: RUF001
+
+
+def _search_suffix(chunk: str, start: int) -> regex.Match[str] | None:
+    """`_SUFFIX.search(chunk, start)` looking only at the tail where a suffix can begin (the lookbehinds
+    still see the characters before it): the leftmost match is the same, since only a run of dots can be
+    longer than `_LONGEST_SUFFIX`, and a chunk ending in two dots is searched whole."""
+    if not chunk.endswith(".."):
+        start = max(start, len(chunk) - _LONGEST_SUFFIX)
+    return _SUFFIX.search(chunk, start)
+
+
+def _may_have_infix(core: str) -> bool:
+    return not (core.isascii() and _INFIX_CHARS.isdisjoint(core))
+
+
 @lru_cache(maxsize=1 << 16)
 def _split_chunk(chunk: str) -> tuple[str, ...]:
     """The tokens of one whitespace-free chunk (cached: "the," and "(see" come back all the time)."""
@@ -171,11 +190,11 @@ def _split_chunk(chunk: str) -> tuple[str, ...]:
     out += prefixes
     if core in _SPECIALS:
         out += _SPECIALS[core]
-    elif core and _URL.match(core):
+    elif "." in core and _URL.match(core):  # a host name or IP address has a dot
         out.append(core)
     elif core:
         begin = 0
-        for found in _INFIX.finditer(core):
+        for found in _INFIX.finditer(core) if _may_have_infix(core) else ():
             if found.start() == 0:
                 continue
             if found.start() != begin:

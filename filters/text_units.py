@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from itertools import chain
+from operator import itemgetter
+from typing import NamedTuple
 
 from curate.filters.spacy_words import is_plain, split_chunk
 
@@ -153,7 +155,13 @@ def duplicates(items: Sequence[str]) -> tuple[int, int]:
 
 
 class TextUnits:
-    """One document's units; each is computed on first use, then shared by all rules."""
+    """One document's units; each is computed on first use, then shared by all rules.
+
+    Text split as spaCy's English tokenizer splits it (every language but those with a segmented script)
+    is split in one pass over the whole document: ``str.split`` never joins two lines (every line break of
+    ``str.splitlines`` is whitespace to it), so the document's chunks are its lines' chunks in order, and
+    each chunk's tokens come from a bounded per-process cache (`_chunk_units`) in C-level ``map`` calls.
+    Per-line counts (C4) come from the same chunks with one ``str.split`` per line."""
 
     def __init__(self, text: str, profile: LanguageProfile = FALLBACK, n_tokens: int | None = None):
         self.text = text
@@ -175,23 +183,54 @@ class TextUnits:
         return _PARAGRAPH_BREAK.split(self.text.strip())
 
     @cached_property
+    def _per_line(self) -> bool:
+        """Lines are split one by one only where a line may hold a segmented script split per character."""
+        return not self.profile.english_tokenizer and self.has_segmented_script
+
+    @cached_property
+    def _chunks(self) -> list[ChunkUnits]:
+        return list(map(_chunk_units, self.text.split()))
+
+    @cached_property
     def _line_parts(self) -> list[tuple[list[str], list[str]]]:
-        segmented = not self.profile.english_tokenizer
-        return [split_line(line, segmented) for line in self.lines]
+        return [split_line(line, True) for line in self.lines]
+
+    @cached_property
+    def line_token_counts(self) -> list[int]:
+        """Tokens in each of `lines` (punctuation/symbol tokens included)."""
+        if self._per_line:
+            return [len(marked) for _, marked in self._line_parts]
+        per_chunk = list(map(len, map(_MARKED, self._chunks)))
+        counts: list[int] = []
+        start = 0
+        for n in self._chunks_per_line:
+            counts.append(sum(per_chunk[start : start + n]))
+            start += n
+        return counts
+
+    @cached_property
+    def _chunks_per_line(self) -> list[int]:
+        return [len(line.split()) for line in self.lines]
 
     @cached_property
     def line_tokens(self) -> list[list[str]]:
         """Tokens of each of `lines` ("" for a punctuation/symbol token); no token spans a line break."""
-        return [marked for _, marked in self._line_parts]
+        if self._per_line:
+            return [marked for _, marked in self._line_parts]
+        return [list(tokenize(line, False)) for line in self.lines]
 
     @cached_property
     def tokens(self) -> list[str]:
         """Every token with its text, punctuation included (what Gopher's n-gram rules count in datatrove)."""
-        return list(chain.from_iterable(texts for texts, _ in self._line_parts))
+        if self._per_line:
+            return list(chain.from_iterable(texts for texts, _ in self._line_parts))
+        return list(chain.from_iterable(map(_TEXTS, self._chunks)))
 
     @cached_property
     def _tokens(self) -> list[str]:
-        return list(chain.from_iterable(self.line_tokens))
+        if self._per_line:
+            return list(chain.from_iterable(self.line_tokens))
+        return list(chain.from_iterable(map(_MARKED, self._chunks)))
 
     @cached_property
     def words(self) -> list[str]:
@@ -215,7 +254,9 @@ class TextUnits:
 
     @cached_property
     def n_alpha_words(self) -> int:
-        return len(list(filter(_HAS_LETTER.search, self.words)))
+        if self._per_line:
+            return len(list(filter(_HAS_LETTER.search, self.words)))
+        return sum(map(_ALPHA_WORDS, self._chunks))
 
     @cached_property
     def n_stop_words(self) -> int:
@@ -226,10 +267,36 @@ class TextUnits:
 
     def count_words(self, index: int) -> int:
         """Words in line `index`: whitespace-separated, or per character in segmented scripts (C4)."""
+        if not self._per_line:
+            return self._chunks_per_line[index]
         line = self.lines[index]
-        if self.has_segmented_script and not self.profile.english_tokenizer and _HAS_SEGMENTED.search(line):
+        if _HAS_SEGMENTED.search(line):
             return sum(1 for token in self.line_tokens[index] if token)
         return len(line.split())
+
+
+class ChunkUnits(NamedTuple):
+    """One whitespace-free chunk's tokens, as `split_line` gives them, and how many are alphabetic words."""
+
+    texts: tuple[str, ...]
+    marked: tuple[str, ...]
+    alpha_words: int
+
+
+_TEXTS = itemgetter(0)
+_MARKED = itemgetter(1)
+_ALPHA_WORDS = itemgetter(2)
+
+
+@lru_cache(maxsize=1 << 16)
+def _chunk_units(chunk: str) -> ChunkUnits:
+    """A chunk's units; cached, since most chunks of a text ("the", "it,") come back in the next one. The
+    cache is bounded (about 20 MB) and its hits are C-level calls."""
+    if is_plain(chunk):
+        one = (chunk,)
+        return ChunkUnits(one, one, 1 if _HAS_LETTER.search(chunk) else 0)
+    texts, marked = _split_marked(chunk)
+    return ChunkUnits(texts, marked, len(list(filter(_HAS_LETTER.search, filter(None, marked)))))
 
 
 def split_line(text: str, segmented: bool = True) -> tuple[list[str], list[str]]:
@@ -279,4 +346,4 @@ _DATATROVE_PUNCTUATION = frozenset(
 
 
 def _is_word(token: str) -> bool:
-    return any(char not in _DATATROVE_PUNCTUATION for char in token)
+    return not _DATATROVE_PUNCTUATION.issuperset(token)

@@ -336,44 +336,91 @@ def s3_requests(s3_server):
     return recording
 
 
-# ------------------------------------------------------------------- lakeFS API contract server
+# ------------------------------------------------------------------------------ a real lakeFS server
+# lakeFS built from its published source (tools/lakefs_build.sh, `make lakefs-server`), one per session;
+# tests make repositories of their own on it. Not built: the tests skip, except in CI, where they fail.
+
+
+def _started_lakefs(root: Path, s3=None):
+    from support.lakefs_server import LakeFSServer, LakeFSUnavailable
+
+    server = LakeFSServer(root, s3=s3)
+    try:
+        server.start()
+    except LakeFSUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"no lakeFS server for the lakeFS tests: {error}")
+        pytest.skip(f"needs the lakeFS server: {error}")
+    return server
 
 
 @pytest.fixture(scope="session")
 def lakefs_server(tmp_path_factory):
-    """The in-process lakeFS API contract server (curate.testing.lakefs_server), real HTTP on 127.0.0.1."""
-    from curate.testing.lakefs_server import FakeLakeFS
-
-    server = FakeLakeFS(tmp_path_factory.mktemp("lakefs"), "AKIATESTCURATE", "s3cr3t-never-printed")
-    server.endpoint = server.start()
+    """A real lakeFS server on 127.0.0.1 (local metadata store and blockstore), admin credentials made
+    for it: ``endpoint``, ``access_key_id``, ``secret_access_key``, ``create_repository(name)``."""
+    server = _started_lakefs(tmp_path_factory.mktemp("lakefs"))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def lakefs_s3_server(s3_server, tmp_path_factory):
-    """The lakeFS API contract server with S3 behind it (the moto server): repositories created with an
-    ``s3://lakefs/...`` storage namespace keep their objects there, and imports read from there."""
+    """A real lakeFS server whose blockstore is the moto S3 server: repositories keep their objects under
+    ``s3://lakefs/<name>``, and lakeFS's zero-copy import reads from the other buckets there."""
     import boto3
-
-    from curate.testing.lakefs_server import FakeLakeFS
+    from support.lakefs_server import S3Blockstore
 
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket="lakefs")
-    server = FakeLakeFS(
-        tmp_path_factory.mktemp("lakefs-s3"), "AKIATESTCURATE", "s3cr3t-never-printed", s3_endpoint=s3_server
-    )
-    server.endpoint = server.start()
+    s3 = S3Blockstore(s3_server, S3_KEYS["AWS_ACCESS_KEY_ID"], S3_KEYS["AWS_SECRET_ACCESS_KEY"])
+    server = _started_lakefs(tmp_path_factory.mktemp("lakefs-s3"), s3=s3)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def lakefs_env(lakefs_server, monkeypatch):
-    """LAKEFS_* pointing at the contract server (what a user sets for a real one)."""
+    """LAKEFS_* pointing at the lakeFS server (what a user sets for their own)."""
     monkeypatch.setenv("LAKEFS_ENDPOINT", lakefs_server.endpoint)
     monkeypatch.setenv("LAKEFS_ACCESS_KEY_ID", lakefs_server.access_key_id)
     monkeypatch.setenv("LAKEFS_SECRET_ACCESS_KEY", lakefs_server.secret_access_key)
     return lakefs_server
+
+
+@pytest.fixture
+def lakefs_requests(monkeypatch):
+    """``with lakefs_requests() as seen:`` records every HTTP request this process sends meanwhile (the
+    lakeFS SDK and curate's streamed transfers both go through urllib3) as SimpleNamespace(method, route,
+    path, query, length): route is the /api/v1 path with the repository's name replaced by {repository},
+    length the response's Content-Length (what the server sent)."""
+    import contextlib
+    import urllib.parse
+
+    import urllib3
+
+    original = urllib3.PoolManager.urlopen
+
+    @contextlib.contextmanager
+    def recording():
+        seen: list[SimpleNamespace] = []
+
+        def urlopen(self, method, url, *args, **kwargs):
+            response = original(self, method, url, *args, **kwargs)
+            parts = urllib.parse.urlsplit(url)
+            pieces = parts.path.split("/")
+            if len(pieces) > 4 and pieces[3] == "repositories":
+                pieces[4] = "{repository}"
+            query = dict(urllib.parse.parse_qsl(parts.query))
+            length = int(response.headers.get("Content-Length") or 0)
+            seen.append(SimpleNamespace(method=method, route="/".join(pieces), query=query, length=length))
+            return response
+
+        monkeypatch.setattr(urllib3.PoolManager, "urlopen", urlopen)
+        try:
+            yield seen
+        finally:
+            monkeypatch.setattr(urllib3.PoolManager, "urlopen", original)
+
+    return recording
 
 
 # ------------------------------------------------------------ quality classifier (trained once a session)

@@ -1,6 +1,5 @@
-"""Opt-in: the lakeFS backend against a real lakeFS server (deploy/lakefs/ starts one).
-
-Runs only when LAKEFS_ENDPOINT is set (with LAKEFS_ACCESS_KEY_ID / LAKEFS_SECRET_ACCESS_KEY) and uses the
+"""The lakeFS backend end to end on a live server: the session's lakeFS server (built from source), or
+your own when LAKEFS_ENDPOINT is set (with LAKEFS_ACCESS_KEY_ID / LAKEFS_SECRET_ACCESS_KEY), in the
 repository named by CURATE_LAKEFS_TEST_REPO (default ``curate-test``, which must exist), on branches of
 its own, so it never touches anything else there.
 """
@@ -18,7 +17,15 @@ from curate.core.errors import CurateError
 from curate.versions import resolve_data
 from curate.versions.lakefs import LakeFSRepository
 
-pytestmark = pytest.mark.skipif(not os.environ.get("LAKEFS_ENDPOINT"), reason="set LAKEFS_ENDPOINT to run")
+
+@pytest.fixture
+def live_repository(request, monkeypatch) -> LakeFSRepository:
+    if os.environ.get("LAKEFS_ENDPOINT"):  # a server of yours
+        return LakeFSRepository(os.environ.get("CURATE_LAKEFS_TEST_REPO", "curate-test"))
+    server = request.getfixturevalue("lakefs_env")
+    name = f"curate-test-{uuid.uuid4().hex[:8]}"
+    server.create_repository(name)
+    return LakeFSRepository(name)
 
 
 def _output(folder, payload: bytes, kept: int):
@@ -32,8 +39,8 @@ def _output(folder, payload: bytes, kept: int):
     return folder
 
 
-def test_commit_log_diff_checkout_tag_merge_on_a_live_server(tmp_path):
-    repository = LakeFSRepository(os.environ.get("CURATE_LAKEFS_TEST_REPO", "curate-test"))
+def test_commit_log_diff_checkout_tag_merge_on_a_live_server(live_repository, tmp_path):
+    repository = live_repository
     default = repository.repository().default_branch
     suffix = uuid.uuid4().hex[:8]
     first, second = f"curate-test-{suffix}-a", f"curate-test-{suffix}-b"

@@ -233,14 +233,29 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lakefs_gc_rules(uri: str, apply: bool) -> int:
+    """lakeFS collects its own garbage by the repository's GC rules: show them (curate deletes nothing)."""
+    from curate.versions.lakefs import LakeFSRepository, parse_uri
+
+    if apply:
+        raise CurateError(
+            f"{uri}: lakeFS removes garbage itself (its GC job, by its GC rules); nothing to apply"
+        )
+    rules = LakeFSRepository(parse_uri(uri)[0]).gc_rules()
+    if rules is None:
+        print(f"{uri}: no GC rules; lakeFS keeps every version (set them: lakectl gc set-config)")
+        return 0
+    branches = ", ".join(f"{name} {days} days" for name, days in sorted(rules["branches"].items()))
+    print(f"{uri}: lakeFS GC keeps commits {rules['default']} days" + (f"; {branches}" if branches else ""))
+    return 0
+
+
 def _gc(args: argparse.Namespace) -> int:
     from curate.versions import LocalStore, default_repository
 
     chosen = default_repository(_repo(args))
     if chosen and chosen.startswith("lakefs://"):
-        raise CurateError(
-            f"{chosen}: lakeFS collects its own garbage (its GC rules); gc is for the embedded store"
-        )
+        return _lakefs_gc_rules(chosen, args.apply)
     store = LocalStore()
     report = store.gc(apply=args.apply)
     verb = "removed" if args.apply else "would remove (dry run; pass --apply)"

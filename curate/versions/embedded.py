@@ -354,18 +354,13 @@ class LocalStore:
         return seen
 
     def _merge_base(self, a: str, b: str) -> str | None:
-        ancestors_b = self._ancestors(b) | {b}
-        queue, seen = [a], {a}
-        while queue:  # breadth first from a: the nearest common ancestor
-            current = queue.pop(0)
-            if current in ancestors_b:
-                return current
-            commit = self.commit(current)
-            for parent in (commit.parent, commit.merged):
-                if parent and parent not in seen:
-                    seen.add(parent)
-                    queue.append(parent)
-        return None
+        """The best common ancestor, as lakeFS (and git-merge-base) choose it: a common ancestor that is no
+        ancestor of another one; of several (criss-cross merges), the newest. Not the nearest to ``a``: a
+        merged branch can bring a newer common ancestor from further away (tests/test_merge_semantics)."""
+        common = (self._ancestors(a) | {a}) & (self._ancestors(b) | {b})
+        older = set().union(*(self._ancestors(c) for c in common)) if common else set()
+        best = common - older
+        return max(best, key=lambda c: (self.commit(c).created, c)) if best else None
 
     def diff(self, dataset: str, ref_a: str, ref_b: str) -> dict[str, Any]:
         return EmbeddedRepository(dataset, self).diff(ref_a, ref_b)

@@ -143,6 +143,11 @@ class _Context:
         self.what, self.missing, self.conflict = what, missing, conflict
 
 
+class _NoChanges(Exception):
+    """lakeFS answered 400 "no changes": a commit with nothing staged (lakeFS before 1.x ignores
+    ``allow_empty``), or a merge whose source adds nothing to the destination."""
+
+
 class LakeFSRepository(VersionStore):
     def __init__(self, repo: str, credentials: Credentials | None = None, retries: int = 2):
         import lakefs_sdk
@@ -195,12 +200,31 @@ class LakeFSRepository(VersionStore):
                 " and LAKEFS_ENDPOINT right?"
             ) from None
 
+    @staticmethod
+    def _unless_no_changes(function: Callable[..., T]) -> Callable[..., T]:
+        """``function``, raising _NoChanges where lakeFS answers 400 "no changes"."""
+        from lakefs_sdk.exceptions import ApiException
+
+        def call(*args: Any, **kwargs: Any) -> T:
+            try:
+                return function(*args, **kwargs)
+            except ApiException as error:
+                if error.status == 400 and "no changes" in str(error.body or ""):
+                    raise _NoChanges() from None
+                raise
+
+        return call
+
     def _explain(self, status: int, body: Any, context: _Context) -> str:
-        try:
-            message = json.loads(body)["message"] if body else ""
-        except (ValueError, TypeError, KeyError):
+        try:  # lakeFS's Error body; a merge conflict's body is a MergeResult without a message
+            parsed = json.loads(body) if body else {}
+            message = str(parsed.get("message") or "") if isinstance(parsed, dict) else str(parsed)[:200]
+        except (ValueError, TypeError):
             message = str(body or "")[:200]
         message = message.replace(self.credentials.secret_access_key, "***")
+        if status == 401 and "insufficient permissions" in message:  # how lakeFS refuses a known key
+            key = self.credentials.access_key_id
+            return f"{self.where}: access key {key} may not do this (401: {message}): {context.what}"
         if status == 401:
             return (
                 f"{self.where} rejected the credentials of access key {self.credentials.access_key_id} (401)"
@@ -352,6 +376,25 @@ class LakeFSRepository(VersionStore):
         context = _Context(f"listing the tags of {self.name}")
         return {r.id: r.commit_id for r in self._pages(self.tags_api.list_tags, context, self.repo)}
 
+    def gc_rules(self) -> dict[str, Any] | None:
+        """The repository's garbage-collection rules ({"default": days, "branches": {name: days}}), or
+        None when none are set (lakeFS then collects nothing). lakeFS's GC job applies them; curate's run
+        branches are deleted once merged, so their commits age like any other; a refused run's branch is
+        kept until it is deleted."""
+        from lakefs_sdk.exceptions import NotFoundException
+
+        self.repository()
+        try:
+            rules = self.repositories.get_gc_rules(self.repo)
+        except NotFoundException:
+            return None
+        except Exception:  # reported properly by the call below
+            rules = self._call(
+                _Context(f"reading the GC rules of {self.name}"), self.repositories.get_gc_rules, self.repo
+            )
+        branches = {rule.branch_id: rule.retention_days for rule in rules.branches or []}
+        return {"default": rules.default_retention_days, "branches": branches}
+
     # -------------------------------------------------------------------------------- commits
 
     @staticmethod
@@ -451,7 +494,11 @@ class LakeFSRepository(VersionStore):
             " (use --strategy source-wins or dest-wins, or resolve on a branch)",
         )
         body = Merge.from_dict({"message": message or None, "strategy": strategy, "allow_empty": True})
-        result = self._call(context, self.refs.merge_into_branch, self.repo, source, destination, merge=body)
+        merge_into = self._unless_no_changes(self.refs.merge_into_branch)
+        try:
+            result = self._call(context, merge_into, self.repo, source, destination, merge=body)
+        except _NoChanges:  # the destination contains the source already
+            return self.resolve(destination)
         return self.resolve(result.reference)
 
     def commit_output(
@@ -524,27 +571,25 @@ class LakeFSRepository(VersionStore):
 
         metadata = lineage_metadata(lineage or {}, run_branch)
         context = _Context(f"committing {run_branch} of {self.name}")
-        commit = self._call(
-            context,
-            self.commits.commit,
-            self.repo,
-            run_branch,
-            CommitCreation.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
-        )
+        head = self._call(context, self.branches_api.get_branch, self.repo, run_branch).commit_id
+        creation = CommitCreation.from_dict({"message": message, "metadata": metadata, "allow_empty": True})
+        with contextlib.suppress(_NoChanges):  # nothing staged: an import committed, or nothing changed
+            head = self._call(
+                context, self._unless_no_changes(self.commits.commit), self.repo, run_branch, creation
+            ).id
         context = _Context(
             f"merging {run_branch} into {branch}",
             conflict=f"{self.name}@{branch} moved while the run was committed; {branch} is unchanged and the"
-            f" run's commit {commit.id[:12]} stays on branch {run_branch} (rerun, or `curate versions merge"
+            f" run's commit {head[:12]} stays on branch {run_branch} (rerun, or `curate versions merge"
             f" {self.name}@{run_branch} {branch} --strategy source-wins`)",
         )
-        result = self._call(
-            context,
-            self.refs.merge_into_branch,
-            self.repo,
-            run_branch,
-            branch,
-            merge=Merge.from_dict({"message": message, "metadata": metadata, "allow_empty": True}),
-        )
+        body = Merge.from_dict({"message": message, "metadata": metadata, "allow_empty": True})
+        merge_into = self._unless_no_changes(self.refs.merge_into_branch)
+        try:
+            result = self._call(context, merge_into, self.repo, run_branch, branch, merge=body)
+        except _NoChanges:  # the output is the version the run branch was made from (lakeFS 0.113 makes
+            self._drop_run_branch(run_branch)  # no empty commit): that version is the run's
+            return self.resolve(head)
         self._call(_Context(f"deleting {run_branch}"), self.branches_api.delete_branch, self.repo, run_branch)
         return self.resolve(result.reference)
 
@@ -633,7 +678,11 @@ class LakeFSRepository(VersionStore):
         body = ImportCreation.from_dict(
             {
                 "paths": [{"type": "common_prefix", "path": folder + "/", "destination": ""}],
-                "commit": {"message": f"{message} (imported from {folder})", "metadata": {}},
+                # never without metadata: lakeFS 0.113 panics on an import commit whose metadata is nil
+                "commit": {
+                    "message": f"{message} (imported from {folder})",
+                    "metadata": {"curate.imported_from": folder},
+                },
             }
         )
         context = _Context(f"importing {folder} into {self.name}@{run_branch}")
@@ -673,10 +722,10 @@ class LakeFSRepository(VersionStore):
         deadline, delay = time.monotonic() + self.import_timeout, 0.05
         while True:
             status = self._call(context, self.imports.import_status, self.repo, run_branch, import_id)
-            if status.completed or status.error is not None:
-                return status
             if on_progress:
                 on_progress(f"import {import_id}", status.ingested_objects or 0)
+            if status.completed or status.error is not None:
+                return status
             if time.monotonic() > deadline:
                 raise CurateError(
                     f"{self.where}: import {import_id} into {self.name}@{run_branch} did not finish within"

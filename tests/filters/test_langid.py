@@ -121,3 +121,18 @@ def test_stage_spec_builds_filter_and_declares_annotations():
 def test_missing_model_is_a_one_line_error(tmp_path):
     with pytest.raises(CurateError, match="stages.langid.model: fastText model .*nope.bin not found"):
         make_filter(LangIdConfig(model=str(tmp_path / "nope.bin")))
+
+
+def test_one_predict_call_per_batch_gives_each_text_its_own_prediction(crawl_texts, jsonl_texts):
+    """fastText predicts every line alone: the batched call (top_labels) returns, for real texts in many
+    languages, exactly the labels and probabilities of one call per text, in order."""
+    from curate.filters.langid import default_model_path, load_fasttext, one_line, top_labels
+
+    model = load_fasttext(default_model_path(), "langid.model")
+    others = ["Der Hund läuft schnell über die Straße.", "Le chat dort sur le canapé.", "Это тест."]
+    texts = [*crawl_texts("web-sample-0000.warc.gz"), *jsonl_texts, *others, "", "   "]
+    batched = top_labels(model, texts, k=2)
+    for text, best in zip(texts, batched, strict=True):
+        labels, probs = model.predict(one_line(text), k=2)
+        assert best == [(label, min(1.0, float(p))) for label, p in zip(labels, probs, strict=True)]
+    assert {best[0][0] for best in batched} >= {"__label__en", "__label__de", "__label__fr", "__label__ru"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from curate.filters.text_units import FALLBACK, PROFILES, TextUnits, duplicates, profile_for
@@ -171,3 +173,32 @@ def test_lines_and_paragraphs():
     assert units.lines == ["a b", "", "", "c d", "  ", "e f"]
     assert units.newline_lines == ["a b", "c d", "e f"]
     assert units.paragraphs == ["a b", "c d\n  \ne f"]
+
+
+def _per_line_units(units: TextUnits) -> tuple[list[list[str]], list[list[str]]]:
+    """The reference: every line split on its own (what the whole-document pass must reproduce)."""
+    from curate.filters.text_units import split_line
+
+    parts = [split_line(line, False) for line in units.lines]
+    return [texts for texts, _ in parts], [marked for _, marked in parts]
+
+
+@pytest.mark.parametrize("lang", ["en", "de", None])
+def test_whole_document_split_equals_line_by_line_split_on_real_texts(jsonl_texts, warc_texts, lang):
+    """The one-pass split over a document (memoised per chunk) gives each line's tokens, counts and
+    alphabetic words exactly as splitting line by line does, on every real sample text, including line
+    breaks that are not "\\n" (form feed, U+2028, \\x1c) and chunks the memo sees for the second time."""
+    texts = [*jsonl_texts, *warc_texts("web-sample-0000.warc.gz").values()]
+    texts.append("a,b\x0cc.d e\u2028f-g:h\x1cdon't (x)\r\n€5 5km\x85i.e. ಠ_ಠ")
+    for text in texts + texts[:3]:
+        units = TextUnits(text, profile_for(lang))
+        if units.has_segmented_script and lang != "en":
+            continue  # split line by line anyway
+        line_texts, line_marked = _per_line_units(units)
+        assert units.tokens == [token for line in line_texts for token in line]
+        assert units.words == [token for line in line_marked for token in line if token]
+        assert units.line_token_counts == [len(marked) for marked in line_marked]
+        chunks_per_line = [len(line.split()) for line in units.lines]
+        assert [units.count_words(i) for i in range(len(units.lines))] == chunks_per_line
+        alpha = sum(1 for word in units.words if re.search(r"[^\W\d_]", word))
+        assert units.n_alpha_words == alpha

@@ -1,1 +1,0 @@
-"""Servers that stand in for external services in tests and benchmarks (never used by a real run)."""

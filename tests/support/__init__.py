@@ -1,0 +1,1 @@
+"""Test support that is no part of the installed package: a real lakeFS server."""
