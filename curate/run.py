@@ -44,7 +44,7 @@ from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, staging_path
 from curate.report import write_report
 from curate.shards import write_manifest
-from curate.store import parse_spec, resolve_data
+from curate.versions import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target, commit_run
 from curate.worker_paths import absolute_local_paths, check_workers_can_reach
 
@@ -350,7 +350,8 @@ def _part_config(config: Config, root: str, label: str) -> Config:
 
 
 def _copy_tree(source: str, dest: str) -> None:
-    """A checked-out version into the output folder (hard links: the files are never written in place)."""
+    """A checked-out version into the output folder: copies (never hard links, which would let an edit of
+    the output change the store's cached checkout)."""
     for folder, _, names in os.walk(source):
         for name in names:
             relative = os.path.relpath(os.path.join(folder, name), source)
@@ -360,10 +361,7 @@ def _copy_tree(source: str, dest: str) -> None:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             if os.path.exists(target):
                 os.remove(target)
-            try:
-                os.link(os.path.join(folder, name), target)
-            except OSError:
-                shutil.copyfile(os.path.join(folder, name), target)
+            shutil.copyfile(os.path.join(folder, name), target)
 
 
 def _summary_of(root: str, lineage: dict[str, Any] | None, seconds: float) -> RunSummary:

@@ -31,7 +31,7 @@ from curate.core.tokenizer import eos_id_of, token_dtype
 # ------------------------------------------------------------------------------------------ manifest
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -90,7 +90,7 @@ def write_manifest(
         "total_tokens": sum(s["n_tokens"] for s in shards),
         "total_docs": sum(s["n_docs"] for s in shards),
         "domains": dict(sorted(domains.items())),
-        "code": {"curate": curate.__version__, "git_commit": _git_commit()},
+        "code": {"curate": curate.__version__, "git_commit": git_commit()},
         "config": config.model_dump(mode="json") if hasattr(config, "model_dump") else config,
         "stats": {k: stats[k] for k in ("documents_read", "documents_kept", "mixing") if k in stats},
     }
@@ -193,6 +193,7 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
     checker = _ShardChecker(schema, eos, texts, tokenizer, totals, seen)
     for shard in manifest["shards"]:
         problems += checker.check(join(root, shard["path"]), shard)
+    problems += _unlisted_shards(root, manifest)
     if sum(s["n_tokens"] for s in manifest["shards"]) != manifest["total_tokens"]:
         problems.append(f"{join(root, MANIFEST)}: total_tokens is not the sum over shards")
     if tokenizer is not None and not problems:
@@ -205,6 +206,26 @@ def verify(out_dir: str | Path, decode: bool = True) -> list[str]:
     if "domains" in manifest and not problems and totals != manifest["domains"]:
         problems.append(f"{join(root, MANIFEST)}: per-domain token totals differ from the shards")
     return problems
+
+
+def _unlisted_shards(root: str, manifest: dict[str, Any]) -> list[str]:
+    """Files next to the listed shards that the manifest does not list (another run's shards mixed in,
+    say): a folder of shards holds exactly the manifest's."""
+    listed: dict[str, set[str]] = {"shards": set()}
+    for shard in manifest["shards"]:
+        folder, _, name = shard["path"].rpartition("/")
+        if folder:  # (a shard beside manifest.json would share its folder with the run's other files)
+            listed.setdefault(folder, set()).add(name)
+    extra = [
+        join(root, folder, name)
+        for folder, names in sorted(listed.items())
+        for name in sorted({p.rsplit("/", 1)[-1] for p in list_files(join(root, folder, "*"))} - names)
+    ]
+    if not extra:
+        return []
+    return [
+        f"{extra[0]}: not listed in {MANIFEST} ({len(extra)} such file(s)); a run's shards are the manifest's"
+    ]
 
 
 class _ShardChecker:

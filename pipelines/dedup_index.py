@@ -58,7 +58,7 @@ def parse_old_node(node: str) -> tuple[int, str] | None:
 # ------------------------------------------------------------------------------------ version resolver
 
 # NAME@REF -> local folder of that version. The application installs the version store's resolver
-# (curate.store.resolve_data); the pipelines layer only knows folders.
+# (curate.versions.resolve_data); the pipelines layer only knows folders.
 _resolver: Callable[[str], str] | None = None
 
 

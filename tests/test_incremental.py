@@ -18,7 +18,7 @@ import pytest
 
 from curate.config import parse_config
 from curate.run import run
-from curate.store import LocalStore, resolve_data
+from curate.versions import LocalStore, resolve_data
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +98,13 @@ def test_two_months_append_processes_only_new_files_and_rejects_old_duplicates(m
 
     february = tmp_path / "february"
     summary = run(parse_config(_recipe(files, february)), progress=False, append="web@main")
+    # January's files were copied into the output, never hard-linked: editing the output cannot reach the
+    # store's cached checkout of January's version.
+    january_version = LocalStore().log("web", "main")[1].id
+    first_shard = sorted(old_shards)[0]
+    assert (february / first_shard).stat().st_nlink == 1
+    (february / first_shard).write_bytes(b"edited in place")
+    assert _sha(resolve_data(f"web@{january_version}") / first_shard) == old_shards[first_shard]
 
     lineage = json.loads((february / "lineage.json").read_text())
     assert [[i["path"] for i in part["inputs"]] for part in lineage["parts"]] == [files[:2], files[2:]]

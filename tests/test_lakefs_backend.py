@@ -238,7 +238,7 @@ def test_versions_gc_shows_the_repositorys_lakefs_gc_rules(lakefs_env, capsys):
     assert "lakeFS removes garbage itself" in capsys.readouterr().err
 
 
-ODD_PATHS = ["shards/a b.parquet", "notes/ünïcode ✓.txt", "weird/#hash?q=1&x=2.txt", "pct/100%+50%.txt"]
+ODD_PATHS = ["documents/a b.parquet", "notes/ünïcode ✓.txt", "weird/#hash?q=1&x=2.txt", "pct/100%+50%.txt"]
 
 
 def test_odd_object_paths_commit_list_read_and_check_out(lakefs_server, tmp_path):

@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.run import run
-from curate.store import LocalStore
+from curate.versions import LocalStore
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 
 from curate.cli import main
 from curate.core.errors import CurateError
-from curate.store import LocalStore, resolve_data
+from curate.versions import LocalStore, resolve_data
 
 
 def _output(folder, kept: int, shard: bytes, stats_extra: dict | None = None):
@@ -94,18 +94,29 @@ def test_commit_refuses_shards_that_no_longer_match_their_manifest(tmp_path):
     assert store.branches("d") == {}  # nothing moved
 
 
-def test_checkout_refuses_a_non_empty_folder_unless_forced(tmp_path):
+def test_checkout_replaces_a_previous_checkout_only_when_forced(tmp_path):
     store = LocalStore(tmp_path / "store")
-    store.commit_dir(_output(tmp_path / "a", 1, b"AAAA"), "d")
+    store.commit_dir(_output(tmp_path / "a", 1, b"AAAA"), "d", "main")
+    store.branch("d", "other")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes").mkdir()
+    (tmp_path / "b" / "notes" / "extra.txt").write_text("only in the other version")
+    store.commit_dir(_output(tmp_path / "b", 2, b"BBBB"), "d", "other")
     dest = tmp_path / "co"
-    (dest / "shards").mkdir(parents=True)
-    (dest / "shards" / "shard-00000.parquet").write_bytes(b"BBBB")  # stale, same size
-    (dest / "shards" / "shard-00009.parquet").write_bytes(b"old")  # not part of the version
-    with pytest.raises(CurateError, match=r"co: folder is not empty \(2 file\(s\)\); .* --force"):
+    store.checkout("d", "other", dest)
+    with pytest.raises(
+        CurateError, match=r"co: holds a checkout of d@[0-9a-f]+ \(4 file\(s\)\); pass --force"
+    ):
         store.checkout("d", "main", dest)
     store.checkout("d", "main", dest, force=True)
     assert (dest / "shards" / "shard-00000.parquet").read_bytes() == b"AAAA"
-    assert not (dest / "shards" / "shard-00009.parquet").exists()
+    assert not (dest / "notes").exists()  # the previous checkout's own file (and its folder) went
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
+        ".curate-checkout.json",
+        "manifest.json",
+        "shards/shard-00000.parquet",
+        "stats.json",
+    ]
 
 
 def test_a_damaged_object_is_caught_on_checkout(tmp_path):
@@ -136,25 +147,54 @@ def test_sixteen_concurrent_commits_all_land_in_one_line_of_history(tmp_path):
     )
 
 
-def test_merge_fast_forwards_three_way_merges_and_refuses_conflicts(tmp_path):
+def _run_output(folder, shards: list[bytes], documents: int = 0):
+    """An output folder of several shards (and document files) that its manifest lists exactly."""
+    (folder / "shards").mkdir(parents=True)
+    (folder / "documents").mkdir()
+    listed = []
+    for i, shard in enumerate(shards):
+        (folder / "shards" / f"shard-{i:05d}.parquet").write_bytes(shard)
+        listed.append({"path": f"shards/shard-{i:05d}.parquet", "sha256": hashlib.sha256(shard).hexdigest()})
+    for i in range(documents):
+        (folder / "documents" / f"part-{i:05d}.parquet").write_bytes(
+            b"docs %d of %s" % (i, folder.name.encode())
+        )
+    (folder / "stats.json").write_text(json.dumps({"documents_kept": len(shards)}))
+    (folder / "manifest.json").write_text(json.dumps({"shards": listed}))
+    return folder
+
+
+def _listed_exactly(store, commit) -> bool:
+    manifest = json.loads(store.object_path(commit.files["manifest.json"]["sha256"]).read_text())
+    shards = {path for path in commit.files if path.startswith("shards/")}
+    return shards == {s["path"] for s in manifest["shards"]} and all(
+        commit.files[s["path"]]["sha256"] == s["sha256"] for s in manifest["shards"]
+    )
+
+
+def test_merge_fast_forwards_takes_one_whole_version_and_refuses_conflicts(tmp_path):
     store = LocalStore(tmp_path / "store")
-    base = store.commit_dir(_output(tmp_path / "a", 5, b"AAAA"), "d", "main", "base")
+    base = store.commit_dir(_run_output(tmp_path / "a", [b"A0"], 1), "d", "main", "base")
     store.branch("d", "x")
-    changed = store.commit_dir(_output(tmp_path / "b", 4, b"BBBB"), "d", "x", "on x")
+    changed = store.commit_dir(_run_output(tmp_path / "b", [b"B0", b"B1"], 2), "d", "x", "on x")
     assert store.merge("d", "x", "main").id == changed.id  # main had not moved: fast-forward
     store.branch("d", "y", base.id)
-    store.commit_dir(_output(tmp_path / "c", 3, b"CCCC"), "d", "y", "on y")
+    on_y = store.commit_dir(_run_output(tmp_path / "c", [b"C0", b"C1", b"C2", b"C3"], 3), "d", "y", "on y")
+    store.branch("d", "z", base.id)
+    on_z = store.commit_dir(_run_output(tmp_path / "e", [b"E0"], 1), "d", "z", "on z")
     with pytest.raises(
-        CurateError, match=r"d: merging y into main conflicts on 3 path\(s\).* main is unchanged"
+        CurateError, match=r"d: merging y into main conflicts: both changed .* main is unchanged"
     ):
         store.merge("d", "y", "main")
     assert store.resolve("d", "main").id == changed.id
     merged = store.merge("d", "y", "main", strategy="source-wins")
-    assert merged.parent == changed.id and merged.merged == store.resolve("d", "y").id
-    assert (
-        store.checkout("d", "main", tmp_path / "co").joinpath("shards/shard-00000.parquet").read_bytes()
-        == b"CCCC"
-    )
+    assert merged.parent == changed.id and merged.merged == on_y.id
+    assert merged.files == on_y.files and merged.lineage == on_y.lineage and _listed_exactly(store, merged)
+    kept = store.merge("d", "z", "main", strategy="dest-wins")  # main (y's 4 shards) against z's 1 shard
+    assert kept.files == on_y.files and _listed_exactly(store, kept)
+    store.branch("d", "w", on_z.id)
+    taken = store.merge("d", "y", "w", strategy="source-wins")  # 1 shard + 1 document file against 4 + 3
+    assert taken.files == on_y.files and _listed_exactly(store, taken)
 
 
 def test_gc_is_a_dry_run_until_applied(tmp_path, monkeypatch, capsys):

@@ -23,6 +23,7 @@ from curate.core.errors import CurateError
 from curate.run import run
 from curate.train.data import ShardSet, TokenStream
 from curate.versions import open_repository
+from curate.versions.compare import compare
 from curate.versions.lineage import commit_run
 
 pytestmark = pytest.mark.slow
@@ -136,6 +137,10 @@ def test_diff_lists_changed_shards_and_stage_stats(scenario):
         assert entry["out"] == {"a": out_a, "b": out_b, "delta": delta}
     assert set(diff["stats"]["stages"]) == set(stats_a["stages"]) | set(stats_b["stages"])
     assert diff["stats"]["documents_kept"]["delta"] == stats_b["documents_kept"] - stats_a["documents_kept"]
+    comparison = compare(scenario.repository, "v1", "strict")  # what `versions diff` prints, on both backends
+    tokens = [json.loads((scenario.runs[n][1] / "manifest.json").read_text())["total_tokens"] for n in "ab"]
+    assert {t["name"]: (t["a"], t["b"]) for t in comparison["totals"]}["tokens"] == tuple(tokens)
+    assert {"key": "stages.quality.enabled", "a": True, "b": False} in comparison["recipe"]
 
 
 def test_checkout_of_the_first_run_reproduces_its_shards_byte_for_byte(scenario, tmp_path, capsys):
@@ -145,10 +150,14 @@ def test_checkout_of_the_first_run_reproduces_its_shards_byte_for_byte(scenario,
     for path, sha in _manifest_shards(original).items():
         data = (dest / path).read_bytes()
         assert hashlib.sha256(data).hexdigest() == sha and data == (original / path).read_bytes()
-    (dest / "shards" / "stray.parquet").write_bytes(b"x")
+    (dest / "shards" / "stray.parquet").write_bytes(b"x")  # not the checkout's: never deleted
     capsys.readouterr()
+    assert main(["versions", "checkout", scenario.spec("strict"), str(dest), "--force"]) == 2
+    assert "holds 1 file(s) that no checkout wrote, e.g. shards/stray.parquet" in capsys.readouterr().err
+    (dest / "shards" / "stray.parquet").unlink()
     assert main(["versions", "checkout", scenario.spec("strict"), str(dest)]) == 2
-    assert "folder is not empty" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a checkout of" in err and "pass --force to replace it" in err
     assert main(["versions", "checkout", scenario.spec("strict"), str(dest), "--force"]) == 0
     assert sorted(
         p.relative_to(dest).as_posix() for p in dest.rglob("*.parquet") if "shards" in p.parts
@@ -226,6 +235,7 @@ def test_bad_credentials_name_the_endpoint_and_key_never_the_secret(scenario, ca
 _KILLER = """
 import os, signal, sys
 from curate.versions import open_repository
+from curate.versions.compare import compare
 def die(path, size):
     if path.startswith("shards/"):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -299,3 +309,98 @@ def test_rerunning_a_versions_recipe_reproduces_its_shards(scenario, tmp_path, c
     assert _manifest_shards(out) == _manifest_shards(scenario.runs["a"][1])
     newest = scenario.repository.log("main", 1)[0]
     assert newest.lineage["recipe"]["stages"] == scenario.runs["a"][0].model_dump(mode="json")["stages"]
+
+
+# ---------------------------------------------------------------- comparing, committing by hand, merging
+
+
+@pytest.fixture
+def store_of_runs(runs, tmp_path, monkeypatch):
+    """A fresh embedded store: run A committed on main by the run driver's hook, then run B on main."""
+    monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
+    for name in ("a", "b"):
+        config, out, files, stats = runs[name]
+        commit_run(_with_dataset(config, "web", "main"), str(out), files, stats)
+    return open_repository("web")
+
+
+def test_a_runs_default_message_names_the_recipe_keys_it_changed(store_of_runs):
+    newest, first = store_of_runs.log("main", 2)
+    assert first.message.startswith("curate run ") and first.message.endswith("(first version on main)")
+    assert newest.message == "stages.quality.enabled true → false; stages.tokenize.shard_tokens 20000 → 5000"
+
+
+def test_diff_prints_a_table_and_json_of_counts_stages_and_recipe_keys(runs, store_of_runs, capsys):
+    newest, first = store_of_runs.log("main", 2)
+    manifests = [json.loads((runs[n][1] / "manifest.json").read_text()) for n in ("a", "b")]
+    stats = [runs[n][3] for n in ("a", "b")]
+    assert main(["versions", "diff", f"web@{first.id[:10]}", "main"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = {
+        line.split()[0] + (" " + line.split()[1] if line.startswith("documents") else ""): line
+        for line in lines
+        if line.strip()
+    }
+    kept = [s["documents_kept"] for s in stats]
+    assert row["documents kept"].split()[2:] == [f"{kept[0]:,}", f"{kept[1]:,}", f"{kept[1] - kept[0]:+,}"]
+    tokens = [m["total_tokens"] for m in manifests]
+    assert row["tokens"].split()[1:] == [f"{tokens[0]:,}", f"{tokens[1]:,}", f"{tokens[1] - tokens[0]:+,}"]
+    assert row["shards"].split()[1:3] == [str(len(m["shards"])) for m in manifests]
+    quality = stats[0]["stages"]["quality"]
+    assert row["quality"].split()[1:4] == [f"{quality['in']:,}", "→", f"{quality['out']:,}"]
+    for reason, count in quality["rejected"].items():  # B turned quality off: every reason went to 0
+        assert row[reason].split()[1:] == [f"{count:,}", "0", f"{-count:+,}"]
+    assert "  stages.quality.enabled  true → false" in lines
+    assert "  stages.tokenize.shard_tokens  20000 → 5000" in lines
+    assert main(["versions", "diff", f"web@{first.id}", newest.id, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert {t["name"]: t["delta"] for t in record["totals"]}["tokens"] == tokens[1] - tokens[0]
+    assert (record["a"]["id"], record["b"]["id"]) == (first.id, newest.id)
+    assert {"key": "stages.quality.enabled", "a": True, "b": False} in record["recipe"]
+
+
+def test_a_folder_committed_by_hand_keeps_its_lineage(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
+    config, out, files, _ = runs["a"]
+    assert main(["versions", "commit", str(out), "web@by-hand", "-m", "by hand"]) == 0
+    capsys.readouterr()
+    assert main(["versions", "log", "web@by-hand"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert f"runner direct  inputs {len(files)}" in line and line.endswith("by hand")
+    lineage = open_repository("web").resolve("by-hand").lineage
+    assert sorted(i["path"] for i in lineage["inputs"]) == sorted(files)
+    assert all(
+        i["sha256"] == hashlib.sha256(Path(i["path"]).read_bytes()).hexdigest() for i in lineage["inputs"]
+    )
+    assert lineage["recipe"]["stages"] == config.model_dump(mode="json")["stages"]
+
+
+def test_verify_requires_exactly_the_manifests_shards_on_disk(runs, tmp_path, capsys):
+    mixed = shutil.copytree(runs["b"][1], tmp_path / "b")
+    assert main(["shards", "verify", str(mixed), "--no-decode"]) == 0
+    capsys.readouterr()
+    stray = mixed / "shards" / "shard-00099.parquet"  # another run's shard slipped in
+    shutil.copyfile(runs["a"][1] / "shards" / "shard-00000.parquet", stray)
+    assert main(["shards", "verify", str(mixed), "--no-decode"]) == 1
+    assert f"{stray}: not listed in manifest.json" in capsys.readouterr().out
+    stray.unlink()
+    listed = sorted((mixed / "shards").iterdir())[-1]
+    listed.unlink()
+    assert main(["shards", "verify", str(mixed), "--no-decode"]) == 1
+    assert f"{listed}: missing" in capsys.readouterr().out
+
+
+def test_a_source_wins_merge_of_two_runs_is_one_runs_whole_version(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CURATE_STORE", str(tmp_path / "store"))
+    repository = open_repository("web")
+    variant = shutil.copytree(runs["a"][1], tmp_path / "a2")  # main moves on with a variant of A
+    (variant / "stats.json").write_text(json.dumps({**runs["a"][3], "note": "variant"}))
+    repository.commit_output(runs["a"][1], "main", "A")
+    repository.branch("b", "main")
+    repository.commit_output(variant, "main", "A variant")
+    repository.commit_output(runs["b"][1], "b", "B")  # 4+ shards where A has fewer
+    assert main(["versions", "merge", "web@b", "main", "--strategy", "source-wins"]) == 0
+    assert repository.files("main") == repository.files("b")
+    capsys.readouterr()
+    assert main(["shards", "verify", "web@main"]) == 0
+    assert "ok" in capsys.readouterr().out

@@ -53,13 +53,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tag.add_argument("tag")
     tag.add_argument("--ref", help="Ref to tag (default: SPEC's ref).")
     action("list", "Datasets (embedded) or the repository's branches and tags.", _list)
-    diff = action("diff", "Files added/removed/changed and per-stage stats from SPEC_A to REF_B.", _diff)
+    diff = action(
+        "diff", "Compare SPEC_A with REF_B: documents, tokens, shards, stages, recipe keys, files.", _diff
+    )
     diff.add_argument("spec_a")
-    diff.add_argument("ref_b")
-    checkout = action("checkout", "Materialise a version as a folder (copies, checked by sha256).", _checkout)
+    diff.add_argument("ref_b", help="A ref of the same repository (or NAME@REF / lakefs://REPO/REF).")
+    diff.add_argument("--json", action="store_true", help="Print the comparison as JSON (for scripts).")
+    checkout = action(
+        "checkout",
+        "Materialise a version in an empty folder, outside the store (copies, checked by sha256).",
+        _checkout,
+    )
     checkout.add_argument("spec")
     checkout.add_argument("dest")
-    checkout.add_argument("--force", action="store_true", help="Replace a non-empty DEST's contents.")
+    checkout.add_argument(
+        "--force",
+        action="store_true",
+        help="Replace a previous checkout in DEST (deletes only the files it wrote).",
+    )
     merge = action("merge", "Merge SRC (a ref) into branch DST of the same repository.", _merge)
     merge.add_argument("source")
     merge.add_argument("destination")
@@ -81,12 +92,8 @@ def _locate(spec: str, repo: str | None):
         if not chosen:
             raise CurateError("no version given: pass NAME@REF, lakefs://REPO/REF, or --repo / $CURATE_REPO")
         store = open_repository(chosen)
-        return store, _default_branch(store)
+        return store, store.default_branch()
     return locate(spec, repo)
-
-
-def _default_branch(store: Any) -> str:
-    return store.repository().default_branch if hasattr(store, "repository") else "main"
 
 
 def _when(version: Any) -> str:
@@ -94,28 +101,13 @@ def _when(version: Any) -> str:
 
 
 def _commit(args: argparse.Namespace) -> int:
-    import curate
     from curate.object_store import configure, storage_from_args
-    from curate.shards import _git_commit
-    from curate.versions.base import list_output, read_source_json
+    from curate.versions.lineage import of_output_folder
 
     configure(storage_from_args(args))  # a folder on s3:// or gs:// is read through Beam's filesystems
     store, branch = _locate(args.spec, _repo(args))
     folder = args.folder.rstrip("/") or args.folder
-    found = {item.relative: item.location for item in list_output(folder)}
-    manifest = read_source_json(found["manifest.json"]) if "manifest.json" in found else {}
-    stats = read_source_json(found["stats.json"]) if "stats.json" in found else {}
-    lineage = {
-        "format": "curate.lineage/1",
-        "recipe": manifest.get("config"),
-        "code": manifest.get("code") or {"curate": curate.__version__, "git_commit": _git_commit()},
-        "committed_by": "curate versions commit",
-        "stats": {
-            **{k: stats[k] for k in ("documents_read", "documents_kept", "documents_rejected") if k in stats},
-            "total_tokens": manifest.get("total_tokens"),
-            "shards": len(manifest.get("shards", [])),
-        },
-    }
+    lineage = of_output_folder(folder)
     version = store.commit_output(folder, branch, args.message or f"commit {folder}", lineage)
     print(f"{store.name}@{version.id} on branch {branch}")
     return 0
@@ -210,8 +202,16 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from curate.versions.compare import compare, format_table
+
     store, ref_a = _locate(args.spec_a, _repo(args))
-    print(json.dumps(store.diff(ref_a, args.ref_b), indent=2))
+    ref_b = args.ref_b
+    if "@" in ref_b or ref_b.startswith("lakefs://"):
+        other, ref_b = _locate(ref_b, _repo(args))
+        if other.name != store.name:
+            raise CurateError(f"cannot compare across repositories ({store.name} with {other.name})")
+    comparison = compare(store, ref_a, ref_b)
+    print(json.dumps(comparison, indent=2) if args.json else format_table(comparison))
     return 0
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from curate.store import LocalStore
+from curate.versions import EmbeddedRepository, LocalStore
+from curate.versions.compare import compare
 
 REPORT_FILE = "report.html"
 
@@ -43,11 +44,11 @@ def log(name: str, ref: str, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def diff(name: str, ref_a: str, ref_b: str) -> dict[str, Any]:
+    """The comparison `curate versions diff --json` prints, each side with its commit's record."""
     store = _store()
-    a, b = store.resolve(name, ref_a), store.resolve(name, ref_b)
-    result = store.diff(name, a.id, b.id)
-    result["a"] = _commit_record(a)
-    result["b"] = _commit_record(b)
+    result = compare(EmbeddedRepository(name, store), ref_a, ref_b)
+    for side, ref in (("a", ref_a), ("b", ref_b)):
+        result[side] = {**result[side], **_commit_record(store.resolve(name, ref))}
     return result
 
 

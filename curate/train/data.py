@@ -29,8 +29,7 @@ import xxhash
 from curate.core.errors import CurateError
 from curate.core.files import exists, is_local, join, open_binary
 from curate.shards import read_manifest
-from curate.store import resolve_data
-from curate.versions import RemotePath
+from curate.versions import RemotePath, resolve_data
 
 IGNORE_INDEX = -100  # same as curate.train.model.IGNORE_INDEX; kept here so the loader needs no torch
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from curate.core.errors import CurateError
-from curate.versions.base import Version, VersionStore
-from curate.versions.embedded import EmbeddedRepository, LocalStore, default_store_root, parse_spec
+from curate.versions.base import Version, VersionStore, default_store_root
+from curate.versions.embedded import EmbeddedRepository, LocalStore, parse_spec
 
 __all__ = [
     "EmbeddedRepository",
@@ -67,7 +67,7 @@ def locate(spec: str, repo: str | None = None) -> tuple[VersionStore, str]:
         if path:
             raise CurateError(f"{spec}: names a file; give lakefs://REPO/REF")
         store = LakeFSRepository(name)
-        return store, ref or store.repository().default_branch
+        return store, ref or store.default_branch()
     if "@" in spec:
         name, ref = parse_spec(spec)
         return open_repository(name), ref
@@ -77,7 +77,7 @@ def locate(spec: str, repo: str | None = None) -> tuple[VersionStore, str]:
     return EmbeddedRepository(spec), "main"
 
 
-def resolve_data(spec: str, cache: str | Path | None = None) -> Path | RemotePath:
+def resolve_data(spec: str) -> Path | RemotePath:
     """A folder path as is; ``NAME@REF`` checked out (once, cached) from the embedded store;
     ``lakefs://REPO/REF[/PATH]`` read in place, pinned to the ref's commit."""
     if spec.startswith(LAKEFS):
@@ -85,17 +85,14 @@ def resolve_data(spec: str, cache: str | Path | None = None) -> Path | RemotePat
 
         name, ref, path = parse_uri(spec)
         store = LakeFSRepository(name)
-        commit = store.resolve(ref or store.repository().default_branch)
+        commit = store.resolve(ref or store.default_branch())
         return RemotePath(store, commit.id, path, label=f"{LAKEFS}{name}/{ref}")
     if Path(spec).exists() or "@" not in spec:
         if not Path(spec).exists():
             raise CurateError(f"{spec}: no such folder (and not a NAME@REF or lakefs:// version)")
         return Path(spec)
     dataset, ref = parse_spec(spec)
-    repository = EmbeddedRepository(dataset)
-    if cache:
-        return repository.checkout(ref, cache, force=True)
-    return repository.cached_checkout(ref)
+    return EmbeddedRepository(dataset).cached_checkout(ref)
 
 
 class RemotePath:

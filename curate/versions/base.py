@@ -8,13 +8,18 @@ folder whose shards no longer match their checksums can never become a version.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, BinaryIO
 
 from curate.core.errors import CurateError
@@ -23,6 +28,47 @@ MANIFEST = "manifest.json"
 STATS = "stats.json"
 SKIPPED = ("run.log",)  # a run's console log is not part of its result
 BLOCK = 1 << 20
+# What a checkout folder records about itself: the version it holds and every file it wrote.
+CHECKOUT_MARKER = ".curate-checkout.json"
+CHECKOUT_FORMAT = "curate.checkout/1"
+
+# Dataset, branch and tag names: short enough that every file the store derives from them (refs, locks)
+# stays under the filesystem's 255-byte name limit, and safe as one path component.
+NAME_RULE = (
+    "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .lock or .tmp"
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_SECRET = re.compile(r"secret|password|passwd|token|credential|private_key|access_key", re.IGNORECASE)
+
+
+def valid_name(value: str) -> bool:
+    return bool(_NAME.match(value or "")) and not value.endswith((".lock", ".tmp"))
+
+
+def check_name(kind: str, value: str) -> str:
+    """``value`` as a dataset, branch or tag name, or a CurateError stating the naming rule."""
+    if not valid_name(value):
+        shown = value if len(value or "") <= 40 else f"{value[:37]}... ({len(value)} characters)"
+        raise CurateError(f"invalid {kind} name '{shown}': use {NAME_RULE}")
+    return value
+
+
+def redact_recipe(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The recipe without the runner options that carry secrets, and the keys dropped."""
+    options = dict((recipe.get("runner") or {}).get("options") or {})
+    dropped = sorted(key for key in options if _SECRET.search(key))
+    if dropped:
+        recipe = {
+            **recipe,
+            "runner": {**recipe["runner"], "options": {k: v for k, v in options.items() if k not in dropped}},
+        }
+    return recipe, [f"runner.options.{key}" for key in dropped]
+
+
+def default_store_root() -> Path:
+    """The embedded store's folder: $CURATE_STORE, else ~/.curate/store."""
+    return Path(os.environ.get("CURATE_STORE", Path.home() / ".curate" / "store")).expanduser()
+
 
 # Called with (relative path, bytes so far) while a commit stores files; tests use it to kill a commit.
 ProgressHook = Callable[[str, int], None]
@@ -197,7 +243,15 @@ def check_against_manifest(
         else:
             manifest = read_json_file(Path(path)) if Path(path).is_file() else None
     where = str(root).rstrip("/")
-    for relative, entry in sorted(manifest_files(manifest).items()):
+    listed = manifest_files(manifest)
+    folders = {path.rpartition("/")[0] for path in listed if "/" in path}
+    unlisted = sorted(p for p in digests if p.rpartition("/")[0] in folders and p not in listed)
+    if unlisted:
+        raise CurateError(
+            f"{where}/{unlisted[0]}: not listed in {MANIFEST} ({len(unlisted)} such file(s), another run's?);"
+            " refusing to commit a folder whose shards are not exactly the manifest's"
+        )
+    for relative, entry in sorted(listed.items()):
         if relative not in digests:
             raise CurateError(f"{where}/{relative}: listed in {MANIFEST} but missing; refusing to commit")
         if digests[relative] != entry["sha256"]:
@@ -219,15 +273,15 @@ def stats_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("documents_read", "documents_kept", "documents_rejected"):
         if key in a or key in b:
-            out[key] = _delta(a.get(key), b.get(key))
+            out[key] = count_delta(a.get(key), b.get(key))
     stages_a, stages_b = a.get("stages", {}), b.get("stages", {})
     stages: dict[str, Any] = {}
     for name in list(stages_a) + [s for s in stages_b if s not in stages_a]:
         sa, sb = stages_a.get(name, {}), stages_b.get(name, {})
-        entry = {key: _delta(sa.get(key), sb.get(key)) for key in ("in", "out")}
+        entry = {key: count_delta(sa.get(key), sb.get(key)) for key in ("in", "out")}
         reasons = sa.get("rejected", {}).keys() | sb.get("rejected", {}).keys()
         entry["rejected"] = {
-            r: _delta(sa.get("rejected", {}).get(r, 0), sb.get("rejected", {}).get(r, 0))
+            r: count_delta(sa.get("rejected", {}).get(r, 0), sb.get("rejected", {}).get(r, 0))
             for r in sorted(reasons)
         }
         stages[name] = entry
@@ -236,29 +290,132 @@ def stats_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _delta(a: Any, b: Any) -> dict[str, Any]:
+def count_delta(a: Any, b: Any) -> dict[str, Any]:
+    """{a, b, delta: b - a} (delta None unless both are numbers)."""
     numeric = isinstance(a, int | float) and isinstance(b, int | float)
     return {"a": a, "b": b, "delta": (b - a) if numeric else None}
 
 
-def prepare_destination(dest: Path, keep: set[str], force: bool) -> None:
-    """A checkout goes into an empty (or new) folder; with ``force``, whatever is not part of the version
-    is removed first, so no stale shard of another version survives next to the checked-out ones."""
+def _overlaps(folder: Path, other: Path) -> bool:
+    return folder == other or other in folder.parents or folder in other.parents
+
+
+def previous_checkout(dest: Path) -> tuple[str, list[str]]:
+    """(version, files) a checkout recorded in ``dest``; ("", []) when ``dest`` holds no checkout."""
+    marker = dest / CHECKOUT_MARKER
+    if not marker.is_file():
+        return "", []
+    record = read_json_file(marker)
+    files = record.get("files") if isinstance(record, dict) else None
+    if (
+        record.get("format") != CHECKOUT_FORMAT
+        or not isinstance(files, list)
+        or not all(isinstance(f, str) and _inside(f) for f in files)
+    ):
+        raise CurateError(
+            f"{marker}: not a checkout record curate wrote; remove the folder's contents by hand"
+        )
+    return str(record.get("version", "?")), files
+
+
+def _inside(relative: str) -> bool:
+    parts = relative.split("/")
+    return bool(relative) and not relative.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
+def _foreign_files(dest: Path, ours: set[str]) -> list[str]:
+    """What ``dest`` holds that no checkout wrote: files not in ``ours``, links, anything not a plain file."""
+    foreign = []
+    for folder, dirs, names in os.walk(dest):
+        here = Path(folder)
+        for name in [*dirs, *names]:
+            path = here / name
+            relative = path.relative_to(dest).as_posix()
+            if (
+                path.is_symlink()
+                or not (path.is_dir() or path.is_file())
+                or (path.is_dir() and relative in ours)
+            ):
+                foreign.append(relative)  # (a folder where the checkout wrote a file is not the checkout's)
+            elif path.is_file() and relative not in ours and not relative.startswith(CHECKOUT_MARKER):
+                foreign.append(relative)  # (the marker, and its temporary copy while it is rewritten)
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink() and not d.startswith(".curate-checkout-")]
+    return sorted(foreign)
+
+
+@contextlib.contextmanager
+def checkout_target(
+    dest: str | Path, force: bool, version: str, protected: Iterable[Path] = ()
+) -> Iterator[Path]:
+    """A staging folder (inside ``dest``) for a version's files; when the block succeeds they replace
+    ``dest``'s previous checkout and a marker lists them, when it fails ``dest`` is as it was (and not
+    created). ``dest`` must be absent, empty, or a previous checkout (replaced only with ``force``); it
+    may not overlap a ``protected`` folder (the store); files no checkout wrote are never deleted."""
+    dest = Path(dest).absolute()
+    real = Path(os.path.realpath(dest))
+    for folder in protected:
+        store = Path(os.path.realpath(folder))
+        if _overlaps(real, store):
+            raise CurateError(
+                f"{dest}: overlaps the version store at {store}; check out into a folder outside it"
+            )
     if dest.exists() and not dest.is_dir():
         raise CurateError(f"{dest}: exists and is not a folder")
-    present = [p for p in dest.rglob("*") if not p.is_dir()] if dest.is_dir() else []
-    if present and not force:
-        raise CurateError(
-            f"{dest}: folder is not empty ({len(present)} file(s)); choose an empty folder or pass --force"
-            " to replace its contents with the version"
-        )
-    for path in present:
-        if path.relative_to(dest).as_posix() not in keep:
-            path.unlink()
+    held, previous = previous_checkout(dest) if dest.is_dir() else ("", [])
     if dest.is_dir():
-        for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            if not any(folder.iterdir()):
-                folder.rmdir()
+        foreign = _foreign_files(dest, set(previous))
+        if foreign:
+            raise CurateError(
+                f"{dest}: holds {len(foreign)} file(s) that no checkout wrote, e.g. {foreign[0]}; check out"
+                " into an empty folder (or a previous checkout, with --force): curate never deletes files it"
+                " did not write"
+            )
+        if previous and not force:
+            raise CurateError(
+                f"{dest}: holds a checkout of {held} ({len(previous)} file(s)); pass --force to replace it"
+            )
+    created = next((p for p in [*reversed(dest.parents), dest] if not p.exists()), None)
+    dest.mkdir(parents=True, exist_ok=True)
+    for leftover in dest.glob(".curate-checkout-*"):  # staging of a checkout that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=dest, prefix=".curate-checkout-"))
+    try:
+        yield staging
+        written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        # The marker names the old and new files while they trade places, so an interrupted swap leaves
+        # a folder that the next checkout recognises as its own.
+        _write_marker(dest, version, sorted(set(previous) | set(written)))
+        for relative in previous:
+            (dest / relative).unlink(missing_ok=True)
+            _remove_empty_parents(dest / relative, dest)
+        for relative in written:
+            (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / relative, dest / relative)
+        _write_marker(dest, version, written)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)  # it held nothing but this checkout's staging
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_marker(dest: Path, version: str, files: list[str]) -> None:
+    temporary = dest / f".{CHECKOUT_MARKER}.{os.getpid()}.tmp"
+    record = {"format": CHECKOUT_FORMAT, "version": version, "files": files}
+    temporary.write_text(json.dumps(record, indent=1) + "\n")
+    temporary.replace(dest / CHECKOUT_MARKER)
+
+
+def _remove_empty_parents(path: Path, top: Path) -> None:
+    for folder in path.parents:
+        if folder == top or top not in folder.parents:
+            return
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): stop here
+            return
 
 
 def write_stream(
@@ -284,10 +441,23 @@ def write_stream(
 
 
 class VersionStore(ABC):
-    """One repository of dataset versions (an embedded dataset, or a lakeFS repository)."""
+    """One repository of dataset versions (an embedded dataset, or a lakeFS repository): everything the
+    command line, the run driver and the service may ask of any backend."""
 
     #: How the repository is named to users (``web`` or ``lakefs://web``); used in every message.
     name: str
+    #: How the last ``commit_output`` moved its files, e.g. {"uploaded": 3, "unchanged": 2}; empty where
+    #: the backend has nothing to say (the embedded store stores every file the same way).
+    last_transfer: Mapping[str, int] = MappingProxyType({})
+
+    @abstractmethod
+    def default_branch(self) -> str:
+        """The branch a bare repository name means."""
+
+    @abstractmethod
+    def check_commit_target(self, branch: str, folder: str) -> None:
+        """Before a run writes ``folder`` to commit it on ``branch``: fail now on whatever would make that
+        commit fail (an invalid name, a tag of that name, an unreachable repository, ...)."""
 
     @abstractmethod
     def commit_output(

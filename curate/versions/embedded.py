@@ -4,15 +4,20 @@ Layout under the store root (default ``~/.curate/store``, or ``$CURATE_STORE``):
 
     objects/ab/cdef...              file contents, addressed by sha256 (a shard stored twice costs nothing)
     commits/<id>.json               {id, dataset, parent, merged, message, created, files, stats, lineage}
+    checkouts/<dataset>/<id>/       read-only copies that readers use (``resolve_data``), made once
     refs/<dataset>/heads/<branch>   a commit id
     refs/<dataset>/tags/<tag>       a commit id
     locks/                          flock files: one per branch (the head's compare-and-swap), one store-wide
 
 Integrity: a commit hashes each file while copying it into objects/ and checks the hashes against the
-output's manifest, so a shard changed after its run is refused. Moving a branch happens under that
+output's manifest, so a shard changed after its run is refused. A commit's id is the sha256 of its record
+(files, parents, message, lineage, stats), and reading a commit checks it, so an edited record (a forged
+message, a file re-pointed at another object) is refused. Moving a branch happens under that
 branch's lock, reading the head and writing the new one in one critical section: concurrent commits all
 land, one after another, and none is lost. Checkouts copy (never hard-link) and check every byte against
-its sha256, so editing a checked-out file cannot change a stored version. ``gc`` holds the store-wide
+its sha256, so editing a checked-out file cannot change a stored version; a checkout never overlaps the
+store and never deletes a file it did not write (see ``checkout_target``). A version is one run's output
+as a whole, so a merge never mixes two runs' files (see ``LocalStore.merge``). ``gc`` holds the store-wide
 lock exclusively while commits hold it shared, so it never deletes the objects of a commit in flight.
 """
 
@@ -41,19 +46,18 @@ from curate.versions.base import (
     Version,
     VersionStore,
     check_against_manifest,
+    check_name,
+    checkout_target,
+    default_store_root,
     is_remote,
     list_output,
     open_source,
-    prepare_destination,
+    valid_name,
     write_stream,
 )
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HEX = re.compile(r"^[0-9a-f]{6,64}$")
-
-
-def default_store_root() -> Path:
-    return Path(os.environ.get("CURATE_STORE", Path.home() / ".curate" / "store")).expanduser()
+CACHE_MARK = ".complete"  # in a cached checkout: what each file looked like when it was verified
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -62,10 +66,16 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return name, ref or "main"
 
 
-def _check_name(kind: str, value: str) -> str:
-    if not _NAME.match(value) or value.endswith((".lock", ".tmp")):
-        raise CurateError(f"invalid {kind} name '{value}': use letters, digits, '.', '_' and '-'")
-    return value
+def commit_id_of(record: dict[str, Any]) -> str:
+    """The id a commit record must have: the sha256 of everything in it but the id."""
+    body = {key: value for key, value in record.items() if key != "id"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _legacy_id_of(record: dict[str, Any]) -> str:
+    """Ids of commits written before the stats digest was hashed too (20 hex digits)."""
+    body = {key: value for key, value in record.items() if key not in ("id", "stats")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,7 @@ class LocalStore:
     # ------------------------------------------------------------------------------------ refs
 
     def _ref_path(self, dataset: str, kind: str, name: str) -> Path:
-        return self.root / "refs" / _check_name("dataset", dataset) / kind / _check_name(kind[:-1], name)
+        return self.root / "refs" / check_name("dataset", dataset) / kind / check_name(kind[:-1], name)
 
     def _write_ref(self, path: Path, commit_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +124,7 @@ class LocalStore:
         temporary.replace(path)
 
     def _read_refs(self, dataset: str, kind: str) -> dict[str, str]:
-        folder = self.root / "refs" / _check_name("dataset", dataset) / kind
+        folder = self.root / "refs" / check_name("dataset", dataset) / kind
         if not folder.is_dir():
             return {}
         return {p.name: p.read_text().strip() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
@@ -131,8 +141,8 @@ class LocalStore:
 
     def resolve(self, dataset: str, ref: str) -> Commit:
         """A branch, tag, commit id or unique commit-id prefix -> the commit."""
-        _check_name("dataset", dataset)
-        if not _NAME.match(ref or ""):
+        check_name("dataset", dataset)
+        if not valid_name(ref):
             raise CurateError(
                 f"{dataset}@{ref}: not a valid ref; give a branch, a tag or a commit id (letters, digits,"
                 " '.', '_', '-')"
@@ -156,10 +166,23 @@ class LocalStore:
     # --------------------------------------------------------------------------------- commits
 
     def commit(self, commit_id: str) -> Commit:
+        """A commit record, checked against its id (which is the hash of its content)."""
         path = self.root / "commits" / f"{commit_id}.json"
         if not _HEX.match(commit_id) or not path.is_file():
             raise CurateError(f"commit {commit_id} not found in {self.root}")
-        return Commit(**json.loads(path.read_text()))
+        try:
+            record = json.loads(path.read_text())
+            commit = Commit(**record)
+        except (ValueError, TypeError) as error:
+            raise CurateError(f"{path}: not a commit record ({error}); the store is damaged") from None
+        expected = commit_id_of(record) if len(commit_id) != 20 else _legacy_id_of(record)
+        if record.get("id") != commit_id or expected != commit_id:
+            raise CurateError(
+                f"{path}: the record does not match its id {commit_id} (it was edited after the commit: its"
+                " message, files, parents or lineage are not what was committed); the store is damaged,"
+                " restore the file from a backup"
+            )
+        return commit
 
     def object_path(self, sha256: str) -> Path:
         return self.root / "objects" / sha256[:2] / sha256[2:]
@@ -205,6 +228,7 @@ class LocalStore:
         head_path = self._ref_path(dataset, "heads", branch)
         files: dict[str, dict[str, Any]] = {}
         with self._lock("store", shared=True):
+            self.check_branch_name(dataset, branch)
             for item in list_output(source):
                 sha, size = self._store_file(item.location)
                 files[item.relative] = {"sha256": sha, "size": size}
@@ -216,6 +240,7 @@ class LocalStore:
             stats_entry = files.get(STATS)
             stats = self._stored_json(stats_entry) if stats_entry else {}
             with self._lock(f"{dataset}.heads.{branch}"):
+                self.check_branch_name(dataset, branch)
                 parent = head_path.read_text().strip() if head_path.is_file() else None
                 record = self._write_commit(dataset, parent, None, message, files, stats, lineage or {})
                 self._write_ref(head_path, record.id)
@@ -237,7 +262,6 @@ class LocalStore:
         stats: dict[str, Any],
         lineage: dict[str, Any],
     ) -> Commit:
-        created = time.time()
         body = {
             "dataset": dataset,
             "parent": parent,
@@ -245,10 +269,11 @@ class LocalStore:
             "message": message,
             "files": files,
             "lineage": lineage,
-            "created": created,
+            "created": time.time(),
+            "stats": _stats_digest(stats),
         }
-        commit_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
-        record: dict[str, Any] = {"id": commit_id, "stats": _stats_digest(stats), **body}
+        commit_id = commit_id_of(body)
+        record: dict[str, Any] = {"id": commit_id, **body}
         commits = self.root / "commits"
         commits.mkdir(parents=True, exist_ok=True)
         temporary = commits / f".{commit_id}.{os.getpid()}.tmp"
@@ -264,32 +289,48 @@ class LocalStore:
             commit = self.commit(commit.parent) if commit.parent else None
         return history
 
+    def check_branch_name(self, dataset: str, branch: str) -> None:
+        """A branch name follows the naming rule and is not a tag's (refs resolve branches first, so the
+        tag would become unreachable); an existing branch of that name is fine."""
+        if (
+            self._ref_path(dataset, "tags", branch).is_file()
+            and not self._ref_path(dataset, "heads", branch).is_file()
+        ):
+            raise CurateError(f"{dataset}: '{branch}' is a tag; a branch may not share a tag's name")
+
     def branch(self, dataset: str, new: str, from_ref: str = "main") -> Commit:
         path = self._ref_path(dataset, "heads", new)
         commit = self.resolve(dataset, from_ref)
         with self._lock(f"{dataset}.heads.{new}"):
             if path.exists():
                 raise CurateError(f"{dataset}: branch '{new}' exists already")
+            self.check_branch_name(dataset, new)
             self._write_ref(path, commit.id)
         return commit
 
     def tag(self, dataset: str, tag: str, ref: str = "main") -> Commit:
         path = self._ref_path(dataset, "tags", tag)
         commit = self.resolve(dataset, ref)
-        with self._lock(f"{dataset}.tags.{tag}"):
+        with self._lock(f"{dataset}.heads.{tag}"):  # the branch's lock: no branch of this name meanwhile
+            if self._ref_path(dataset, "heads", tag).exists():
+                raise CurateError(f"{dataset}: '{tag}' is a branch; a tag may not share a branch's name")
             if path.exists() and path.read_text().strip() != commit.id:
                 raise CurateError(f"{dataset}: tag '{tag}' exists already (on {path.read_text().strip()})")
             self._write_ref(path, commit.id)
         return commit
 
     def checkout(self, dataset: str, ref: str, dest: str | Path, force: bool = False) -> Path:
-        """Materialise a version as a folder: copies, each checked against its sha256."""
+        """Materialise a version as a folder: copies, each checked against its sha256, into a folder that
+        is empty, new or a previous checkout (``force``), never overlapping the store."""
         commit = self.resolve(dataset, ref)
-        dest = Path(dest)
-        prepare_destination(dest, set(commit.files), force)
+        with checkout_target(dest, force, f"{dataset}@{commit.id}", protected=[self.root]) as staging:
+            self.write_files(dataset, commit, staging)
+        return Path(dest)
+
+    def write_files(self, dataset: str, commit: Commit, folder: Path) -> None:
+        """A commit's files into ``folder``, each checked against its sha256 (no checks on the folder)."""
         for relative, entry in sorted(commit.files.items()):
-            self._copy_out(entry, dest / relative, f"{dataset}@{commit.id}/{relative}")
-        return dest
+            self._copy_out(entry, folder / relative, f"{dataset}@{commit.id}/{relative}")
 
     def _copy_out(self, entry: dict[str, Any], target: Path, where: str) -> None:
         obj = self.object_path(entry["sha256"])
@@ -301,8 +342,12 @@ class LocalStore:
     def merge(
         self, dataset: str, source: str, destination: str, message: str = "", strategy: str | None = None
     ) -> Commit:
-        """Three-way merge of ``source`` into branch ``destination``: a path changed on one side only takes
-        that side's content; changed differently on both is a conflict and nothing moves."""
+        """Three-way merge of ``source`` into branch ``destination``, as lakeFS merges (a path changed on one
+        side only takes that side's content; changed differently on both is a conflict unless ``strategy``
+        picks a side), with one rule of curate's: a run's output is indivisible. When both sides changed
+        since their merge base and either brings a new run (its manifest.json or stats.json changed), the
+        result is one side's whole version, the one ``strategy`` names (without one: a conflict), never
+        one run's manifest and stats beside another run's shards and documents."""
         src = self.resolve(dataset, source)
         head_path = self._ref_path(dataset, "heads", destination)
         if not head_path.is_file():
@@ -316,32 +361,72 @@ class LocalStore:
                 return src
             base = self._merge_base(src.id, dst.id)
             base_files = self.commit(base).files if base else {}
-            merged, conflicts = {}, []
-            for path in sorted(base_files.keys() | src.files.keys() | dst.files.keys()):
-                b, s, d = base_files.get(path), src.files.get(path), dst.files.get(path)
-                if s in (d, b):
-                    chosen = d
-                elif d == b:
-                    chosen = s
-                elif strategy in ("source-wins", "dest-wins"):
-                    chosen = s if strategy == "source-wins" else d
-                else:
-                    conflicts.append(path)
-                    continue
-                if chosen is not None:
-                    merged[path] = chosen
-            if conflicts:
-                raise CurateError(
-                    f"{dataset}: merging {source} into {destination} conflicts on {len(conflicts)} path(s),"
-                    f" e.g. {conflicts[0]}; {destination} is unchanged (use --strategy source-wins or"
-                    " dest-wins, or resolve on a branch)"
+            new_run = any(
+                side.files.get(path) != base_files.get(path)
+                for side in (src, dst)
+                for path in (MANIFEST, STATS)
+            )
+            if new_run and base_files not in (src.files, dst.files):
+                merged, winner = self._whole_version(dataset, source, destination, src, dst, strategy)
+            else:
+                merged, winner = self._merge_paths(
+                    dataset, source, destination, base_files, src, dst, strategy
                 )
             stats_entry = merged.get(STATS)
-            stats = json.loads(self.object_path(stats_entry["sha256"]).read_text()) if stats_entry else {}
+            stats = self._stored_json(stats_entry) if stats_entry else {}
             text = message or f"Merge '{source}' into '{destination}'"
-            record = self._write_commit(dataset, dst.id, src.id, text, merged, stats, src.lineage)
+            record = self._write_commit(dataset, dst.id, src.id, text, merged, stats, winner.lineage)
             self._write_ref(head_path, record.id)
         return record
+
+    @staticmethod
+    def _merge_paths(
+        dataset: str,
+        source: str,
+        destination: str,
+        base_files: dict[str, Any],
+        src: Commit,
+        dst: Commit,
+        strategy: str | None,
+    ) -> tuple[dict[str, Any], Commit]:
+        merged, conflicts = {}, []
+        for path in sorted(base_files.keys() | src.files.keys() | dst.files.keys()):
+            b, s, d = base_files.get(path), src.files.get(path), dst.files.get(path)
+            if s in (d, b):
+                chosen = d
+            elif d == b:
+                chosen = s
+            elif strategy in ("source-wins", "dest-wins"):
+                chosen = s if strategy == "source-wins" else d
+            else:
+                conflicts.append(path)
+                continue
+            if chosen is not None:
+                merged[path] = chosen
+        if conflicts:
+            raise CurateError(
+                f"{dataset}: merging {source} into {destination} conflicts on {len(conflicts)} path(s), e.g."
+                f" {conflicts[0]}; {destination} is unchanged (use --strategy source-wins or dest-wins, or"
+                " resolve on a branch)"
+            )
+        return merged, src if merged == src.files else dst
+
+    @staticmethod
+    def _whole_version(
+        dataset: str, source: str, destination: str, src: Commit, dst: Commit, strategy: str | None
+    ) -> tuple[dict[str, Any], Commit]:
+        if strategy not in ("source-wins", "dest-wins"):
+            differing = sorted(
+                p for p in src.files.keys() | dst.files.keys() if src.files.get(p) != dst.files.get(p)
+            )
+            raise CurateError(
+                f"{dataset}: merging {source} into {destination} conflicts: both changed and one holds a new"
+                f" run ({len(differing)} path(s) differ, e.g. {differing[0]}); a run's output is never"
+                f" mixed with another's; {destination} is unchanged (use --strategy source-wins or dest-wins"
+                " to keep one side's whole version)"
+            )
+        winner = src if strategy == "source-wins" else dst
+        return dict(winner.files), winner
 
     def _ancestors(self, commit_id: str) -> set[str]:
         seen, todo = set(), [commit_id]
@@ -397,7 +482,7 @@ class EmbeddedRepository(VersionStore):
     """One dataset of the embedded store, behind the backend interface."""
 
     def __init__(self, dataset: str, store: LocalStore | None = None):
-        self.dataset = _check_name("dataset", dataset)
+        self.dataset = check_name("dataset", dataset)
         self.store = store or LocalStore()
         self.name = dataset
 
@@ -447,24 +532,62 @@ class EmbeddedRepository(VersionStore):
     def merge(self, source: str, destination: str, message: str = "", strategy: str | None = None) -> Version:
         return self.store.merge(self.dataset, source, destination, message, strategy).version()
 
+    def default_branch(self) -> str:
+        return "main"
+
+    def check_commit_target(self, branch: str, folder: str) -> None:
+        check_name("branch", branch)
+        self.store.check_branch_name(self.dataset, branch)
+
     def cached_checkout(self, ref: str) -> Path:
-        """A read-only copy of a version under the store, made once per commit (atomically)."""
+        """A read-only copy of a version under the store for readers, made once per commit (atomically)
+        and checked before every use against what was recorded when its files were verified against the
+        objects: each file's size, inode and change time (an edit in place, a hard link or a replacement
+        changes them, whoever made it). A cache that differs is rebuilt from the objects."""
         commit = self.store.resolve(self.dataset, ref)
         target = self.store.root / "checkouts" / self.dataset / commit.id
-        if (target / ".complete").is_file():
+        if _cache_intact(target):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{commit.id}-"))
+        stale = target.parent / f".{commit.id}-stale-{os.getpid()}"
         try:
-            self.store.checkout(self.dataset, commit.id, staging, force=True)
-            (staging / ".complete").write_text(commit.id + "\n")
-            if target.exists() and not (target / ".complete").is_file():
-                shutil.rmtree(target)  # an unfinished (or pre-1.0, hard-linked) cache of this commit
+            self.store.write_files(self.dataset, commit, staging)
+            signatures = {}
+            for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+                os.chmod(path, 0o444)
+                signatures[path.relative_to(staging).as_posix()] = _signature(path)
+            (staging / CACHE_MARK).write_text(json.dumps({"commit": commit.id, "files": signatures}))
+            if target.exists():
+                target.rename(stale)  # a damaged or pre-1.0 (hard-linked, unrecorded) cache of this commit
             try:
                 staging.rename(target)
             except OSError:
-                if not (target / ".complete").is_file():  # not a concurrent twin that won the race
+                if not _cache_intact(target):  # not a concurrent twin that won the race
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(stale, ignore_errors=True)
         return target
+
+
+def _signature(path: Path) -> list[int]:
+    status = path.stat()
+    return [status.st_size, status.st_ino, status.st_ctime_ns]
+
+
+def _cache_intact(folder: Path) -> bool:
+    """Whether a cached checkout holds exactly the files recorded when it was made, untouched since."""
+    try:
+        recorded = json.loads((folder / CACHE_MARK).read_text())["files"]
+        present = {
+            p.relative_to(folder).as_posix(): p
+            for p in folder.rglob("*")
+            if not p.is_dir() and p.name != CACHE_MARK
+        }
+        return recorded.keys() == present.keys() and all(
+            not path.is_symlink() and _signature(path) == recorded[relative]
+            for relative, path in present.items()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

@@ -46,11 +46,14 @@ from curate.versions.base import (
     Version,
     VersionStore,
     check_against_manifest,
+    check_name,
+    checkout_target,
+    default_store_root,
     is_remote,
     list_output,
     manifest_files,
     open_source,
-    prepare_destination,
+    read_json_file,
     scan_output,
     stats_delta,
     write_stream,
@@ -263,6 +266,24 @@ class LakeFSRepository(VersionStore):
             context = _Context(f"opening {self.name}", f"{self.name}: no such repository")
             self._repository = self._call(context, self.repositories.get_repository, self.repo)
         return self._repository
+
+    def default_branch(self) -> str:
+        return self.repository().default_branch
+
+    def check_commit_target(self, branch: str, folder: str) -> None:
+        """The branch name, the server, the credentials and the repository now; and never a run into the
+        folder that a version of ``branch`` was imported from (lakeFS reads those objects where they are)."""
+        check_name("branch", branch)
+        self.repository()
+        root = folder.rstrip("/")
+        imported = (
+            self.imported_from(branch, root) if self.importable(root) and branch in self.branches() else []
+        )
+        if imported:
+            raise CurateError(
+                f"{root}: {self.name}@{branch} was imported from this folder ({len(imported)} file(s), e.g."
+                f" {imported[0]}) and lakeFS reads them there; write this run to a new folder (one per run)"
+            )
 
     def _ref_context(self, ref: str, what: str) -> _Context:
         return _Context(f"{what} {self.name}@{ref}", f"{self.name}@{ref}: no such branch, tag or commit")
@@ -760,8 +781,11 @@ class LakeFSRepository(VersionStore):
         """Stream every file of the version into ``dest`` and check the shards against the manifest."""
         commit = self.resolve(ref).id  # one commit throughout, even if the branch moves meanwhile
         files = self.files(commit)
-        dest = Path(dest)
-        prepare_destination(dest, set(files), force)
+        with checkout_target(dest, force, f"{self.name}@{commit}", [default_store_root()]) as staging:
+            self._download(ref, commit, files, staging)
+        return Path(dest)
+
+    def _download(self, ref: str, commit: str, files: dict[str, Any], dest: Path) -> None:
         digests = {}
         for relative in sorted(files):
             url = self._url("repositories", self.repo, "refs", commit, "objects", path=relative)
@@ -773,8 +797,8 @@ class LakeFSRepository(VersionStore):
                 )
             finally:
                 response.release_conn()
-        check_against_manifest(dest, digests)
-        return dest
+        manifest = read_json_file(dest / MANIFEST) if MANIFEST in files else None
+        check_against_manifest(f"{self.name}@{ref}", digests, manifest)
 
 
 def lineage_metadata(lineage: dict[str, Any], run_branch: str) -> dict[str, str]:

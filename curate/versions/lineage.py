@@ -9,31 +9,20 @@ prints it and `curate run --recipe-from NAME@REF` reruns its recipe.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from curate.core.errors import CurateError
+from curate.versions.base import redact_recipe
+from curate.versions.compare import commit_message
 
 LINEAGE_FORMAT = "curate.lineage/1"
-_SECRET = re.compile(r"secret|password|passwd|token|credential|private_key|access_key", re.IGNORECASE)
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
-def _redacted(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    options = dict((recipe.get("runner") or {}).get("options") or {})
-    dropped = sorted(key for key in options if _SECRET.search(key))
-    if dropped:
-        recipe = {
-            **recipe,
-            "runner": {**recipe["runner"], "options": {k: v for k, v in options.items() if k not in dropped}},
-        }
-    return recipe, [f"runner.options.{key}" for key in dropped]
 
 
 def describe_inputs(files: list[str]) -> list[dict[str, Any]]:
@@ -60,10 +49,10 @@ def describe_inputs(files: list[str]) -> list[dict[str, Any]]:
 
 def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -> dict[str, Any]:
     import curate
-    from curate.shards import _git_commit
+    from curate.shards import git_commit
     from curate.versions.base import MANIFEST, is_remote, read_source_json
 
-    recipe, dropped = _redacted(config.model_dump(mode="json"))
+    recipe, dropped = redact_recipe(config.model_dump(mode="json"))
     manifest_path = f"{output.rstrip('/')}/{MANIFEST}"
     if is_remote(output):
         from apache_beam.io.filesystems import FileSystems
@@ -75,53 +64,75 @@ def collect(config: Any, files: list[str], stats: dict[str, Any], output: str) -
         "format": LINEAGE_FORMAT,
         "recipe": recipe,
         "redacted": dropped,
-        "code": {"curate": curate.__version__, "git_commit": _git_commit()},
+        "code": {"curate": curate.__version__, "git_commit": git_commit()},
         "runner": {k: v for k, v in recipe.get("runner", {}).items() if k != "options"},
         "inputs": describe_inputs(files),
-        "stats": {
-            **{
-                k: stats[k]
-                for k in ("documents_read", "documents_kept", "documents_rejected", "balanced")
-                if k in stats
-            },
-            "stages": {
-                name: {"in": s["in"], "out": s["out"], "rejected": s.get("rejected", {})}
-                for name, s in stats.get("stages", {}).items()
-            },
-            "total_tokens": manifest.get("total_tokens"),
-            "shards": len(manifest.get("shards", [])),
-        },
+        "stats": _stats_summary(stats, manifest),
         "output": output,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
+def _stats_summary(stats: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **{
+            k: stats[k]
+            for k in ("documents_read", "documents_kept", "documents_rejected", "balanced")
+            if k in stats
+        },
+        "stages": {
+            name: {"in": s["in"], "out": s["out"], "rejected": s.get("rejected", {})}
+            for name, s in stats.get("stages", {}).items()
+        },
+        "total_tokens": manifest.get("total_tokens"),
+        "shards": len(manifest.get("shards", [])),
+    }
+
+
+def of_output_folder(folder: str) -> dict[str, Any]:
+    """The lineage of an output folder committed by hand (`curate versions commit DIR`), from what the
+    run left there: the recipe and code in manifest.json, the counts in stats.json, and the inputs
+    (already hashed by the run, not read again) in lineage.json."""
+    import curate
+    from curate.shards import git_commit
+    from curate.versions.base import list_output, read_source_json
+
+    found = {item.relative: item.location for item in list_output(folder)}
+    manifest = read_source_json(found["manifest.json"]) if "manifest.json" in found else {}
+    stats = read_source_json(found["stats.json"]) if "stats.json" in found else {}
+    run_record = read_source_json(found["lineage.json"]) if "lineage.json" in found else {}
+    recipe, dropped = redact_recipe(manifest.get("config") or {})
+    inputs: dict[str, dict[str, Any]] = {}
+    for part in run_record.get("parts", []) if isinstance(run_record, dict) else []:
+        for entry in part.get("inputs", []):
+            checksum = str(entry.get("checksum", ""))
+            described = {"path": entry["path"], "size": entry.get("size")}
+            if checksum.startswith("sha256:"):
+                described["sha256"] = checksum.removeprefix("sha256:")
+            else:
+                described["checksum"] = checksum.removeprefix("fs:")
+            inputs.setdefault(entry["path"], described)  # a file read in byte ranges is one input
+    return {
+        "format": LINEAGE_FORMAT,
+        "recipe": recipe or None,
+        "redacted": dropped,
+        "code": manifest.get("code") or {"curate": curate.__version__, "git_commit": git_commit()},
+        "runner": {k: v for k, v in (recipe.get("runner") or {}).items() if k != "options"},
+        "inputs": list(inputs.values()),
+        "stats": _stats_summary(stats, manifest),
+        "output": folder,
+        "committed_by": "curate versions commit",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def check_commit_target(config: Any) -> None:
-    """Before a run starts: the repository of ``output.dataset`` exists and answers, the branch name is valid
-    (lakeFS: the server is reachable and accepts the credentials)."""
+    """Before a run starts: the repository of ``output.dataset`` exists and answers, and the run may
+    commit to ``output.branch`` there (see VersionStore.check_commit_target)."""
     from curate.versions import open_repository
-    from curate.versions.embedded import _check_name
 
-    _check_name("branch", config.output.branch)
     repository = open_repository(config.output.dataset)
-    if hasattr(repository, "repository"):
-        repository.repository()
-    root = config.output.path.rstrip("/")
-    if hasattr(repository, "importable") and repository.importable(root):
-        _refuse_overwriting_imported(repository, config.output.branch, root)
-
-
-def _refuse_overwriting_imported(repository: Any, branch: str, root: str) -> None:
-    """An imported version reads its bytes where the run wrote them: a new run into the same folder would
-    replace them under it, so it must write somewhere else."""
-    if branch not in repository.branches():
-        return
-    imported = repository.imported_from(branch, root)
-    if imported:
-        raise CurateError(
-            f"{root}: {repository.name}@{branch} was imported from this folder ({len(imported)} file(s), e.g."
-            f" {imported[0]}) and lakeFS reads them there; write this run to a new folder (one per run)"
-        )
+    repository.check_commit_target(config.output.branch, config.output.path.rstrip("/"))
 
 
 def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]) -> str:
@@ -132,8 +143,9 @@ def commit_run(config: Any, output: str, files: list[str], stats: dict[str, Any]
     repository = open_repository(config.output.dataset)
     lineage = collect(config, files, stats, output)
     run_id = new_run_id()
-    version = repository.commit_output(output, config.output.branch, f"curate run {run_id}", lineage, run_id)
-    moved = getattr(repository, "last_transfer", {})
+    message = commit_message(repository, config.output.branch, lineage["recipe"], run_id)
+    version = repository.commit_output(output, config.output.branch, message, lineage, run_id)
+    moved = repository.last_transfer
     how = ", ".join(f"{n} {kind}" for kind, n in moved.items() if n)
     return f"{repository.name}@{version.id} (branch {config.output.branch}{'; files ' + how if how else ''})"
 

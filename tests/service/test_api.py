@@ -148,7 +148,9 @@ def test_datasets_log_diff_and_commit_reports(served, served_run):
     assert commit["stats"]["documents_kept"] == served_run["progress"]["stages"][-1]["out"]
     assert commit["has_report"] and served.request("GET", commit["report_url"])[0] == 200
     status, diff = served.request("GET", f"/api/datasets/web/diff?a=main&b={commit['id']}")
-    assert status == 200 and diff["changed"] == [] and diff["a"]["report_url"] == commit["report_url"]
+    assert (
+        status == 200 and diff["files"]["changed"] == [] and diff["a"]["report_url"] == commit["report_url"]
+    )
     assert served.request("GET", "/api/datasets/nope/log")[0] == 404
 
 
