@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo-setup kenlm-tools browser-tools lakefs-server light-env mds-env demo test test-fast lint clean
+.PHONY: setup demo-setup kenlm-tools browser-tools engines lakefs-server light-env mds-env demo test test-fast lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -72,6 +72,11 @@ mds-env: setup
 	@$(MDS_ENV)/bin/python -c "import streaming, curate" 2>/dev/null || $(BIN)/python tools/light_env.py \
 	  $(MDS_ENV) --pip 'mosaicml-streaming==0.13.*' --pip 'numpy<2.2'
 
+# Flink and Spark under Beam (`curate run --runner flink|spark`): Beam's Java runners and the engines'
+# jars, fetched once with Maven into ~/.cache/curate/engines (docs/engines.md). Needs Java 17 and Maven.
+engines: setup
+	$(BIN)/curate engines fetch
+
 # A real lakeFS server for the lakeFS backend's tests, built from lakeFS's Go module source (Go module proxy
 # only) once per version into ~/.cache/curate/lakefs/<version>/ (docs/lakefs.md). A failed build does not
 # stop the other tests; the lakeFS tests then fail in CI saying why (and skip elsewhere).
@@ -85,7 +90,7 @@ demo: demo-setup
 
 # The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools lakefs-server light-env mds-env lint
+test: setup kenlm-tools browser-tools engines lakefs-server light-env mds-env lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -45,8 +45,12 @@ def format_counts(stages: dict[str, dict[str, Any]], order: list[str]) -> str:
 class MetricsProgress:
     """Polls ``query(result)`` on a thread while the job runs; `final` prints the last counts."""
 
-    def __init__(self, result: Any, order: list[str], stream: TextIO, interval: float = 5.0):
+    def __init__(
+        self, result: Any, order: list[str], stream: TextIO, interval: float = 5.0, source: Any = None
+    ):
+        # ``source(result)``: another place to read the job's metrics from (an engine's REST API)
         self._result, self._order, self._stream = result, order, stream
+        self._source = source or query
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -56,7 +60,7 @@ class MetricsProgress:
         from curate.pipelines.metrics import stage_counts
 
         try:
-            return stage_counts(query(self._result))
+            return stage_counts(self._source(self._result))
         except Exception:  # a runner without a metrics API: progress is best-effort
             return {}
 

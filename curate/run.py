@@ -26,6 +26,8 @@ from curate.config import Config
 from curate.console_progress import FileProgress, worker_logs_to
 from curate.core.errors import Cancelled, CurateError, PipelineFailed
 from curate.core.files import is_local, write_atomic
+from curate.engines.flink_rest import metrics_source
+from curate.engines.job_server import engine_runner
 from curate.finalize import Part, RunSummary, commit_published, finalize, format_summary, summary_of
 from curate.metrics_progress import MetricsProgress
 from curate.object_store import configure as configure_object_stores
@@ -175,8 +177,11 @@ def _run_pipeline(
     from_files = progress and not config.runner.workers_are_elsewhere
     from_metrics = progress and config.runner.name != "direct"
     try:
-        with FileProgress(progress_dir, stream) if from_files else contextlib.nullcontext():
-            options = pipeline_options(config.runner, layout.path(".work", "beam-temp"), config.storage)
+        with (
+            FileProgress(progress_dir, stream) if from_files else contextlib.nullcontext(),
+            engine_runner(config.runner) as runner,  # flink/spark: Beam's job server for the engine
+        ):
+            options = pipeline_options(runner, layout.path(".work", "beam-temp"), config.storage)
             built = False
             try:
                 pipeline = beam.Pipeline(options=options)
@@ -184,7 +189,8 @@ def _run_pipeline(
                 write_plan(progress_dir, order, len(units))
                 built = True
                 result = pipeline.run()
-                with MetricsProgress(result, order, stream) if from_metrics else contextlib.nullcontext():
+                metrics = MetricsProgress(result, order, stream, source=metrics_source(config.runner))
+                with metrics if from_metrics else contextlib.nullcontext():
                     result.wait_until_finish()
             except Exception as error:
                 with contextlib.suppress(OSError):  # the log's disk may be the one that is full

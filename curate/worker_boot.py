@@ -44,7 +44,7 @@ def worker_environment(args: argparse.Namespace, environ: dict[str, str]) -> dic
     env.update(
         WORKER_ID=args.id,
         PIPELINE_OPTIONS=json_format.MessageToJson(info.pipeline_options),
-        CONTROL_API_SERVICE_DESCRIPTOR=_descriptor(args.control_endpoint),
+        CONTROL_API_SERVICE_DESCRIPTOR=_descriptor(args.control_endpoint or info.control_endpoint.url),
         LOGGING_API_SERVICE_DESCRIPTOR=_descriptor(info.logging_endpoint.url or args.logging_endpoint),
         SEMI_PERSISTENT_DIRECTORY=semi_persistent,
         RUNNER_CAPABILITIES=" ".join(info.runner_capabilities),
@@ -57,11 +57,13 @@ def worker_environment(args: argparse.Namespace, environ: dict[str, str]) -> dic
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="curate-worker-boot", description=__doc__.splitlines()[0])
     parser.add_argument("--id", required=True)
-    parser.add_argument("--logging_endpoint", required=True)
+    # A worker pool passes every endpoint; a PROCESS environment (Flink's, Spark's) only --id and
+    # --provision_endpoint: the others then come from the provisioning service, as for Beam's own boot.
+    parser.add_argument("--logging_endpoint", default="")
     parser.add_argument("--artifact_endpoint", default="")
     parser.add_argument("--provision_endpoint", required=True)
-    parser.add_argument("--control_endpoint", required=True)
-    parser.add_argument("--semi_persistent_directory", default="")
+    parser.add_argument("--control_endpoint", default="")
+    parser.add_argument("--semi_persistent_directory", "--semi_persist_dir", default="")
     args = parser.parse_args(argv)
     env = worker_environment(args, dict(os.environ))
     command = [sys.executable, "-m", "apache_beam.runners.worker.sdk_worker_main"]

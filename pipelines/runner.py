@@ -70,7 +70,8 @@ class RunnerConfig(Strict):
         """Workers that cannot see the driver's disk: every runner but the local one and LOOPBACK."""
         if self.name == "direct":
             return False
-        return not (self.name == "portable" and self.environment_type.upper() == "LOOPBACK")
+        portable = self.name in ("portable", "flink", "spark")  # flink/spark run through a job server
+        return not (portable and self.environment_type.upper() == "LOOPBACK")
 
 
 # Beam options that carry credentials -> the environment variable that carries them instead.

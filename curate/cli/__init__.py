@@ -18,6 +18,7 @@ from curate.cli import (
     decont_cmd,
     dedup_cmd,
     demo_cmd,
+    engines_cmd,
     eval_cmd,
     export_cmd,
     lm_cmd,
@@ -47,6 +48,7 @@ COMMAND_MODULES = [
     decont_cmd,
     report_cmd,
     serve_cmd,
+    engines_cmd,
 ]
 
 

@@ -27,6 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--state", metavar="DIR", help="Job records and job folders (default: FIRST_ROOT/.curate-service)."
     )
+    serve.add_argument(
+        "--engine",
+        action="append",
+        metavar="RUNNER.yaml",
+        help="Let requests run on this engine: a YAML file with a `runner:` section (e.g. flink with its "
+        "flink_master); a request that names that runner gets exactly this section (repeatable).",
+    )
     serve.set_defaults(func=_serve)
 
 
@@ -49,10 +56,33 @@ def _serve(args: argparse.Namespace) -> int:
             f"curate serve needs the serve extra ({error.name} missing): pip install -e '.[serve]'"
         ) from None
 
-    settings = ServiceSettings.create(args.root or [os.getcwd()], token, args.max_jobs, args.state)
+    engines = _engines(args.engine or [])
+    settings = ServiceSettings.create(args.root or [os.getcwd()], token, args.max_jobs, args.state, engines)
     app = create_app(settings)
     print(
         f"curate: serving on http://{args.host}:{args.port}/ (roots: {', '.join(map(str, settings.roots))})"
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _engines(files: list[str]) -> dict[str, dict]:
+    """runner name -> runner section, from the operator's `--engine` files (checked like a recipe's)."""
+    import yaml
+
+    from curate.pipelines.runner import RunnerConfig
+
+    engines: dict[str, dict] = {}
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                section = (yaml.safe_load(handle) or {}).get("runner")
+            runner = RunnerConfig.model_validate(section)
+        except (OSError, ValueError, AttributeError) as error:
+            raise CurateError(
+                f"--engine {path}: expected a YAML file with a runner: section ({error})"
+            ) from None
+        if runner.name == "direct":
+            raise CurateError(f"--engine {path}: the direct runner is always offered; name an engine")
+        engines[runner.name] = runner.model_dump(mode="json")
+    return engines

@@ -43,7 +43,7 @@ def run_view(ctx: ServiceContext, job: Job) -> dict[str, Any]:
 def start_run(body: RunRequest, ctx: Context) -> dict[str, str]:
     job_id = new_job_id()
     directory = ctx.settings.job_dir(job_id)
-    config, total_bytes = checked_config(body, ctx.settings.roots, directory / "out")
+    config, total_bytes = checked_config(body, ctx.settings.roots, directory / "out", ctx.settings.engines)
     output = config.output.path
     busy = [job for job in ctx.records.list("run", ACTIVE) if job.output == output]
     if busy:

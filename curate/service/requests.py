@@ -170,18 +170,30 @@ def confined_paths(
     return dumped, total_bytes
 
 
-def checked_config(request: RunRequest, roots: tuple[Path, ...], default_output: Path) -> tuple[Config, int]:
+def checked_config(
+    request: RunRequest, roots: tuple[Path, ...], default_output: Path, engines: dict[str, dict] | None = None
+) -> tuple[Config, int]:
     """The recipe to run, every path in it real, inside the roots and frozen; and the input's size in bytes.
 
     Order matters: the recipe's shape is validated without opening any file it names, then every
-    path-bearing value is confined, and only then is it validated in full (which may read a model)."""
+    path-bearing value is confined, and only then is it validated in full (which may read a model).
+    A recipe may name an engine the operator configured (``engines``): it then runs with the operator's
+    runner section, never with a master, worker environment or Beam option the request names."""
     data = _recipe_data(request.recipe)
+    engines = engines or {}
+    runner = data.get("runner")
+    requested = runner.get("name", "direct") if isinstance(runner, dict) else None
+    on_engine = requested in engines
+    if on_engine:
+        data["runner"] = dict(engines[requested])
     config = _validated(data, SHAPE_ONLY)
-    if config.runner.name != "direct":
+    if config.runner.name != "direct" and not on_engine:
+        offered = ", ".join(["direct", *sorted(engines)])
         raise RequestProblem(
-            ["recipe", "runner", "name"], "the service runs recipes on the direct runner only"
+            ["recipe", "runner", "name"], f"the service runs recipes on these runners only: {offered}"
         )
-    if config.runner.options:  # free-form Beam flags can name paths (temp_location) the markers cannot see
+    # free-form Beam flags can name paths (temp_location) the markers cannot see; the operator's may
+    if config.runner.options and not on_engine:
         raise RequestProblem(
             ["recipe", "runner", "options"], "the service passes no Beam options to its runs; remove them"
         )

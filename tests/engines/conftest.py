@@ -1,0 +1,91 @@
+"""Fixtures for the engine tests: the fetched engines (`make engines`), a direct-runner reference run of
+the small real inputs, and how two runs are compared.
+
+Equivalence of an engine run and the direct run (defined here, tested in each module): the same
+decoded token stream for every document id across all shards, the same per-stage in/out/rejected
+counts (by reason) in stats.json, and a report. Shard files are compared as sets of (id, tokens), not
+byte for byte, since an engine may order documents within a shard differently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from curate.config import parse_config
+from curate.core.errors import CurateError
+from curate.engines.distributions import DISTRIBUTIONS
+from curate.run import run
+
+
+def _engines_fetched() -> None:
+    missing = []
+    for distribution in DISTRIBUTIONS.values():
+        try:
+            distribution.classpath()
+        except CurateError as error:
+            missing.append(str(error))
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"engines not set up in CI: {missing[0]}")
+        pytest.skip(missing[0])
+
+
+@pytest.fixture(scope="session")
+def engines_fetched() -> None:
+    _engines_fetched()
+
+
+def tokens_by_id(out: Path) -> dict[str, list[int]]:
+    """Every document id in OUT/shards -> its token ids, decoded from the Parquet shards."""
+    found: dict[str, list[int]] = {}
+    for shard in sorted((out / "shards").glob("*.parquet")):
+        table = pq.read_table(shard, columns=["id", "tokens"])
+        for doc_id, tokens in zip(table["id"].to_pylist(), table["tokens"].to_pylist(), strict=True):
+            assert doc_id not in found, f"{doc_id} in two shards"
+            found[doc_id] = tokens
+    return found
+
+
+def stage_counts(stats: dict[str, Any]) -> dict[str, tuple[int, int, dict[str, int]]]:
+    return {name: (e["in"], e["out"], dict(e["rejected"])) for name, e in stats["stages"].items()}
+
+
+@pytest.fixture(scope="session")
+def engine_recipe(servers):
+    """``engine_recipe(out, runner)``: the small recipe on the small real inputs with that runner."""
+
+    def recipe(out: Path, runner: dict[str, Any]) -> dict[str, Any]:
+        data = servers.small_recipe([str(p) for p in servers.small_inputs()], str(out))
+        data["runner"] = runner
+        return data
+
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def direct_result(tmp_path_factory, servers) -> tuple[dict[str, list[int]], dict]:
+    """(tokens by document id, per-stage counts) of the direct runner on the small inputs."""
+    out = tmp_path_factory.mktemp("direct") / "out"
+    summary = run(
+        parse_config(servers.small_recipe([str(p) for p in servers.small_inputs()], str(out))), progress=False
+    )
+    return tokens_by_id(out), stage_counts(summary.stats)
+
+
+@pytest.fixture(scope="session")
+def same_as_direct(direct_result):
+    """``same_as_direct(out, stats)`` asserts the equivalence above (``stats``: the run's stats.json)."""
+
+    def check(out: Path, stats: dict[str, Any]) -> None:
+        tokens, counts = direct_result
+        assert stats["balanced"]
+        assert stage_counts(stats) == counts
+        assert tokens_by_id(out) == tokens != {}
+        assert (out / "report.html").is_file()
+
+    return check
