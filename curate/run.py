@@ -25,7 +25,7 @@ from curate import incremental
 from curate.config import Config
 from curate.console_progress import FileProgress, worker_logs_to
 from curate.core.errors import Cancelled, CurateError, PipelineFailed
-from curate.core.files import is_local, write_atomic
+from curate.core.files import disk_full_line, is_local, write_atomic
 from curate.engines.flink_rest import metrics_source
 from curate.engines.job_server import engine_runner
 from curate.finalize import Part, RunSummary, commit_published, finalize, format_summary, summary_of
@@ -40,7 +40,7 @@ from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, release_lock, staging_path
 from curate.versions import parse_spec, resolve_data
 from curate.versions.lineage import check_commit_target
-from curate.worker_paths import absolute_local_paths, check_workers_can_reach
+from curate.worker_paths import absolute_local_paths, check_confined_paths, check_workers_can_reach
 
 __all__ = ["RunSummary", "format_summary", "run"]
 
@@ -61,6 +61,7 @@ def run(
     started = time.monotonic()
     configure_object_stores(config.storage)  # before the first s3:// or gs:// path is matched
     config = absolute_local_paths(config)
+    check_confined_paths(config)  # a job of `curate serve`: its paths still lead inside the roots
     check_workers_can_reach(config)
     if append:
         dataset, branch = parse_spec(append)
@@ -196,6 +197,9 @@ def _run_pipeline(
                 with contextlib.suppress(OSError):  # the log's disk may be the one that is full
                     traceback.print_exc()  # fd 2 is the log file here
                 if built or not isinstance(error, CurateError):
+                    full = disk_full_line(str(error), [layout.root, tempfile.gettempdir()])
+                    if full:  # a full disk names its folders and the space left there
+                        raise PipelineFailed(f"{full} (traceback in {log_path})") from error
                     raise PipelineFailed.of(error, log_path) from error
                 raise
     finally:

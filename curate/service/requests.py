@@ -183,9 +183,9 @@ def checked_config(
     engines = engines or {}
     runner = data.get("runner")
     requested = runner.get("name", "direct") if isinstance(runner, dict) else None
-    on_engine = requested in engines
+    on_engine = isinstance(requested, str) and requested in engines
     if on_engine:
-        data["runner"] = dict(engines[requested])
+        data["runner"] = dict(engines[str(requested)])
     config = _validated(data, SHAPE_ONLY)
     if config.runner.name != "direct" and not on_engine:
         offered = ", ".join(["direct", *sorted(engines)])

@@ -33,7 +33,7 @@ def test_a_worker_that_runs_out_of_space_names_the_output_folder(capsys, monkeyp
             "[while running 'WriteShards/Write']"
         )
 
-    monkeypatch.setattr(curate.run, "_run_pipeline", full)
+    monkeypatch.setattr(curate.run.curation, "build", full)  # raised inside the running pipeline's guard
     line = _error_line(capsys, "run", str(recipe), "--quiet")
     assert line.startswith("curate: error: No space left on device while writing under ")
     assert str(tmp_path / "deep" / "out") in line and "MB free)" in line
