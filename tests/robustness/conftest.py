@@ -293,8 +293,9 @@ def _hostile_plain_warc(folder: Path, shared_path) -> DamagedInput:
 
 
 def _deep_json(folder: Path, shared_path) -> DamagedInput:
-    """40 real documents; line 7 nests 100,000 lists deep, line 21 an object 150 levels deep."""
-    rows = sample_rows(shared_path, "cc_en_head-0174.jsonl.gz")
+    """40 real documents (not those of the duplicate-id files); line 7 nests 100,000 lists deep, line 21
+    an object 150 levels deep."""
+    rows = sample_rows(shared_path, "cc_en_head-0091.jsonl.gz")
     lines = [jsonl_line({"id": f"deep-{i}", "text": rows[i % 10]["text"]}) for i in range(40)]
     lines[6] = b'{"id": "deep-6", "text": "x", "meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
     nested = json.dumps({"id": "deep-20", "text": "y", "meta": json.loads("[" * 150 + "]" * 150)})
