@@ -8,69 +8,39 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
 from curate.config import Config
+from curate.core.config import path_values
 from curate.core.errors import CurateError
 from curate.core.files import is_local
 from curate.core.tokenizer import prepare
+from curate.pipelines import mixing, token_shards
 from curate.pipelines.curation import BuiltStages, enabled_stages
 from curate.pipelines.dedup_index import Versions
 from curate.pipelines.readers import detect_format, expand_inputs, read_file
 from curate.pipelines.stage_order import DOCUMENT_STAGES
 from curate.versions import resolve_data
 
-# Recipe keys whose values name files a stage opens (a path, a list of paths, or {lang: path(s)}). Keys are
-# the recipe's public contract, so they stay valid wherever the config classes live.
-RECIPE_FILES = (
-    "stages.url_filter.blocklists",
-    "stages.url_filter.banned_words",
-    "stages.langid.model",
-    "stages.toxicity.wordlists",
-    "stages.toxicity.fasttext_model",
-    "stages.perplexity.model",
-    "stages.perplexity.sentencepiece",
-    "stages.tokenize.tokenizer",
-)
-BUNDLED = {"stages.tokenize.tokenizer": {"gpt2"}}  # names that are not paths
-
-
-def _lookup(config: Config, key: str) -> Any:
-    value: Any = config
-    for part in key.split("."):
-        value = getattr(value, part, None)
-        if value is None:
-            return None
-    return value
-
-
-def _paths(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _paths(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _paths(item)
-
 
 def recipe_files(config: Config) -> list[tuple[str, str]]:
-    """``(recipe key, path)`` for every file an enabled stage will open."""
+    """``(recipe key, path)`` for every file an enabled stage will open: the values of the stage config
+    fields declared to name a file (`NamesPath("file")`, found by `path_values`), so a stage that adds
+    such a field is checked here without editing a list. Bundled names ("gpt2") and versions are not
+    paths; a tokenizer that is trained instead of loaded is not opened."""
     found = []
-    for key in RECIPE_FILES:
-        stage = _lookup(config, key.rsplit(".", 1)[0])
+    for value in path_values(config.stages, ("stages",)):
+        stage_name = str(value.loc[1])
+        stage = getattr(config.stages, stage_name, None)
+        if value.marker.kind != "file" or value.marker.writes or not value.marker.is_path(value.value):
+            continue
         if stage is None or not getattr(stage, "enabled", True):
             continue
-        if key == "stages.tokenize.tokenizer" and _lookup(config, "stages.tokenize.train") is not None:
+        if stage_name == "tokenize" and config.stages.of(token_shards.STAGE).train is not None:
             continue  # a tokenizer is trained instead
-        for path in _paths(_lookup(config, key)):
-            if path not in BUNDLED.get(key, set()):
-                found.append((key, path))
+        found.append((".".join(str(part) for part in value.loc if isinstance(part, str)), value.value))
     return found
 
 
@@ -125,8 +95,8 @@ _WARC_FIELDS = {"warc_record_id", "warc_date", "http_status"}
 def check_order_by(config: Config, files: list[str]) -> None:
     """``tokenize.order_by`` must name something documents will have: an annotation of an enabled stage,
     or (JSONL/Parquet input) an input field, which curate cannot know in advance."""
-    tokenize = _lookup(config, "stages.tokenize")
-    order_by = getattr(tokenize, "order_by", None)
+    tokenize = config.stages.of(token_shards.STAGE)
+    order_by = tokenize.order_by
     if not order_by or not tokenize.enabled:
         return
     known = {"read_error"} | {
@@ -135,7 +105,7 @@ def check_order_by(config: Config, files: list[str]) -> None:
         if config.stages.of(stage).enabled
         for name in stage.annotations(config.stages.of(stage))
     }
-    if _lookup(config, "stages.mixing.enabled"):
+    if config.stages.of(mixing.STAGE).enabled:
         known.add("domain")
     formats = {config.input.format if config.input.format != "auto" else detect_format(f) for f in files}
     if formats & {"warc", "wet"}:
@@ -166,8 +136,8 @@ def _input_fields(config: Config, files: list[str]) -> set[str]:
 
 def check_tokenizer(config: Config) -> None:
     """The tokenizer file loads as a tokenizer (``prepare`` is what the run calls, an hour later)."""
-    tokenize = _lookup(config, "stages.tokenize")
-    if tokenize is not None and tokenize.enabled and tokenize.train is None:
+    tokenize = config.stages.of(token_shards.STAGE)
+    if tokenize.enabled and tokenize.train is None:
         prepare(tokenize.tokenizer)
 
 

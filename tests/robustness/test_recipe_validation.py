@@ -57,7 +57,7 @@ def test_language_codes_in_other_forms_are_accepted(capsys, tmp_path, make_recip
             lambda path: {"url_filter": {"enabled": True, "blocklists": [path]}},
         ),
         (
-            "stages.toxicity.wordlists",
+            "stages.toxicity.wordlists.en",  # the entry of a {language: file} mapping
             lambda path: {"toxicity": {"enabled": True, "wordlists": {"en": path}}},
         ),
         ("stages.perplexity.model", lambda path: {"perplexity": {"enabled": True, "model": path}}),
@@ -94,3 +94,26 @@ def test_an_empty_output_flag_is_an_error_not_the_recipes_default(capsys, tmp_pa
         "curate: error: output.path is empty: give the folder the run writes to (--output DIR)"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_preflight_checks_every_field_a_stage_declares_to_name_a_file(tmp_path):
+    """recipe_files comes from the config fields' NamesPath markers: classifier models and the
+    decontamination index are found though no list in preflight names them; disabled stages, bundled
+    names, versions and the output (written, not read) are not."""
+    from curate.core.config import SHAPE_ONLY
+    from curate.pipelines.recipe import Config
+    from curate.preflight import recipe_files
+
+    data = {
+        "input": [str(tmp_path / "in.jsonl")],
+        "stages": {
+            "classifier": {"enabled": True, "models": [{"name": "q", "path": str(tmp_path / "q.bin")}]},
+            "decontaminate": {"enabled": True, "index": str(tmp_path / "idx.npz")},
+            "toxicity": {"enabled": False, "wordlists": [str(tmp_path / "off.txt")]},
+            "dedup_exact": {"against": ["web@main"]},
+        },
+    }
+    found = recipe_files(Config.model_validate(data, context=SHAPE_ONLY))
+    assert ("stages.classifier.models.path", str(tmp_path / "q.bin")) in found
+    assert ("stages.decontaminate.index", str(tmp_path / "idx.npz")) in found
+    assert not [path for _, path in found if "off.txt" in path or path == "gpt2" or "@" in path]
