@@ -107,6 +107,21 @@ def release_lock(root: str) -> None:
             os.remove(path)
 
 
+def abandon(root: str, pid: int) -> None:
+    """After the process ``pid`` that ran into ``root`` was cancelled and has ended (its whole process
+    group with it): what it staged and its lock go, as its own cleanup would have done had it finished
+    before the kill (its Beam workers may still have been writing). A lock held by another process
+    means the staging is that run's: nothing is touched then."""
+    if not is_local(root):
+        return
+    holder = _read_lock(os.path.join(root, LOCK)).get("pid")
+    if holder is not None and holder != pid:
+        return
+    discard(staging_path(root))
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(root, LOCK))
+
+
 def staging_path(root: str) -> str:
     """Where a run stages its results: kept across a kill, so a segmented run can resume from it."""
     return _join(root, STAGING)

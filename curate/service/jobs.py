@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.core.files import CONFINE_ENV
+from curate.publish import abandon
 from curate.service.settings import ServiceSettings
 
 ACTIVE = ("queued", "running")
@@ -355,6 +356,8 @@ class JobRunner:
             return
         if status != "succeeded" and job.kind == "run":
             _remove_markers(Path(job.output))
+            if status == "cancelled" and job.pid is not None:
+                abandon(job.output, job.pid)  # what its workers staged after the run's own cleanup
         self.records.update(job_id, only_if=ACTIVE, status=status, finished=time.time(), error=error)
 
     # ------------------------------------------------------------------------------- requests

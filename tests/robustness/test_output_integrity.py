@@ -150,3 +150,29 @@ def test_a_cancelled_run_leaves_no_staging_and_no_lock(tmp_path, write_recipe, s
     assert "curate: interrupted" in err
     assert not (out / ".staging").exists() and not (out / LOCK).exists()
     assert not (out / "manifest.json").exists()
+
+
+def test_a_cancelled_runs_leftovers_go_but_another_runs_staging_stays(tmp_path):
+    """`curate serve` calls abandon once a cancelled run's process group has ended: the staging its
+    workers may still have written goes with the lock, unless another process holds the lock."""
+    import json
+    import os
+    from pathlib import Path
+
+    from curate.publish import LOCK, abandon, staging_path
+
+    def output(holder: int | None) -> Path:
+        root = tmp_path / f"out-{holder}"
+        Path(staging_path(str(root)), "shards").mkdir(parents=True)
+        Path(staging_path(str(root)), "shards", "part-0.parquet").write_bytes(b"partial")
+        if holder is not None:
+            (root / LOCK).write_text(json.dumps({"pid": holder, "host": os.uname().nodename}))
+        return root
+
+    for holder in (4242, None):  # the cancelled run's own lock, or none left
+        root = output(holder)
+        abandon(str(root), 4242)
+        assert not Path(staging_path(str(root))).exists() and not (root / LOCK).exists()
+    other = output(os.getpid())  # a live run holds the folder
+    abandon(str(other), 4242)
+    assert (Path(staging_path(str(other))) / "shards" / "part-0.parquet").exists() and (other / LOCK).exists()
