@@ -10,6 +10,8 @@ byte for byte, since an engine may order documents within a shard differently.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,5 +89,39 @@ def same_as_direct(direct_result):
         assert stage_counts(stats) == counts
         assert tokens_by_id(out) == tokens != {}
         assert (out / "report.html").is_file()
+
+    return check
+
+
+def _published(out: Path) -> dict[Path, bytes]:
+    return {
+        p.relative_to(out): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and ".staging" not in p.parts and p.name != "run.log"
+    }
+
+
+@pytest.fixture(scope="session")
+def run_while_killing(same_as_direct, engine_recipe):
+    """``run_while_killing(out, runner, kill)``: reruns into ``out`` (which holds a previous run) on
+    ``runner`` while ``kill`` (in a thread) kills part of the cluster mid-run. The run either recovers
+    through the engine's restart, with the direct runner's result, or fails in one line with the
+    previous output published as it was."""
+
+    def check(out: Path, runner: dict[str, Any], kill: Callable[[], None]) -> None:
+        before = _published(out)
+        killer = threading.Thread(target=kill)
+        killer.start()
+        try:
+            second = run(parse_config(engine_recipe(out, runner)), progress=False)
+        except CurateError as error:
+            print(f"outcome: failed cleanly: {error}")
+            assert "\n" not in str(error)
+            assert _published(out) == before  # nothing partial published
+        else:
+            print("outcome: recovered through the engine's restart")
+            same_as_direct(out, second.stats)
+        finally:
+            killer.join()
 
     return check

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from curate.config import parse_config
-from curate.core.errors import CurateError
 from curate.engines import flink_rest
 from curate.engines.clusters import FlinkSession, get_json, wait_until
 from curate.pipelines.metrics import stage_counts
@@ -111,10 +110,9 @@ def test_both_taskmanagers_ran_tasks_at_parallelism_two(session, session_run):
 
 
 def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_stays(
-    session, session_run, servers, same_as_direct, engine_recipe
+    session, session_run, servers, run_while_killing
 ):
     out, _, _, _ = session_run  # the previous version of this output folder
-    before = _files(out)
 
     def kill_one_taskmanager_mid_run() -> None:
         known = {job["jid"] for job in session.jobs()}
@@ -126,27 +124,7 @@ def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_st
         session.kill(session.taskmanagers[0])
         session.add_taskmanager()  # what a cluster manager does for a lost TaskManager
 
-    killer = threading.Thread(target=kill_one_taskmanager_mid_run)
-    killer.start()
-    try:
-        second = run(parse_config(engine_recipe(out, _session_runner(session, servers))), progress=False)
-    except CurateError as error:
-        print(f"outcome: failed cleanly: {error}")
-        assert "\n" not in str(error)
-        assert _files(out) == before  # nothing partial published
-    else:
-        print("outcome: recovered through the engine's restart")
-        same_as_direct(out, second.stats)
-    finally:
-        killer.join()
-
-
-def _files(out: Path) -> dict[Path, bytes]:
-    return {
-        p.relative_to(out): p.read_bytes()
-        for p in out.rglob("*")
-        if p.is_file() and ".staging" not in p.parts and p.name != "run.log"
-    }
+    run_while_killing(out, _session_runner(session, servers), kill_one_taskmanager_mid_run)
 
 
 def _processes() -> list[tuple[int, int, str]]:

@@ -7,13 +7,9 @@ task retries on the other worker, or fails the run in one line, and the previous
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
 
 from curate.config import parse_config
-from curate.core.errors import CurateError
 from curate.engines.clusters import SparkStandalone, get_json, wait_until
 from curate.run import run
 
@@ -57,10 +53,9 @@ def test_both_workers_ran_an_executor_for_the_job(standalone, standalone_run):
 
 
 def test_killed_worker_recovers_or_fails_cleanly_and_the_previous_output_stays(
-    standalone, standalone_run, same_as_direct, engine_recipe
+    standalone, standalone_run, run_while_killing
 ):
     out, _ = standalone_run
-    before = _files(out)
 
     def kill_one_worker_mid_run() -> None:
         known = {app["id"] for app in get_json(f"{standalone.rest}/json/")["completedapps"]}
@@ -70,24 +65,4 @@ def test_killed_worker_recovers_or_fails_cleanly_and_the_previous_output_stays(
         standalone.kill(standalone.workers[0])  # the worker and the executor it started
         standalone.add_worker()
 
-    killer = threading.Thread(target=kill_one_worker_mid_run)
-    killer.start()
-    try:
-        second = run(parse_config(engine_recipe(out, _standalone_runner(standalone))), progress=False)
-    except CurateError as error:
-        print(f"outcome: failed cleanly: {error}")
-        assert "\n" not in str(error)
-        assert _files(out) == before
-    else:
-        print("outcome: recovered through the engine's restart")
-        same_as_direct(out, second.stats)
-    finally:
-        killer.join()
-
-
-def _files(out: Path) -> dict[Path, bytes]:
-    return {
-        p.relative_to(out): p.read_bytes()
-        for p in out.rglob("*")
-        if p.is_file() and ".staging" not in p.parts and p.name != "run.log"
-    }
+    run_while_killing(out, _standalone_runner(standalone), kill_one_worker_mid_run)
