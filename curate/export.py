@@ -22,7 +22,7 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ METADATA = "curate-export.json"
 FORMATS = ("megatron", "mds", "litdata", "hf", "datatrove")
 HASH_NAME = "sha256 of (uint64 LE token count, uint32 LE tokens) per document, in order"
 CHUNK_BYTES = 64 << 20  # MDS shards, LitData chunks, Parquet files: about this many token bytes each
+BLOCK_QUANTUM = 1 << 16  # LitData chunks hold a multiple of this many tokens (block sizes that divide it)
+ROW_GROUP_TOKENS = 1 << 20  # Parquet row groups (hf): about this many tokens each
+COPY_BLOCK = 4 << 20
+WINDOW_TOKENS = 1 << 20  # --verify reads datatrove exports in windows of this many tokens
 
 
 class StreamHash:
@@ -93,10 +97,11 @@ def source_hash(shards: ShardSet) -> StreamHash:
 
 
 class Writer:
-    """Writes one dataset of one format into a local folder; `add` per document, then `close`."""
+    """Writes one dataset of one format into a local folder; `add` per document, then `close`. Formats
+    with chunks (MDS shards, LitData chunks, Parquet files) make them about `chunk_bytes` of tokens."""
 
-    def __init__(self, folder: Path, dtype: np.dtype, name: str = "data"):
-        self.folder, self.dtype, self.name = folder, dtype, name
+    def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
+        self.folder, self.dtype, self.name, self.chunk_bytes = folder, dtype, name, chunk_bytes
         folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, tokens: np.ndarray) -> None:
@@ -113,8 +118,8 @@ class MegatronWriter(Writer):
 
     DTYPE_CODES = {"uint16": 8, "int32": 4}  # megatron.core.datasets.indexed_dataset.DType
 
-    def __init__(self, folder: Path, dtype: np.dtype, name: str = "data"):
-        super().__init__(folder, dtype, name)
+    def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
+        super().__init__(folder, dtype, name, chunk_bytes)
         self._bin = open(folder / f"{name}.bin", "wb")  # noqa: SIM115 (closed in close())
         self._lengths = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._count = 0
@@ -154,9 +159,9 @@ class DatatroveWriter(Writer):
     """datatrove's tokenized files (nanotron): NAME.ds (tokens, 2 or 4 bytes) + NAME.ds.index (document
     ends in tokens, uint64) + NAME.ds.metadata (tokenizer|token size, token count)."""
 
-    def __init__(self, folder: Path, dtype: np.dtype, name: str = "data"):
+    def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
         dtype = np.dtype(np.uint16) if dtype.itemsize == 2 else np.dtype(np.uint32)
-        super().__init__(folder, dtype, name)
+        super().__init__(folder, dtype, name, chunk_bytes)
         self._ds = open(folder / f"{name}.ds", "wb")  # noqa: SIM115 (closed in close())
         self._index = open(folder / f"{name}.ds.index", "wb")  # noqa: SIM115 (closed in close())
         self._end = 0
@@ -175,72 +180,111 @@ class DatatroveWriter(Writer):
 
 
 class _ChunkedWriter(Writer):
-    """Collects documents up to CHUNK_BYTES, then hands them to `flush` as one file."""
+    """Files of a header (item count, item offsets) then the items, MDS's and LitData's chunk layout. The
+    open chunk's items go to a temporary file as they arrive and only their sizes stay in memory; a chunk
+    is written as its header followed by a copy of those bytes. So memory holds no tokens."""
 
     def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
-        super().__init__(folder, dtype, name)
-        self.chunk_bytes = chunk_bytes
-        self._pending: list[np.ndarray] = []
-        self._bytes = 0
+        super().__init__(folder, dtype, name, chunk_bytes)
         self.files: list[str] = []
+        self._body = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (closed in close())
+        self._sizes: list[int] = []  # byte size of each item of the open chunk
 
-    def add(self, tokens: np.ndarray) -> None:
-        self._pending.append(np.asarray(tokens, dtype=self.dtype))
-        self._bytes += len(tokens) * self.dtype.itemsize
-        if self._bytes >= self.chunk_bytes:
-            self._flush_pending()
+    def _add_item(self, *parts: bytes) -> None:
+        for part in parts:
+            self._body.write(part)
+        self._sizes.append(sum(len(part) for part in parts))
 
-    def _flush_pending(self) -> None:
-        if self._pending:
-            self.files.append(self.flush(len(self.files), self._pending))
-        self._pending, self._bytes = [], 0
+    def _write_chunk(self, name: str, sizes: list[int], body_start: int) -> int:
+        """NAME: uint32 item count, N+1 uint32 byte offsets from the file's start, then the items (the
+        body's bytes from `body_start`). Returns the file's size."""
+        start = 4 * (len(sizes) + 2)
+        offsets = np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))]) + start
+        if offsets[-1] >= 1 << 32:
+            raise CurateError(f"{name}: a chunk over 4 GiB; lower the chunk size")
+        with open(self.folder / name, "wb") as chunk:
+            chunk.write(struct.pack("<I", len(sizes)) + offsets.astype("<u4").tobytes())
+            self._body.seek(body_start)
+            left = int(offsets[-1]) - start
+            while left:
+                block = self._body.read(min(COPY_BLOCK, left))
+                chunk.write(block)
+                left -= len(block)
+            self.files.append(name)
+            return chunk.tell()
 
-    def flush(self, index: int, documents: list[np.ndarray]) -> str:
-        raise NotImplementedError
+    def _next_chunk(self) -> None:
+        self._body.seek(0)
+        self._body.truncate()
+        self._sizes = []
 
     def close(self) -> list[str]:
-        self._flush_pending()
+        if self._sizes:
+            self.flush(final=True)
+        self._body.close()
         return self.finish()
 
+    def flush(self, final: bool = False) -> None:
+        raise NotImplementedError
+
     def finish(self) -> list[str]:
-        return list(self.files)
-
-
-def _offsets_header(documents: list[np.ndarray], itemsize: int) -> bytes:
-    """uint32 count, then N+1 uint32 byte offsets from the start of the file (MDS and LitData chunks)."""
-    start = 4 * (len(documents) + 2)
-    sizes = np.fromiter((len(d) * itemsize for d in documents), dtype=np.int64, count=len(documents))
-    offsets = np.concatenate([[0], np.cumsum(sizes)]) + start
-    if offsets[-1] >= 1 << 32:
-        raise CurateError("a chunk over 4 GiB; lower CHUNK_BYTES")
-    return struct.pack("<I", len(documents)) + offsets.astype("<u4").tobytes()
+        raise NotImplementedError
 
 
 class LitDataWriter(_ChunkedWriter):
-    """LitData optimized chunks for LitGPT: chunk-0-N.bin (item count, offsets, one item per document)
-    + index.json with `item_loader: TokensLoader`, so `StreamingDataset(DIR, item_loader=TokensLoader(
-    block_size))` reads the packed token stream."""
+    """LitData optimized chunks for LitGPT: chunk-0-N.bin (item count, offsets, items: the documents, one
+    that crosses a chunk's end split in two) + index.json with `item_loader: TokensLoader`.
+
+    TokensLoader cuts each chunk into blocks of `block_size` tokens and drops a chunk's tail shorter than a
+    block. So every chunk holds a multiple of BLOCK_QUANTUM tokens (`chunk_tokens`, the last one fewer),
+    except a last one of the rest (under BLOCK_QUANTUM tokens): a block size that divides BLOCK_QUANTUM
+    reads every token but that small rest."""
 
     DTYPE_INDEX = {"uint16": 20, "int32": 15}  # litdata.constants._TORCH_DTYPES_MAPPING
 
     def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
         super().__init__(folder, dtype, name, chunk_bytes)
+        self.quantum = BLOCK_QUANTUM
+        self.chunk_tokens = max(1, chunk_bytes // dtype.itemsize // self.quantum) * self.quantum
         self.chunks: list[dict[str, Any]] = []
+        self._tokens = 0  # in the open chunk
 
-    def flush(self, index: int, documents: list[np.ndarray]) -> str:
-        name = f"chunk-0-{index}.bin"
-        with open(self.folder / name, "wb") as chunk:
-            chunk.write(_offsets_header(documents, self.dtype.itemsize))
-            for document in documents:
-                chunk.write(document.tobytes())
-            size = chunk.tell()
-        dim = sum(len(d) for d in documents)
-        self.chunks.append({"chunk_bytes": size, "chunk_size": len(documents), "dim": dim, "filename": name})
-        return name
+    def add(self, tokens: np.ndarray) -> None:
+        tokens = np.asarray(tokens, dtype=self.dtype)
+        while len(tokens):
+            room = self.chunk_tokens - self._tokens
+            piece, tokens = tokens[:room], tokens[room:]
+            self._add_item(piece.tobytes())
+            self._tokens += len(piece)
+            if self._tokens == self.chunk_tokens:
+                self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        """The open chunk; the last one is cut after its last whole multiple of the quantum."""
+        cut = self._tokens // self.quantum * self.quantum * self.dtype.itemsize
+        total = self._tokens * self.dtype.itemsize
+        if not final or cut in (0, total):
+            self._add_chunk(self._sizes, 0)
+        else:
+            ends = np.cumsum(self._sizes)
+            split = int(np.searchsorted(ends, cut))  # the item that holds byte `cut` (or ends there)
+            before = int(ends[split - 1]) if split else 0
+            head = [*self._sizes[:split], cut - before]
+            tail = [int(ends[split]) - cut, *self._sizes[split + 1 :]]
+            self._add_chunk([size for size in head if size], 0)
+            self._add_chunk([size for size in tail if size], cut)
+        self._next_chunk()
+        self._tokens = 0
+
+    def _add_chunk(self, sizes: list[int], body_start: int) -> None:
+        name = f"chunk-0-{len(self.chunks)}.bin"
+        size = self._write_chunk(name, sizes, body_start)
+        dim = sum(sizes) // self.dtype.itemsize
+        self.chunks.append({"chunk_bytes": size, "chunk_size": len(sizes), "dim": dim, "filename": name})
 
     def finish(self) -> list[str]:
         config = {
-            "chunk_bytes": self.chunk_bytes,
+            "chunk_bytes": self.chunk_tokens * self.dtype.itemsize,
             "chunk_size": None,
             "compression": None,
             "data_format": [f"no_header_tensor:{self.DTYPE_INDEX[self.dtype.name]}"],
@@ -255,32 +299,31 @@ class LitDataWriter(_ChunkedWriter):
 class MDSWriter(_ChunkedWriter):
     """MosaicML Streaming's MDS (LLM Foundry): shard.NNNNN.mds (sample count, offsets, samples) + index.json
     (version 2). One column, `tokens`, encoded `ndarray:<dtype>` (a 1-D array of the document's tokens);
-    LLM Foundry's StreamingTextDataset reads the `tokens` column of pre-tokenized MDS as is."""
+    LLM Foundry's StreamingTextDataset reads the `tokens` column of pre-tokenized MDS as is. A shard closes
+    once it holds `chunk_bytes` (MDS's size_limit)."""
+
+    SHAPE_DTYPES = ("<u1", "<u2", "<u4", "<u8")  # streaming.base.format.mds.encodings NDArray's shape codes
 
     def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
         super().__init__(folder, dtype, name, chunk_bytes)
         self.shards: list[dict[str, Any]] = []
+        self._bytes = 0
 
-    def flush(self, index: int, documents: list[np.ndarray]) -> str:
-        name = f"shard.{index:05d}.mds"
+    def add(self, tokens: np.ndarray) -> None:
         # A sample: the byte size of its one variable-size column (uint32), then the value in NDArray's
         # dynamic-shape form: (ndim << 2 | shape dtype code), the shape in that dtype, the values.
-        samples = []
-        for document in documents:
-            code, shape_dtype = next((c, t) for c, t in enumerate(("<u1", "<u2", "<u4", "<u8"))
-                                     if len(document) < 1 << (8 << c))  # fmt: skip
-            value = (
-                bytes([1 << 2 | code]) + np.array([len(document)], shape_dtype).tobytes() + document.tobytes()
-            )
-            samples.append(struct.pack("<I", len(value)) + value)
-        with open(self.folder / name, "wb") as shard:
-            start = 4 * (len(samples) + 2)
-            sizes = np.fromiter((len(s) for s in samples), dtype=np.int64, count=len(samples))
-            offsets = np.concatenate([[0], np.cumsum(sizes)]) + start
-            shard.write(struct.pack("<I", len(samples)) + offsets.astype("<u4").tobytes())
-            for sample in samples:
-                shard.write(sample)
-            size = shard.tell()
+        tokens = np.asarray(tokens, dtype=self.dtype)
+        code = next(c for c in range(4) if len(tokens) < 1 << (8 << c))
+        shape = bytes([1 << 2 | code]) + np.array([len(tokens)], self.SHAPE_DTYPES[code]).tobytes()
+        self._add_item(struct.pack("<I", len(shape) + tokens.nbytes), shape, tokens.tobytes())
+        self._bytes += self._sizes[-1]
+        if self._bytes >= self.chunk_bytes:
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        samples, name = len(self._sizes), f"shard.{len(self.shards):05d}.mds"
+        size = self._write_chunk(name, self._sizes, 0)
+        self._next_chunk()
         self.shards.append(
             {
                 "column_encodings": [f"ndarray:{self.dtype.name}"],
@@ -290,36 +333,64 @@ class MDSWriter(_ChunkedWriter):
                 "format": "mds",
                 "hashes": [],
                 "raw_data": {"basename": name, "bytes": size, "hashes": {}},
-                "samples": len(samples),
+                "samples": samples,
                 "size_limit": self.chunk_bytes,
                 "version": 2,
                 "zip_data": None,
             }
         )
-        return name
+        self._bytes = 0
 
     def finish(self) -> list[str]:
         (self.folder / "index.json").write_text(json.dumps({"shards": self.shards, "version": 2}))
         return [*self.files, "index.json"]
 
 
-class HFWriter(_ChunkedWriter):
+class HFWriter(Writer):
     """Hugging Face `datasets` Parquet: data/train-NNNNN.parquet with an `input_ids` column (a sequence of
-    int32, its features in the schema's `huggingface` metadata), for `load_dataset("parquet", ...)`."""
+    int32, its features in the schema's `huggingface` metadata), for `load_dataset("parquet", ...)`. Rows
+    go out a row group (ROW_GROUP_TOKENS) at a time; a file closes after `chunk_bytes` of tokens."""
 
     FEATURES = {"input_ids": {"feature": {"dtype": "int32", "_type": "Value"}, "_type": "List"}}
+    SCHEMA = pa.schema(
+        [pa.field("input_ids", pa.list_(pa.int32()))],
+        metadata={b"huggingface": json.dumps({"info": {"features": FEATURES}}).encode()},
+    )
 
-    def flush(self, index: int, documents: list[np.ndarray]) -> str:
-        name = f"data/train-{index:05d}.parquet"
-        (self.folder / "data").mkdir(exist_ok=True)
-        lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-        flat = pa.array(np.concatenate(documents).astype(np.int32), pa.int32())
-        column = pa.ListArray.from_arrays(pa.array(offsets), flat)
-        metadata = {b"huggingface": json.dumps({"info": {"features": self.FEATURES}}).encode()}
-        schema = pa.schema([pa.field("input_ids", pa.list_(pa.int32()))], metadata=metadata)
-        pq.write_table(pa.Table.from_arrays([column], schema=schema), self.folder / name, compression="zstd")
-        return name
+    def __init__(self, folder: Path, dtype: np.dtype, name: str = "data", chunk_bytes: int = CHUNK_BYTES):
+        super().__init__(folder, dtype, name, chunk_bytes)
+        self.files: list[str] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._rows: list[np.ndarray] = []
+        self._row_tokens = self._file_tokens = 0
+
+    def add(self, tokens: np.ndarray) -> None:
+        self._rows.append(np.asarray(tokens, dtype=np.int32))
+        self._row_tokens += len(tokens)
+        if self._row_tokens >= ROW_GROUP_TOKENS:
+            self._write_row_group()
+
+    def _write_row_group(self) -> None:
+        if self._writer is None:
+            self.files.append(f"data/train-{len(self.files):05d}.parquet")
+            (self.folder / "data").mkdir(exist_ok=True)
+            self._writer = pq.ParquetWriter(self.folder / self.files[-1], self.SCHEMA, compression="zstd")
+        lengths = np.fromiter((len(row) for row in self._rows), dtype=np.int64, count=len(self._rows))
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+        column = pa.ListArray.from_arrays(offsets, pa.array(np.concatenate(self._rows), pa.int32()))
+        self._writer.write_table(pa.Table.from_arrays([column], schema=self.SCHEMA))
+        self._file_tokens += self._row_tokens
+        self._rows, self._row_tokens = [], 0
+        if self._file_tokens * 4 >= self.chunk_bytes:
+            self._writer.close()
+            self._writer, self._file_tokens = None, 0
+
+    def close(self) -> list[str]:
+        if self._rows:
+            self._write_row_group()
+        if self._writer is not None:
+            self._writer.close()
+        return list(self.files)
 
 
 WRITERS: dict[str, type[Writer]] = {
@@ -361,13 +432,7 @@ def export(
         for tokens, domain in source_documents(shards):
             key = _safe_name(domain or "unknown") if by_domain else ""
             if key not in writers:
-                folder = staging / key if key else staging
-                kind = WRITERS[fmt]
-                writers[key] = (
-                    kind(folder, dtype, chunk_bytes=chunk_bytes)  # type: ignore[call-arg]
-                    if issubclass(kind, _ChunkedWriter)
-                    else kind(folder, dtype)
-                )
+                writers[key] = WRITERS[fmt](staging / key if key else staging, dtype, chunk_bytes=chunk_bytes)
                 parts[key] = StreamHash()
             writers[key].add(tokens)
             parts[key].add(tokens)
@@ -544,59 +609,98 @@ def verify(dest: str) -> dict[str, Any]:
     }
 
 
-def _split_at_eos(stream: np.ndarray, eos_id: int) -> Iterator[np.ndarray]:
-    ends = np.flatnonzero(stream == eos_id) + 1
-    start = 0
-    for end in ends:
-        yield stream[start:end]
-        start = int(end)
-    if start < len(stream):
-        yield stream[start:]
+def _documents(windows: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+    """Documents from consecutive windows of a token stream, each window with the positions in it where a
+    document ends (exclusive); a document that crosses windows is joined, the last one ends the stream."""
+    carry: list[np.ndarray] = []
+    for tokens, ends in windows:
+        start = 0
+        for end in ends.tolist():
+            yield np.concatenate([*carry, tokens[start:end]]) if carry else tokens[start:end]
+            carry, start = [], end
+        if start < len(tokens):
+            carry.append(tokens[start:])
+    if carry:
+        yield np.concatenate(carry)
 
 
 def _read_megatron(folder: Path, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
     from megatron.core.datasets.indexed_dataset import IndexedDataset
 
-    dataset = IndexedDataset(str(folder / "data"), multimodal=False, mmap=True)
-    for start, end in zip(dataset.document_indices[:-1], dataset.document_indices[1:], strict=True):
-        yield np.concatenate([dataset[i] for i in range(int(start), int(end))])
+    # mmap=False: each sequence is read from data.bin by a file read, so memory does not fill with
+    # the pages of a mapping as the whole file is walked.
+    dataset = IndexedDataset(str(folder / "data"), multimodal=False, mmap=False)
+    bounds = dataset.document_indices
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        yield dataset[start] if end == start + 1 else np.concatenate([dataset[i] for i in range(start, end)])
 
 
 def _read_datatrove(folder: Path, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
+    """Windows of WINDOW_TOKENS as nanotron reads them (seq_len + 1 tokens, positions from data.ds.index
+    restarting at each document start), then the file's last, shorter window. A window starts at
+    position 0 whatever it holds, so there a document boundary is the EOS that ends every document."""
     from datatrove.utils.dataset import DatatroveFolderDataset
 
     size = 2 if metadata["tokenizer"]["token_dtype"] == "uint16" else 4
-    total = (folder / "data.ds").stat().st_size // size
-    # One window over the whole file (seq_len + 1 = every token); positions restart at each document
-    # start, read from data.ds.index by datatrove itself.
-    dataset = DatatroveFolderDataset(str(folder), seq_len=total - 1, token_size=size, return_positions=True)
-    sample = dataset[0]
-    tokens, positions = sample["input_ids"].numpy(), sample["positions"].numpy()
-    starts = np.flatnonzero(positions == 0).tolist() + [len(tokens)]
-    for start, end in zip(starts[:-1], starts[1:], strict=True):
-        yield tokens[start:end]
+    eos = metadata["tokenizer"]["eos_id"]
+    dataset = DatatroveFolderDataset(
+        str(folder), seq_len=WINDOW_TOKENS - 1, token_size=size, return_positions=True
+    )
+
+    def windows() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for file in dataset.files:
+            whole = len(file)
+            last = whole + (file.fsize // size % WINDOW_TOKENS > 0)  # a shorter last window, read as is
+            for item in range(last):
+                sample = file[item]
+                tokens = sample["input_ids"].numpy()
+                positions = sample["positions"].numpy()[: len(tokens)]
+                ends = np.flatnonzero(positions[1:] == 0) + 1
+                if tokens[-1] == eos:
+                    ends = np.append(ends, len(tokens))
+                yield tokens, ends
+
+    yield from _documents(windows())
 
 
 def _read_litdata(folder: Path, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
+    """The packed stream as LitGPT reads it, `StreamingDataset(DEST, item_loader=TokensLoader(block))`,
+    split after each EOS. The block divides every chunk but the last (LitDataWriter), so every token of
+    those is read; the last chunk, when the block does not divide it, is read as one block of its size."""
     from litdata import StreamingDataset
     from litdata.streaming.item_loader import TokensLoader
 
-    index = json.loads((folder / "index.json").read_text())
-    block = math.gcd(*(chunk["dim"] for chunk in index["chunks"]))  # blocks never cross a chunk
-    dataset = StreamingDataset(str(folder), item_loader=TokensLoader(block_size=block), shuffle=False)
-    stream = np.concatenate([dataset[i].numpy() for i in range(len(dataset))])
-    yield from _split_at_eos(stream, metadata["tokenizer"]["eos_id"])
+    dims = [chunk["dim"] for chunk in json.loads((folder / "index.json").read_text())["chunks"]]
+    block = _largest_divisor(math.gcd(*dims[:-1]), BLOCK_QUANTUM) if len(dims) > 1 else 0
+    eos = metadata["tokenizer"]["eos_id"]
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if block:
+            dataset = StreamingDataset(str(folder), item_loader=TokensLoader(block_size=block), shuffle=False)
+            reads = len(dataset) if dims[-1] % block == 0 else sum(dims[:-1]) // block
+            for _, tokens in zip(range(reads), dataset, strict=False):
+                yield tokens.numpy(), np.flatnonzero(tokens.numpy() == eos) + 1
+            if reads == len(dataset):
+                return
+        rest = StreamingDataset(str(folder), item_loader=TokensLoader(block_size=dims[-1]), shuffle=False)
+        tokens = rest[len(rest) - 1].numpy()  # the last chunk, whole: its one block of this size
+        yield tokens, np.flatnonzero(tokens == eos) + 1
+
+    yield from _documents(blocks())
+
+
+def _largest_divisor(number: int, at_most: int) -> int:
+    return max(d for d in range(1, min(number, at_most) + 1) if number % d == 0)
 
 
 def _read_hf(folder: Path, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
     import datasets
 
     files = sorted(str(p) for p in (folder / "data").glob("*.parquet"))
-    with tempfile.TemporaryDirectory() as cache:
-        loaded = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=cache)
-        loaded = loaded.with_format("numpy")
-        for row in loaded:
-            yield row["input_ids"]
+    # streaming: rows come a record batch at a time from the Parquet files, with no Arrow cache to map.
+    loaded = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
+    for row in loaded.with_format("numpy"):
+        yield row["input_ids"]
 
 
 def _read_mds(folder: Path, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
