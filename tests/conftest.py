@@ -305,6 +305,39 @@ def s3_server(servers, tmp_path_factory):
         server.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def gcs_server(servers):
+    """A gcp-storage-emulator on 127.0.0.1 (STORAGE_EMULATOR_HOST set meanwhile) with bucket ``crawl-gcs``
+    (the small inputs under ``in/``) and an empty bucket ``datasets-gcs``; yields an anonymous
+    google-cloud-storage client of it."""
+    port = servers.free_port()
+    server = subprocess.Popen(
+        [str(servers.bin / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--in-memory"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    saved = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    try:
+        servers.wait_for_port(port, server)
+        from google.cloud import storage
+
+        client = storage.Client.create_anonymous_client()
+        client.create_bucket("crawl-gcs")
+        client.create_bucket("datasets-gcs")
+        for path in servers.small_inputs():
+            client.bucket("crawl-gcs").blob(f"in/{path.name}").upload_from_filename(str(path))
+        yield client
+    finally:
+        if saved is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = saved
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.fixture
 def s3_requests(s3_server):
     """``with s3_requests() as seen:`` records every request the S3 server gets meanwhile (moto's own

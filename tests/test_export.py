@@ -15,6 +15,7 @@ import pytest
 
 from curate import export
 from curate.cli import main
+from curate.core import files
 
 MDS_ENV = Path(os.environ.get("CURATE_MDS_ENV", Path.home() / ".cache" / "curate" / "mds-venv"))
 
@@ -39,6 +40,15 @@ def documents(shards: Path) -> list[np.ndarray]:
     ]
 
 
+def _mds_python() -> Path:
+    python = MDS_ENV / "bin" / "python"
+    if not python.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{MDS_ENV} is missing: `make test` builds it (make mds-env)")
+        pytest.skip(f"{MDS_ENV} is missing: run `make mds-env`")
+    return python
+
+
 def _stream_hash(docs: list[np.ndarray]) -> str:
     digest = export.StreamHash()
     for doc in docs:
@@ -46,10 +56,22 @@ def _stream_hash(docs: list[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Chunks, windows and row groups a few thousand tokens long, so the 20 documents cross many of them
+    (documents split across LitData chunks and datatrove windows, several MDS shards and Parquet files)."""
+    monkeypatch.setattr(export, "BLOCK_QUANTUM", 512)
+    monkeypatch.setattr(export, "WINDOW_TOKENS", 1000)
+    monkeypatch.setattr(export, "ROW_GROUP_TOKENS", 2000)
+    return 3 * 512 * 2 * 2  # chunk_bytes: 3 quanta of 4-byte ids, 6 of 2-byte ones
+
+
 @pytest.mark.parametrize("fmt", ["megatron", "litdata", "hf", "datatrove"])
-def test_the_consumer_reads_every_document_back(fmt: str, shards: Path, documents, tmp_path: Path):
+def test_the_consumer_reads_every_document_back(
+    fmt: str, shards: Path, documents, small_chunks: int, tmp_path: Path
+):
     dest = tmp_path / fmt
-    assert main(["export", str(shards), "--format", fmt, "--output", str(dest), "--quiet"]) == 0
+    export.export(str(shards), fmt, str(dest), chunk_bytes=small_chunks)
     metadata = json.loads((dest / export.METADATA).read_text())
     read = [np.asarray(doc, dtype=np.int64) for doc in export.READERS[fmt](dest, metadata)]
     assert len(read) == len(documents) == metadata["documents"] == 20
@@ -63,6 +85,26 @@ def test_the_consumer_reads_every_document_back(fmt: str, shards: Path, document
     assert metadata["tokenizer"]["token_dtype"] == "uint16" and metadata["tokenizer"]["eos_id"] == 50256
     assert (dest / "tokenizer.json").read_bytes() == (shards / "tokenizer.json").read_bytes()
     assert main(["export", "--verify", str(dest)]) == 0
+
+
+def test_litdata_chunks_are_whole_blocks_but_a_short_last_one(
+    shards: Path, documents, small_chunks: int, tmp_path: Path
+):
+    """TokensLoader drops a chunk's tail shorter than a block: every chunk but the last holds a multiple of
+    the quantum (3072 tokens while the stream lasts), the rest (< 512 tokens) is a chunk of its own."""
+    from litdata import StreamingDataset
+    from litdata.streaming.item_loader import TokensLoader
+
+    export.export(str(shards), "litdata", str(tmp_path / "l"), chunk_bytes=small_chunks)
+    chunks = json.loads((tmp_path / "l" / "index.json").read_text())["chunks"]
+    dims = [chunk["dim"] for chunk in chunks]
+    total = sum(map(len, documents))
+    assert sum(dims) == total and all(dim == 3072 for dim in dims[:-2])
+    assert dims[-2] % 512 == 0 and dims[-1] == total % 512 > 0
+    assert sum(chunk["chunk_size"] for chunk in chunks) > len(documents)  # documents split across chunks
+    blocks = StreamingDataset(str(tmp_path / "l"), item_loader=TokensLoader(block_size=512), shuffle=False)
+    stream = np.concatenate([block.numpy() for block in blocks])
+    assert np.array_equal(stream, np.concatenate(documents)[: total - dims[-1]])
 
 
 def test_megatron_index_is_the_published_layout(shards: Path, documents, tmp_path: Path):
@@ -111,13 +153,10 @@ def test_by_domain_keeps_the_mix_as_megatron_blend_weights(shards: Path, tmp_pat
 
 def test_mds_reads_back_with_mosaicml_streaming(shards: Path, documents, tmp_path: Path):
     """mosaicml-streaming pins numpy<2.2: its StreamingDataset runs in the side environment."""
-    python = MDS_ENV / "bin" / "python"
-    if not python.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{MDS_ENV} is missing: `make test` builds it (make mds-env)")
-        pytest.skip(f"{MDS_ENV} is missing: run `make mds-env`")
+    python = _mds_python()
     dest = tmp_path / "mds"
-    export.export(str(shards), "mds", str(dest))
+    export.export(str(shards), "mds", str(dest), chunk_bytes=8192)
+    assert len(json.loads((dest / "index.json").read_text())["shards"]) > 1
     probe = (
         "import sys, json, numpy as np; from streaming import StreamingDataset; "
         "d = StreamingDataset(local=sys.argv[1], shuffle=False, batch_size=1); "
@@ -187,11 +226,13 @@ def _upload(folder: Path, endpoint: str, prefix: str) -> None:
         client.upload_file(str(path), "datasets", f"{prefix}/{path.relative_to(folder).as_posix()}")
 
 
-def test_export_from_and_to_s3(shards: Path, documents, s3_server: str, tmp_path: Path):
-    """Shards on an S3 API server (moto) exported to a prefix there; metadata goes up last."""
+def test_export_from_and_to_s3_verified_there(shards: Path, documents, s3_server: str, capsys):
+    """Shards on an S3 API server (moto) exported to a prefix there (metadata last) and --verify read from
+    it; a changed object there fails it."""
     import boto3
 
     _upload(shards, s3_server, "export-src")
+    endpoint = ["--s3-endpoint-url", s3_server]
     args = [
         "export",
         "s3://datasets/export-src",
@@ -200,11 +241,39 @@ def test_export_from_and_to_s3(shards: Path, documents, s3_server: str, tmp_path
         "--output",
         "s3://datasets/export-m",
     ]
-    assert main([*args, "--s3-endpoint-url", s3_server, "--quiet"]) == 0
+    assert main([*args, *endpoint, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--verify", "s3://datasets/export-m", *endpoint]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["copied_from"] == "s3://datasets/export-m" and result["documents"] == 20
+    assert result["token_stream_hash"] == _stream_hash(documents) == result["expected"]
     client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
-    local = tmp_path / "down"
-    for key in ("data.bin", "data.idx", "tokenizer.json", export.METADATA):
-        local.mkdir(exist_ok=True)
-        client.download_file("datasets", f"export-m/{key}", str(local / key))
-    result = export.verify(str(local))
+    tokens = bytearray(client.get_object(Bucket="datasets", Key="export-m/data.bin")["Body"].read())
+    tokens[10] ^= 1
+    client.put_object(Bucket="datasets", Key="export-m/data.bin", Body=bytes(tokens))
+    assert main(["export", "--verify", "s3://datasets/export-m", *endpoint]) == 1
+
+
+def test_export_to_gcs_verified_through_beam_and_through_pyarrow(
+    shards: Path, documents, gcs_server, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """On a GCS emulator: a --by-domain LitData export written and verified through Beam's GCS filesystem;
+    then, as where Beam is not installed (`curate[train]`, the MDS side environment), an HF export
+    written and verified through pyarrow's GcsFileSystem."""
+    dest = "gs://datasets-gcs/export-litdata"
+    assert (
+        main(["export", str(shards), "--format", "litdata", "--by-domain", "--output", dest, "--quiet"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["export", "--verify", dest]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] and result["documents"] == 20 and len(result["datasets"]) > 1
+    monkeypatch.setattr(files, "_beam_filesystems", lambda: None)
+    export.export(str(shards), "hf", "gs://datasets-gcs/export-hf")
+    assert {blob.name for blob in gcs_server.list_blobs("datasets-gcs", prefix="export-hf/")} == {
+        "export-hf/curate-export.json",
+        "export-hf/tokenizer.json",
+        "export-hf/data/train-00000.parquet",
+    }
+    result = export.verify("gs://datasets-gcs/export-hf")
     assert result["ok"] and result["token_stream_hash"] == _stream_hash(documents)

@@ -176,36 +176,6 @@ def test_secrets_in_a_recipe_are_refused(servers):
 # ------------------------------------------------------------------------------------------------ GCS
 
 
-@pytest.fixture(scope="module")
-def gcs_server(servers):
-    port = servers.free_port()
-    server = subprocess.Popen(
-        [str(servers.bin / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--in-memory"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    saved = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_for_port(port, server)
-        from google.cloud import storage
-
-        client = storage.Client.create_anonymous_client()
-        client.create_bucket("crawl-gcs")
-        client.create_bucket("datasets-gcs")
-        for path in servers.small_inputs():
-            client.bucket("crawl-gcs").blob(f"in/{path.name}").upload_from_filename(str(path))
-        yield client
-    finally:
-        if saved is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = saved
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def test_gcs_run_gives_the_same_shards(gcs_server, reference_shards, servers):
     recipe = servers.small_recipe(
         ["gs://crawl-gcs/in/*.warc.gz", "gs://crawl-gcs/in/*.jsonl.gz"], "gs://datasets-gcs/web-en"

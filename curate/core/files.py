@@ -262,6 +262,18 @@ def copy_to(local_path: str, path: str) -> None:
             sink.write(block)
 
 
+def copy_from(path: str, local_path: str) -> None:
+    """Stream `path` (local or an object store) into a local file, block by block."""
+    os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
+    try:
+        with open_binary(path) as source, open(local_path, "wb") as sink:
+            while block := source.read(1 << 22):
+                sink.write(block)
+    except Exception as error:  # each filesystem raises its own kind; the message is what matters
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CurateError(f"{path}: cannot fetch ({reason}); check the path and the credentials") from None
+
+
 def local_copy(path: str) -> str:
     """A local file with ``path``'s bytes: ``path`` itself when local, else a copy fetched once per process
     into a private cache. Model and list files named by gs:// or s3:// reach every worker this way (the
@@ -276,20 +288,8 @@ def local_copy(path: str) -> str:
     name = hashlib.sha256(path.encode("utf-8")).hexdigest()[:16] + "-" + path.rsplit("/", 1)[-1]
     target = os.path.join(cache, name)
     if not os.path.isfile(target):
-        os.makedirs(cache, exist_ok=True)
         partial = f"{target}.part"
-        try:
-            with (
-                open_binary(path) as source,
-                open(partial, "wb") as sink,
-            ):
-                while block := source.read(1 << 22):
-                    sink.write(block)
-        except Exception as error:  # each filesystem raises its own kind; the message is what matters
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CurateError(
-                f"{path}: cannot fetch ({reason}); check the path and the credentials"
-            ) from None
+        copy_from(path, partial)
         os.replace(partial, target)
     return target
 
