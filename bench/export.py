@@ -40,10 +40,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measured(command: list[str]) -> tuple[float, float, int, str]:
+def measured(command: list[str], cwd: str | None = None) -> tuple[float, float, int, str]:
     """(CPU seconds, wall seconds, peak total RSS in MB, stdout) of one command under peak_rss.sh."""
     cpu, wall = children_cpu(), time.monotonic()
-    result = subprocess.run(["bash", str(PEAK_RSS), *command], capture_output=True, text=True)
+    result = subprocess.run(["bash", str(PEAK_RSS), *command], capture_output=True, text=True, cwd=cwd)
     cpu, wall = children_cpu() - cpu, time.monotonic() - wall
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
@@ -88,9 +88,9 @@ def main() -> int:
                 cpu, wall, peak, _ = measured([*curate, "export", str(shards), "--format", fmt,
                                                "--output", str(dest), "--quiet"])  # fmt: skip
                 python = str(MDS_ENV / "bin" / "python") if fmt == "mds" else sys.executable
-                v_cpu, v_wall, v_peak, out = measured(
-                    [python, "-m", "curate", "export", "--verify", str(dest)]
-                )
+                # outside the checkout: the side venv's `python -m curate` is its installed copy
+                verify = [python, "-m", "curate", "export", "--verify", str(dest)]
+                v_cpu, v_wall, v_peak, out = measured(verify, cwd=scratch)
                 verified = json.loads(out) if out.strip() else {"ok": False}
                 size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
                 rows.append({

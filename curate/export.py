@@ -1,9 +1,10 @@
 """Token shards in the layouts other trainers read: Megatron, MosaicML MDS, LitData, Hugging Face, datatrove.
 
 Every writer takes the documents one at a time, in the shards' order (manifest order, row group, row), and
-keeps only a chunk's worth in memory, so memory does not grow with the dataset. Each document keeps its
-tokens exactly as the shards hold them: it ends with the tokenizer's EOS id, and no BOS is added (the
-convention of Megatron's `--append-eod`, datatrove's and LitGPT's packed streams). The export writes
+keeps no more than a Parquet row group of them in memory (chunked formats spill a chunk's items to a
+temporary file), so memory does not grow with the dataset; `verify` reads in fixed windows. Each document
+keeps its tokens exactly as the shards hold them: it ends with the tokenizer's EOS id, and no BOS is added
+(the convention of Megatron's `--append-eod`, datatrove's and LitGPT's packed streams). The export writes
 `curate-export.json` (format, counts, tokenizer ids, per-domain token shares, and the token-stream hash)
 and `tokenizer.json` beside the data.
 

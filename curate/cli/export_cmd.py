@@ -26,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--format", choices=FORMATS, help="The consumer's layout.")
     add("--output", metavar="DEST", help="A new folder, or a gs:// / s3:// prefix.")
     add("--by-domain", action="store_true", help="One dataset per domain plus blend weights.")
-    add("--verify", metavar="DEST", help="Re-read DEST with its consumer's reader; exit 1 on a mismatch.")
+    add(
+        "--verify",
+        metavar="DEST",
+        help="Re-read DEST (a folder, gs:// or s3://) with its consumer's reader; exit 1 on a mismatch.",
+    )
     add("--quiet", action="store_true", help="No progress on stderr.")
     add_storage_arguments(command)
     command.set_defaults(func=_export)
