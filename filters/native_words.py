@@ -1,0 +1,88 @@
+"""The Rust splitter (native/, the `curate_native` extension that `make setup` builds): spacy_words.py's
+algorithm over spacy_words.py's own lists, so that one document's tokens, words and per-line counts come
+back from one call instead of one cached Python call per whitespace chunk.
+
+The extension holds no list or character class of its own: it is built here from the pure-Python
+splitter's data, and the class of every character (letter, lower/upper case, symbol, digit, space, ...)
+is the one Python's `str` methods and the `regex`/`re` patterns of the pure-Python rules give it. Without
+the extension (or with CURATE_NATIVE=0) `splitter()` is None and text_units.py splits in Python, with
+identical output (tests/filters/test_native_words.py checks both on the bench crawl).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import regex
+
+from curate.filters import spacy_words as rules
+
+try:
+    import curate_native
+except ImportError:  # not built here (no Rust toolchain at setup): text_units.py splits in Python
+    curate_native = None
+
+# One bit each, in the order the extension reads them (native/src/lib.rs). A class is a `str` method or
+# the pattern the pure-Python rules use for it.
+_CLASSES: list[Callable[[str], bool] | re.Pattern[str] | regex.Pattern[str]] = [
+    str.isalpha,  # is_plain
+    str.isnumeric,  # is_plain
+    regex.compile(rf"[{rules._ALPHA}]", regex.V1),  # infixes' letters
+    regex.compile(rf"[{rules._LOWER}]", regex.V1),
+    regex.compile(rf"[{rules._UPPER}]", regex.V1),
+    regex.compile(rules._ICONS[0], regex.V1),  # symbols: prefix, suffix and infix
+    None,  # a word with a letter: text_units' pattern, given to `splitter`
+    regex.compile(r"\w"),  # the URL pattern's scheme
+    regex.compile(r"\d"),  # the URL pattern's IPv4 and port
+    None,  # datatrove's punctuation: given to `splitter`
+    str.isspace,  # str.split
+]
+_BMP = 0x10000
+
+
+def _members(test: Any, chars: str) -> Iterable[int]:
+    """Positions in `chars` of the characters in a class."""
+    if isinstance(test, re.Pattern | regex.Pattern):
+        return (found.start() for found in test.finditer(chars))
+    return (i for i, char in enumerate(chars) if test(char))
+
+
+def _bmp_table(classes: list[Any]) -> bytes:
+    table = [0] * _BMP
+    chars = "".join(map(chr, range(_BMP)))
+    for bit, test in enumerate(classes):
+        for i in _members(test, chars):
+            table[i] |= 1 << bit
+    return b"".join(value.to_bytes(2, "little") for value in table)
+
+
+def splitter(has_letter: re.Pattern[str], punctuation: frozenset[str]) -> Any | None:
+    """The extension's splitter for these rules, or None (not built, or CURATE_NATIVE=0)."""
+    if curate_native is None or os.environ.get("CURATE_NATIVE", "1") == "0":
+        return None
+    classes = list(_CLASSES)
+    classes[6] = has_letter
+    classes[9] = punctuation.__contains__
+
+    def classes_of(code: int) -> int:
+        char = chr(code)
+        return sum(1 << bit for bit, test in enumerate(classes) if any(_members(test, char)))
+
+    return curate_native.Splitter(
+        _bmp_table(classes),
+        classes_of,
+        rules._SPECIALS,
+        rules._MERGEABLE,
+        [*rules._PREFIX_MARKS, *rules._PUNCT, *rules._QUOTES, "…", *rules._CURRENCY],
+        [*rules._PUNCT, *rules._QUOTES, "…", *rules._SUFFIX_MARKS],
+        rules._CURRENCY,
+        rules._UNITS,
+        "".join(rules._QUOTES),
+        "".join(c for c in rules._PUNCT if len(c) == 1),
+        rules._HYPHENS,
+        "".join(rules._INFIX_CHARS),
+        rules._LONGEST_SUFFIX,
+    )
