@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import regex
@@ -59,9 +59,19 @@ def _bmp_table(classes: list[Any]) -> bytes:
     return b"".join(value.to_bytes(2, "little") for value in table)
 
 
+def enabled() -> bool:
+    """The extension is built and not switched off (CURATE_NATIVE=0 splits in Python, for comparisons)."""
+    return curate_native is not None and os.environ.get("CURATE_NATIVE", "1") != "0"
+
+
+def ngram_chars() -> Callable[[list[str], Sequence[int], Sequence[int]], tuple[list[int], list[int]]] | None:
+    """The extension's Gopher n-gram counts (`ngram_chars(tokens, top_ns, dup_ns)`), or None."""
+    return curate_native.ngram_chars if enabled() else None
+
+
 def splitter(has_letter: re.Pattern[str], punctuation: frozenset[str]) -> Any | None:
     """The extension's splitter for these rules, or None (not built, or CURATE_NATIVE=0)."""
-    if curate_native is None or os.environ.get("CURATE_NATIVE", "1") == "0":
+    if not enabled():
         return None
     classes = list(_CLASSES)
     classes[6] = has_letter

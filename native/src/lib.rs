@@ -6,9 +6,11 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyString, PyTuple};
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 
 // Character classes, one bit each (the order of `CHAR_CLASSES` in filters/native_words.py).
 const ALPHA: u16 = 1 << 0; // str.isalpha
@@ -44,10 +46,11 @@ fn to_string(chars: &[char]) -> String {
 /// One chunk's tokens as ranges of its characters.
 type Spans = Vec<(usize, usize)>;
 
-#[pyclass(unsendable, module = "curate_native")]
+/// Shared by Beam's bundle threads: every call holds the GIL, the lock only guards the class cache.
+#[pyclass(frozen, module = "curate_native")]
 struct Splitter {
     bmp: Vec<u16>,
-    astral: RefCell<HashMap<u32, u16>>,
+    astral: Mutex<HashMap<u32, u16>>,
     classes_of: PyObject,
     specials: HashMap<String, Vec<String>>,
     mergeable: HashSet<String>,
@@ -76,13 +79,13 @@ impl Splitter {
         if (code as usize) < BMP {
             return self.bmp[code as usize];
         }
-        if let Some(found) = self.astral.borrow().get(&code) {
+        if let Some(found) = self.astral.lock().unwrap().get(&code) {
             return *found;
         }
         let found = Python::with_gil(|py| {
             self.classes_of.call1(py, (code,)).and_then(|v| v.extract::<u16>(py)).unwrap_or(0)
         });
-        self.astral.borrow_mut().insert(code, found);
+        self.astral.lock().unwrap().insert(code, found);
         found
     }
 
@@ -408,7 +411,7 @@ impl Splitter {
         }
         Ok(Splitter {
             bmp: bmp.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect(),
-            astral: RefCell::new(HashMap::new()),
+            astral: Mutex::new(HashMap::new()),
             classes_of,
             specials,
             mergeable,
@@ -642,8 +645,109 @@ impl Splitter {
     }
 }
 
+/// FxHash (rustc's): n-gram keys are short slices of word ids, where SipHash would cost more than the
+/// rest of the walk.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type Fx = BuildHasherDefault<FxHasher>;
+
+/// Gopher's repetition counts over a document's tokens (filters/gopher.py, as datatrove 0.10.1 defines
+/// them): for each n of `top`, the characters of the most frequent n-gram (words joined by spaces) times
+/// its count, the first seen on a tie; for each n of `dup`, the characters (words joined without spaces)
+/// of the repeated n-grams datatrove's left-to-right walk finds, jumping past each repeat. N-grams are
+/// compared as sequences of words.
+#[pyfunction]
+fn ngram_chars(tokens: Vec<PyBackedStr>, top: Vec<usize>, dup: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
+    let mut ids: HashMap<&str, u32, Fx> = HashMap::default();
+    let words: Vec<u32> = tokens
+        .iter()
+        .map(|t| {
+            let next = ids.len() as u32;
+            *ids.entry(t.as_ref()).or_insert(next)
+        })
+        .collect();
+    let mut starts = Vec::with_capacity(tokens.len() + 1);
+    starts.push(0usize);
+    for t in &tokens {
+        starts.push(starts.last().unwrap() + t.chars().count());
+    }
+    let chars = |i: usize, n: usize| starts[i + n] - starts[i];
+    // once no n-gram of a length repeats, no longer one does
+    let mut repeats = true;
+    let top_chars = top
+        .iter()
+        .map(|&n| {
+            if words.len() < n {
+                return 0;
+            }
+            if !repeats {
+                return chars(0, n) + n - 1;
+            }
+            let mut counts: HashMap<&[u32], (usize, usize), Fx> = HashMap::default();
+            for i in 0..=words.len() - n {
+                counts.entry(&words[i..i + n]).or_insert((0, i)).0 += 1;
+            }
+            let (best, first) = counts
+                .values()
+                .fold((0, usize::MAX), |(c, f), &(count, at)| {
+                    if count > c || (count == c && at < f) { (count, at) } else { (c, f) }
+                });
+            repeats = best > 1;
+            best * (chars(first, n) + n - 1)
+        })
+        .collect();
+    let dup_chars = dup
+        .iter()
+        .map(|&n| {
+            if !repeats || words.len() < n {
+                return 0;
+            }
+            let mut seen: HashSet<&[u32], Fx> = HashSet::default();
+            let (mut total, mut i) = (0, 0);
+            while i + n <= words.len() {
+                if seen.insert(&words[i..i + n]) {
+                    i += 1;
+                } else {
+                    total += chars(i, n);
+                    i += n;
+                }
+            }
+            repeats = total > 0; // the walk saw every n-gram once: none repeats
+            total
+        })
+        .collect();
+    (top_chars, dup_chars)
+}
+
 #[pymodule]
 fn curate_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Splitter>()?;
+    module.add_function(wrap_pyfunction!(ngram_chars, module)?)?;
     Ok(())
 }
