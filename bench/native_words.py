@@ -125,9 +125,7 @@ def main() -> None:
     print(f"{n:,} documents, {result['distinct_chunks']:,} distinct chunks, {result['kept']:,} kept")
     print(f"differences native vs pure Python: {differ}")
     ms = result["quality_ms_per_doc"]
-    print(
-        f"quality rules (annotate + decide), CPU ms per document: native {ms['native']}, Python {ms['python']}"
-    )
+    print(f"quality rules (annotate + decide), CPU ms/doc: native {ms['native']}, Python {ms['python']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -126,8 +126,8 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
 
     from curate.core.tokenizer import gpt2_tokenizer
     from curate.filters import text_units
-    from curate.filters.gopher import DUP_NGRAMS, TOP_NGRAMS
     from curate.filters.dedup_text import Normalization, shingle_hashes
+    from curate.filters.gopher import DUP_NGRAMS, TOP_NGRAMS
     from curate.filters.html_extract import _resiliparse, decode_html
     from curate.filters.langid import default_model_path, load_fasttext, one_line
     from curate.filters.minhash import MinHasher
