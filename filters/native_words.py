@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import regex
 
 from curate.filters import spacy_words as rules
@@ -43,20 +44,20 @@ _CLASSES: list[Callable[[str], bool] | re.Pattern[str] | regex.Pattern[str]] = [
 _BMP = 0x10000
 
 
-def _members(test: Any, chars: str) -> Iterable[int]:
-    """Positions in `chars` of the characters in a class."""
+def _members(test: Any, chars: str) -> str:
+    """The characters of `chars` in a class, in C-level loops (`findall`, `filter`)."""
     if isinstance(test, re.Pattern | regex.Pattern):
-        return (found.start() for found in test.finditer(chars))
-    return (i for i, char in enumerate(chars) if test(char))
+        return "".join(test.findall(chars))
+    return "".join(filter(test, chars))
 
 
 def _bmp_table(classes: list[Any]) -> bytes:
-    table = [0] * _BMP
+    table = np.zeros(_BMP, dtype="<u2")
     chars = "".join(map(chr, range(_BMP)))
     for bit, test in enumerate(classes):
-        for i in _members(test, chars):
-            table[i] |= 1 << bit
-    return b"".join(value.to_bytes(2, "little") for value in table)
+        members = _members(test, chars).encode("utf-32-le", "surrogatepass")
+        table[np.frombuffer(members, dtype="<u4")] |= 1 << bit
+    return table.tobytes()
 
 
 def enabled() -> bool:
