@@ -80,9 +80,7 @@ def splitter(has_letter: re.Pattern[str], punctuation: frozenset[str]) -> Any | 
 
     def classes_of(code: int) -> int:
         char = chr(code)
-        return sum(
-            1 << bit for bit, test in enumerate(classes) if next(iter(_members(test, char)), None) == 0
-        )
+        return sum(1 << bit for bit, test in enumerate(classes) if _members(test, char))
 
     return curate_native.Splitter(
         _bmp_table(classes),
