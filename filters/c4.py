@@ -55,6 +55,7 @@ POLICY_SUBSTRINGS = (  # tensorflow_datasets c4_utils._POLICY_SUBSTRINGS, via da
     "use of cookies",
     "use cookies",
 )
+_POLICY = re.compile("|".join(map(re.escape, POLICY_SUBSTRINGS)))
 # A sentence ends at terminal punctuation (plus closing quotes/brackets) followed by space, or at CJK
 # full-width terminal punctuation followed by more text; never across a line break.
 _SENTENCE_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*[^\S\n]+(?=\S)|[。！？]+(?=\S)")
@@ -84,6 +85,15 @@ def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], TextUnits]
     kept_tokens = 0
     min_words = cfg.min_words_per_line
     max_word = cfg.max_word_length
+    segmented = not units.profile.english_tokenizer
+    # A line's lowered text is part of the document's, so a phrase absent from the whole document is
+    # absent from every line, unless removing a citation joins two pieces of one.
+    text = units.text
+    anywhere = text.lower() if "[" not in text or not cfg.remove_citations else None
+    lorem = anywhere is None or "lorem ipsum" in anywhere
+    javascript = cfg.javascript and (anywhere is None or "javascript" in anywhere)
+    policy = cfg.policy and (anywhere is None or _POLICY.search(anywhere) is not None)
+    lowered_needed = lorem or javascript or policy
     for index, raw in enumerate(units.lines):
         line = raw.strip()
         if max_word is not None and len(line) > max_word and any(len(w) > max_word for w in line.split()):
@@ -98,19 +108,18 @@ def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], TextUnits]
         if min_words is not None and units.count_words(index) < min_words:  # words before citations go
             counts["c4_few_words_lines"] += 1
             continue
-        lowered = line.lower()
-        if "lorem ipsum" in lowered:
+        lowered = line.lower() if lowered_needed else ""
+        if lorem and "lorem ipsum" in lowered:
             counts["c4_lorem_ipsum"] = 1
-        if cfg.javascript and "javascript" in lowered:
+        if javascript and "javascript" in lowered:
             counts["c4_javascript_lines"] += 1
             continue
         if "{" in line:
             counts["c4_curly_bracket"] = 1
-        if cfg.policy and any(p in lowered for p in POLICY_SUBSTRINGS):
+        if policy and _POLICY.search(lowered):
             counts["c4_policy_lines"] += 1
             continue
         kept.append(line)
-        segmented = not units.profile.english_tokenizer
         kept_tokens += len(tokenize(line, segmented)) if cited else units.line_token_counts[index]
     counts["c4_sentences"] = count_sentences(kept)
     return counts, TextUnits("\n".join(kept).strip(), units.profile, n_tokens=kept_tokens)

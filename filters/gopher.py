@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from curate.core.config import Count, Fraction, NonNegative, Strict
+from curate.filters import native_words
 from curate.filters.text_units import TextUnits, duplicates
 
 # Quality rule groups. A threshold set to null turns that one rule off (its signal is still annotated);
@@ -168,10 +169,28 @@ def repetition_signals(units: TextUnits) -> dict[str, float]:
         "gopher_dup_line_char_frac": _ratio(line_chars, text_len),
     }
     words = units.tokens  # datatrove counts n-grams over every token, punctuation included
+    top, dup = _ngram_chars(words)
+    for n, chars in zip(TOP_NGRAMS, top, strict=True):
+        signals[f"gopher_top_{n}gram_char_frac"] = _ratio(chars, text_len)
+    for n, chars in zip(DUP_NGRAMS, dup, strict=True):
+        signals[f"gopher_dup_{n}gram_char_frac"] = _ratio(chars, text_len)
+    return signals
+
+
+def _ngram_chars(words: list[str]) -> tuple[list[int], list[int]]:
+    """Characters of the top n-gram (each n of TOP_NGRAMS) and of repeated n-grams (DUP_NGRAMS): from the
+    Rust extension when it is built (filters/native_words.py), else with numpy."""
+    if _NATIVE_NGRAMS is not None:
+        try:
+            return _NATIVE_NGRAMS(words, TOP_NGRAMS, DUP_NGRAMS)
+        except UnicodeEncodeError:  # a lone surrogate has no UTF-8: count with numpy
+            pass
     word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
     starts = np.zeros(len(words) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=starts[1:])
     hashes, repeats = word_hashes, True
+    top: list[int] = []
+    dup: list[int] = []
     for n in range(2, max(DUP_NGRAMS) + 1):
         # hash of words[i:i+n] from the hash of words[i:i+n-1]; uint64 arithmetic wraps by design
         hashes = hashes[:-1] * _MULTIPLIER + word_hashes[n - 1 :] if len(hashes) > 1 else hashes[:0]
@@ -180,14 +199,15 @@ def repetition_signals(units: TextUnits) -> dict[str, float]:
         repeats = grams is not None and grams.repeats
         if n in TOP_NGRAMS:
             if grams is not None:
-                chars = _top_ngram_chars(grams, starts, n)
+                top.append(_top_ngram_chars(grams, starts, n))
             else:  # every n-gram occurs once: the first one is the "most frequent"
-                chars = int(starts[n] + n - 1) if len(hashes) else 0
-            signals[f"gopher_top_{n}gram_char_frac"] = _ratio(chars, text_len)
+                top.append(int(starts[n] + n - 1) if len(hashes) else 0)
         elif n in DUP_NGRAMS:
-            chars = _dup_ngram_chars(grams, starts, n) if grams is not None and repeats else 0
-            signals[f"gopher_dup_{n}gram_char_frac"] = _ratio(chars, text_len)
-    return signals
+            dup.append(_dup_ngram_chars(grams, starts, n) if grams is not None and repeats else 0)
+    return top, dup
+
+
+_NATIVE_NGRAMS = native_words.ngram_chars()
 
 
 def repetition_reason(signals: dict[str, float], cfg: GopherRepetitionConfig) -> str | None:

@@ -42,9 +42,11 @@ _PUNCT_CLASS = "".join(regex.escape(c) for c in _PUNCT if len(c) == 1)
 _QUOTE_CLASS = "".join(regex.escape(c) for c in _QUOTES)
 _escaped = [regex.escape(item) for item in _PUNCT + _QUOTES]
 
-_PREFIXES = ["§", "%", "=", "—", "–", r"\+(?![0-9])", *_escaped, *_ELLIPSES]  # noqa: RUF001
+_PREFIX_MARKS = ["§", "%", "=", "—", "–"]  # noqa: RUF001
+_SUFFIX_MARKS = ["'s", "'S", "’s", "’S", "—", "–"]  # noqa: RUF001
+_PREFIXES = [*_PREFIX_MARKS, r"\+(?![0-9])", *_escaped, *_ELLIPSES]
 _PREFIXES += [regex.escape(c) for c in _CURRENCY] + _ICONS
-_SUFFIXES = [*_escaped, *_ELLIPSES, *_ICONS, "'s", "'S", "’s", "’S", "—", "–"]  # noqa: RUF001
+_SUFFIXES = [*_escaped, *_ELLIPSES, *_ICONS, *_SUFFIX_MARKS]
 _SUFFIXES += [
     r"(?<=[0-9])\+",
     r"(?<=°[FfCcKk])\.",

@@ -18,6 +18,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import NamedTuple
 
+from curate.filters import native_words
 from curate.filters.spacy_words import is_plain, split_chunk
 
 # Scripts written without spaces between words (Thai, Lao, Tibetan, Myanmar, Khmer, kana, CJK ideographs):
@@ -188,8 +189,8 @@ class TextUnits:
         return not self.profile.english_tokenizer and self.has_segmented_script
 
     @cached_property
-    def _chunks(self) -> list[ChunkUnits]:
-        return list(map(_chunk_units, self.text.split()))
+    def _split(self) -> DocumentTokens:
+        return document_tokens(self.text)
 
     @cached_property
     def _line_parts(self) -> list[tuple[list[str], list[str]]]:
@@ -200,13 +201,7 @@ class TextUnits:
         """Tokens in each of `lines` (punctuation/symbol tokens included)."""
         if self._per_line:
             return [len(marked) for _, marked in self._line_parts]
-        per_chunk = list(map(len, map(_MARKED, self._chunks)))
-        counts: list[int] = []
-        start = 0
-        for n in self._chunks_per_line:
-            counts.append(sum(per_chunk[start : start + n]))
-            start += n
-        return counts
+        return self._split.line_counts
 
     @cached_property
     def _chunks_per_line(self) -> list[int]:
@@ -224,23 +219,23 @@ class TextUnits:
         """Every token with its text, punctuation included (what Gopher's n-gram rules count in datatrove)."""
         if self._per_line:
             return list(chain.from_iterable(texts for texts, _ in self._line_parts))
-        return list(chain.from_iterable(map(_TEXTS, self._chunks)))
-
-    @cached_property
-    def _tokens(self) -> list[str]:
-        if self._per_line:
-            return list(chain.from_iterable(self.line_tokens))
-        return list(chain.from_iterable(map(_MARKED, self._chunks)))
+        return self._split.tokens
 
     @cached_property
     def words(self) -> list[str]:
         """Word tokens (segmented scripts: one per character), punctuation excluded."""
-        return list(filter(None, self._tokens))
+        if self._per_line:
+            return list(filter(None, chain.from_iterable(self.line_tokens)))
+        return self._split.words
 
     @property
     def n_tokens(self) -> int:
         """Words plus punctuation/symbol tokens."""
-        return len(self._tokens) if self._n_tokens is None else self._n_tokens
+        if self._n_tokens is not None:
+            return self._n_tokens
+        if self._per_line:
+            return sum(map(len, self.line_tokens))
+        return len(self._split.tokens)
 
     @cached_property
     def has_segmented_script(self) -> bool:
@@ -256,7 +251,7 @@ class TextUnits:
     def n_alpha_words(self) -> int:
         if self._per_line:
             return len(list(filter(_HAS_LETTER.search, self.words)))
-        return sum(map(_ALPHA_WORDS, self._chunks))
+        return self._split.alpha_words
 
     @cached_property
     def n_stop_words(self) -> int:
@@ -299,6 +294,39 @@ def _chunk_units(chunk: str) -> ChunkUnits:
     return ChunkUnits(texts, marked, len(list(filter(_HAS_LETTER.search, filter(None, marked)))))
 
 
+class DocumentTokens(NamedTuple):
+    """A text's tokens as spaCy's English tokenizer splits it, computed in one pass."""
+
+    tokens: list[str]  #: every token, punctuation/symbol tokens included
+    words: list[str]  #: the tokens that are words
+    line_counts: list[int]  #: tokens on each of ``str.splitlines()``'s lines
+    alpha_words: int  #: words holding a letter
+
+
+def document_tokens(text: str) -> DocumentTokens:
+    """`DocumentTokens` of a text: from the Rust splitter when it is built, else from the chunk cache."""
+    if _NATIVE is not None:
+        try:
+            return DocumentTokens(*_NATIVE.text_units(text))
+        except UnicodeEncodeError:  # a lone surrogate (from JSON input) has no UTF-8: split in Python
+            pass
+    chunks = list(map(_chunk_units, text.split()))
+    marked = list(chain.from_iterable(map(_MARKED, chunks)))
+    per_chunk = list(map(len, map(_MARKED, chunks)))
+    line_counts: list[int] = []
+    start = 0
+    for line in text.splitlines():
+        end = start + len(line.split())
+        line_counts.append(sum(per_chunk[start:end]))
+        start = end
+    return DocumentTokens(
+        list(chain.from_iterable(map(_TEXTS, chunks))),
+        list(filter(None, marked)),
+        line_counts,
+        sum(map(_ALPHA_WORDS, chunks)),
+    )
+
+
 def split_line(text: str, segmented: bool = True) -> tuple[list[str], list[str]]:
     """Tokens of a text: their texts, and the same list with "" standing for each punctuation/symbol token.
 
@@ -308,6 +336,11 @@ def split_line(text: str, segmented: bool = True) -> tuple[list[str], list[str]]
     if segmented and _HAS_SEGMENTED.search(text):
         found = list(_TOKENS.finditer(text))
         return [m.group(0) for m in found], [m.group(1) or "" for m in found]
+    if _NATIVE is not None:
+        try:
+            return _NATIVE.split_marked(text)
+        except UnicodeEncodeError:
+            pass
     texts: list[str] = []
     marked: list[str] = []
     for chunk in text.split():
@@ -347,3 +380,7 @@ _DATATROVE_PUNCTUATION = frozenset(
 
 def _is_word(token: str) -> bool:
     return not _DATATROVE_PUNCTUATION.issuperset(token)
+
+
+# The Rust splitter over the same rules (filters/native_words.py), or None: then the chunk cache splits.
+_NATIVE = native_words.splitter(_HAS_LETTER, _DATATROVE_PUNCTUATION)
