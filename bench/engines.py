@@ -87,36 +87,57 @@ def _descendants(roots: set[int]) -> dict[int, int]:
     return found
 
 
-def _role(pid: int) -> str:
+ROLES = (
+    ("StandaloneSessionClusterEntrypoint", "flink jobmanager"),
+    ("TaskManagerRunner", "flink taskmanager"),
+    ("FlinkJobServerDriver", "flink job server"),
+    ("SparkJobServerDriver", "spark job server (driver)"),
+    ("deploy.master.Master", "spark master"),
+    ("deploy.worker.Worker", "spark worker"),
+    ("CoarseGrainedExecutorBackend", "spark executor"),
+    ("sdk_worker_main", "beam sdk worker"),
+    ("curate run", "curate run (driver, LOOPBACK workers)"),
+    ("multiprocessing", "direct runner worker"),
+    ("apache_beam", "direct runner worker"),
+)
+HELPER_PEAK_MB = 50  # the launch scripts' short-lived helpers (chmod, rm, ...) are not a role of their own
+
+
+def _role(pid: int) -> str | None:
+    """The process's role, None for a zombie or a small helper the launch scripts run."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return "?"
-    for marker, role in (
-        ("StandaloneSessionClusterEntrypoint", "flink jobmanager"),
-        ("TaskManagerRunner", "flink taskmanager"),
-        ("FlinkJobServerDriver", "flink job server"),
-        ("SparkJobServerDriver", "spark job server (driver)"),
-        ("deploy.master.Master", "spark master"),
-        ("deploy.worker.Worker", "spark worker"),
-        ("CoarseGrainedExecutorBackend", "spark executor"),
-        ("sdk_worker_main", "beam sdk worker"),
-        ("curate run", "curate run (driver, LOOPBACK workers)"),
-        ("multiprocessing", "direct runner worker"),
-        ("apache_beam", "direct runner worker"),
-    ):
+        return None
+    for marker, role in ROLES:
         if marker in command:
             return role
-    return command.split(" ", 1)[0].rsplit("/", 1)[-1]
+    if not command.strip() or _hwm_mb(pid) < HELPER_PEAK_MB:
+        return None
+    return "other: " + command.split(" ", 1)[0].rsplit("/", 1)[-1]
 
 
 class RunFailed(Exception):
     """A contender's run failed; its row records the error line instead of numbers."""
 
 
+def _cluster_cpu(cluster_pids: list[int]) -> dict[int, float]:
+    return {pid: got[1] for pid in cluster_pids if (got := _stat(pid))}
+
+
+def _wait_children_gone(cluster_pids: list[int], seconds: float = 60.0) -> None:
+    """Spark's workers stop their executors after the application ends; their CPU is counted in the
+    worker's once it has reaped them, so wait for that (with a deadline)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not [pid for pid, root in _descendants(set(cluster_pids)).items() if pid != root]:
+            return
+        time.sleep(0.5)
+
+
 def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
     """Run ``command``; CPU of its tree (reaped) + the cluster's processes over the run; peak per role."""
-    before = {pid: got[1] for pid in cluster_pids if (got := _stat(pid))}
+    before = _cluster_cpu(cluster_pids)
     peaks: dict[str, float] = {}
     run_tree_cpu: dict[int, float] = {}
     done = threading.Event()
@@ -127,21 +148,23 @@ def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
         def sample() -> None:
             while not done.wait(0.5):
                 for pid, root in _descendants({proc.pid, *cluster_pids}).items():
-                    role = _role(pid)
-                    peaks[role] = max(peaks.get(role, 0.0), _hwm_mb(pid))
+                    if role := _role(pid):
+                        peaks[role] = max(peaks.get(role, 0.0), _hwm_mb(pid))
                     if root == proc.pid and (got := _own_cpu(pid)) is not None:
                         run_tree_cpu[pid] = got  # the last value seen before the process ends
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
+        wall = time.perf_counter() - start
+        _wait_children_gone(cluster_pids)
     done.set()
     sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         errors = [line for line in log.read_text().splitlines() if line.startswith("curate: error")]
         raise RunFailed(errors[-1] if errors else f"exit status {os.waitstatus_to_exitcode(status)}")
-    cluster_cpu = sum(got[1] - before.get(pid, 0.0) for pid in cluster_pids if (got := _stat(pid)))
+    after = _cluster_cpu(cluster_pids)
+    cluster_cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
     # wait4 counts the run's children once reaped (the job server JVM); processes that are not reaped by
     # it (the direct runner's workers) are counted from the samples, as bench/pipeline.py does
     run_cpu = max(usage.ru_utime + usage.ru_stime, sum(run_tree_cpu.values()))
@@ -153,9 +176,10 @@ def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
     }
 
 
-def corpus(copies: int, root: Path, max_docs: int | None) -> list[str]:
-    folder = root / f"web-corpus-x{copies}"
-    if not list(folder.glob("*.warc.gz")):
+def corpus(copies: int, root: Path, max_docs: int | None, given: dict[int, Path]) -> list[str]:
+    """The crawl's WARC files at ``copies``: a folder given for it (read only), else built under ``root``."""
+    folder = given.get(copies) or root / f"web-corpus-x{copies}"
+    if copies not in given and not list(folder.glob("*.warc.gz")):
         subprocess.run(
             [sys.executable, str(CORPUS_SCRIPT), str(folder), "--copies", str(copies)]
             + (["--max-pages", str(max_docs)] if max_docs else []),
@@ -205,6 +229,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--max-docs", type=int, help="Pages per site copy (make_web_corpus --max-pages).")
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        default=[],
+        metavar="COPIES=DIR",
+        help="An already built crawl for that size (make_web_corpus.py DIR --copies COPIES), read only.",
+    )
     parser.add_argument("--runners", nargs="+", default=["direct", "flink", "spark"])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "curate-bench-engines")
     parser.add_argument("--out", default=str(BENCH / "results" / "engines.json"))
@@ -215,9 +246,10 @@ def main() -> None:
         print(markdown(json.loads(Path(args.out).read_text())["rows"]))
         return
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = []
+    given = {int(k): Path(v) for k, v in (item.split("=", 1) for item in args.corpus)}
+    rows: list[dict] = []
     for copies in args.copies:
-        inputs = corpus(copies, args.work, args.max_docs)
+        inputs = corpus(copies, args.work, args.max_docs, given)
         for name in args.runners:
             work = args.work / f"x{copies}-{name}"
             work.mkdir(exist_ok=True)
@@ -237,6 +269,7 @@ def main() -> None:
             rows.append(row)
             if "error" in row:
                 print(f"x{copies} {name:<7} FAILED: {row['error']}", flush=True)
+                save(rows, args.out, args.keep)
                 continue
             print(
                 f"x{copies} {name:<7} {row['documents']:>6} docs  {row['wall_s']:>7.1f} s wall  "
@@ -244,16 +277,21 @@ def main() -> None:
                 f"peak {max(row['peak_mb_per_process'].values(), default=0):.0f} MB (largest process)",
                 flush=True,
             )
-    if args.keep and Path(args.out).is_file():  # rows of runners/sizes not measured in this invocation
+            save(rows, args.out, args.keep)  # after each row: a long series keeps what it has measured
+
+
+def save(rows: list[dict], out: str, keep: bool) -> None:
+    """Write ``rows`` to ``out``; with ``keep``, ``out``'s rows for what these do not cover stay."""
+    if keep and Path(out).is_file():
         measured = {(row["copies"], row["runner"]) for row in rows}
-        earlier = json.loads(Path(args.out).read_text())["rows"]
+        earlier = json.loads(Path(out).read_text())["rows"]
         rows = [r for r in earlier if (r["copies"], r["runner"]) not in measured] + rows
-        rows.sort(key=lambda r: (r["copies"], ["direct", "flink", "spark"].index(r["runner"])))
+    rows = sorted(rows, key=lambda r: (r["copies"], ["direct", "flink", "spark"].index(r["runner"])))
     write_results(
-        args.out,
+        out,
         "engines",
-        "default recipe; parallelism 2 on 2 cores; CPU of all processes (JVMs included) over the run, "
-        "cluster start-up excluded; peak = VmHWM per process role",
+        "default recipe; engine parallelism 2 on 2 cores; CPU of all processes (JVMs included) over the "
+        "run, cluster start-up excluded; peak = the largest VmHWM among the processes of each role",
         rows,
     )
 
