@@ -8,10 +8,14 @@ The crawl is real HTML (`../shared/bench/make_web_corpus.py [--copies K]`, built
 contender runs the default recipe with parallelism 2 on this 2-core machine:
 
 - direct: Beam's Fn API runner, 2 worker processes;
-- flink: a local Flink 1.19 session cluster (1 JobManager, 2 TaskManagers of 1 slot), parallelism 2,
-  Beam's Flink job server, LOOPBACK SDK workers;
+- flink: a local Flink 1.19 session cluster (1 JobManager, 2 TaskManagers of 1 slot, 2304m with 1g of
+  managed memory for the sorts: the crawl's 4 MB pages must fit a sort buffer), parallelism 2, Beam's
+  Flink job server, LOOPBACK SDK workers;
 - spark: a local Spark 3.5 standalone cluster (master, 2 workers of 1 core), Beam's Spark job server,
   LOOPBACK SDK workers.
+
+The cluster's idle burn (CPU-s per second with no job, over 20 s before the run) is recorded too: it
+makes a run's CPU grow with its wall time, which a loaded machine stretches.
 
 CPU is the `curate run` process tree's (the job server and SDK workers are its children, counted when
 reaped) plus each cluster process's own and reaped children's CPU (executors, TaskManager slots) over
@@ -42,6 +46,8 @@ from curate.engines.clusters import FlinkSession, SparkStandalone  # noqa: E402
 
 CORPUS_SCRIPT = REPO.parent / "shared" / "bench" / "make_web_corpus.py"
 TICKS = os.sysconf("SC_CLK_TCK")
+FLINK_TM_MEMORY, FLINK_MANAGED = "2304m", "1g"
+IDLE_SECONDS = 20.0
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
@@ -133,6 +139,15 @@ def _wait_children_gone(cluster_pids: list[int], seconds: float = 60.0) -> None:
         if not [pid for pid, root in _descendants(set(cluster_pids)).items() if pid != root]:
             return
         time.sleep(0.5)
+
+
+def idle_cpu_rate(cluster_pids: list[int], seconds: float = IDLE_SECONDS) -> float:
+    """CPU-seconds per second the started cluster spends with no job (heartbeats, GC, polling threads):
+    a cost that grows with a run's wall time rather than with its documents."""
+    before = _cluster_cpu(cluster_pids)
+    time.sleep(seconds)
+    after = _cluster_cpu(cluster_pids)
+    return round(sum(after[pid] - before.get(pid, 0.0) for pid in after) / seconds, 3)
 
 
 def measure(command: list[str], cluster_pids: list[int], log: Path) -> dict:
@@ -256,15 +271,22 @@ def main() -> None:
             if name == "direct":
                 row = run_one(name, {"name": "direct", "workers": 2}, inputs, work, [])
             elif name == "flink":
-                with FlinkSession(work / "cluster", taskmanagers=2) as cluster:
+                # managed memory for sort buffers that hold the crawl's largest page (4 MB at 1x)
+                with FlinkSession(
+                    work / "cluster", taskmanagers=2, tm_memory=FLINK_TM_MEMORY, managed_memory=FLINK_MANAGED
+                ) as cluster:
                     options = {"flink_master": cluster.master, "parallelism": 2}
                     pids = [p.pid for p in cluster.processes]
+                    idle = idle_cpu_rate(pids)
                     row = run_one(name, {"name": "flink", "options": options}, inputs, work, pids)
+                    row["cluster_idle_cpu_per_s"] = idle
             else:
                 with SparkStandalone(work / "cluster", workers=2) as cluster:
                     options = {"spark_master_url": cluster.master}
                     pids = [p.pid for p in cluster.processes]
+                    idle = idle_cpu_rate(pids)
                     row = run_one(name, {"name": "spark", "options": options}, inputs, work, pids)
+                    row["cluster_idle_cpu_per_s"] = idle
             row.update(copies=copies, parallelism=2)
             rows.append(row)
             if "error" in row:
