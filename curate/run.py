@@ -26,7 +26,6 @@ from curate.config import Config
 from curate.console_progress import FileProgress, worker_logs_to
 from curate.core.errors import Cancelled, CurateError, PipelineFailed
 from curate.core.files import disk_full_line, is_local, write_atomic
-from curate.engines.flink_rest import metrics_source
 from curate.engines.job_server import engine_runner
 from curate.finalize import Part, RunSummary, commit_published, finalize, format_summary, summary_of
 from curate.metrics_progress import MetricsProgress
@@ -180,7 +179,7 @@ def _run_pipeline(
     try:
         with (
             FileProgress(progress_dir, stream) if from_files else contextlib.nullcontext(),
-            engine_runner(config.runner) as runner,  # flink/spark: Beam's job server for the engine
+            engine_runner(config.runner) as (runner, engine_metrics),  # flink/spark: Beam's job server
         ):
             options = pipeline_options(runner, layout.path(".work", "beam-temp"), config.storage)
             built = False
@@ -190,7 +189,14 @@ def _run_pipeline(
                 write_plan(progress_dir, order, len(units))
                 built = True
                 result = pipeline.run()
-                metrics = MetricsProgress(result, order, stream, source=metrics_source(config.runner))
+                metrics = MetricsProgress(
+                    result,
+                    order,
+                    stream,
+                    source=engine_metrics.query if engine_metrics else None,
+                    where=engine_metrics.where if engine_metrics else None,
+                    progress_dir=None if from_files else progress_dir,
+                )
                 with metrics if from_metrics else contextlib.nullcontext():
                     result.wait_until_finish()
             except Exception as error:

@@ -26,20 +26,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     from curate.core.errors import CurateError
-    from curate.engines.distributions import DISTRIBUTIONS, fetch
+    from curate.engines.distributions import DISTRIBUTIONS, fetch, version_note
 
     unknown = sorted(set(args.engine) - set(DISTRIBUTIONS))
     if unknown:
         raise CurateError(f"curate engines fetch: unknown engine {unknown[0]} (flink or spark)")
     for name in args.engine or list(DISTRIBUTIONS):
         print(f"{name}: {fetch(DISTRIBUTIONS[name])}")
+    print(version_note())
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from curate.core.errors import CurateError
-    from curate.engines.distributions import DISTRIBUTIONS
+    from curate.engines.distributions import DISTRIBUTIONS, version_note
 
+    print(version_note())
     missing = 0
     for name, distribution in DISTRIBUTIONS.items():
         try:

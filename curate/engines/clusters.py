@@ -108,7 +108,14 @@ class FlinkSession(_Cluster):
     """One JobManager and ``taskmanagers`` TaskManagers of ``slots`` slots each; ``master`` is the REST
     address that ``runner.options.flink_master`` takes."""
 
-    def __init__(self, workdir: Path, taskmanagers: int = 2, slots: int = 1, tm_memory: str = "1280m"):
+    def __init__(
+        self,
+        workdir: Path,
+        taskmanagers: int = 2,
+        slots: int = 1,
+        tm_memory: str = "1280m",
+        managed_memory: str = "64m",
+    ):
         super().__init__(workdir)
         self.rest_port = _free_port()
         conf = self.workdir / "conf"
@@ -125,7 +132,10 @@ class FlinkSession(_Cluster):
             "blob.server.port": _free_port(),
             "jobmanager.memory.process.size": "768m",
             "taskmanager.memory.process.size": tm_memory,
-            "taskmanager.memory.managed.size": "64m",
+            # Batch sorts (Beam's GroupByKeys) share it: at 64m a sort buffer holds 416 KB, and a larger
+            # record fails the job ("The record exceeds the maximum size of a sort buffer"): crawls with
+            # multi-MB pages need 1g or more (docs/engines.md).
+            "taskmanager.memory.managed.size": managed_memory,
             # Beam's batch translation opens many exchanges per task: more, smaller network buffers.
             "taskmanager.memory.network.min": "128m",
             "taskmanager.memory.network.max": "128m",

@@ -21,7 +21,17 @@ from pathlib import Path
 
 from curate.core.errors import CurateError
 
+# What the Maven registry these machines reach serves (its maven-metadata.xml, read through Maven with
+# `mvn dependency:get -U -Dartifact=org.apache.beam:ARTIFACT:RELEASE`, 2026-12-04): beam-runners-flink-1.19
+# and beam-runners-spark-3 up to 2.62.0 and 2.70.0 (nothing in between, none later); their dependency
+# beam-runners-java-job-service up to 2.62.0 and 2.65.0 (no 2.63, 2.64, 2.66 or later); the ready-made
+# beam-runners-{flink-1.19,spark-3}-job-server jars at no version at all. So 2.62.0 is the newest Beam
+# whose Java runners resolve whole. The Python SDK cannot be pinned down to it: apache-beam 2.62.0 needs
+# pyarrow<17, protobuf<6, grpcio<1.66 and dill 0.3.1, and this project needs pyarrow>=17 (its Parquet
+# shards, exports) and numpy 2 (fastText). The mismatch is stated by `curate engines status`, and
+# tests/engines/test_setup.py fails when the installed SDK is not the one this pin was checked against.
 BEAM_JAVA_VERSION = "2.62.0"  # the newest Beam Java runners whose whole dependency tree is served
+BEAM_PYTHON_CHECKED = "2.77"  # the Python SDK (major.minor) the pin above was checked and tested with
 FLINK_VERSION = "1.19.0"  # what beam-runners-flink-1.19:2.62.0 is built against
 SPARK_VERSION = "3.5.0"  # Spark 3 (Beam's Spark runner speaks Spark 3 only); Java 17 needs >= 3.3
 SCALA_VERSION = "2.12"
@@ -94,6 +104,25 @@ SPARK = Distribution(
     master_option="spark_master_url",
 )
 DISTRIBUTIONS = {"flink": FLINK, "spark": SPARK}
+
+
+def version_note() -> str:
+    """One line on the Java job servers' Beam version against the Python SDK's, and why they differ."""
+    from apache_beam.version import __version__ as sdk
+
+    if sdk == BEAM_JAVA_VERSION:
+        return f"Beam {sdk} on both sides (the Python SDK and the Java job servers)"
+    line = (
+        f"Beam's Python SDK is {sdk} and the Java job servers are Beam {BEAM_JAVA_VERSION}: the newest "
+        "Beam Java runners the reachable Maven registry serves whole (their job-server jars are not "
+        "served at all); they speak the versioned portable job API, tested end to end"
+    )
+    if not sdk.startswith(BEAM_PYTHON_CHECKED + "."):
+        line += (
+            f"; WARNING: this pairing was checked with SDK {BEAM_PYTHON_CHECKED}.x, not {sdk}: "
+            "re-check which Beam Java runners Maven serves and rerun tests/engines"
+        )
+    return line
 
 
 def engines_dir() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 ACCUMULATOR = "__metricscontainers"
@@ -20,8 +21,9 @@ def _get(url: str) -> Any:
         return json.loads(response.read())
 
 
-def rest_url(flink_master: str) -> str | None:
-    """``http://HOST:PORT`` of a session cluster's REST API; None for the embedded mini-cluster."""
+def rest_url(runner: Any) -> str | None:
+    """``http://HOST:PORT`` of a Flink session cluster's REST API; None for the embedded mini-cluster."""
+    flink_master = str(runner.options.get("flink_master", "[local]"))
     if flink_master.startswith("["):
         return None
     return flink_master if "://" in flink_master else f"http://{flink_master}"
@@ -48,16 +50,11 @@ def query(rest: str, flink_job: str) -> dict[str, list]:
     return PortableMetrics(response).query()
 
 
-def metrics_source(runner: Any) -> Any:
-    """For a Flink session run: ``source(result) -> metric results`` from Flink's REST API; else None."""
-    if runner.name != "flink" or runner.job_endpoint:
-        return None
-    rest = rest_url(str(runner.options.get("flink_master", "[local]")))
-    if rest is None:
-        return None
+def source(rest: str) -> Callable[[Any], dict[str, list]]:
+    """``source(result) -> metric results`` of a Beam job run on the Flink cluster at ``rest``."""
 
-    def source(result: Any) -> dict[str, list]:
+    def read(result: Any) -> dict[str, list]:
         flink_job = flink_job_id(rest, result._job_id)
         return query(rest, flink_job) if flink_job else {}
 
-    return source
+    return read

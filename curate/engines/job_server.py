@@ -15,10 +15,11 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from curate.core.errors import CurateError
+from curate.engines import flink_rest, spark_rest
 from curate.engines.distributions import DISTRIBUTIONS, Distribution
 from curate.pipelines.runner import RunnerConfig
 
@@ -110,20 +111,52 @@ def _wait_listening(process: subprocess.Popen, port: int, what: str, log: str) -
     raise CurateError(f"{what} did not listen on port {port} within {START_SECONDS:.0f} s (log: {log})")
 
 
+class EngineMetrics(NamedTuple):
+    """Where the engine's own monitoring serves a job's Beam metrics, and how to read them there."""
+
+    where: str  # for people: the endpoint (also shown in the engine's web UI)
+    query: Callable[[Any], dict[str, list]]  # query(pipeline result) -> metric results
+
+
+def _spark_ui_port(jvm_options: list[str]) -> tuple[list[str], int]:
+    """The Spark driver's UI port (the job server is the driver): the one ``jvm_options`` names, else a
+    free one added to them, so that its REST API can be found."""
+    for option in jvm_options:
+        if option.startswith("-Dspark.ui.port="):
+            return jvm_options, int(option.split("=", 1)[1])
+    port = _free_port()
+    return [*jvm_options, f"-Dspark.ui.port={port}"], port
+
+
 @contextlib.contextmanager
-def engine_runner(runner: RunnerConfig, log: Any = None) -> Iterator[RunnerConfig]:
+def engine_runner(
+    runner: RunnerConfig, log: Any = None
+) -> Iterator[tuple[RunnerConfig, EngineMetrics | None]]:
     """For ``flink``/``spark`` with no job endpoint of their own: start the engine's job server and yield
-    the portable runner that submits to it; any other runner passes through unchanged. The job server's
-    output goes to ``log`` (a file object; default: this process's stderr, i.e. the run's log)."""
+    the portable runner that submits to it, with where the engine's own monitoring serves the job's
+    metrics (Flink's REST API on a session cluster, the Spark driver's REST API; None where there is
+    none); any other runner passes through unchanged. The job server's output goes to ``log`` (a file
+    object; default: this process's stderr, i.e. the run's log)."""
     if runner.name not in DISTRIBUTIONS or runner.job_endpoint:
         if runner.name in DISTRIBUTIONS:  # a job server the user runs (deploy/): submit to it as it is
-            yield runner.model_copy(update={"name": "portable"})
+            yield runner.model_copy(update={"name": "portable"}), None
         else:
-            yield runner
+            yield runner, None
         return
     distribution = DISTRIBUTIONS[runner.name]
     port = _free_port()
     jvm_options = str(runner.options.get("jvm_options", "")).split()
+    metrics = None
+    rest = flink_rest.rest_url(runner) if runner.name == "flink" else None
+    if rest:  # a session cluster (the mini-cluster has no REST API)
+        metrics = EngineMetrics(f"Flink's REST API {rest}/jobs/<job>/accumulators", flink_rest.source(rest))
+    if runner.name == "spark":
+        jvm_options, ui_port = _spark_ui_port(jvm_options)
+        # The driver (this job server, for this one run) keeps its SparkContext, and so its UI with the
+        # final counters, until it exits, instead of stopping it when the job ends.
+        jvm_options.append("-Dbeam.spark.test.reuseSparkContext=true")
+        ui = f"http://127.0.0.1:{ui_port}"
+        metrics = EngineMetrics(spark_rest.where(ui), spark_rest.source(ui))
     command = job_server_command(distribution, master_of(runner), port, jvm_options)
     what = f"Beam's {runner.name} job server ({master_of(runner)})"
     env = dict(os.environ)
@@ -134,7 +167,7 @@ def engine_runner(runner: RunnerConfig, log: Any = None) -> Iterator[RunnerConfi
     )
     try:
         _wait_listening(process, port, what, getattr(log, "name", "the run's log"))
-        yield portable_equivalent(runner, f"localhost:{port}")
+        yield portable_equivalent(runner, f"localhost:{port}"), metrics
     finally:
         process.terminate()
         try:

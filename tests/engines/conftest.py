@@ -10,6 +10,7 @@ byte for byte, since an engine may order documents within a shard differently.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.engines.distributions import DISTRIBUTIONS
+from curate.metrics_progress import format_counts
 from curate.run import run
 
 
@@ -125,3 +127,37 @@ def run_while_killing(same_as_direct, engine_recipe):
             killer.join()
 
     return check
+
+
+@pytest.fixture(scope="session")
+def engine_progress() -> Callable[..., None]:
+    """``engine_progress(console, stats, where, exact=True)``: see _check_engine_progress."""
+    return _check_engine_progress
+
+
+def _check_engine_progress(console: str, stats: dict[str, Any], where: str, exact: bool = True) -> None:
+    """`curate run`'s console named the engine's endpoint ``where`` as the source of its live counters,
+    and its last counters line was read from there (not Beam's job service). ``exact``: that line equals
+    stats.json; else (an engine whose counters count every attempt of a task) each stage's count is at
+    least stats.json's."""
+    lines = [line.strip() for line in console.splitlines()]
+    assert f"live counters from {where}" in lines, console
+    counters = [line for line in lines if line.startswith("metrics: ")]
+    assert counters and "Beam's job service" not in counters[-1], console
+    if exact:
+        assert counters[-1] == format_counts(stats["stages"], list(stats["stages"])), console
+        return
+    shown = {
+        m[1]: (int(m[2].replace(",", "")), int(m[3].replace(",", ""))) for m in _COUNTS.finditer(counters[-1])
+    }
+    assert set(shown) == set(stats["stages"]) - {"read"}, counters[-1]
+    for stage, (docs_in, docs_out) in shown.items():
+        entry = stats["stages"][stage]
+        assert docs_in >= entry["in"] and docs_out >= entry["out"], (stage, counters[-1])
+
+
+_COUNTS = re.compile(r"(\w+) ([\d,]+) → ([\d,]+)")  # "langid 32 → 31" in a metrics line
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))

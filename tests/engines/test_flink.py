@@ -9,7 +9,9 @@ and in both cases the previous output stays as it was.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -19,7 +21,9 @@ from curate.config import parse_config
 from curate.engines import flink_rest
 from curate.engines.clusters import FlinkSession, get_json, wait_until
 from curate.pipelines.metrics import stage_counts
+from curate.pipelines.progress import PROGRESS_ENV
 from curate.run import run
+from curate.service.progress import run_progress
 
 pytestmark = pytest.mark.slow
 
@@ -67,31 +71,61 @@ def session_run(session, tmp_path_factory, servers, engine_recipe):
 
     watcher = threading.Thread(target=watch_workers)
     watcher.start()
+    console = io.StringIO()
+    progress_dir = tmp_path_factory.mktemp("flink-session-progress")  # as `curate serve` gives a job
     try:
-        summary = run(parse_config(engine_recipe(out, _session_runner(session, servers))), progress=False)
+        runner = _session_runner(session, servers)
+        with _environment(PROGRESS_ENV, str(progress_dir)):
+            summary = run(parse_config(engine_recipe(out, runner)), progress=True, stream=console)
     finally:
         done.set()
         watcher.join()
-    return out, summary, seen, live
+    return out, summary, seen, live, console.getvalue(), progress_dir
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def test_session_cluster_with_two_taskmanagers_gives_the_direct_runners_result(session_run, same_as_direct):
-    out, summary, _, _ = session_run
+    out, summary, *_ = session_run
     same_as_direct(out, summary.stats)
 
 
 def test_sdk_workers_run_as_children_of_the_taskmanagers_not_the_driver(session_run):
-    _, _, workers, _ = session_run
+    _, _, workers, *_ = session_run
     assert workers, "no SDK worker ran as a child of a TaskManager"
 
 
 def test_flinks_rest_api_shows_the_per_stage_counters_live_and_at_the_end(session, session_run):
-    _, summary, _, live = session_run
+    _, summary, _, live, *_ = session_run
     assert any(counts for counts in live), "no counters seen while the job ran"
     (job,) = [job for job in session.jobs() if job["state"] == "FINISHED"][:1]
     final = stage_counts(flink_rest.query(session.rest, job["jid"]))
     assert {name: (e["in"], e["out"], e["rejected"]) for name, e in final.items()} == {
         name: (e["in"], e["out"], e["rejected"]) for name, e in summary.stats["stages"].items()
+    }
+
+
+def test_curate_run_reads_its_progress_from_flinks_rest_api(session, session_run, engine_progress):
+    _, summary, _, _, console, _ = session_run
+    engine_progress(console, summary.stats, f"Flink's REST API {session.rest}/jobs/<job>/accumulators")
+
+
+def test_the_services_progress_folder_gets_the_engines_counters_when_workers_cannot_write_there(session_run):
+    _, summary, _, _, _, progress_dir = session_run  # PROCESS workers: TaskManagers' children
+    shown = run_progress(progress_dir, total_bytes=0, elapsed=1.0)  # what `curate serve` reads
+    assert {row["stage"]: (row["in"], row["out"]) for row in shown["stages"]} == {
+        name: (entry["in"], entry["out"]) for name, entry in summary.stats["stages"].items()
     }
 
 
@@ -112,7 +146,7 @@ def test_both_taskmanagers_ran_tasks_at_parallelism_two(session, session_run):
 def test_killed_taskmanager_recovers_or_fails_cleanly_and_the_previous_output_stays(
     session, session_run, servers, run_while_killing
 ):
-    out, _, _, _ = session_run  # the previous version of this output folder
+    out = session_run[0]  # the previous version of this output folder
 
     def kill_one_taskmanager_mid_run() -> None:
         known = {job["jid"] for job in session.jobs()}

@@ -3,11 +3,19 @@ becomes Beam's portable runner on the started job server."""
 
 from __future__ import annotations
 
-import pytest
+import io
 
+import pytest
+from apache_beam.metrics.execution import MetricKey, MetricResult
+from apache_beam.metrics.metricbase import MetricName
+
+from curate.cli import main
 from curate.config import parse_config
 from curate.core.errors import CurateError
+from curate.engines import spark_rest
+from curate.engines.distributions import BEAM_JAVA_VERSION, BEAM_PYTHON_CHECKED
 from curate.engines.job_server import portable_equivalent
+from curate.metrics_progress import MetricsProgress
 from curate.pipelines.runner import RunnerConfig
 from curate.run import run
 
@@ -39,3 +47,63 @@ def test_engine_runner_becomes_portable_without_the_master_option():
 def test_loopback_engine_workers_share_the_drivers_disk_and_process_workers_do_not():
     assert not RunnerConfig(name="spark").workers_are_elsewhere
     assert RunnerConfig(name="flink", environment_type="PROCESS").workers_are_elsewhere
+
+
+# Beam's rendering of the Spark runner's Beam.Metrics accumulator, as the Spark REST API served it for a
+# run here (cut to three entries): system metrics carry labels, user counters NAME and NAMESPACE.
+RENDERED = (
+    "MetricQueryResults(Counters(ref_PCollection_PCollection_13:beam:metric:element_count:v1 "
+    "{PCOLLECTION=ref_PCollection_PCollection_8}: 2, ref_PCollection_PCollection_13:beam:metric:user:"
+    "sum_int64:v1 {NAME=extract.in, NAMESPACE=curate, PTRANSFORM=ref_AppliedPTransform_CountextractIn_77}: "
+    "32, ref_PCollection_PCollection_21:beam:metric:user:sum_int64:v1 {NAME=quality.rejected.gopher_short_doc"
+    ", NAMESPACE=curate, PTRANSFORM=ref_AppliedPTransform_Quality_90}: 1)Distributions(...))"
+)
+
+
+def test_spark_accumulator_rendering_gives_the_user_counters_only():
+    assert spark_rest.parse_counters(RENDERED) == {
+        (
+            "ref_PCollection_PCollection_13",
+            "ref_AppliedPTransform_CountextractIn_77",
+            "curate",
+            "extract.in",
+        ): 32,
+        (
+            "ref_PCollection_PCollection_21",
+            "ref_AppliedPTransform_Quality_90",
+            "curate",
+            "quality.rejected.gopher_short_doc",
+        ): 1,
+    }
+
+
+def test_engines_status_states_the_sdk_and_job_server_versions_and_the_pin_was_checked_for_this_sdk(capsys):
+    from apache_beam.version import __version__ as sdk
+
+    # the Java pin (distributions.py) was checked against this SDK: a new SDK must re-check it
+    assert sdk.startswith(BEAM_PYTHON_CHECKED + "."), (sdk, BEAM_PYTHON_CHECKED)
+    main(["engines", "status"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert f"Python SDK is {sdk}" in first and f"Java job servers are Beam {BEAM_JAVA_VERSION}" in first
+    assert "WARNING" not in first
+
+
+def test_final_counts_come_from_the_runner_when_the_engines_endpoint_has_gone():
+    class Finished:  # a job's result whose runner still has its metrics
+        def metrics(self):
+            return self
+
+        def query(self):
+            key = MetricKey("Read", MetricName("curate", "read.out"))
+            return {"counters": [MetricResult(key, 3, 3)]}
+
+    def endpoint_gone(result):
+        raise OSError("connection refused")
+
+    console = io.StringIO()
+    with MetricsProgress(Finished(), ["read"], console, interval=60, source=endpoint_gone, where="X's API"):
+        pass
+    assert console.getvalue().splitlines() == [
+        "  live counters from X's API",
+        "  metrics: read 3 (from Beam's job service: the engine's endpoint has gone)",
+    ]
