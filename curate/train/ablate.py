@@ -229,10 +229,10 @@ def _train_and_score(
         resume=True,
         quiet=True,
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     trainer = Trainer(train_config)
     summary = trainer.train()
-    trained = time.perf_counter() - started
+    trained, train_cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
     def logits(idx: torch.Tensor) -> torch.Tensor:
         return trainer.raw(idx)
@@ -254,6 +254,9 @@ def _train_and_score(
         "seed": seed,
         "loss": summary.get("loss"),
         "train_seconds": trained,
+        "train_cpu_seconds": train_cpu,  # this process's CPU time, all threads (the machine may be shared)
+        "eval_seconds": scores["seconds"],
+        "eval_cpu_seconds": time.process_time() - cpu_started - train_cpu,
         "tokens_per_s": summary.get("tokens_per_s"),
         "eval_items_per_s": scores["items_per_s"],
         "tasks": scores["tasks"],
