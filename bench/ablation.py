@@ -80,12 +80,9 @@ def recipe(variant: str, files: list[Path], out: Path, tokenizer: Path) -> Path:
 
 def prepare(work: Path, env: dict[str, str]) -> dict[str, dict]:
     """The three versions (skipped when already committed): their documents and tokens."""
-    from curate.core.tokenizer import train as train_tokenizer
-    from curate.train.tasks import reference_texts
-
     tokenizer = work / "tokenizer.json"
     if not tokenizer.is_file():
-        tokenizer.write_text(train_tokenizer(reference_texts(), TOKENIZER_VOCAB).json)
+        curate("proxy-tokenizer", str(tokenizer), "--vocab", str(TOKENIZER_VOCAB), env=env)
     files = corpus(work)
     sizes = {}
     for variant in VARIANTS:
@@ -186,6 +183,17 @@ def ablate(out: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
     curate("ablate", *versions, *options, env=env)
 
 
+def training_log(log: Path) -> dict[str, float]:
+    """Final loss, training seconds and tokens/s from the trainer's own log (per-interval rates), which
+    also holds for a run resumed from its finished checkpoint (whose summary has no speed)."""
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    seconds, done = 0.0, 0
+    for record in records:
+        seconds += (record["tokens"] - done) / record["tokens_per_s"]
+        done = record["tokens"]
+    return {"loss": records[-1]["loss"], "train_seconds": seconds, "tokens_per_s": done / seconds}
+
+
 def report(out: Path, sizes: dict[str, dict], json_path: str) -> None:
     """The two pairs' per-task differences against seed noise, each run's speed; JSON + the HTML page."""
     result = json.loads((out / "ablation.json").read_text())
@@ -213,9 +221,15 @@ def report(out: Path, sizes: dict[str, dict], json_path: str) -> None:
     runs = []
     for scored in sorted(out.glob("runs/*/eval.json")):
         run = json.loads(scored.read_text())
-        keys = ("variant", "seed", "loss", "train_seconds", "train_cpu_seconds", "tokens_per_s")
-        keys += ("eval_seconds", "eval_cpu_seconds", "eval_items_per_s")
-        runs.append({key: run.get(key) for key in keys})
+        keys = (
+            "variant",
+            "seed",
+            "train_cpu_seconds",
+            "eval_seconds",
+            "eval_cpu_seconds",
+            "eval_items_per_s",
+        )
+        runs.append({**{key: run.get(key) for key in keys}, **training_log(scored.parent / "train.jsonl")})
     print(
         f"{'variant':<20}{'seed':>5}{'loss':>8}{'train s':>9}{'CPU s':>7}{'tokens/s':>10}"
         f"{'eval s':>8}{'CPU s':>7}{'items/s':>9}"

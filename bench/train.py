@@ -101,7 +101,7 @@ def model_run(config: TrainConfig) -> tuple[Trainer, dict]:
     }
 
 
-SWEEP_STEPS = {"tiny": 60, "cpu-proxy": 60, "small": 12}  # enough log intervals past warm-up
+SWEEP_STEPS = {"tiny": 60, "cpu-proxy": 60, "small": 8}  # enough log intervals past warm-up
 GPT2_VOCAB = 50257
 
 
@@ -140,11 +140,15 @@ def sweep(args: argparse.Namespace) -> None:
                     "steps": steps,
                     "flops_per_token": flops_per_token(trainer.model_config),
                     **model,
+                    # all steps (warm-up included) per CPU-second of this process: on a shared machine this
+                    # moves far less with the load than tokens/s does
+                    "tokens_per_cpu_second": steps * trainer.tokens_per_step / model["cpu_seconds"],
                 }
                 rows.append(row)
                 print(
                     f"{preset:<10} vocab {row['vocab_size']:>6,}  {row['params'] / 1e6:6.2f}M params  "
-                    f"{row['tokens_per_s']:>9,.0f} tokens/s  {steps} steps in "
+                    f"{row['tokens_per_s']:>9,.0f} tokens/s  {row['tokens_per_cpu_second']:>8,.0f} per CPU-s "
+                    f"{steps} steps in "
                     f"{row['wall_seconds']:.0f} s wall, {row['cpu_seconds']:.0f} CPU-s, "
                     f"load {row['load_average_1min'][0]:.1f}->{row['load_average_1min'][1]:.1f}",
                     flush=True,

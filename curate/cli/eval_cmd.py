@@ -60,6 +60,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ab.add_argument("--no-attach", action="store_true", help="Do not attach the result to the versions.")
     ab.set_defaults(func=_ablate)
 
+    tok = subparsers.add_parser(
+        "proxy-tokenizer",
+        help="Write the small BPE for CPU ablations (set it as stages.tokenize.tokenizer of each version).",
+        description="A byte-level BPE trained on the bundled clean reference text (no variant's text). "
+        "Versions an ablation compares must share one tokenizer; a small one keeps CPU proxies fast.",
+    )
+    tok.add_argument("output", metavar="FILE", help="Where to write the tokenizer.json.")
+    tok.add_argument("--vocab", type=int, default=4096, help="Vocabulary size (default 4096).")
+    tok.set_defaults(func=_proxy_tokenizer)
+
+
+def _proxy_tokenizer(args: argparse.Namespace) -> int:
+    from curate.train.tasks import proxy_tokenizer
+
+    if args.vocab < 300:
+        raise CurateError(
+            f"--vocab {args.vocab}: a byte-level BPE needs at least 257 tokens; use 300 or more"
+        )
+    info = proxy_tokenizer(args.vocab)
+    Path(args.output).write_text(info.json)
+    print(f"{args.output}: byte-level BPE, {info.vocab_size:,} tokens, trained on the reference text")
+    return 0
+
 
 def _torch(threads: int | None) -> Any:
     try:

@@ -106,3 +106,19 @@ def test_a_clear_difference_is_significant_and_seed_noise_is_not():
     }
     (pair,) = compare(noisy, ["t"])["pairs"]
     assert not pair["tasks"]["t"]["bpb"]["significant"]
+
+
+def test_the_proxy_tokenizer_is_small_deterministic_and_trained_on_the_reference_text(tmp_path, capsys):
+    from curate.core.tokenizer import load
+    from curate.train.tasks import reference_texts
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["proxy-tokenizer", str(first), "--vocab", "512"]) == 0
+    assert main(["proxy-tokenizer", str(second), "--vocab", "512"]) == 0
+    assert first.read_bytes() == second.read_bytes()  # every version built with it gets the same sha256
+    tokenizer = load(first.read_text())
+    assert tokenizer.get_vocab_size() == 512
+    text = reference_texts()[0]
+    assert tokenizer.decode(tokenizer.encode(text).ids) == text
+    assert len(tokenizer.encode(text).ids) < len(text.encode()) / 2  # merges learned from that text
+    assert "512 tokens" in capsys.readouterr().out
