@@ -110,8 +110,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=500, help="Items per task.")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     parser.add_argument("--force", action="store_true", help="Start over (default: resume finished runs).")
+    parser.add_argument(
+        "--parallel-seeds", action="store_true", help="One process per seed (use with --threads 1)."
+    )
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="Re-read a finished ablation.")
+    parser.add_argument(
+        "--finished-only", action="store_true", help="Table of the runs scored so far (partial), no training."
+    )
     parser.add_argument("--json", default=str(REPO / "bench" / "results" / "ablation.json"))
     args = parser.parse_args()
     work = Path(args.work)
@@ -122,7 +128,9 @@ def main() -> None:
     if args.prepare_only:
         return
     out = work / "ablate"
-    if not args.report_only:
+    if args.finished_only:
+        curate("ablate", *ablate_options(out, args), "--finished-only", env=env)
+    elif not args.report_only:
         load = LoadSampler()
         started, cpu = time.time(), children_cpu_seconds()
         try:
@@ -173,14 +181,27 @@ class LoadSampler:
         }
 
 
-def ablate(out: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+def ablate_options(out: Path, args: argparse.Namespace) -> list[str]:
     versions = [f"bench@{variant}" for variant in VARIANTS]
-    options = ["--preset", args.preset, "--tokens", str(args.tokens), "--seeds", str(args.seeds)]
+    options = [*versions, "--preset", args.preset, "--tokens", str(args.tokens), "--seeds", str(args.seeds)]
     options += ["--limit", str(args.limit), "--tasks", *args.tasks, "--output", str(out)]
     options += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    options += ["--threads", str(args.threads)] if args.threads else []
-    options += ["--force"] if args.force else []
-    curate("ablate", *versions, *options, env=env)
+    return options + (["--threads", str(args.threads)] if args.threads else [])
+
+
+def ablate(out: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+    options = ablate_options(out, args)
+    if args.force:
+        shutil.rmtree(out / "runs", ignore_errors=True)
+    if args.parallel_seeds:  # one process per seed, then one more that finds every run done and compares
+        command = [sys.executable, "-m", "curate", "ablate", *options]
+        workers = [
+            subprocess.Popen([*command, "--only-seed", str(seed)], env=env) for seed in range(args.seeds)
+        ]
+        failed = [seed for seed, worker in enumerate(workers) if worker.wait() != 0]
+        if failed:
+            sys.exit(f"the ablation's runs of seeds {failed} failed (see above)")
+    curate("ablate", *options, env=env)
 
 
 def training_log(log: Path) -> dict[str, float]:

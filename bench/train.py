@@ -101,7 +101,7 @@ def model_run(config: TrainConfig) -> tuple[Trainer, dict]:
     }
 
 
-SWEEP_STEPS = {"tiny": 60, "cpu-proxy": 60, "small": 8}  # enough log intervals past warm-up
+SWEEP_STEPS = {"tiny": 60, "cpu-proxy": 60, "small": 4}  # enough log intervals past warm-up
 GPT2_VOCAB = 50257
 
 

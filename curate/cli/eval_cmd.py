@@ -58,6 +58,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ab.add_argument("--threads", type=int, help="CPU threads for torch.")
     ab.add_argument("--force", action="store_true", help="Start over in DIR (default: resume finished runs).")
     ab.add_argument("--no-attach", action="store_true", help="Do not attach the result to the versions.")
+    ab.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="Train nothing: write the table of the runs scored so far (marked partial; not attached).",
+    )
+    ab.add_argument(
+        "--only-seed",
+        type=int,
+        metavar="S",
+        help="Train and score only seed S's runs into DIR, no table: spread the seeds over processes or "
+        "machines, then run once more without it (finished runs are reused) for the table.",
+    )
     ab.set_defaults(func=_ablate)
 
     tok = subparsers.add_parser(
@@ -136,6 +148,10 @@ def _ablate(args: argparse.Namespace) -> int:
 
     from curate.train.ablate import AblationConfig, run_ablation
 
+    if args.force and args.only_seed is not None:
+        raise CurateError(
+            "--force with --only-seed would delete the other seeds' runs: start over without it"
+        )
     if args.force:
         shutil.rmtree(Path(args.output) / "runs", ignore_errors=True)
     config = AblationConfig(
@@ -150,8 +166,14 @@ def _ablate(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         attach=not args.no_attach,
+        only_seed=args.only_seed,
+        finished_only=args.finished_only,
     )
     result = run_ablation(config)
+    if args.only_seed is not None:
+        scored = sum(len(runs) for runs in result["runs"].values())
+        print(f"seed {args.only_seed}: {scored} runs scored in {args.output}")
+        return 0
     for verdict in result["verdicts"]:
         print(verdict)
     print(f"table: {Path(args.output) / 'ablation.json'}; page: {Path(args.output) / 'index.html'}")
