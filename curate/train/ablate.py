@@ -59,9 +59,11 @@ class AblationPreset:
 
 
 ABLATION_PRESETS: dict[str, AblationPreset] = {
-    # 2 variants x 3 seeds x 2M tokens: under 20 minutes on 2 CPU cores (bench/ablation.py measures it).
+    # 2 variants x 3 seeds x 2M tokens: ~11 minutes on 2 idle CPU cores (docs/evaluation.md, measured rates).
     # It resolves large differences only (e.g. a filtered crawl vs. raw extraction, on the reference text).
-    "cpu": AblationPreset("cpu-proxy", 2_000_000, 500, "~2M parameters; a smoke test of the data"),
+    "cpu": AblationPreset(
+        "cpu-proxy", 2_000_000, 500, "0.6M parameters with a 4k vocabulary; large differences only"
+    ),
     # DataDecide's smallest ranking-reliable scale: ~150M parameters at ~Chinchilla tokens (20/param).
     "gpu-150m": AblationPreset("gpt2-small", 3_000_000_000, 2000, "124M params, 3B tokens"),
     # DCLM's 400M-1x scale (412M params, 8.2B tokens), close to GPT-2 medium.
