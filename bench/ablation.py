@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,12 +80,9 @@ def recipe(variant: str, files: list[Path], out: Path, tokenizer: Path) -> Path:
 
 def prepare(work: Path, env: dict[str, str]) -> dict[str, dict]:
     """The three versions (skipped when already committed): their documents and tokens."""
-    from curate.core.tokenizer import train as train_tokenizer
-    from curate.train.tasks import reference_texts
-
     tokenizer = work / "tokenizer.json"
     if not tokenizer.is_file():
-        tokenizer.write_text(train_tokenizer(reference_texts(), TOKENIZER_VOCAB).json)
+        curate("proxy-tokenizer", str(tokenizer), "--vocab", str(TOKENIZER_VOCAB), env=env)
     files = corpus(work)
     sizes = {}
     for variant in VARIANTS:
@@ -109,8 +108,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="Sequences per step (default: the preset's).")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=500, help="Items per task.")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
+    parser.add_argument("--force", action="store_true", help="Start over (default: resume finished runs).")
+    parser.add_argument(
+        "--parallel-seeds", action="store_true", help="One process per seed (use with --threads 1)."
+    )
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="Re-read a finished ablation.")
+    parser.add_argument(
+        "--finished-only", action="store_true", help="Table of the runs scored so far (partial), no training."
+    )
     parser.add_argument("--json", default=str(REPO / "bench" / "results" / "ablation.json"))
     args = parser.parse_args()
     work = Path(args.work)
@@ -121,19 +128,91 @@ def main() -> None:
     if args.prepare_only:
         return
     out = work / "ablate"
-    if not args.report_only:
-        started = time.time()
-        ablate(out, args, env)
-        (out / "bench-seconds").write_text(str(round(time.time() - started)))
+    if args.finished_only:
+        curate("ablate", *ablate_options(out, args), "--finished-only", env=env)
+    elif not args.report_only:
+        load = LoadSampler()
+        started, cpu = time.time(), children_cpu_seconds()
+        try:
+            ablate(out, args, env)
+        finally:
+            load.stop()
+        spent = {
+            "wall_seconds": round(time.time() - started),
+            "cpu_seconds": round(children_cpu_seconds() - cpu),  # user + system of the ablation's processes
+            "load_average_1min": load.summary(),  # the whole machine's, sampled every 15 s
+        }
+        (out / "bench-seconds.json").write_text(json.dumps(spent))
     report(out, sizes, args.json)
 
 
-def ablate(out: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class LoadSampler:
+    """The machine's 1-minute load average every 15 s while the ablation runs: it is shared, so its speed
+    depends on what else runs, and the report must say so."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        self.samples: list[float] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, every: float) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._done.wait(every):
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        values = self.samples or [os.getloadavg()[0]]
+        return {
+            "min": min(values),
+            "mean": round(sum(values) / len(values), 2),
+            "max": max(values),
+            "samples": len(values),
+        }
+
+
+def ablate_options(out: Path, args: argparse.Namespace) -> list[str]:
     versions = [f"bench@{variant}" for variant in VARIANTS]
-    options = ["--preset", args.preset, "--tokens", str(args.tokens), "--seeds", str(args.seeds)]
-    options += ["--limit", str(args.limit), "--tasks", *args.tasks, "--output", str(out), "--force"]
+    options = [*versions, "--preset", args.preset, "--tokens", str(args.tokens), "--seeds", str(args.seeds)]
+    options += ["--limit", str(args.limit), "--tasks", *args.tasks, "--output", str(out)]
     options += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    curate("ablate", *versions, *options, env=env)
+    return options + (["--threads", str(args.threads)] if args.threads else [])
+
+
+def ablate(out: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+    options = ablate_options(out, args)
+    if args.force:
+        shutil.rmtree(out / "runs", ignore_errors=True)
+    if args.parallel_seeds:  # one process per seed, then one more that finds every run done and compares
+        command = [sys.executable, "-m", "curate", "ablate", *options]
+        workers = [
+            subprocess.Popen([*command, "--only-seed", str(seed)], env=env) for seed in range(args.seeds)
+        ]
+        failed = [seed for seed, worker in enumerate(workers) if worker.wait() != 0]
+        if failed:
+            sys.exit(f"the ablation's runs of seeds {failed} failed (see above)")
+    curate("ablate", *options, env=env)
+
+
+def training_log(log: Path) -> dict[str, float]:
+    """Final loss, training seconds and tokens/s from the trainer's own log (per-interval rates), which
+    also holds for a run resumed from its finished checkpoint (whose summary has no speed)."""
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    seconds, done = 0.0, 0
+    for record in records:
+        seconds += (record["tokens"] - done) / record["tokens_per_s"]
+        done = record["tokens"]
+    return {"loss": records[-1]["loss"], "train_seconds": seconds, "tokens_per_s": done / seconds}
 
 
 def report(out: Path, sizes: dict[str, dict], json_path: str) -> None:
@@ -142,7 +221,13 @@ def report(out: Path, sizes: dict[str, dict], json_path: str) -> None:
     shutil.copy(out / "index.html", Path(json_path).with_suffix(".html"))
     wanted = {(f"bench@{a}", f"bench@{b}") for a, b in PAIRS}
     rows: list[dict] = [
-        {"pair": f"{p['a']} vs {p['b']}", "verdict": p["verdict"], "tasks": p["tasks"]}
+        {
+            "pair": f"{p['a']} vs {p['b']}",
+            "a": p["a"],
+            "b": p["b"],
+            "verdict": p["verdict"],
+            "tasks": p["tasks"],
+        }
         for p in result["pairs"]
         if (p["a"], p["b"]) in wanted
     ]
@@ -157,23 +242,38 @@ def report(out: Path, sizes: dict[str, dict], json_path: str) -> None:
     runs = []
     for scored in sorted(out.glob("runs/*/eval.json")):
         run = json.loads(scored.read_text())
-        keys = ("variant", "seed", "loss", "train_seconds", "tokens_per_s", "eval_items_per_s")
-        runs.append({key: run.get(key) for key in keys})
-    print(f"{'variant':<20}{'seed':>5}{'loss':>8}{'train s':>9}{'tokens/s':>10}{'eval items/s':>14}")
+        keys = (
+            "variant",
+            "seed",
+            "train_cpu_seconds",
+            "eval_seconds",
+            "eval_cpu_seconds",
+            "eval_items_per_s",
+        )
+        runs.append({**{key: run.get(key) for key in keys}, **training_log(scored.parent / "train.jsonl")})
+    print(
+        f"{'variant':<20}{'seed':>5}{'loss':>8}{'train s':>9}{'CPU s':>7}{'tokens/s':>10}"
+        f"{'eval s':>8}{'CPU s':>7}{'items/s':>9}"
+    )
     for run in runs:
         print(
             f"{run['variant']:<20}{run['seed']:>5}{run['loss']:>8.3f}{run['train_seconds']:>9.0f}"
-            f"{run['tokens_per_s']:>10.0f}{run['eval_items_per_s']:>14.1f}"
+            f"{run['train_cpu_seconds'] or 0:>7.0f}{run['tokens_per_s']:>10.0f}"
+            f"{run['eval_seconds'] or 0:>8.0f}{run['eval_cpu_seconds'] or 0:>7.0f}"
+            f"{run['eval_items_per_s']:>9.1f}"
         )
-    seconds = out / "bench-seconds"
-    rows.append(
-        {
-            "seconds": int(seconds.read_text()) if seconds.is_file() else None,
-            "sizes": sizes,
-            "runs": runs,
-            "ablation": result,
-        }
-    )
+    for row in list(rows):
+        # what an ablation of just this pair costs: the sum of its variants' runs (train + score)
+        mine = [r for r in runs if r["variant"] in (row["a"], row["b"])]
+        row["runs"] = len(mine)
+        row["wall_seconds"] = round(sum(r["train_seconds"] + (r["eval_seconds"] or 0) for r in mine))
+        cpu = [r["train_cpu_seconds"] for r in mine] + [r["eval_cpu_seconds"] for r in mine]
+        row["cpu_seconds"] = round(sum(cpu)) if None not in cpu else None
+        print(f"{row['pair']}: {len(mine)} runs, {row['wall_seconds']} s wall, {row['cpu_seconds']} CPU-s")
+    spent = out / "bench-seconds.json"
+    whole = json.loads(spent.read_text()) if spent.is_file() else {}
+    print(f"whole ablation: {whole}")
+    rows.append({**whole, "sizes": sizes, "runs": runs, "ablation": result})
     note = (
         "Equal-token ablations on the bench crawl; mean +- std over seeds, differences with a paired "
         "bootstrap 95% interval over seeds and items; see docs/evaluation.md."

@@ -3,6 +3,7 @@
   python bench/train.py [--data DIR|NAME@REF] [--preset P] [--device cpu|cuda] [--steps N]
                         [--batch-size B] [--grad-accum K] [--loader-tokens N] [--loader-only]
                         [--json bench/results/train.json]
+  python bench/train.py --sweep [--presets P...] [--vocabs V...] [--json bench/results/train_presets.json]
 
 Defaults: on CUDA, GPT-2 small in bf16 with torch.compile and fused AdamW (the goal: >= 45% MFU on one
 H100); on CPU, the tiny preset in fp32. Without --data, the real CC documents in ../shared/data/jsonl are
@@ -16,6 +17,12 @@ H100 SXM, never the 2:4 sparse figure). The loader is timed alone, wall clock, e
 what the model consumes. It is timed at the run's batch shape and at GPT-2 small's, and compared with
 what GPT-2 small consumes at the 45% MFU goal on one H100 (tokens/s = 0.45 x 989 TFLOP/s / FLOPs per
 token), so a CPU-only machine still checks the loader against the GPU it would feed.
+
+--sweep times each preset at each vocabulary size (the sample text tokenized with GPT-2's 50,257-token
+BPE, or a byte-level BPE of that size trained on it): a tiny model's cost is mostly its embedding and
+output layer, so the vocabulary decides how many tokens/s a CPU proxy trains at (`curate ablate --preset
+cpu` uses cpu-proxy with a 4,096-token BPE). Each row gives wall and CPU seconds of the timed steps (this
+process, all threads) and the machine's load average, since the machine may be shared.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ SHARED_JSONL = REPO.parent / "shared" / "data" / "jsonl"
 
 import torch  # noqa: E402
 
+from bench.results_file import write_results  # noqa: E402
 from curate.train import data as D  # noqa: E402
 from curate.train.flops import flops_per_token, peak_flops  # noqa: E402
 from curate.train.presets import get_preset, with_vocab  # noqa: E402
@@ -78,11 +86,81 @@ def loader_tokens_per_s(trainer: Trainer, tokens: int) -> float:
 
 def model_run(config: TrainConfig) -> tuple[Trainer, dict]:
     trainer = Trainer(config)
+    started, cpu_started, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     trainer.train()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     log = [json.loads(line) for line in (Path(config.output) / "train.jsonl").read_text().splitlines()]
     steady = log[1:] or log  # the first interval holds compilation and warm-up
     tokens_per_s = sum(r["tokens_per_s"] for r in steady) / len(steady)
-    return trainer, {"tokens_per_s": tokens_per_s, "last_loss": log[-1]["loss"]}
+    return trainer, {
+        "tokens_per_s": tokens_per_s,
+        "last_loss": log[-1]["loss"],
+        "wall_seconds": wall,  # the whole run, warm-up included
+        "cpu_seconds": cpu,
+        "load_average_1min": [load, os.getloadavg()[0]],  # before, after
+    }
+
+
+SWEEP_STEPS = {"tiny": 60, "cpu-proxy": 60, "small": 4}  # enough log intervals past warm-up
+GPT2_VOCAB = 50257
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """Tokens/s of each preset at each vocabulary size, on CPU or GPU, as one table."""
+    jsonl = sorted(SHARED_JSONL.glob("*.jsonl.gz"))
+    if not jsonl:
+        sys.exit(f"no sample text in {SHARED_JSONL}")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for vocab in args.vocabs:
+            shards = Path(scratch) / f"shards-{vocab}"
+            trained = None if vocab == GPT2_VOCAB else vocab  # GPT-2's own BPE, or one trained at that size
+            write_sample_shards(jsonl, shards, 4, 256 * 1024, repeat=20, vocab_size=trained)
+            for preset in args.presets:
+                steps = args.steps or SWEEP_STEPS.get(preset, 6)
+                config = TrainConfig(
+                    data=str(shards),
+                    preset=preset,
+                    steps=steps,
+                    output=str(Path(scratch) / f"run-{vocab}-{preset}"),
+                    device=args.device,
+                    batch_size=args.batch_size,
+                    eval_every=0,
+                    eval_fraction=0.0,
+                    log_every=max(1, steps // 6),
+                    quiet=True,
+                )
+                trainer, model = model_run(config)
+                row = {
+                    "preset": preset,
+                    "vocab_size": trainer.model_config.vocab_size,
+                    "tokenizer": "gpt2" if trained is None else f"byte-level BPE {vocab}",
+                    "params": trainer.raw.num_params(),
+                    "batch_tokens_per_step": trainer.tokens_per_step,
+                    "steps": steps,
+                    "flops_per_token": flops_per_token(trainer.model_config),
+                    **model,
+                    # all steps (warm-up included) per CPU-second of this process: on a shared machine this
+                    # moves far less with the load than tokens/s does
+                    "tokens_per_cpu_second": steps * trainer.tokens_per_step / model["cpu_seconds"],
+                }
+                rows.append(row)
+                print(
+                    f"{preset:<10} vocab {row['vocab_size']:>6,}  {row['params'] / 1e6:6.2f}M params  "
+                    f"{row['tokens_per_s']:>9,.0f} tokens/s  {row['tokens_per_cpu_second']:>8,.0f} per CPU-s "
+                    f"{steps} steps in "
+                    f"{row['wall_seconds']:.0f} s wall, {row['cpu_seconds']:.0f} CPU-s, "
+                    f"load {row['load_average_1min'][0]:.1f}->{row['load_average_1min'][1]:.1f}",
+                    flush=True,
+                )
+                del trainer
+    device = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
+    note = (
+        f"Training tokens/s per preset and vocabulary size on {device} ({torch.get_num_threads()} torch "
+        "threads, fp32 on CPU), steady state after the first log interval; wall/CPU seconds of the whole "
+        "run; load average before and after (the machine is shared)."
+    )
+    write_results(args.json, "train_presets", note, rows)
 
 
 GOAL_MFU = 0.45  # the issue's goal for GPT-2 small on one H100
@@ -117,11 +195,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--loader-tokens", type=int, default=20_000_000, help="tokens per loader timing")
     parser.add_argument("--loader-only", action="store_true", help="time only the loader (any device)")
-    parser.add_argument("--json", type=Path, default=BENCH / "results" / "train.json")
+    parser.add_argument("--sweep", action="store_true", help="tokens/s per preset and vocabulary size")
+    parser.add_argument("--presets", nargs="+", default=["tiny", "cpu-proxy", "small"])
+    parser.add_argument("--vocabs", nargs="+", type=int, default=[4096, GPT2_VOCAB])
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     cuda = args.device == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.sweep:
+        args.json = args.json or BENCH / "results" / "train_presets.json"
+        sweep(args)
+        return
+    args.json = args.json or BENCH / "results" / "train.json"
     preset = args.preset or ("gpt2-small" if cuda else "tiny")
     steps = args.steps or (60 if cuda else 30)
     with tempfile.TemporaryDirectory() as scratch:
@@ -159,6 +245,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "preset": preset,
         "params": trainer.raw.num_params(),
+        "vocab_size": trainer.model_config.vocab_size,
         "dtype": "bf16" if trainer.autocast_dtype else "fp32",
         "compile": hasattr(trainer.model, "_orig_mod"),
         "batch_tokens_per_step": trainer.tokens_per_step,

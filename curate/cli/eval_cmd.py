@@ -58,7 +58,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ab.add_argument("--threads", type=int, help="CPU threads for torch.")
     ab.add_argument("--force", action="store_true", help="Start over in DIR (default: resume finished runs).")
     ab.add_argument("--no-attach", action="store_true", help="Do not attach the result to the versions.")
+    ab.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="Train nothing: write the table of the runs scored so far (marked partial; not attached).",
+    )
+    ab.add_argument(
+        "--only-seed",
+        type=int,
+        metavar="S",
+        help="Train and score only seed S's runs into DIR, no table: spread the seeds over processes or "
+        "machines, then run once more without it (finished runs are reused) for the table.",
+    )
     ab.set_defaults(func=_ablate)
+
+    tok = subparsers.add_parser(
+        "proxy-tokenizer",
+        help="Write the small BPE for CPU ablations (set it as stages.tokenize.tokenizer of each version).",
+        description="A byte-level BPE trained on the bundled clean reference text (no variant's text). "
+        "Versions an ablation compares must share one tokenizer; a small one keeps CPU proxies fast.",
+    )
+    tok.add_argument("output", metavar="FILE", help="Where to write the tokenizer.json.")
+    tok.add_argument("--vocab", type=int, default=4096, help="Vocabulary size (default 4096).")
+    tok.set_defaults(func=_proxy_tokenizer)
+
+
+def _proxy_tokenizer(args: argparse.Namespace) -> int:
+    from curate.train.tasks import proxy_tokenizer
+
+    if args.vocab < 300:
+        raise CurateError(
+            f"--vocab {args.vocab}: a byte-level BPE needs at least 257 tokens; use 300 or more"
+        )
+    info = proxy_tokenizer(args.vocab)
+    Path(args.output).write_text(info.json)
+    print(f"{args.output}: byte-level BPE, {info.vocab_size:,} tokens, trained on the reference text")
+    return 0
 
 
 def _torch(threads: int | None) -> Any:
@@ -113,6 +148,10 @@ def _ablate(args: argparse.Namespace) -> int:
 
     from curate.train.ablate import AblationConfig, run_ablation
 
+    if args.force and args.only_seed is not None:
+        raise CurateError(
+            "--force with --only-seed would delete the other seeds' runs: start over without it"
+        )
     if args.force:
         shutil.rmtree(Path(args.output) / "runs", ignore_errors=True)
     config = AblationConfig(
@@ -127,8 +166,14 @@ def _ablate(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         attach=not args.no_attach,
+        only_seed=args.only_seed,
+        finished_only=args.finished_only,
     )
     result = run_ablation(config)
+    if args.only_seed is not None:
+        scored = sum(len(runs) for runs in result["runs"].values())
+        print(f"seed {args.only_seed}: {scored} runs scored in {args.output}")
+        return 0
     for verdict in result["verdicts"]:
         print(verdict)
     print(f"table: {Path(args.output) / 'ablation.json'}; page: {Path(args.output) / 'index.html'}")

@@ -59,9 +59,11 @@ class AblationPreset:
 
 
 ABLATION_PRESETS: dict[str, AblationPreset] = {
-    # 2 variants x 3 seeds x 2M tokens: under 20 minutes on 2 CPU cores (bench/ablation.py measures it).
+    # 2 variants x 3 seeds x 2M tokens: ~11 minutes on 2 idle CPU cores (docs/evaluation.md, measured rates).
     # It resolves large differences only (e.g. a filtered crawl vs. raw extraction, on the reference text).
-    "cpu": AblationPreset("cpu-proxy", 2_000_000, 500, "~2M parameters; a smoke test of the data"),
+    "cpu": AblationPreset(
+        "cpu-proxy", 2_000_000, 500, "0.6M parameters with a 4k vocabulary; large differences only"
+    ),
     # DataDecide's smallest ranking-reliable scale: ~150M parameters at ~Chinchilla tokens (20/param).
     "gpu-150m": AblationPreset("gpt2-small", 3_000_000_000, 2000, "124M params, 3B tokens"),
     # DCLM's 400M-1x scale (412M params, 8.2B tokens), close to GPT-2 medium.
@@ -126,6 +128,8 @@ class AblationConfig:
     batch_size: int | None = None
     eval_batch_size: int = 32
     attach: bool = True
+    only_seed: int | None = None  # train and score just this seed's runs, no table (one share of the work)
+    finished_only: bool = False  # train nothing: the table of the runs scored so far (marked partial)
 
 
 def run_ablation(config: AblationConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -162,19 +166,24 @@ def run_ablation(config: AblationConfig, say: Callable[[str], None] = print) -> 
         f"ablation: {len(variants)} variants x {config.seeds} seeds, {preset.train_preset}, {steps} steps x "
         f"{tokens_per_step:,} tokens = {steps * tokens_per_step:,} tokens per run; tasks {', '.join(tasks)}"
     )
-    runs: dict[str, list[dict[str, Any]]] = {v.label: [] for v in variants}
-    total, done = len(variants) * config.seeds, 0
+    if config.only_seed is not None and not 0 <= config.only_seed < config.seeds:
+        raise CurateError(f"--only-seed {config.only_seed}: give a seed from 0 to {config.seeds - 1}")
+
+    def train_and_score(variant: Variant, seed: int) -> dict[str, Any]:
+        return _train_and_score(
+            variant, seed, steps, preset.train_preset, config, tasks, limit, items, output, say
+        )
+
     items: dict[str, list[bundled.Item]] = {}
-    for seed in range(config.seeds):
-        for variant in variants:
-            train_runs.write_progress(output, done=done, total=total, current=f"{variant.label} seed {seed}")
-            runs[variant.label].append(
-                _train_and_score(
-                    variant, seed, steps, preset.train_preset, config, tasks, limit, items, output, say
-                )
-            )
-            done += 1
-    train_runs.write_progress(output, done=done, total=total, current=None)
+    runs = (
+        _finished_runs(variants, config, output)
+        if config.finished_only
+        else _runs(variants, config, output, train_and_score)
+    )
+    if config.only_seed is not None:  # another process (or machine) runs the other seeds
+        return {"plan": plan, "runs": runs}
+    if config.finished_only:
+        plan["partial"] = {label: len(finished) for label, finished in runs.items()}  # seeds scored so far
     result = {
         "plan": plan,
         "variants": [
@@ -192,9 +201,48 @@ def run_ablation(config: AblationConfig, say: Callable[[str], None] = print) -> 
     }
     (output / RESULT).write_text(json.dumps(result, indent=2) + "\n")
     (output / PAGE).write_text(page(result))
-    if config.attach:
+    if config.attach and not config.finished_only:
         attach(variants, result, output)
     return result
+
+
+def _runs(
+    variants: list[Variant],
+    config: AblationConfig,
+    output: Path,
+    train_and_score: Callable[[Variant, int], dict[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
+    """Every (seed, variant) run, or only seed `config.only_seed`'s; progress.json says how far."""
+    runs: dict[str, list[dict[str, Any]]] = {v.label: [] for v in variants}
+    seeds = range(config.seeds) if config.only_seed is None else [config.only_seed]
+    total, done = len(variants) * len(seeds), 0
+    for seed in seeds:
+        for variant in variants:
+            train_runs.write_progress(output, done=done, total=total, current=f"{variant.label} seed {seed}")
+            runs[variant.label].append(train_and_score(variant, seed))
+            done += 1
+    train_runs.write_progress(output, done=done, total=total, current=None)
+    return runs
+
+
+def _finished_runs(
+    variants: list[Variant], config: AblationConfig, output: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """The runs scored so far (for a table while the others still train)."""
+    runs: dict[str, list[dict[str, Any]]] = {v.label: [] for v in variants}
+    for seed in range(config.seeds):
+        for variant in variants:
+            scored = run_folder(output, variant, seed) / "eval.json"
+            if scored.is_file():
+                runs[variant.label].append(json.loads(scored.read_text()))
+    missing = [label for label, finished in runs.items() if not finished]
+    if missing:
+        raise CurateError(f"no finished run of {', '.join(missing)} in {output} yet: nothing to compare")
+    return runs
+
+
+def run_folder(output: Path, variant: Variant, seed: int) -> Path:
+    return output / "runs" / f"{hashlib.sha256(variant.data.encode()).hexdigest()[:10]}-seed{seed}"
 
 
 def _train_and_score(
@@ -209,8 +257,7 @@ def _train_and_score(
     output: Path,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    name = hashlib.sha256(variant.data.encode()).hexdigest()[:10]
-    folder = output / "runs" / f"{name}-seed{seed}"
+    folder = run_folder(output, variant, seed)
     scored = folder / "eval.json"
     if scored.is_file():  # finished before: an interrupted ablation resumes where it stopped
         say(f"{variant.label} seed {seed}: already scored")
@@ -229,10 +276,10 @@ def _train_and_score(
         resume=True,
         quiet=True,
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     trainer = Trainer(train_config)
     summary = trainer.train()
-    trained = time.perf_counter() - started
+    trained, train_cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
     def logits(idx: torch.Tensor) -> torch.Tensor:
         return trainer.raw(idx)
@@ -254,6 +301,9 @@ def _train_and_score(
         "seed": seed,
         "loss": summary.get("loss"),
         "train_seconds": trained,
+        "train_cpu_seconds": train_cpu,  # this process's CPU time, all threads (the machine may be shared)
+        "eval_seconds": scores["seconds"],
+        "eval_cpu_seconds": time.process_time() - cpu_started - train_cpu,
         "tokens_per_s": summary.get("tokens_per_s"),
         "eval_items_per_s": scores["items_per_s"],
         "tasks": scores["tasks"],
@@ -393,7 +443,15 @@ def page(result: dict[str, Any]) -> str:
         f"<p>{html.escape(plan['train_preset'])} proxy, {plan['steps']:,} steps, "
         f"{plan['tokens_per_run']:,} tokens per run, {plan['seeds']} seeds, {plan['items_per_task']} items "
         f"per task; tokenizer sha256 {plan['tokenizer_sha256'][:12]}. Bits-per-byte (lower is better) of the "
-        "gold answer is the primary score; intervals are 95% bootstrap over seeds and items.</p><ul>",
+        "gold answer is the primary score; intervals are 95% bootstrap over seeds and items.</p>",
+        (
+            "<p class='error'><b>Partial</b>: only the runs finished so far; seeds per variant: "
+            + html.escape(", ".join(f"{label} {n}" for label, n in plan["partial"].items()))
+            + "</p>"
+            if plan.get("partial")
+            else ""
+        ),
+        "<ul>",
         *(f"<li>{html.escape(v)}</li>" for v in result["verdicts"]),
         "</ul><h2>Variants</h2><table><tr><th>variant</th><th>data</th><th>tokens</th><th>epochs</th></tr>",
         *(

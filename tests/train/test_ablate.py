@@ -52,8 +52,18 @@ def test_ablate_trains_scores_and_attaches(shard_dir: Path, tmp_path: Path, monk
         "--output",
         str(out),
     ]
-    assert main(argv) == 0
-    assert "tiny@fewer better than tiny@full on" in capsys.readouterr().out
+    assert main([*argv, "--only-seed", "1"]) == 0  # one share of the work, as another process would do it
+    assert "seed 1: 2 runs scored" in capsys.readouterr().out
+    assert not (out / "ablation.json").exists()
+    assert main([*argv, "--finished-only"]) == 0  # a table of what is done so far, attached nowhere
+    partial = json.loads((out / "ablation.json").read_text())
+    assert partial["plan"]["partial"] == {"tiny@full": 1, "tiny@fewer": 1}
+    assert "Partial" in (out / "index.html").read_text() and repository.attachments(a.id) == {}
+    capsys.readouterr()
+    assert main(argv) == 0  # the rest, then the table
+    printed = capsys.readouterr().out
+    assert "tiny@fewer better than tiny@full on" in printed
+    assert "tiny@full seed 1: already scored" in printed and "tiny@full seed 0: already" not in printed
 
     result = json.loads((out / "ablation.json").read_text())
     assert result["plan"]["steps"] == 50 and result["plan"]["seeds"] == 2
@@ -106,3 +116,19 @@ def test_a_clear_difference_is_significant_and_seed_noise_is_not():
     }
     (pair,) = compare(noisy, ["t"])["pairs"]
     assert not pair["tasks"]["t"]["bpb"]["significant"]
+
+
+def test_the_proxy_tokenizer_is_small_deterministic_and_trained_on_the_reference_text(tmp_path, capsys):
+    from curate.core.tokenizer import load
+    from curate.train.tasks import reference_texts
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["proxy-tokenizer", str(first), "--vocab", "512"]) == 0
+    assert main(["proxy-tokenizer", str(second), "--vocab", "512"]) == 0
+    assert first.read_bytes() == second.read_bytes()  # every version built with it gets the same sha256
+    tokenizer = load(first.read_text())
+    assert tokenizer.get_vocab_size() == 512
+    text = reference_texts()[0]
+    assert tokenizer.decode(tokenizer.encode(text).ids) == text
+    assert len(tokenizer.encode(text).ids) < len(text.encode()) / 2  # merges learned from that text
+    assert "512 tokens" in capsys.readouterr().out
