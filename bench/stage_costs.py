@@ -50,7 +50,7 @@ def run_once(files: list[str], out: str):
     result = pipeline.run()
     result.wait_until_finish()
     cpu = time.process_time() - started
-    stats = curation.read_json_lines(layout.path(".work", curation.STATS_FILE))
+    stats = curation.read_side_rows(layout)[curation.STATS]
     return pipeline.to_runner_api(), result.monitoring_infos(), cpu, stats
 
 

@@ -62,12 +62,13 @@ class Part:
     complete: bool  # the plan's last part
 
 
-def _part_stats(layout: curation.Layout, order: list[str], seconds: float) -> tuple[dict, list]:
-    rows = [tuple(row) for row in curation.read_json_lines(layout.path(".work", curation.STATS_FILE))]
-    stages = assemble_stats(rows, order)
+def _part_stats(
+    side_rows: dict[str, list[Any]], order: list[str], seconds: float, root: str
+) -> tuple[dict, list]:
+    stages = assemble_stats([tuple(row) for row in side_rows[curation.STATS]], order)
     last = stages[order[-1]]
     total_rejected = sum(sum(entry["rejected"].values()) for entry in stages.values())
-    reports = curation.read_json_lines(layout.path(".work", curation.REPORTS_FILE))
+    reports = side_rows[curation.REPORTS]
     stats = {
         "stages": stages,
         "documents_read": stages["read"]["in"],
@@ -81,7 +82,7 @@ def _part_stats(layout: curation.Layout, order: list[str], seconds: float) -> tu
     for report in reports:
         stats[report.get("kind", "report")] = {k: v for k, v in report.items() if k != "kind"}
     if not stats["balanced"]:
-        raise CurateError(f"{layout.root}: document accounting does not balance: {json.dumps(stages)}")
+        raise CurateError(f"{root}: document accounting does not balance: {json.dumps(stages)}")
     return stats, reports
 
 
@@ -89,10 +90,9 @@ def finalize(config: Config, part: Part, lineage: dict[str, Any] | None) -> RunS
     """Join a finished part to the folder (stats summed over parts, every part's shards in the manifest)
     and commit it when the recipe names a dataset and the folder is local."""
     layout = part.layout
-    part_stats, reports = _part_stats(layout, part.order, part.seconds)
-    shards = sorted(
-        curation.read_json_lines(layout.path(".work", curation.SHARDS_FILE)), key=lambda s: s["path"]
-    )
+    side_rows = curation.read_side_rows(layout)
+    part_stats, reports = _part_stats(side_rows, part.order, part.seconds, layout.root)
+    shards = sorted(side_rows[curation.SHARDS], key=lambda s: s["path"])
     entry = {
         "part": layout.part,
         "plan": part.plan_key,

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import xxhash
-from datasketch import MinHash
-from scipy.integrate import quad
 
 # datasketch >= 2's default "affine32" scheme (datasketch/minhash.py): every 32-bit shingle hash is
 # pre-mixed with the MurmurHash3 finalizer, then permuted as (a*h + b) mod 2^32 with odd a.
@@ -46,12 +44,18 @@ class LshParams:
 
 # Vendored from datasketch 2.0.0 (datasketch/lsh.py, MIT licence, (c) Eric Zhu): its parameter choice
 # is private API, so a datasketch release could drop it; the same arithmetic keeps our defaults stable.
+# scipy.integrate is imported where it is used: it costs ~0.25 CPU-s per process, and only the driver
+# chooses the parameters (workers receive them).
 def _false_positive_probability(threshold: float, bands: int, rows: int) -> float:
+    from scipy.integrate import quad
+
     area, _ = quad(lambda s: 1 - (1 - s ** float(rows)) ** float(bands), 0.0, threshold)
     return area
 
 
 def _false_negative_probability(threshold: float, bands: int, rows: int) -> float:
+    from scipy.integrate import quad
+
     area, _ = quad(lambda s: 1 - (1 - (1 - s ** float(rows)) ** float(bands)), threshold, 1.0)
     return area
 
@@ -96,16 +100,26 @@ def choose_lsh_params(
     return LshParams(int(b), int(r))
 
 
+def affine32_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) of datasketch 2.0.0's ``MinHash(num_perm, seed, scheme="affine32").permutations``
+    (datasketch/minhash.py ``_init_permutations``, MIT licence): drawn here with the same generator calls
+    rather than imported, since importing datasketch costs every worker ~0.25 CPU-s (it pulls in scipy).
+    tests/filters/test_minhash.py checks both against datasketch itself."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)  # odd: bijective
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 class MinHasher:
     """Vectorised MinHash over batches of shingle-hash arrays, with datasketch's permutations."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1):
         self.num_perm = num_perm
         self.seed = seed
-        # Take the permutations from datasketch itself so signatures match its MinHash exactly.
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-        self._a = np.asarray(a, dtype=np.uint32)[None, :]
-        self._b = np.asarray(b, dtype=np.uint32)[None, :]
+        a, b = affine32_permutations(num_perm, seed)
+        self._a = a[None, :]
+        self._b = b[None, :]
 
     def _permute(self, hashes: np.ndarray, out: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):  # wrap-around mod 2^32 is the permutation itself

@@ -17,7 +17,8 @@ from curate.pipelines.metrics import CountAndReport, CountReasonsAndReport
 def count_stage(
     stage: str, docs_in: beam.PCollection | None, kept: beam.PCollection, rejected: beam.PCollection
 ) -> list[beam.PCollection]:
-    """PCollections of ``(stage, key, count)``: key is ``in``, ``out`` or ``rejected:<reason>``.
+    """PCollections of partial counts ``((stage, key), n)`` per bundle: key is ``in``, ``out`` or
+    ``rejected:<reason>``; `total_counts` sums them.
 
     The same counting steps feed Beam Metrics and the local progress display (pipelines/metrics.py) as
     they count, so a runner's UI and the console see the counts while the job runs; stats.json takes the
@@ -25,25 +26,22 @@ def count_stage(
     """
     counts = []
     if docs_in is not None:
-        counts.append(
-            docs_in
-            | f"Count{stage}In" >> beam.ParDo(CountAndReport(stage, "in"))
-            | f"Sum{stage}In" >> beam.CombineGlobally(sum)
-            | f"Tag{stage}In" >> beam.Map(lambda n, s=stage: (s, "in", n))
-        )
-    counts.append(
-        kept
-        | f"Count{stage}Out" >> beam.ParDo(CountAndReport(stage, "out", chars=True))
-        | f"Sum{stage}Out" >> beam.CombineGlobally(sum)
-        | f"Tag{stage}Out" >> beam.Map(lambda n, s=stage: (s, "out", n))
-    )
-    counts.append(
-        rejected
-        | f"Count{stage}Reasons" >> beam.ParDo(CountReasonsAndReport(stage))
-        | f"Sum{stage}Reasons" >> beam.CombinePerKey(sum)
-        | f"Tag{stage}Reasons" >> beam.MapTuple(lambda reason, n, s=stage: (s, f"rejected:{reason}", n))
-    )
+        counts.append(docs_in | f"Count{stage}In" >> beam.ParDo(CountAndReport(stage, "in")))
+    counts.append(kept | f"Count{stage}Out" >> beam.ParDo(CountAndReport(stage, "out", chars=True)))
+    counts.append(rejected | f"Count{stage}Reasons" >> beam.ParDo(CountReasonsAndReport(stage)))
     return counts
+
+
+def total_counts(partials: list[beam.PCollection]) -> beam.PCollection:
+    """Every stage's partial counts -> rows ``(stage, key, count)``, in one combine for the whole run:
+    a combine per stage and side would add a shuffle (and fused stages for the runner to schedule) each.
+    A side that saw nothing has no row; `assemble_stats` reads it as 0."""
+    return (
+        tuple(partials)
+        | "AllCounts" >> beam.Flatten()
+        | "SumCounts" >> beam.CombinePerKey(sum)
+        | "CountRows" >> beam.MapTuple(lambda key, n: (*key, n))
+    )
 
 
 def assemble_stats(rows: list[tuple[str, str, int]], stage_order: list[str]) -> dict[str, Any]:

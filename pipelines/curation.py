@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from curate.core.config import StageDef
 from curate.core.files import is_local
 from curate.pipelines import mixing, token_shards
-from curate.pipelines.accounting import count_stage
+from curate.pipelines.accounting import count_stage, total_counts
 from curate.pipelines.dedup_index import INDEX_DIR, Versions, write_index
 from curate.pipelines.progress import flush, report_kept
 from curate.pipelines.readers import InputUnit, ReadDocuments, ReadProblems
@@ -21,10 +21,11 @@ from curate.pipelines.stage import StageTransform, TransformStageDef
 from curate.pipelines.stage_order import DOCUMENT_STAGES, build_stage
 from curate.pipelines.writers import WriteDocuments, document_schema
 
-# Names of the small JSON-lines side files the driver reads back after the run (under OUT/.work/).
-STATS_FILE = "stats"
-SHARDS_FILE = "shards"
-REPORTS_FILE = "reports"
+# The small JSON-lines side file the driver reads back after the run (OUT/.work/side-*.jsonl): one
+# writer for every kind of row (one file sink less per kind for the runner to schedule), each line
+# ``[kind, row]``.
+SIDE_FILE = "side"
+STATS, REPORTS, SHARDS = "stats", "reports", "shards"
 
 
 @dataclass
@@ -51,11 +52,15 @@ def delete_work(layout: Layout) -> None:
     FileSystems.delete([work])
 
 
-def _to_json_lines(pcoll: beam.PCollection, path: str, label: str) -> None:
+def _tagged(pcoll: beam.PCollection, kind: str) -> beam.PCollection:
+    return pcoll | f"Tag{kind.title()}" >> beam.Map(lambda row, k=kind: json.dumps([k, row], default=str))
+
+
+def _write_side_file(tagged: list[beam.PCollection], path: str) -> None:
     (
-        pcoll
-        | f"{label}Json" >> beam.Map(lambda row: json.dumps(row, sort_keys=True, default=str))
-        | f"{label}Write" >> beam.io.WriteToText(path, file_name_suffix=".jsonl")
+        tuple(tagged)
+        | "AllSideRows" >> beam.Flatten()
+        | "WriteSideRows" >> beam.io.WriteToText(path, file_name_suffix=".jsonl")
     )
 
 
@@ -104,6 +109,7 @@ def build(
     the recipe's enabled stages, as `enabled_stages` built them (once per run, in the driver)."""
     docs, read_rejected = pipeline | "Read" >> ReadDocuments(config.input, files)
     counts = count_stage("read", None, docs, read_rejected)
+    extra_counts: list[beam.PCollection] = []
     reports = [read_rejected | "ReadProblems" >> ReadProblems()]
     rejected = [read_rejected]
     annotations: dict[str, str] = dict(ReadDocuments.annotation_types)
@@ -113,7 +119,7 @@ def build(
     for stage_def, stage in stages:
         kept, stage_rejected = docs | stage_def.name >> stage
         counts += count_stage(stage_def.name, docs, kept, stage_rejected)
-        counts += list(stage.extra_counts)  # e.g. dedup_lines: lines/chars removed
+        extra_counts += stage.extra_counts  # totals, e.g. dedup_lines: lines/chars removed
         if isinstance(stage_def, TransformStageDef) and stage_def.index and stage.index_rows is not None:
             indexes.append((stage_def.index, stage.index_rows))
         rejected.append(stage_rejected)
@@ -121,6 +127,7 @@ def build(
         order.append(stage_def.name)
         docs = kept
 
+    side_rows = []
     tokenize_config = config.stages.of(token_shards.STAGE)
     if tokenize_config.enabled:
         mixing_config = config.stages.of(mixing.STAGE)
@@ -140,7 +147,7 @@ def build(
         rejected.append(outputs.rejected)
         annotations.update(token_shards.STAGE.annotations(tokenize_config))
         docs = outputs.kept
-        _to_json_lines(outputs.shard_infos, layout.path(".work", SHARDS_FILE), "ShardInfos")
+        side_rows.append(_tagged(outputs.shard_infos, SHARDS))
         reports.append(outputs.reports)
 
     docs = docs | "ReportKept" >> beam.ParDo(_ReportKept())
@@ -158,17 +165,22 @@ def build(
         all_rejected | "WriteRejected" >> WriteDocuments(
             layout.path("rejected", layout.part), document_schema(annotations, rejected=True)
         )
-    all_reports = tuple(reports) | "AllReports" >> beam.Flatten()
-    _to_json_lines(all_reports, layout.path(".work", REPORTS_FILE), "Reports")
-    stats_rows = tuple(counts) | "AllCounts" >> beam.Flatten()
-    _to_json_lines(stats_rows, layout.path(".work", STATS_FILE), "Stats")
+    side_rows += [
+        _tagged(tuple(reports) | "AllReports" >> beam.Flatten(), REPORTS),
+        _tagged((total_counts(counts), *extra_counts) | "AllStats" >> beam.Flatten(), STATS),
+    ]
+    _write_side_file(side_rows, layout.path(".work", SIDE_FILE))
     return order
 
 
-def read_json_lines(prefix: str) -> list[Any]:
-    """Read back the side files a run wrote under ``prefix`` (any filesystem Beam knows)."""
-    rows: list[Any] = []
+def read_side_rows(layout: Layout) -> dict[str, list[Any]]:
+    """The side file's rows by kind (STATS, REPORTS, SHARDS), read back from any filesystem Beam knows."""
+    rows: dict[str, list[Any]] = {STATS: [], REPORTS: [], SHARDS: []}
+    prefix = layout.path(".work", SIDE_FILE)
     for match in FileSystems.match([prefix + "*"])[0].metadata_list:
         with FileSystems.open(match.path) as handle:
-            rows += [json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line]
+            for line in handle.read().decode("utf-8").splitlines():
+                if line:
+                    kind, row = json.loads(line)
+                    rows[kind].append(row)
     return rows

@@ -23,10 +23,11 @@ NAMESPACE = "curate"
 
 
 class CountAndReport(beam.DoFn):
-    """Counts the elements it sees per bundle: emits the bundle's count (for stats.json, summed exactly
-    downstream) and adds it to the ``<stage>.<side>`` counter; with ``chars``, records each document's
-    text length in a distribution. One counter update per bundle keeps the per-document cost to an
-    integer increment. The ``out`` side also feeds the live progress display (pipelines/progress.py)."""
+    """Counts the elements it sees per bundle: emits ``((stage, side), n)`` for the bundle (for
+    stats.json, summed exactly downstream) and adds n to the ``<stage>.<side>`` counter; with
+    ``chars``, records each document's text length in a distribution. One counter update per bundle
+    keeps the per-document cost to an integer increment. The ``out`` side also feeds the live progress
+    display (pipelines/progress.py)."""
 
     def __init__(self, stage: str, side: str, chars: bool = False):
         self._stage, self._side, self._chars = stage, side, chars
@@ -50,12 +51,13 @@ class CountAndReport(beam.DoFn):
         flush_progress()
         if self._n:
             self._counter.inc(self._n)
-            yield WindowedValue(self._n, GlobalWindow().max_timestamp(), (GlobalWindow(),))
+            count = ((self._stage, self._side), self._n)
+            yield WindowedValue(count, GlobalWindow().max_timestamp(), (GlobalWindow(),))
 
 
 class CountReasonsAndReport(beam.DoFn):
-    """Rejections per reason per bundle, as ``(reason, n)`` pairs and ``<stage>.rejected.<reason>``
-    (and to the live progress display)."""
+    """Rejections per reason per bundle, as ``((stage, "rejected:<reason>"), n)`` pairs and the
+    ``<stage>.rejected.<reason>`` counters (and to the live progress display)."""
 
     def __init__(self, stage: str):
         self._stage = stage
@@ -64,7 +66,7 @@ class CountReasonsAndReport(beam.DoFn):
     def start_bundle(self) -> None:
         self._by_reason = {}
 
-    def process(self, doc: dict[str, Any]) -> Iterable[tuple[str, int]]:
+    def process(self, doc: dict[str, Any]) -> Iterable[Any]:
         reason = doc["reason"]
         self._by_reason[reason] = self._by_reason.get(reason, 0) + 1
         report_stage(self._stage, "rejected")
@@ -74,7 +76,8 @@ class CountReasonsAndReport(beam.DoFn):
         flush_progress()
         for reason, n in self._by_reason.items():
             Metrics.counter(NAMESPACE, f"{self._stage}.rejected.{reason}").inc(n)
-            yield WindowedValue((reason, n), GlobalWindow().max_timestamp(), (GlobalWindow(),))
+            count = ((self._stage, f"rejected:{reason}"), n)
+            yield WindowedValue(count, GlobalWindow().max_timestamp(), (GlobalWindow(),))
 
 
 def stage_counts(metric_results: Any) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,14 @@ import pytest
 from datasketch import MinHash
 
 from curate.filters.dedup_text import Normalization, jaccard, shingle_hashes, shingle_set
-from curate.filters.minhash import MinHasher, band_keys, bucket_edges, choose_lsh_params, estimated_jaccard
+from curate.filters.minhash import (
+    MinHasher,
+    affine32_permutations,
+    band_keys,
+    bucket_edges,
+    choose_lsh_params,
+    estimated_jaccard,
+)
 
 
 @pytest.fixture
@@ -31,6 +38,15 @@ def test_batched_signatures_equal_datasketch_minhash_per_document(real_texts):
         reference = MinHash(num_perm=128, seed=1, hashfunc=int)
         reference.update_batch(doc_shingles.tolist())
         np.testing.assert_array_equal(signature, reference.hashvalues)
+
+
+@pytest.mark.parametrize(("num_perm", "seed"), [(128, 1), (256, 42), (9, 0)])
+def test_permutations_are_datasketchs(num_perm, seed):
+    a, b = affine32_permutations(num_perm, seed)
+    expected_a, expected_b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    np.testing.assert_array_equal(a, expected_a)
+    np.testing.assert_array_equal(b, expected_b)
+    assert a.dtype == b.dtype == np.uint32 and (a % 2 == 1).all()
 
 
 def test_signature_does_not_depend_on_batch_neighbours(real_texts):
