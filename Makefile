@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NATIVE_STAMP := $(VENV)/.installed-native
 
-.PHONY: setup demo-setup kenlm-tools browser-tools engines lakefs-server light-env mds-env demo test test-fast lint clean
+.PHONY: setup demo-setup kenlm-tools browser-tools bench-corpus-packages engines lakefs-server light-env mds-env demo test test-fast lint clean
 
 # KenLM's lmplz/build_binary (for `curate lm train` and the perplexity tests) compile from the kenlm
 # sdist against Debian's Boost; install those packages when missing and we may (root or sudo).
@@ -72,6 +72,17 @@ browser-tools: setup
 	  else echo "note: cannot install chromium; the browser test will skip" >&2; fi; \
 	fi
 
+# The bench crawl (../shared/bench/make_web_corpus.py: benchmarks, and the tests that compare outputs on
+# real pages) is built from two websites Debian packages; install them when missing and we may.
+CORPUS_PKGS := linux-doc-6.1 debian-handbook
+bench-corpus-packages:
+	@if command -v dpkg >/dev/null && ! dpkg -s $(CORPUS_PKGS) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ]; then \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(CORPUS_PKGS) >/dev/null; \
+	  else echo "note: cannot install $(CORPUS_PKGS); tests on the bench crawl will skip (fail in CI)" >&2; fi; \
+	fi
+
 # `curate[train]` without the pipeline's stack (no Beam): a venv linked from this one's packages, for the
 # light-install test (tests/train/test_light_install.py); built once, under ~/.cache/curate.
 LIGHT_ENV := $(HOME)/.cache/curate/train-light-venv
@@ -102,7 +113,7 @@ demo: demo-setup
 
 # The quality gate runs first: a tree that fails lint does not get tested.
 # pytest exits 5 when it collects nothing: that is a failure of the suite, never a pass.
-test: setup kenlm-tools browser-tools engines lakefs-server light-env mds-env lint
+test: setup kenlm-tools browser-tools bench-corpus-packages engines lakefs-server light-env mds-env lint
 	$(BIN)/python -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
