@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -109,15 +110,18 @@ def beam_credential_options() -> dict[str, str]:
     return found
 
 
-# Beam's credential options at import time (apache_beam.options.pipeline_options declares the runners' and
-# filesystems' options: S3, Azure, GCP, Hadoop ...).
-BEAM_CREDENTIAL_OPTIONS = beam_credential_options()
+@functools.cache
+def known_credential_options() -> dict[str, str]:
+    """Beam's credential options, scanned once at first use rather than at import (~0.1 CPU-s, which every
+    worker process would pay): apache_beam.options.pipeline_options declares the runners' and
+    filesystems' options (S3, Azure, GCP, Hadoop ...)."""
+    return beam_credential_options()
 
 
 def carries_credential(option: str) -> bool:
     """Whether a runner option (Beam's, or one passed through to a runner) carries a credential."""
     name = option.removeprefix("--").split("=", 1)[0]
-    return name in BEAM_CREDENTIAL_OPTIONS or name in SECRET_OPTIONS or bool(CREDENTIAL_NAME.search(name))
+    return name in known_credential_options() or name in SECRET_OPTIONS or bool(CREDENTIAL_NAME.search(name))
 
 
 class StorageConfig(Strict):
