@@ -164,6 +164,25 @@ def datatrove_worker(out: Path, workers: int, files: list[str]) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
+def datatrove_extractor_cpu(out: Path, files: list[str]) -> None:
+    """CPU seconds of datatrove's Trafilatura step alone (its `extract`, as the pipeline calls it inside
+    the sandbox) on every page of `files`, in this one process; writes extractor_cpu.json."""
+    import trafilatura  # noqa: F401  (imported before the clock starts, as a long-running worker has it)
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.readers import WarcReader
+
+    extractor, cpu, pages = Trafilatura(favour_precision=True), 0.0, 0
+    for path in files:
+        for doc in WarcReader(str(Path(path).parent), glob_pattern=Path(path).name).read_file(
+            Path(path).name
+        ):
+            clock = time.process_time()
+            extractor.extract(doc.text)
+            cpu += time.process_time() - clock
+            pages += 1
+    (out / "extractor_cpu.json").write_text(json.dumps({"pages": pages, "cpu_s": round(cpu, 2)}))
+
+
 # ----------------------------------------------------------------------------------- curate side
 
 
@@ -236,9 +255,43 @@ def compare(docs: list[dict], ours: list[str | None], samples: int) -> dict:
     }
 
 
+def extractor_cpu(files: list[Path], work: Path) -> dict:
+    """The extractor alone, one process per side, on the same pages the timed pipelines read: datatrove's
+    Trafilatura step (its venv) and curate's extract stage with trafilatura and with resiliparse (decoding
+    included, as the stage does it)."""
+    import trafilatura  # noqa: F401  (imported before the clock starts, as on the other side)
+    from pipeline import ensure_datatrove
+
+    from curate.filters.html_extract import extract_main_text
+    from curate.pipelines.readers import read_warc
+
+    python = ensure_datatrove()
+    out = work / "extractor-cpu"
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HOME=str(work / "datatrove-home"))
+    command = [str(python), str(Path(__file__).resolve()), "--datatrove-extractor-cpu", str(out)]
+    subprocess.run([*command, *map(str, files)], env=env, check=True, cwd=REPO)
+    result = {"datatrove-trafilatura": json.loads((out / "extractor_cpu.json").read_text())}
+    for extractor in ("trafilatura", "resiliparse"):
+        cpu, pages = 0.0, 0
+        for path in files:
+            with open(path, "rb") as raw:
+                for doc in read_warc(raw, str(path)):
+                    if doc.get("html") is None:
+                        continue
+                    clock = time.process_time()
+                    extract_main_text(doc["html"], doc.get("charset"), extractor)
+                    cpu += time.process_time() - clock
+                    pages += 1
+        result[f"curate-{extractor}"] = {"pages": pages, "cpu_s": round(cpu, 2)}
+    return result
+
+
 def speed(files: list[Path], work: Path, workers: int, extract_timeout: float) -> dict:
     """bench/pipeline.py's contenders on the same files: datatrove's FineWeb pipeline, curate with the same
-    steps and Trafilatura, curate's default recipe; ratios are datatrove's time over curate's."""
+    steps and Trafilatura, curate's default recipe; ratios are datatrove's time over curate's. Each
+    contender's share of CPU spent in its extractor comes from timing the extractor alone on the same
+    pages (`extractor_cpu`)."""
     sys.path.insert(0, str(BENCH))
     import pipeline
 
@@ -258,6 +311,24 @@ def speed(files: list[Path], work: Path, workers: int, extract_timeout: float) -
     for name in ("curate-trafilatura", "curate-default"):
         results[name]["speed_ratio_wall"] = round(base["wall_s"] / results[name]["wall_s"], 2)
         results[name]["speed_ratio_cpu"] = round(base["cpu_s"] / results[name]["cpu_s"], 2)
+    print("timing the extractors alone ...", flush=True)
+    alone = extractor_cpu(files, work)
+    for name, key in (
+        ("datatrove-fineweb", "datatrove-trafilatura"),
+        ("curate-trafilatura", "curate-trafilatura"),
+        ("curate-default", "curate-resiliparse"),
+    ):
+        cpu = alone[key]["cpu_s"]
+        results[name]["extractor_alone"] = {
+            **alone[key],
+            "share_of_cpu": round(cpu / results[name]["cpu_s"], 3),
+        }
+        results[name]["cpu_s_without_extractor"] = round(results[name]["cpu_s"] - cpu, 2)
+    base_rest = results["datatrove-fineweb"]["cpu_s_without_extractor"]
+    for name in ("curate-trafilatura", "curate-default"):
+        results[name]["speed_ratio_cpu_without_extractor"] = round(
+            base_rest / results[name]["cpu_s_without_extractor"], 2
+        )
     return results
 
 
@@ -316,7 +387,8 @@ def print_speed(report: dict) -> None:
     print(f"\nspeed, the first {report['speed_docs'] or 'all'} records, {report['workers']} workers each")
     print(
         f"{'contender':<20}{'extractor':<13}{'docs':>6}{'kept':>6}{'wall s':>8}{'CPU s':>8}"
-        f"{'wall ratio':>12}{'CPU ratio':>11}{'texts':>7}{'English':>9}"
+        f"{'wall ratio':>12}{'CPU ratio':>11}{'texts':>7}{'English':>9}{'extractor CPU s':>17}"
+        f"{'rest CPU ratio':>16}"
     )
     for name, extractor in (
         ("datatrove-fineweb", "trafilatura"),
@@ -326,9 +398,13 @@ def print_speed(report: dict) -> None:
         r = s[name]
         wall = f"{r['speed_ratio_wall']}x" if "speed_ratio_wall" in r else "1x"
         cpu = f"{r['speed_ratio_cpu']}x" if "speed_ratio_cpu" in r else "1x"
+        alone = r.get("extractor_alone", {})
+        share = f"{alone['cpu_s']} ({alone['share_of_cpu']:.0%})" if alone else "-"
+        rest_ratio = r.get("speed_ratio_cpu_without_extractor")
+        rest = f"{rest_ratio}x" if rest_ratio else "1x"
         print(
             f"{name:<20}{extractor:<13}{r['docs']:>6}{r['kept']:>6}{r['wall_s']:>8}{r['cpu_s']:>8}"
-            f"{wall:>12}{cpu:>11}{r['funnel']['texts']:>7}{r['funnel']['english']:>9}"
+            f"{wall:>12}{cpu:>11}{r['funnel']['texts']:>7}{r['funnel']['english']:>9}{share:>17}{rest:>16}"
         )
     timeouts = s["datatrove-fineweb"]["funnel"]["extract_timeouts"]
     print(
@@ -359,8 +435,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=BENCH / ".work" / "fineweb_agreement")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "fineweb_agreement.json")
     parser.add_argument("--datatrove-worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--datatrove-extractor-cpu", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.datatrove_extractor_cpu:
+        datatrove_extractor_cpu(args.datatrove_extractor_cpu, args.files)
+        return
     if args.datatrove_worker:
         datatrove_worker(args.datatrove_worker, args.workers, args.files)
         return
