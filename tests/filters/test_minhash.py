@@ -117,3 +117,23 @@ def test_a_member_unlike_the_centre_joins_through_a_member_it_matches():
     c[20:40] += 1  # 0.8 with b, 0.6 with a
     edges = bucket_edges(["a", "b", "c"], np.stack([a, b, c]), threshold=0.75)
     assert sorted(edges) == [("a", "b"), ("b", "c")]
+
+
+def _datasketch_optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight):
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
+
+
+@pytest.mark.parametrize("num_perm", [8, 16, 64, 128, 250, 256])
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.75, 0.8, 0.9])
+@pytest.mark.parametrize("false_negative_weight", [0.5, 0.8, 0.95])
+def test_lsh_parameters_are_the_ones_datasketch_chooses(num_perm, threshold, false_negative_weight):
+    ours = choose_lsh_params(threshold, num_perm, false_negative_weight)
+    theirs = _datasketch_optimal_param(threshold, num_perm, 1 - false_negative_weight, false_negative_weight)
+    assert (ours.bands, ours.rows) == theirs
+
+
+def test_lsh_parameters_at_a_large_num_perm_are_datasketchs_too():
+    ours = choose_lsh_params(0.8, 1024, 0.8)
+    assert (ours.bands, ours.rows) == _datasketch_optimal_param(0.8, 1024, 0.2, 0.8)
