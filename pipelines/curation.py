@@ -11,7 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from curate.core.config import StageDef
 from curate.core.files import is_local
-from curate.pipelines import mixing, token_shards
+from curate.pipelines import extract, mixing, token_shards
 from curate.pipelines.accounting import count_stage, total_counts
 from curate.pipelines.dedup_index import INDEX_DIR, Versions, write_index
 from curate.pipelines.progress import flush, report_kept
@@ -126,6 +126,9 @@ def build(
         annotations.update(stage_def.annotations(config.stages.of(stage_def)))
         order.append(stage_def.name)
         docs = kept
+        if stage_def.name == extract.STAGE.name and config.runner.spreads_documents(len(files)):
+            # after extraction, so the shuffle carries text, not HTML (docs/incremental.md)
+            docs = docs | "SpreadDocs" >> beam.Reshuffle()
 
     side_rows = []
     tokenize_config = config.stages.of(token_shards.STAGE)

@@ -1,7 +1,7 @@
 """The `extract` stage: WARC responses' HTML -> main text; already-textual records pass through.
 
-Reading is fused with this stage, so raw HTML never crosses a shuffle; the kept documents are spread
-over the workers after extraction.
+Reading is fused with this stage, so raw HTML never crosses a shuffle; when the input units are fewer
+than the workers can share, the pipeline spreads the kept documents over them after extraction.
 """
 
 from __future__ import annotations
@@ -72,11 +72,9 @@ class ExtractStage(StageTransform):
         outputs = docs | "Extract" >> beam.ParDo(_Extract(self.stage_name, self._cfg)).with_outputs(
             REJECTED_TAG, main="kept"
         )
-        # Spread the documents of one big file over the workers here, after the raw HTML is gone: the
-        # reshuffle carries the extracted text and metadata only (docs/incremental.md, "What each
-        # shuffle carries").
-        kept = outputs.kept | "SpreadDocs" >> beam.Reshuffle()
-        return kept, outputs[REJECTED_TAG]
+        # The pipeline spreads the kept documents over the workers after this stage when the input units
+        # are too few to keep every worker busy (curation.build, RunnerConfig.spreads_documents).
+        return outputs.kept, outputs[REJECTED_TAG]
 
 
 STAGE = TransformStageDef(name="extract", config=ExtractConfig, transform=ExtractStage, role=Role.PREPARE)
