@@ -40,11 +40,12 @@ def run_once(files: list[str], out: str):
     from curate.config import parse_config
     from curate.pipelines import curation
     from curate.pipelines.dedup_index import Versions
-    from curate.pipelines.runner import pipeline_options
+    from curate.pipelines.runner import pipeline_options, runner_for
 
     config = parse_config({"input": files, "output": out, "runner": {"name": "direct", "workers": 1}})
     layout = curation.Layout(out)
-    pipeline = beam.Pipeline(options=pipeline_options(config.runner, layout.path(".work", "beam-temp")))
+    options = pipeline_options(config.runner, layout.path(".work", "beam-temp"))
+    pipeline = beam.Pipeline(runner=runner_for(config.runner, options), options=options)
     curation.build(pipeline, config, files, layout, curation.enabled_stages(config, Versions()))
     started = time.process_time()
     result = pipeline.run()

@@ -34,7 +34,7 @@ from curate.pipelines import curation
 from curate.pipelines.dedup_index import Versions
 from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.progress_files import write_plan
-from curate.pipelines.runner import pipeline_options
+from curate.pipelines.runner import pipeline_options, runner_for
 from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, release_lock, staging_path
 from curate.versions import parse_spec, resolve_data
@@ -184,7 +184,7 @@ def _run_pipeline(
             options = pipeline_options(runner, layout.path(".work", "beam-temp"), config.storage)
             built = False
             try:
-                pipeline = beam.Pipeline(options=options)
+                pipeline = beam.Pipeline(runner=runner_for(runner, options), options=options)
                 order = curation.build(pipeline, config, units, layout, stages)
                 write_plan(progress_dir, order, len(units))
                 built = True

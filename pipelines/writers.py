@@ -46,14 +46,25 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) if value else None
 
 
-def to_row(doc: Mapping[str, Any], schema: pa.Schema) -> dict[str, Any]:
-    """A document as a row of ``schema``: declared annotations as columns, the rest as JSON."""
+def to_table(docs: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Documents as rows of ``schema``: declared annotations as columns, the rest as JSON (built column
+    by column, a few times faster than a table from row dicts)."""
     names = set(schema.names)
-    row = {name: doc.get(name) for name in schema.names if name not in ("metadata", "other_annotations")}
-    other = {k: v for k, v in doc.items() if k not in names and k not in TRANSIENT_KEYS}
-    row["metadata"] = _json(doc.get("metadata"))
-    row["other_annotations"] = _json(other)
-    return row
+    columns = {
+        "metadata": [_json(doc.get("metadata")) for doc in docs],
+        "other_annotations": [
+            _json({k: v for k, v in doc.items() if k not in names and k not in TRANSIENT_KEYS})
+            for doc in docs
+        ],
+    }
+    arrays = [
+        pa.array(
+            columns[field.name] if field.name in columns else [doc.get(field.name) for doc in docs],
+            field.type,
+        )
+        for field in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 class _RowsToTable(beam.DoFn):
@@ -63,7 +74,7 @@ class _RowsToTable(beam.DoFn):
         self._schema = schema
 
     def process(self, batch: list[dict[str, Any]]) -> Iterable[pa.Table]:
-        yield pa.Table.from_pylist([to_row(doc, self._schema) for doc in batch], schema=self._schema)
+        yield to_table(batch, self._schema)
 
 
 class WriteDocuments(beam.PTransform):
