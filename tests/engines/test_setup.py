@@ -13,6 +13,7 @@ from curate.cli import main
 from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.engines import spark_rest
+from curate.engines.clusters import flink_settings, resource_params
 from curate.engines.distributions import BEAM_JAVA_VERSION, BEAM_PYTHON_CHECKED
 from curate.engines.job_server import portable_equivalent
 from curate.metrics_progress import MetricsProgress
@@ -107,3 +108,26 @@ def test_final_counts_come_from_the_runner_when_the_engines_endpoint_has_gone():
         "  live counters from X's API",
         "  metrics: read 3 (from Beam's job service: the engine's endpoint has gone)",
     ]
+
+
+def _taskmanager_jvm(tmp_path, name: str, **memory) -> dict[str, int]:
+    conf = tmp_path / name
+    conf.mkdir()
+    settings = flink_settings(8081, **memory)
+    (conf / "flink-conf.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
+    jvm, _ = resource_params(conf, "GET_TM_RESOURCE_PARAMS")
+    (heap,) = [int(flag.removeprefix("-Xmx")) for flag in jvm if flag.startswith("-Xmx")]
+    (direct,) = [int(flag.split("=")[1]) for flag in jvm if flag.startswith("-XX:MaxDirectMemorySize=")]
+    return {"heap": heap, "direct": direct}
+
+
+def test_taskmanager_task_off_heap_raises_the_direct_memory_cap_and_keeps_the_heap(engines_fetched, tmp_path):
+    # The bench's 4x Flink run died of "OutOfMemoryError: Direct buffer memory" in Beam's gRPC data plane
+    # under Flink's default cap (framework off-heap 128m + network 128m); task off-heap adds to the cap.
+    # The process grows by it and by the JVM overhead's 10% of it (bench/engines.py: 2304m -> 2880m), and
+    # the heap stays what it was.
+    before = _taskmanager_jvm(tmp_path, "before", tm_memory="2304m", managed_memory="1g")
+    after = _taskmanager_jvm(tmp_path, "after", tm_memory="2880m", managed_memory="1g", task_off_heap="512m")
+    assert before["direct"] == 256 << 20
+    assert after["direct"] == before["direct"] + (512 << 20)
+    assert before["heap"] <= after["heap"] < before["heap"] + (16 << 20)
