@@ -121,13 +121,12 @@ def _taskmanager_jvm(tmp_path, name: str, **memory) -> dict[str, int]:
     return {"heap": heap, "direct": direct}
 
 
-def test_taskmanager_task_off_heap_raises_the_direct_memory_cap_and_keeps_the_heap(engines_fetched, tmp_path):
+def test_taskmanager_task_off_heap_raises_the_direct_memory_cap(engines_fetched, tmp_path):
     # The bench's 4x Flink run died of "OutOfMemoryError: Direct buffer memory" in Beam's gRPC data plane
     # under Flink's default cap (framework off-heap 128m + network 128m); task off-heap adds to the cap.
-    # The process grows by it and by the JVM overhead's 10% of it (bench/engines.py: 2304m -> 2880m), and
-    # the heap stays what it was.
+    # Its heap then ran out at 0.55g ("Java heap space"); the bench's 3584m gives 1.2g.
     before = _taskmanager_jvm(tmp_path, "before", tm_memory="2304m", managed_memory="1g")
-    after = _taskmanager_jvm(tmp_path, "after", tm_memory="2880m", managed_memory="1g", task_off_heap="512m")
+    after = _taskmanager_jvm(tmp_path, "after", tm_memory="3584m", managed_memory="1g", task_off_heap="512m")
     assert before["direct"] == 256 << 20
     assert after["direct"] == before["direct"] + (512 << 20)
-    assert before["heap"] <= after["heap"] < before["heap"] + (16 << 20)
+    assert before["heap"] < 600 << 20 and after["heap"] > 1100 << 20
