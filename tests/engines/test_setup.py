@@ -130,12 +130,12 @@ def _taskmanager_jvm(tmp_path, name: str, **memory) -> dict[str, int]:
 def test_taskmanager_task_off_heap_raises_the_direct_memory_cap(engines_fetched, tmp_path):
     # The bench's 4x Flink run died of "OutOfMemoryError: Direct buffer memory" in Beam's gRPC data plane
     # under Flink's default cap (framework off-heap 128m + network 128m); task off-heap adds to the cap.
-    # The bench's TaskManager grows by it and the JVM overhead's 10% of it (2304m -> 2880m): same heap.
+    # The bench's TaskManager (3584m) also has a 1.2g heap: at 0.55g it died of "Java heap space".
     before = _taskmanager_jvm(tmp_path, "before", tm_memory="2304m", managed_memory="1g")
-    after = _taskmanager_jvm(tmp_path, "after", tm_memory="2880m", managed_memory="1g", task_off_heap="512m")
+    after = _taskmanager_jvm(tmp_path, "after", tm_memory="3584m", managed_memory="1g", task_off_heap="512m")
     assert before["direct"] == 256 << 20
     assert after["direct"] == before["direct"] + (512 << 20)
-    assert before["heap"] <= after["heap"] < before["heap"] + (16 << 20)
+    assert before["heap"] < 600 << 20 and after["heap"] > 1100 << 20
 
 
 def test_a_loopback_stop_leaves_another_taskmanagers_harness_of_the_same_id_running():
