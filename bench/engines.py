@@ -288,6 +288,9 @@ def main() -> None:
                     idle = idle_cpu_rate(pids)
                     row = run_one(name, {"name": "flink", "options": options}, inputs, work, pids)
                     row["cluster_idle_cpu_per_s"] = idle
+                    row["taskmanager_memory"] = (
+                        f"{FLINK_TM_MEMORY} ({FLINK_MANAGED} managed, {FLINK_TASK_OFF_HEAP} task off-heap)"
+                    )
             else:
                 with SparkStandalone(work / "cluster", workers=2) as cluster:
                     options = {"spark_master_url": cluster.master}

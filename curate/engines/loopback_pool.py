@@ -16,14 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from apache_beam.portability.api import beam_fn_api_pb2
 from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
 
 BEAMS_STOP_WORKER = BeamFnExternalWorkerPoolServicer.StopWorker
 
 
-def _stop_worker(self: Any, request: Any, context: Any = None) -> Any:
-    getattr(self, "_worker_threads", {}).pop(request.worker_id, None)  # the reference only
-    return BEAMS_STOP_WORKER(self, request, context)
+def _stop_worker(
+    self: BeamFnExternalWorkerPoolServicer,
+    stop_worker_request: beam_fn_api_pb2.StopWorkerRequest,
+    unused_context: Any,
+) -> beam_fn_api_pb2.StopWorkerResponse:
+    getattr(self, "_worker_threads", {}).pop(stop_worker_request.worker_id, None)  # the reference only
+    return BEAMS_STOP_WORKER(self, stop_worker_request, unused_context)
 
 
 def guard_loopback_pool() -> None:
