@@ -8,9 +8,10 @@ The crawl is real HTML (`../shared/bench/make_web_corpus.py [--copies K]`, built
 contender runs the default recipe with parallelism 2 on this 2-core machine:
 
 - direct: Beam's Fn API runner, 2 worker processes;
-- flink: a local Flink 1.19 session cluster (1 JobManager, 2 TaskManagers of 1 slot, 2304m with 1g of
-  managed memory for the sorts: the crawl's 4 MB pages must fit a sort buffer), parallelism 2, Beam's
-  Flink job server, LOOPBACK SDK workers;
+- flink: a local Flink 1.19 session cluster (1 JobManager, 2 TaskManagers of 1 slot, 3584m: 1g of managed
+  memory for the sorts, since the crawl's 4 MB pages must fit a sort buffer, 512m of task off-heap
+  (direct) memory for Beam's gRPC data plane and a 1.2g heap: less of either failed at 4x), parallelism
+  2, Beam's Flink job server, LOOPBACK SDK workers;
 - spark: a local Spark 3.5 standalone cluster (master, 2 workers of 1 core), Beam's Spark job server,
   LOOPBACK SDK workers.
 
@@ -46,7 +47,10 @@ from curate.engines.clusters import FlinkSession, SparkStandalone  # noqa: E402
 
 CORPUS_SCRIPT = REPO.parent / "shared" / "bench" / "make_web_corpus.py"
 TICKS = os.sysconf("SC_CLK_TCK")
-FLINK_TM_MEMORY, FLINK_MANAGED = "2304m", "1g"
+# 1g of managed memory for the sorts, 512m of task off-heap (direct) memory for Beam's gRPC data plane and
+# a 1.2g heap: at 4x, 2304m with no task off-heap died of "Direct buffer memory", and 2880m with 512m of
+# it (a 0.55g heap) of "Java heap space" serializing a 38 MB element (docs/engines.md)
+FLINK_TM_MEMORY, FLINK_MANAGED, FLINK_TASK_OFF_HEAP = "3584m", "1g", "512m"
 IDLE_SECONDS = 20.0
 
 
@@ -273,13 +277,20 @@ def main() -> None:
             elif name == "flink":
                 # managed memory for sort buffers that hold the crawl's largest page (4 MB at 1x)
                 with FlinkSession(
-                    work / "cluster", taskmanagers=2, tm_memory=FLINK_TM_MEMORY, managed_memory=FLINK_MANAGED
+                    work / "cluster",
+                    taskmanagers=2,
+                    tm_memory=FLINK_TM_MEMORY,
+                    managed_memory=FLINK_MANAGED,
+                    task_off_heap=FLINK_TASK_OFF_HEAP,
                 ) as cluster:
                     options = {"flink_master": cluster.master, "parallelism": 2}
                     pids = [p.pid for p in cluster.processes]
                     idle = idle_cpu_rate(pids)
                     row = run_one(name, {"name": "flink", "options": options}, inputs, work, pids)
                     row["cluster_idle_cpu_per_s"] = idle
+                    row["taskmanager_memory"] = (
+                        f"{FLINK_TM_MEMORY} ({FLINK_MANAGED} managed, {FLINK_TASK_OFF_HEAP} task off-heap)"
+                    )
             else:
                 with SparkStandalone(work / "cluster", workers=2) as cluster:
                     options = {"spark_master_url": cluster.master}

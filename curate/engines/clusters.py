@@ -104,9 +104,77 @@ class _Cluster:
         self.stop()
 
 
+def flink_settings(
+    rest_port: int,
+    tm_memory: str = "1280m",
+    managed_memory: str = "64m",
+    task_off_heap: str | None = None,
+    slots: int = 1,
+) -> dict[str, Any]:
+    """The session cluster's flink-conf.yaml (free ports picked here, the REST port given)."""
+    settings: dict[str, Any] = {
+        "jobmanager.rpc.address": "localhost",
+        "jobmanager.rpc.port": _free_port(),
+        "jobmanager.bind-host": "localhost",
+        "taskmanager.bind-host": "localhost",
+        "taskmanager.host": "localhost",
+        "rest.address": "localhost",
+        "rest.bind-address": "localhost",
+        "rest.port": rest_port,
+        "blob.server.port": _free_port(),
+        "jobmanager.memory.process.size": "768m",
+        "taskmanager.memory.process.size": tm_memory,
+        # Batch sorts (Beam's GroupByKeys) share it: at 64m a sort buffer holds 416 KB, and a larger
+        # record fails the job ("The record exceeds the maximum size of a sort buffer"): crawls with
+        # multi-MB pages need 1g or more (docs/engines.md).
+        "taskmanager.memory.managed.size": managed_memory,
+        # Beam's batch translation opens many exchanges per task: more, smaller network buffers.
+        "taskmanager.memory.network.min": "128m",
+        "taskmanager.memory.network.max": "128m",
+        "taskmanager.memory.segment-size": "16kb",
+        "taskmanager.network.sort-shuffle.min-buffers": 64,  # default 512 per partition
+        "taskmanager.numberOfTaskSlots": slots,
+        "parallelism.default": 2,
+        # A lost TaskManager's slots come back when a new one registers; until then the restart waits.
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": 3,
+        "restart-strategy.fixed-delay.delay": "2 s",
+        "slot.request.timeout": "60000",
+        "heartbeat.timeout": "30000",
+        "heartbeat.interval": "2000",
+        "env.java.opts.all": " ".join(JAVA17_OPENS),
+    }
+    if task_off_heap:
+        # Direct memory for Beam's gRPC data plane to the SDK workers. Flink caps a TaskManager's direct
+        # memory at framework off-heap (128m) + network (128m) + this (default 0), and the network
+        # buffers take their share up front; Beam's runner sends up to 100 messages (each >= 1 MB, or
+        # one whole large element) before it waits for a slow SDK worker, which a crawl of MB pages
+        # turns into more than the 128m left: "OutOfMemoryError: Direct buffer memory", then "call is
+        # closed" on the restarted tasks (docs/engines.md).
+        settings["taskmanager.memory.task.off-heap.size"] = task_off_heap
+    return settings
+
+
+def resource_params(conf: Path, which: str) -> tuple[list[str], list[str]]:
+    """The JVM flags and -D settings Flink's start scripts compute for the configuration in ``conf``
+    (``which``: GET_JM_RESOURCE_PARAMS or GET_TM_RESOURCE_PARAMS)."""
+    done = subprocess.run(
+        ["java", "-cp", FLINK.classpath(), "org.apache.flink.runtime.util.bash.BashJavaUtils", which]
+        + ["--configDir", str(conf)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results = [
+        line.split(":", 1)[1] for line in done.stdout.splitlines() if line.startswith("BASH_JAVA_UTILS")
+    ]
+    return results[0].split(), results[1].split()
+
+
 class FlinkSession(_Cluster):
     """One JobManager and ``taskmanagers`` TaskManagers of ``slots`` slots each; ``master`` is the REST
-    address that ``runner.options.flink_master`` takes."""
+    address that ``runner.options.flink_master`` takes. ``task_off_heap`` is the TaskManagers' direct
+    memory for Beam's gRPC data plane beyond Flink's own (flink_settings); it counts in ``tm_memory``."""
 
     def __init__(
         self,
@@ -115,43 +183,13 @@ class FlinkSession(_Cluster):
         slots: int = 1,
         tm_memory: str = "1280m",
         managed_memory: str = "64m",
+        task_off_heap: str | None = None,
     ):
         super().__init__(workdir)
         self.rest_port = _free_port()
         conf = self.workdir / "conf"
         conf.mkdir(exist_ok=True)
-        settings = {
-            "jobmanager.rpc.address": "localhost",
-            "jobmanager.rpc.port": _free_port(),
-            "jobmanager.bind-host": "localhost",
-            "taskmanager.bind-host": "localhost",
-            "taskmanager.host": "localhost",
-            "rest.address": "localhost",
-            "rest.bind-address": "localhost",
-            "rest.port": self.rest_port,
-            "blob.server.port": _free_port(),
-            "jobmanager.memory.process.size": "768m",
-            "taskmanager.memory.process.size": tm_memory,
-            # Batch sorts (Beam's GroupByKeys) share it: at 64m a sort buffer holds 416 KB, and a larger
-            # record fails the job ("The record exceeds the maximum size of a sort buffer"): crawls with
-            # multi-MB pages need 1g or more (docs/engines.md).
-            "taskmanager.memory.managed.size": managed_memory,
-            # Beam's batch translation opens many exchanges per task: more, smaller network buffers.
-            "taskmanager.memory.network.min": "128m",
-            "taskmanager.memory.network.max": "128m",
-            "taskmanager.memory.segment-size": "16kb",
-            "taskmanager.network.sort-shuffle.min-buffers": 64,  # default 512 per partition
-            "taskmanager.numberOfTaskSlots": slots,
-            "parallelism.default": 2,
-            # A lost TaskManager's slots come back when a new one registers; until then the restart waits.
-            "restart-strategy.type": "fixed-delay",
-            "restart-strategy.fixed-delay.attempts": 3,
-            "restart-strategy.fixed-delay.delay": "2 s",
-            "slot.request.timeout": "60000",
-            "heartbeat.timeout": "30000",
-            "heartbeat.interval": "2000",
-            "env.java.opts.all": " ".join(JAVA17_OPENS),
-        }
+        settings = flink_settings(self.rest_port, tm_memory, managed_memory, task_off_heap, slots)
         (conf / "flink-conf.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
         self.conf = conf
         self.taskmanagers: list[subprocess.Popen] = []
@@ -175,18 +213,7 @@ class FlinkSession(_Cluster):
         return f"http://localhost:{self.rest_port}"
 
     def _resource_params(self, which: str) -> tuple[list[str], list[str]]:
-        """The JVM flags and -D settings Flink's start scripts compute for this configuration."""
-        done = subprocess.run(
-            ["java", "-cp", FLINK.classpath(), "org.apache.flink.runtime.util.bash.BashJavaUtils", which]
-            + ["--configDir", str(self.conf)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results = [
-            line.split(":", 1)[1] for line in done.stdout.splitlines() if line.startswith("BASH_JAVA_UTILS")
-        ]
-        return results[0].split(), results[1].split()
+        return resource_params(self.conf, which)
 
     def add_taskmanager(self) -> subprocess.Popen:
         jvm, dynamic = self._resource_params("GET_TM_RESOURCE_PARAMS")

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from curate.core.errors import CurateError
 from curate.engines import flink_rest, spark_rest
 from curate.engines.distributions import DISTRIBUTIONS, Distribution
+from curate.engines.loopback_pool import guard_loopback_pool
 from curate.pipelines.runner import RunnerConfig
 
 # Java 17 closes the JDK's internals that Spark, Flink's Kryo and Beam's coders reach into.
@@ -137,6 +138,8 @@ def engine_runner(
     metrics (Flink's REST API on a session cluster, the Spark driver's REST API; None where there is
     none); any other runner passes through unchanged. The job server's output goes to ``log`` (a file
     object; default: this process's stderr, i.e. the run's log)."""
+    if runner.name in (*DISTRIBUTIONS, "portable") and runner.environment_type.upper() == "LOOPBACK":
+        guard_loopback_pool()  # several TaskManagers / executors share this process's worker pool
     if runner.name not in DISTRIBUTIONS or runner.job_endpoint:
         if runner.name in DISTRIBUTIONS:  # a job server the user runs (deploy/): submit to it as it is
             yield runner.model_copy(update={"name": "portable"}), None

@@ -4,17 +4,24 @@ becomes Beam's portable runner on the started job server."""
 from __future__ import annotations
 
 import io
+import queue
+from types import SimpleNamespace
 
 import pytest
 from apache_beam.metrics.execution import MetricKey, MetricResult
 from apache_beam.metrics.metricbase import MetricName
+from apache_beam.portability.api import beam_fn_api_pb2
+from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
+from apache_beam.utils.sentinel import Sentinel
 
 from curate.cli import main
 from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.engines import spark_rest
+from curate.engines.clusters import flink_settings, resource_params
 from curate.engines.distributions import BEAM_JAVA_VERSION, BEAM_PYTHON_CHECKED
 from curate.engines.job_server import portable_equivalent
+from curate.engines.loopback_pool import BEAMS_STOP_WORKER, guard_loopback_pool
 from curate.metrics_progress import MetricsProgress
 from curate.pipelines.runner import RunnerConfig
 from curate.run import run
@@ -107,3 +114,41 @@ def test_final_counts_come_from_the_runner_when_the_engines_endpoint_has_gone():
         "  live counters from X's API",
         "  metrics: read 3 (from Beam's job service: the engine's endpoint has gone)",
     ]
+
+
+def _taskmanager_jvm(tmp_path, name: str, **memory) -> dict[str, int]:
+    conf = tmp_path / name
+    conf.mkdir()
+    settings = flink_settings(8081, **memory)
+    (conf / "flink-conf.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
+    jvm, _ = resource_params(conf, "GET_TM_RESOURCE_PARAMS")
+    (heap,) = [int(flag.removeprefix("-Xmx")) for flag in jvm if flag.startswith("-Xmx")]
+    (direct,) = [int(flag.split("=")[1]) for flag in jvm if flag.startswith("-XX:MaxDirectMemorySize=")]
+    return {"heap": heap, "direct": direct}
+
+
+def test_taskmanager_task_off_heap_raises_the_direct_memory_cap(engines_fetched, tmp_path):
+    # The bench's 4x Flink run died of "OutOfMemoryError: Direct buffer memory" in Beam's gRPC data plane
+    # under Flink's default cap (framework off-heap 128m + network 128m); task off-heap adds to the cap.
+    # The bench's TaskManager (3584m) also has a 1.2g heap: at 0.55g it died of "Java heap space".
+    before = _taskmanager_jvm(tmp_path, "before", tm_memory="2304m", managed_memory="1g")
+    after = _taskmanager_jvm(tmp_path, "after", tm_memory="3584m", managed_memory="1g", task_off_heap="512m")
+    assert before["direct"] == 256 << 20
+    assert after["direct"] == before["direct"] + (512 << 20)
+    assert before["heap"] < 600 << 20 and after["heap"] > 1100 << 20
+
+
+def test_a_loopback_stop_leaves_another_taskmanagers_harness_of_the_same_id_running():
+    # Two TaskManagers number their SDK environments from 1 and share the one LOOPBACK pool: the pool
+    # holds the latest harness "4" (TaskManager B's) when TaskManager A releases its own "4".
+    pool = BeamFnExternalWorkerPoolServicer(use_process=False)
+    request = beam_fn_api_pb2.StopWorkerRequest(worker_id="4")
+    b_harness = SimpleNamespace(_responses=queue.Queue())
+    pool._worker_threads["4"] = b_harness
+    BEAMS_STOP_WORKER(pool, request, None)  # Beam's own StopWorker ends B's harness (what failed the 4x run)
+    assert b_harness._responses.get_nowait() is Sentinel.sentinel
+    guard_loopback_pool()
+    guard_loopback_pool()  # idempotent
+    pool._worker_threads["4"] = b_harness
+    pool.StopWorker(request, None)
+    assert b_harness._responses.empty() and "4" not in pool._worker_threads
