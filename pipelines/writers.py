@@ -8,7 +8,7 @@ re-tune thresholds without re-running models.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -46,7 +46,7 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) if value else None
 
 
-def to_table(docs: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+def to_table(docs: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     """Documents as rows of ``schema``: declared annotations as columns, the rest as JSON (built column
     by column, a few times faster than a table from row dicts)."""
     names = set(schema.names)
