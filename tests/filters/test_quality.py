@@ -220,7 +220,7 @@ def test_rejection_follows_finewebs_rule_order(warc_docs):
 
 def test_every_document_gets_every_enabled_signal_and_nothing_else(jsonl_docs):
     docs = jsonl_docs
-    flt = _quality(c4=False)
+    flt = _quality(c4=False, all_signals=True)
     expected = set(annotation_types(flt.cfg))
     assert not any(key.startswith("c4_") for key in expected)
     annotations = flt.annotate(docs)
@@ -228,6 +228,43 @@ def test_every_document_gets_every_enabled_signal_and_nothing_else(jsonl_docs):
     reasons = {flt.decide(a, d) for a, d in zip(annotations, docs, strict=True)}
     assert None in reasons and len(reasons) > 1  # kept and rejected alike carry the signals
     assert _reason(flt, {"text": "  \n"}) == "empty_text"
+
+
+@pytest.fixture(scope="module")
+def crawl_docs(warc_docs) -> list[dict]:
+    """Every extracted page of the sample crawls, judged as English (as after langid) and without a
+    language (langid off)."""
+    names = ("web-sample-0000.warc.gz", "web-sample-0001.warc.gz", "cc-main-2024-22-whirlwind.warc.gz")
+    pages = [doc for name in names for doc in warc_docs(name).values()]
+    return [{**doc, "lang": lang} for doc in pages for lang in ("en", None)]
+
+
+def test_rules_stop_at_the_first_failing_one_with_the_reason_all_signals_give(jsonl_docs, crawl_docs):
+    docs = [*jsonl_docs, *crawl_docs]
+    early, full = _quality(), _quality(all_signals=True)
+    every = set(annotation_types(full.cfg))
+    stopped = Counter()
+    for doc in docs:
+        fast, slow = early.annotate([doc])[0], full.annotate([doc])[0]
+        reason = early.decide(fast, {**doc, **fast})
+        assert reason == full.decide(slow, {**doc, **slow})
+        assert fast == {key: slow[key] for key in fast}  # the same values where computed
+        assert set(slow) == every
+        if reason is None:
+            assert set(fast) == every  # a kept document has every signal
+        elif set(fast) != every:
+            stopped[reason.split("_")[0]] += 1
+    # the sample covers documents stopped in both Gopher groups and in C4, and fewer signals on them
+    assert stopped["gopher"] > 5 and stopped["c4"] > 0
+
+
+def test_a_document_rejected_by_an_early_group_has_no_signals_of_the_later_ones(warc_docs):
+    page = warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
+    signals = _quality().annotate([page])[0]  # rejected by Gopher's top 3-gram rule
+    assert signals["gopher_top_3gram_char_frac"] > 0.18
+    assert not any(key.startswith(("gopher_words", "c4_", "fineweb_")) for key in signals)
+    full = _quality(all_signals=True).annotate([page])[0]
+    assert full["gopher_words"] == 11 and "fineweb_list_ratio" in full
 
 
 def test_a_threshold_set_to_null_turns_only_that_rule_off(warc_docs):
