@@ -9,6 +9,8 @@ strings, which is where datatrove spends most of its time.
 
 from __future__ import annotations
 
+from operator import methodcaller
+
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -240,11 +242,15 @@ def repetition_reason(signals: dict[str, float], cfg: GopherRepetitionConfig) ->
 # ---------------------------------------------------------------------------------------- quality
 
 
+_IS_BULLET = methodcaller("startswith", ("•", "-"))
+_ENDS_ELLIPSIS = methodcaller("endswith", ("...", "…"))
+
+
 def quality_signals(units: TextUnits) -> dict[str, float]:
     text, words, lines = units.text, units.words, units.lines
     n_words, n_tokens = len(words), units.n_tokens
-    bullets = sum(1 for line in lines if line.lstrip().startswith(("•", "-")))
-    end_ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "…")))
+    bullets = sum(map(_IS_BULLET, map(str.lstrip, lines)))
+    end_ellipsis = sum(map(_ENDS_ELLIPSIS, map(str.rstrip, lines)))
     return {
         "gopher_words": n_words,
         "gopher_avg_word_length": _ratio(sum(map(len, words)), n_words),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -159,6 +160,68 @@ def test_c4_document_rules_on_real_lines(jsonl_docs):
     assert signals["c4_javascript_lines"] == 1
     assert signals["c4_sentences"] == 2
     assert kept.text == lines[0]
+
+
+def test_sentence_breaks_are_counted_as_one_alternation_counts_them(jsonl_docs, crawl_docs):
+    # c4 counts with two patterns so that `re` can skip to candidates; the definition is their alternation
+    definition = re.compile(r"[.!?…]+[\"'”’»)\]]*[^\S\n]+(?=\S)|[。！？]+(?=\S)")
+    rng = random.Random(0)
+    texts = [doc["text"] for doc in [*jsonl_docs, *crawl_docs]]
+    texts += [
+        "".join(rng.choice('.!?…。！？"”»)] \t\nab') for _ in range(rng.randint(1, 30)))
+        for _ in range(20_000)
+    ]
+    for text in texts:
+        lines = text.split("\n")
+        expected = len(definition.findall(text)) + sum(1 for line in lines if line)
+        assert c4.count_sentences(lines) == expected
+
+
+def _c4_walk(units: TextUnits, cfg: c4.C4Config) -> tuple[dict[str, int], list[str]]:
+    """C4's line rules as datatrove walks the lines, one line at a time (no shortcut)."""
+    counts = dict.fromkeys(c4.ANNOTATIONS, 0)
+    kept = []
+    for index, raw in enumerate(units.lines):
+        line = raw.strip()
+        if any(len(word) > cfg.max_word_length for word in line.split()):
+            counts["c4_long_word_lines"] += 1
+            continue
+        line = c4.CITATION.sub("", line)
+        if cfg.terminal_punct and (not line.endswith(c4.END_PUNCTUATION) or line.endswith(c4.ELLIPSIS)):
+            counts["c4_no_terminal_punct_lines"] += 1
+            continue
+        if units.count_words(index) < cfg.min_words_per_line:
+            counts["c4_few_words_lines"] += 1
+            continue
+        if "lorem ipsum" in line.lower():
+            counts["c4_lorem_ipsum"] = 1
+        if "javascript" in line.lower():
+            counts["c4_javascript_lines"] += 1
+            continue
+        if "{" in line:
+            counts["c4_curly_bracket"] = 1
+        if any(phrase in line.lower() for phrase in c4.POLICY_SUBSTRINGS):
+            counts["c4_policy_lines"] += 1
+            continue
+        kept.append(line)
+    counts["c4_sentences"] = c4.count_sentences(kept)
+    return counts, kept
+
+
+def test_c4_line_rules_count_what_a_line_by_line_walk_counts(jsonl_docs, crawl_docs):
+    lines = jsonl_docs[0]["text"].split("\n")
+    script = "Please enable JavaScript [1] to view the comments. Lorem ipsum dolor sit amet."
+    docs = [*jsonl_docs, *crawl_docs, {"text": "\n".join([lines[0], script, lines[1]])}]
+    fired: Counter[str] = Counter()
+    for cfg in (QualityConfig().c4, QualityConfig(c4={"terminal_punct": True, "max_word_length": 40}).c4):
+        for doc in docs:
+            units = TextUnits(doc["text"], profile_for(doc.get("lang")))
+            expected, kept = _c4_walk(units, cfg)
+            signals, kept_units = c4.signals(units, cfg)
+            assert signals == expected
+            assert kept_units.text == "\n".join(kept).strip()
+            fired.update(key for key, count in signals.items() if count)
+    assert set(fired) == set(c4.ANNOTATIONS)  # every rule was met
 
 
 def test_kept_text_token_count_is_carried_over_from_the_lines_exactly(jsonl_docs, warc_docs):
