@@ -52,16 +52,17 @@ struct Splitter {
     bmp: Vec<u16>,
     astral: Mutex<HashMap<u32, u16>>,
     classes_of: PyObject,
-    specials: HashMap<String, Vec<String>>,
-    mergeable: HashSet<String>,
-    prefixes: HashMap<char, Vec<Vec<char>>>,
-    suffixes: HashSet<String>,
-    currency: HashSet<String>,
-    units: HashSet<String>,
-    quotes: HashSet<char>,
-    punct: HashSet<char>,
+    // FxHash: these are looked up for every chunk and token, where SipHash would cost more than the rest
+    specials: HashMap<String, Vec<String>, Fx>,
+    mergeable: HashSet<String, Fx>,
+    prefixes: HashMap<char, Vec<Vec<char>>, Fx>,
+    suffixes: HashSet<String, Fx>,
+    currency: HashSet<String, Fx>,
+    units: HashSet<String, Fx>,
+    quotes: HashSet<char, Fx>,
+    punct: HashSet<char, Fx>,
     hyphens: Vec<Vec<char>>,
-    infix_chars: HashSet<char>,
+    infix_chars: HashSet<char, Fx>,
     longest_suffix: usize,
 }
 
@@ -403,7 +404,7 @@ impl Splitter {
                 2 * BMP
             )));
         }
-        let mut by_first: HashMap<char, Vec<Vec<char>>> = HashMap::new();
+        let mut by_first: HashMap<char, Vec<Vec<char>>, Fx> = HashMap::default();
         for literal in strings(&prefixes) {
             if let Some(&first) = literal.first() {
                 by_first.entry(first).or_default().push(literal);
@@ -413,8 +414,8 @@ impl Splitter {
             bmp: bmp.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect(),
             astral: Mutex::new(HashMap::new()),
             classes_of,
-            specials,
-            mergeable,
+            specials: specials.into_iter().collect(),
+            mergeable: mergeable.into_iter().collect(),
             prefixes: by_first,
             suffixes: suffixes.into_iter().collect(),
             currency: currency.into_iter().collect(),
@@ -471,6 +472,15 @@ impl Splitter {
         let mut per_line = vec![0usize; n_lines];
         let mut alpha_words = 0;
         for (chunk, line) in chunks {
+            if self.is_plain(chunk) {
+                // most chunks: one word, made from the text without an intermediate String
+                per_line[line] += 1;
+                alpha_words += usize::from(self.has_letter(chunk));
+                let token = PyString::new(py, chunk);
+                words.push(token.clone());
+                tokens.push(token);
+                continue;
+            }
             let found = self.chunk_tokens(chunk);
             per_line[line] += found.tokens.len();
             alpha_words += found.alpha_words;
