@@ -3,9 +3,9 @@
 The rejection reason is the first failing rule in FineWeb's order (datatrove examples/fineweb.py: Gopher
 repetition, Gopher quality, C4, FineWeb). A kept document gets every signal of the enabled rule groups; a
 rejected one gets those computed up to the rule that rejects it, since the rules after it cannot change
-the verdict (about half the cost on the bench crawl, where 57% of the documents are rejected here). With
-`all_signals: true` every document gets every signal, so thresholds can be re-tuned on the rejected
-documents too.
+the verdict (on the bench crawl, where the stage rejects 57% of what it sees, that saves a quarter of its
+CPU). With `all_signals: true` every document gets every signal, so thresholds can be re-tuned on the
+rejected documents too.
 """
 
 from __future__ import annotations
