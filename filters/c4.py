@@ -10,6 +10,9 @@ instead), but FineWeb's rules judge the lines C4 keeps, as in datatrove's FineWe
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, compress
 
 from pydantic import Field
 
@@ -55,10 +58,15 @@ POLICY_SUBSTRINGS = (  # tensorflow_datasets c4_utils._POLICY_SUBSTRINGS, via da
     "use of cookies",
     "use cookies",
 )
-_POLICY = re.compile("|".join(map(re.escape, POLICY_SUBSTRINGS)))
 # A sentence ends at terminal punctuation (plus closing quotes/brackets) followed by space, or at CJK
-# full-width terminal punctuation followed by more text; never across a line break.
-_SENTENCE_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*[^\S\n]+(?=\S)|[。！？]+(?=\S)")
+# full-width terminal punctuation followed by more text; never across a line break. Two patterns, each
+# starting with one character class (so that `re` skips to the candidates in C instead of trying every
+# position, as it does for an alternation): no match of one can hold a character of the other's, so their
+# counts add up to those of the alternation `A|B`.
+_SENTENCE_BREAKS = (
+    re.compile(r"[.!?…][.!?…]*[\"'”’»)\]]*[^\S\n]+(?=\S)"),
+    re.compile(r"[。！？][。！？]*(?=\S)"),
+)
 
 ANNOTATIONS: dict[str, str] = {
     "c4_sentences": "int32",
@@ -72,57 +80,106 @@ ANNOTATIONS: dict[str, str] = {
 }
 
 
+def _ends_sentence(line: str) -> bool:
+    return line.endswith(END_PUNCTUATION) and not line.endswith(ELLIPSIS)
+
+
 def count_sentences(lines: list[str]) -> int:
     """Sentences in these lines (each non-empty line holds at least one), in one regex pass."""
-    return len(_SENTENCE_BREAK.findall("\n".join(lines))) + sum(1 for line in lines if line)
+    text = "\n".join(lines)
+    breaks = sum(len(pattern.findall(text)) for pattern in _SENTENCE_BREAKS)
+    return breaks + len(lines) - lines.count("")
 
 
 def signals(units: TextUnits, cfg: C4Config) -> tuple[dict[str, int], TextUnits]:
-    """Walk the lines as C4 does; lorem ipsum and '{' only count on lines that survive the line rules
-    before them (C4's order). Also returns the units of the text C4 keeps, which FineWeb judges next."""
+    """Apply C4's line rules in C4's order; lorem ipsum and '{' only count on lines that survive the line
+    rules before them. Also returns the units of the text C4 keeps, which FineWeb judges next.
+
+    A line's fate depends on that line alone, so each rule runs over all the lines the rules before it
+    kept (C-level `map`s and string searches, skipped when the text cannot match) instead of walking the
+    lines one by one: the same lines dropped, counted against the same rule."""
     counts = dict.fromkeys(ANNOTATIONS, 0)
-    kept: list[str] = []
-    kept_tokens = 0
-    min_words = cfg.min_words_per_line
+    rows, kept = _line_rules(units, cfg, counts)
+    rows, kept = _phrase_rules(units.text, rows, kept, cfg, counts)
+    counts["c4_sentences"] = count_sentences(kept)
+    token_counts = units.line_token_counts
+    kept_tokens = sum(map(token_counts.__getitem__, rows))
+    if cfg.remove_citations and "[" in units.text:  # lines that had citations count again without them
+        segmented = not units.profile.english_tokenizer
+        for i, line in zip(rows, kept, strict=True):
+            if "[" in units.lines[i]:
+                kept_tokens += len(tokenize(line, segmented)) - token_counts[i]
+    return counts, TextUnits("\n".join(kept).strip(), units.profile, n_tokens=kept_tokens)
+
+
+def _line_rules(units: TextUnits, cfg: C4Config, counts: dict[str, int]) -> tuple[list[int], list[str]]:
+    """Too long a word, no terminal punctuation, too few words: the indices of the lines left, and their
+    text (stripped, without citations)."""
+    lines = units.lines
     max_word = cfg.max_word_length
-    segmented = not units.profile.english_tokenizer
+    rows: Sequence[int] = range(len(lines))
+    # a word longer than max_word needs a line longer than it (strip() only shortens the line)
+    if max_word is not None and lines and max(map(len, lines)) > max_word:
+        rows = [
+            i for i in rows if len(lines[i]) <= max_word or all(len(w) <= max_word for w in lines[i].split())
+        ]
+        counts["c4_long_word_lines"] = len(lines) - len(rows)
+    cites = cfg.remove_citations and "[" in units.text
+
+    def cleaned(line: str) -> str:
+        return CITATION.sub("", line) if cites and "[" in line else line
+
+    if cfg.terminal_punct:
+        before = len(rows)
+        rows = [i for i in rows if _ends_sentence(cleaned(lines[i].strip()))]
+        counts["c4_no_terminal_punct_lines"] = before - len(rows)
+    if cfg.min_words_per_line is not None:  # words of the line as written: before its citations go
+        before = len(rows)
+        enough = map(cfg.min_words_per_line.__le__, map(units.line_word_counts.__getitem__, rows))
+        rows = list(compress(rows, enough))
+        counts["c4_few_words_lines"] = before - len(rows)
+    kept = list(map(str.strip, map(lines.__getitem__, rows)))
+    return list(rows), list(map(cleaned, kept)) if cites else kept
+
+
+def _phrase_rules(
+    text: str, rows: list[int], kept: list[str], cfg: C4Config, counts: dict[str, int]
+) -> tuple[list[int], list[str]]:
+    """Lorem ipsum, javascript, '{' and policy lines among the kept lines, in C4's order."""
     # A line's lowered text is part of the document's, so a phrase absent from the whole document is
     # absent from every line, unless removing a citation joins two pieces of one.
-    text = units.text
-    anywhere = text.lower() if "[" not in text or not cfg.remove_citations else None
-    lorem = anywhere is None or "lorem ipsum" in anywhere
-    javascript = cfg.javascript and (anywhere is None or "javascript" in anywhere)
-    policy = cfg.policy and (anywhere is None or _POLICY.search(anywhere) is not None)
-    lowered_needed = lorem or javascript or policy
-    for index, raw in enumerate(units.lines):
-        line = raw.strip()
-        if max_word is not None and len(line) > max_word and any(len(w) > max_word for w in line.split()):
-            counts["c4_long_word_lines"] += 1
-            continue
-        cited = cfg.remove_citations and "[" in line
-        if cited:
-            line = CITATION.sub("", line)
-        if cfg.terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
-            counts["c4_no_terminal_punct_lines"] += 1
-            continue
-        if min_words is not None and units.count_words(index) < min_words:  # words before citations go
-            counts["c4_few_words_lines"] += 1
-            continue
-        lowered = line.lower() if lowered_needed else ""
-        if lorem and "lorem ipsum" in lowered:
-            counts["c4_lorem_ipsum"] = 1
-        if javascript and "javascript" in lowered:
-            counts["c4_javascript_lines"] += 1
-            continue
-        if "{" in line:
-            counts["c4_curly_bracket"] = 1
-        if policy and _POLICY.search(lowered):
-            counts["c4_policy_lines"] += 1
-            continue
-        kept.append(line)
-        kept_tokens += len(tokenize(line, segmented)) if cited else units.line_token_counts[index]
-    counts["c4_sentences"] = count_sentences(kept)
-    return counts, TextUnits("\n".join(kept).strip(), units.profile, n_tokens=kept_tokens)
+    cites = cfg.remove_citations and "[" in text
+    anywhere = text.lower() if not cites else ""
+    lorem = cites or "lorem ipsum" in anywhere
+    javascript = cfg.javascript and (cites or "javascript" in anywhere)
+    policy = cfg.policy and (cites or any(phrase in anywhere for phrase in POLICY_SUBSTRINGS))
+    if not (lorem or javascript or policy or "{" in text):
+        return rows, kept
+    # No phrase holds a line break: each is found in the kept lines joined, then mapped to its line.
+    lowered = "\n".join(kept).lower()
+    starts = list(accumulate(map((1).__add__, map(len, lowered.split("\n"))), initial=0))
+
+    def lines_with(*phrases: str) -> Iterator[int]:
+        for phrase in phrases:
+            at = lowered.find(phrase)
+            while at >= 0:
+                yield bisect_right(starts, at) - 1
+                at = lowered.find(phrase, at + 1)
+
+    if lorem and "lorem ipsum" in lowered:
+        counts["c4_lorem_ipsum"] = 1
+    dropped = set(lines_with("javascript")) if javascript else set()
+    counts["c4_javascript_lines"] = len(dropped)
+    if any(line not in dropped for line in lines_with("{")):
+        counts["c4_curly_bracket"] = 1
+    if policy:
+        policy_lines = set(lines_with(*POLICY_SUBSTRINGS)) - dropped
+        counts["c4_policy_lines"] = len(policy_lines)
+        dropped |= policy_lines
+    if not dropped:
+        return rows, kept
+    keep = [i not in dropped for i in range(len(kept))]
+    return list(compress(rows, keep)), list(compress(kept, keep))
 
 
 def reason(s: dict[str, int], cfg: C4Config) -> str | None:

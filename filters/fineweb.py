@@ -38,11 +38,12 @@ def signals(units: TextUnits, cfg: FineWebConfig) -> dict[str, float]:
     lines = units.newline_lines
     n_lines = len(lines) or 1
     ends = _ENDS_TERMINAL.search
+    last_chars = map((-1).__add__, map(len, lines))  # searched from there: the pattern ends the line
     short = cfg.short_line_length
     chars = len(units.text) - units.text.count("\n")
     return {
-        "fineweb_line_punct_ratio": sum(1 for line in lines if ends(line)) / n_lines,
-        "fineweb_short_line_ratio": sum(1 for line in lines if len(line) <= short) / n_lines,
+        "fineweb_line_punct_ratio": len(list(filter(None, map(ends, lines, last_chars)))) / n_lines,
+        "fineweb_short_line_ratio": sum(map(short.__ge__, map(len, lines))) / n_lines,
         "fineweb_char_dup_ratio": duplicates(lines)[1] / chars if chars else 0.0,
         "fineweb_list_ratio": units.text.count("\n") / units.n_tokens if units.n_tokens else 0.0,
     }

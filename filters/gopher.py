@@ -9,6 +9,8 @@ strings, which is where datatrove spends most of its time.
 
 from __future__ import annotations
 
+from operator import methodcaller
+
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -156,25 +158,35 @@ def _dup_ngram_chars(grams: _NGrams, starts: np.ndarray, n: int) -> int:
     return chars
 
 
-def repetition_signals(units: TextUnits) -> dict[str, float]:
+def duplicate_signals(units: TextUnits) -> dict[str, float]:
+    """The paragraph and line rules of Gopher's repetition group: cheap, and first in datatrove's order."""
     text_len = len(units.text)
     paragraphs = units.paragraphs
     para_dups, para_chars = duplicates(paragraphs)
     lines = units.newline_lines
     line_dups, line_chars = duplicates(lines)
-    signals = {
+    return {
         "gopher_dup_para_frac": _ratio(para_dups, len(paragraphs)),
         "gopher_dup_para_char_frac": _ratio(para_chars, text_len),
         "gopher_dup_line_frac": _ratio(line_dups, len(lines)),
         "gopher_dup_line_char_frac": _ratio(line_chars, text_len),
     }
-    words = units.tokens  # datatrove counts n-grams over every token, punctuation included
-    top, dup = _ngram_chars(words)
+
+
+def ngram_signals(units: TextUnits) -> dict[str, float]:
+    """The n-gram rules of Gopher's repetition group (they need the document's tokens)."""
+    text_len = len(units.text)
+    top, dup = _ngram_chars(units.tokens)  # datatrove counts n-grams over every token, punctuation included
+    signals: dict[str, float] = {}
     for n, chars in zip(TOP_NGRAMS, top, strict=True):
         signals[f"gopher_top_{n}gram_char_frac"] = _ratio(chars, text_len)
     for n, chars in zip(DUP_NGRAMS, dup, strict=True):
         signals[f"gopher_dup_{n}gram_char_frac"] = _ratio(chars, text_len)
     return signals
+
+
+def repetition_signals(units: TextUnits) -> dict[str, float]:
+    return {**duplicate_signals(units), **ngram_signals(units)}
 
 
 def _ngram_chars(words: list[str]) -> tuple[list[int], list[int]]:
@@ -211,7 +223,7 @@ _NATIVE_NGRAMS = native_words.ngram_chars()
 
 
 def repetition_reason(signals: dict[str, float], cfg: GopherRepetitionConfig) -> str | None:
-    """First failing repetition rule, in datatrove's order."""
+    """First failing repetition rule, in datatrove's order, among the signals given."""
     limits = [
         ("gopher_dup_para_frac", cfg.dup_para_frac),
         ("gopher_dup_para_char_frac", cfg.dup_para_char_frac),
@@ -221,7 +233,8 @@ def repetition_reason(signals: dict[str, float], cfg: GopherRepetitionConfig) ->
         *((f"gopher_dup_{n}gram_char_frac", getattr(cfg, f"dup_{n}gram_char_frac")) for n in DUP_NGRAMS),
     ]
     for key, limit in limits:
-        if limit is not None and signals[key] > limit:
+        # a signal left out (the n-grams of a document its duplicated lines reject) has no say
+        if limit is not None and signals.get(key, 0.0) > limit:
             return key.removesuffix("_char_frac") if "gram" in key else key
     return None
 
@@ -229,11 +242,15 @@ def repetition_reason(signals: dict[str, float], cfg: GopherRepetitionConfig) ->
 # ---------------------------------------------------------------------------------------- quality
 
 
+_IS_BULLET = methodcaller("startswith", ("•", "-"))
+_ENDS_ELLIPSIS = methodcaller("endswith", ("...", "…"))
+
+
 def quality_signals(units: TextUnits) -> dict[str, float]:
     text, words, lines = units.text, units.words, units.lines
     n_words, n_tokens = len(words), units.n_tokens
-    bullets = sum(1 for line in lines if line.lstrip().startswith(("•", "-")))
-    end_ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "…")))
+    bullets = sum(map(_IS_BULLET, map(str.lstrip, lines)))
+    end_ellipsis = sum(map(_ENDS_ELLIPSIS, map(str.rstrip, lines)))
     return {
         "gopher_words": n_words,
         "gopher_avg_word_length": _ratio(sum(map(len, words)), n_words),

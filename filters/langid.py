@@ -189,7 +189,7 @@ class LangIdFilter:
 
     def annotate(self, docs: Sequence[Doc]) -> list[Annotations]:
         texts = [doc.get("text") or "" for doc in docs]
-        scorable = [i for i, text in enumerate(texts) if text.strip()]
+        scorable = [i for i, text in enumerate(texts) if text and not text.isspace()]  # strip() would copy
         out: list[Annotations] = [{"lang": None, "lang_score": None} for _ in docs]
         for i, best in zip(scorable, top_labels(self._model, [texts[i] for i in scorable]), strict=True):
             label, score = best[0]

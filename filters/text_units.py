@@ -54,7 +54,6 @@ _TOKENS = re.compile(
 )
 _HAS_SEGMENTED = re.compile(rf"[{SEGMENTED_SCRIPTS}]")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
-_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 
 
 @dataclass(frozen=True)
@@ -177,11 +176,14 @@ class TextUnits:
     @cached_property
     def newline_lines(self) -> list[str]:
         """Lines split on ``\\n`` only, blank ones dropped (FineWeb; Gopher repetition's ``\\n+``)."""
-        return [line for line in self.text.split("\n") if line.strip()]
+        return list(filter(str.strip, self.text.split("\n")))
 
     @cached_property
     def paragraphs(self) -> list[str]:
-        return _PARAGRAPH_BREAK.split(self.text.strip())
+        # `\n{2,}` split with str.split: a run of 2k (2k+1) newlines leaves k-1 empty pieces (and a
+        # newline heading the next piece); the stripped text neither starts nor ends with a newline
+        pieces = self.text.strip().split("\n\n")
+        return [piece[1:] if piece[0] == "\n" else piece for piece in pieces if piece] or [""]
 
     @cached_property
     def _per_line(self) -> bool:
@@ -205,7 +207,7 @@ class TextUnits:
 
     @cached_property
     def _chunks_per_line(self) -> list[int]:
-        return [len(line.split()) for line in self.lines]
+        return list(map(len, map(str.split, self.lines)))
 
     @cached_property
     def line_tokens(self) -> list[list[str]]:
@@ -259,6 +261,13 @@ class TextUnits:
         if self.profile.substring_stop_words:
             return sum(1 for word in self.profile.stop_words if word in self.text)
         return len(self.profile.stop_words.intersection(self.words))
+
+    @cached_property
+    def line_word_counts(self) -> list[int]:
+        """`count_words` of each of `lines`."""
+        if not self._per_line:
+            return self._chunks_per_line
+        return list(map(self.count_words, range(len(self.lines))))
 
     def count_words(self, index: int) -> int:
         """Words in line `index`: whitespace-separated, or per character in segmented scripts (C4)."""

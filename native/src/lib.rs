@@ -52,16 +52,17 @@ struct Splitter {
     bmp: Vec<u16>,
     astral: Mutex<HashMap<u32, u16>>,
     classes_of: PyObject,
-    specials: HashMap<String, Vec<String>>,
-    mergeable: HashSet<String>,
-    prefixes: HashMap<char, Vec<Vec<char>>>,
-    suffixes: HashSet<String>,
-    currency: HashSet<String>,
-    units: HashSet<String>,
-    quotes: HashSet<char>,
-    punct: HashSet<char>,
+    // FxHash: these are looked up for every chunk and token, where SipHash would cost more than the rest
+    specials: HashMap<String, Vec<String>, Fx>,
+    mergeable: HashSet<String, Fx>,
+    prefixes: HashMap<char, Vec<Vec<char>>, Fx>,
+    suffixes: HashSet<String, Fx>,
+    currency: HashSet<String, Fx>,
+    units: HashSet<String, Fx>,
+    quotes: HashSet<char, Fx>,
+    punct: HashSet<char, Fx>,
     hyphens: Vec<Vec<char>>,
-    infix_chars: HashSet<char>,
+    infix_chars: HashSet<char, Fx>,
     longest_suffix: usize,
 }
 
@@ -403,7 +404,7 @@ impl Splitter {
                 2 * BMP
             )));
         }
-        let mut by_first: HashMap<char, Vec<Vec<char>>> = HashMap::new();
+        let mut by_first: HashMap<char, Vec<Vec<char>>, Fx> = HashMap::default();
         for literal in strings(&prefixes) {
             if let Some(&first) = literal.first() {
                 by_first.entry(first).or_default().push(literal);
@@ -413,8 +414,8 @@ impl Splitter {
             bmp: bmp.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect(),
             astral: Mutex::new(HashMap::new()),
             classes_of,
-            specials,
-            mergeable,
+            specials: specials.into_iter().collect(),
+            mergeable: mergeable.into_iter().collect(),
             prefixes: by_first,
             suffixes: suffixes.into_iter().collect(),
             currency: currency.into_iter().collect(),
@@ -471,6 +472,15 @@ impl Splitter {
         let mut per_line = vec![0usize; n_lines];
         let mut alpha_words = 0;
         for (chunk, line) in chunks {
+            if self.is_plain(chunk) {
+                // most chunks: one word, made from the text without an intermediate String
+                per_line[line] += 1;
+                alpha_words += usize::from(self.has_letter(chunk));
+                let token = PyString::new(py, chunk);
+                words.push(token.clone());
+                tokens.push(token);
+                continue;
+            }
             let found = self.chunk_tokens(chunk);
             per_line[line] += found.tokens.len();
             alpha_words += found.alpha_words;
@@ -681,7 +691,9 @@ type Fx = BuildHasherDefault<FxHasher>;
 /// them): for each n of `top`, the characters of the most frequent n-gram (words joined by spaces) times
 /// its count, the first seen on a tie; for each n of `dup`, the characters (words joined without spaces)
 /// of the repeated n-grams datatrove's left-to-right walk finds, jumping past each repeat. N-grams are
-/// compared as sequences of words.
+/// compared as sequences of words: keyed by a rolling 64-bit hash of their word ids (one multiply-add per
+/// position and length instead of hashing n ids), every hash match is checked word by word, and a length
+/// where two different n-grams share a hash is counted again keyed by the words themselves.
 #[pyfunction]
 fn ngram_chars(tokens: Vec<PyBackedStr>, top: Vec<usize>, dup: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
     let mut ids: HashMap<&str, u32, Fx> = HashMap::default();
@@ -698,6 +710,7 @@ fn ngram_chars(tokens: Vec<PyBackedStr>, top: Vec<usize>, dup: Vec<usize>) -> (V
         starts.push(starts.last().unwrap() + t.chars().count());
     }
     let chars = |i: usize, n: usize| starts[i + n] - starts[i];
+    let mut hashes = NGramHashes::new(&words);
     // once no n-gram of a length repeats, no longer one does
     let mut repeats = true;
     let top_chars = top
@@ -709,15 +722,8 @@ fn ngram_chars(tokens: Vec<PyBackedStr>, top: Vec<usize>, dup: Vec<usize>) -> (V
             if !repeats {
                 return chars(0, n) + n - 1;
             }
-            let mut counts: HashMap<&[u32], (usize, usize), Fx> = HashMap::default();
-            for i in 0..=words.len() - n {
-                counts.entry(&words[i..i + n]).or_insert((0, i)).0 += 1;
-            }
-            let (best, first) = counts
-                .values()
-                .fold((0, usize::MAX), |(c, f), &(count, at)| {
-                    if count > c || (count == c && at < f) { (count, at) } else { (c, f) }
-                });
+            let (best, first) =
+                top_ngram(&words, n, hashes.of(n)).unwrap_or_else(|| top_ngram_exact(&words, n));
             repeats = best > 1;
             best * (chars(first, n) + n - 1)
         })
@@ -728,21 +734,119 @@ fn ngram_chars(tokens: Vec<PyBackedStr>, top: Vec<usize>, dup: Vec<usize>) -> (V
             if !repeats || words.len() < n {
                 return 0;
             }
-            let mut seen: HashSet<&[u32], Fx> = HashSet::default();
-            let (mut total, mut i) = (0, 0);
-            while i + n <= words.len() {
-                if seen.insert(&words[i..i + n]) {
-                    i += 1;
-                } else {
-                    total += chars(i, n);
-                    i += n;
-                }
-            }
+            let total = dup_walk(&words, n, hashes.of(n), &chars)
+                .unwrap_or_else(|| dup_walk_exact(&words, n, &chars));
             repeats = total > 0; // the walk saw every n-gram once: none repeats
             total
         })
         .collect();
     (top_chars, dup_chars)
+}
+
+/// Hashes of every n-gram of one length, extended to the next length in place.
+struct NGramHashes<'w> {
+    words: &'w [u32],
+    n: usize,
+    hashes: Vec<u64>,
+}
+
+impl<'w> NGramHashes<'w> {
+    fn new(words: &'w [u32]) -> Self {
+        NGramHashes { words, n: 0, hashes: vec![0; words.len()] }
+    }
+
+    /// `hashes[i]`: the hash of words[i..i + n] (for i + n <= len); lengths are asked in increasing order.
+    fn of(&mut self, n: usize) -> &[u64] {
+        while self.n < n {
+            let last = self.n; // word added at offset `last` of each n-gram
+            self.hashes.truncate(self.words.len() - last);
+            for (i, h) in self.hashes.iter_mut().enumerate() {
+                *h = h.wrapping_mul(0x100000001b3).wrapping_add(mix(self.words[i + last]));
+            }
+            self.n += 1;
+        }
+        &self.hashes
+    }
+}
+
+/// A word id spread over 64 bits (SplitMix64's finalizer), so that sums of products do not collide by
+/// structure.
+fn mix(id: u32) -> u64 {
+    let mut z = u64::from(id).wrapping_add(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^ (z >> 31)
+}
+
+/// The most frequent n-gram's count and first position (first seen on a tie); None on a hash collision.
+fn top_ngram(words: &[u32], n: usize, hashes: &[u64]) -> Option<(usize, usize)> {
+    let mut counts: HashMap<u64, (usize, usize), Fx> = HashMap::default();
+    counts.reserve(hashes.len());
+    for (i, &h) in hashes.iter().enumerate() {
+        let entry = counts.entry(h).or_insert((0, i));
+        if entry.1 != i && words[entry.1..entry.1 + n] != words[i..i + n] {
+            return None;
+        }
+        entry.0 += 1;
+    }
+    Some(best_of(counts.values()))
+}
+
+fn top_ngram_exact(words: &[u32], n: usize) -> (usize, usize) {
+    let mut counts: HashMap<&[u32], (usize, usize), Fx> = HashMap::default();
+    for i in 0..=words.len() - n {
+        counts.entry(&words[i..i + n]).or_insert((0, i)).0 += 1;
+    }
+    best_of(counts.values())
+}
+
+fn best_of<'a>(counts: impl Iterator<Item = &'a (usize, usize)>) -> (usize, usize) {
+    counts.fold((0, usize::MAX), |(c, f), &(count, at)| {
+        if count > c || (count == c && at < f) { (count, at) } else { (c, f) }
+    })
+}
+
+/// Characters of the repeats datatrove's walk finds, or None on a hash collision.
+fn dup_walk(
+    words: &[u32],
+    n: usize,
+    hashes: &[u64],
+    chars: &dyn Fn(usize, usize) -> usize,
+) -> Option<usize> {
+    let mut seen: HashMap<u64, usize, Fx> = HashMap::default();
+    seen.reserve(hashes.len());
+    let (mut total, mut i) = (0, 0);
+    while i + n <= words.len() {
+        match seen.entry(hashes[i]) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+                i += 1;
+            }
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                let at = *slot.get();
+                if words[at..at + n] != words[i..i + n] {
+                    return None;
+                }
+                total += chars(i, n);
+                i += n;
+            }
+        }
+    }
+    Some(total)
+}
+
+fn dup_walk_exact(words: &[u32], n: usize, chars: &dyn Fn(usize, usize) -> usize) -> usize {
+    let mut seen: HashSet<&[u32], Fx> = HashSet::default();
+    let (mut total, mut i) = (0, 0);
+    while i + n <= words.len() {
+        if seen.insert(&words[i..i + n]) {
+            i += 1;
+        } else {
+            total += chars(i, n);
+            i += n;
+        }
+    }
+    total
 }
 
 #[pymodule]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -161,6 +162,68 @@ def test_c4_document_rules_on_real_lines(jsonl_docs):
     assert kept.text == lines[0]
 
 
+def test_sentence_breaks_are_counted_as_one_alternation_counts_them(jsonl_docs, crawl_docs):
+    # c4 counts with two patterns so that `re` can skip to candidates; the definition is their alternation
+    definition = re.compile(r"[.!?…]+[\"'”’»)\]]*[^\S\n]+(?=\S)|[。！？]+(?=\S)")
+    rng = random.Random(0)
+    texts = [doc["text"] for doc in [*jsonl_docs, *crawl_docs]]
+    texts += [
+        "".join(rng.choice('.!?…。！？"”»)] \t\nab') for _ in range(rng.randint(1, 30)))
+        for _ in range(20_000)
+    ]
+    for text in texts:
+        lines = text.split("\n")
+        expected = len(definition.findall(text)) + sum(1 for line in lines if line)
+        assert c4.count_sentences(lines) == expected
+
+
+def _c4_walk(units: TextUnits, cfg: c4.C4Config) -> tuple[dict[str, int], list[str]]:
+    """C4's line rules as datatrove walks the lines, one line at a time (no shortcut)."""
+    counts = dict.fromkeys(c4.ANNOTATIONS, 0)
+    kept = []
+    for index, raw in enumerate(units.lines):
+        line = raw.strip()
+        if any(len(word) > cfg.max_word_length for word in line.split()):
+            counts["c4_long_word_lines"] += 1
+            continue
+        line = c4.CITATION.sub("", line)
+        if cfg.terminal_punct and (not line.endswith(c4.END_PUNCTUATION) or line.endswith(c4.ELLIPSIS)):
+            counts["c4_no_terminal_punct_lines"] += 1
+            continue
+        if units.count_words(index) < cfg.min_words_per_line:
+            counts["c4_few_words_lines"] += 1
+            continue
+        if "lorem ipsum" in line.lower():
+            counts["c4_lorem_ipsum"] = 1
+        if "javascript" in line.lower():
+            counts["c4_javascript_lines"] += 1
+            continue
+        if "{" in line:
+            counts["c4_curly_bracket"] = 1
+        if any(phrase in line.lower() for phrase in c4.POLICY_SUBSTRINGS):
+            counts["c4_policy_lines"] += 1
+            continue
+        kept.append(line)
+    counts["c4_sentences"] = c4.count_sentences(kept)
+    return counts, kept
+
+
+def test_c4_line_rules_count_what_a_line_by_line_walk_counts(jsonl_docs, crawl_docs):
+    lines = jsonl_docs[0]["text"].split("\n")
+    script = "Please enable JavaScript [1] to view the comments. Lorem ipsum dolor sit amet."
+    docs = [*jsonl_docs, *crawl_docs, {"text": "\n".join([lines[0], script, lines[1]])}]
+    fired: Counter[str] = Counter()
+    for cfg in (QualityConfig().c4, QualityConfig(c4={"terminal_punct": True, "max_word_length": 40}).c4):
+        for doc in docs:
+            units = TextUnits(doc["text"], profile_for(doc.get("lang")))
+            expected, kept = _c4_walk(units, cfg)
+            signals, kept_units = c4.signals(units, cfg)
+            assert signals == expected
+            assert kept_units.text == "\n".join(kept).strip()
+            fired.update(key for key, count in signals.items() if count)
+    assert set(fired) == set(c4.ANNOTATIONS)  # every rule was met
+
+
 def test_kept_text_token_count_is_carried_over_from_the_lines_exactly(jsonl_docs, warc_docs):
     docs = jsonl_docs + list(warc_docs("web-sample-0000.warc.gz").values())
     for doc in docs:
@@ -220,7 +283,7 @@ def test_rejection_follows_finewebs_rule_order(warc_docs):
 
 def test_every_document_gets_every_enabled_signal_and_nothing_else(jsonl_docs):
     docs = jsonl_docs
-    flt = _quality(c4=False)
+    flt = _quality(c4=False, all_signals=True)
     expected = set(annotation_types(flt.cfg))
     assert not any(key.startswith("c4_") for key in expected)
     annotations = flt.annotate(docs)
@@ -228,6 +291,43 @@ def test_every_document_gets_every_enabled_signal_and_nothing_else(jsonl_docs):
     reasons = {flt.decide(a, d) for a, d in zip(annotations, docs, strict=True)}
     assert None in reasons and len(reasons) > 1  # kept and rejected alike carry the signals
     assert _reason(flt, {"text": "  \n"}) == "empty_text"
+
+
+@pytest.fixture(scope="module")
+def crawl_docs(warc_docs) -> list[dict]:
+    """Every extracted page of the sample crawls, judged as English (as after langid) and without a
+    language (langid off)."""
+    names = ("web-sample-0000.warc.gz", "web-sample-0001.warc.gz", "cc-main-2024-22-whirlwind.warc.gz")
+    pages = [doc for name in names for doc in warc_docs(name).values()]
+    return [{**doc, "lang": lang} for doc in pages for lang in ("en", None)]
+
+
+def test_rules_stop_at_the_first_failing_one_with_the_reason_all_signals_give(jsonl_docs, crawl_docs):
+    docs = [*jsonl_docs, *crawl_docs]
+    early, full = _quality(), _quality(all_signals=True)
+    every = set(annotation_types(full.cfg))
+    stopped = Counter()
+    for doc in docs:
+        fast, slow = early.annotate([doc])[0], full.annotate([doc])[0]
+        reason = early.decide(fast, {**doc, **fast})
+        assert reason == full.decide(slow, {**doc, **slow})
+        assert fast == {key: slow[key] for key in fast}  # the same values where computed
+        assert set(slow) == every
+        if reason is None:
+            assert set(fast) == every  # a kept document has every signal
+        elif set(fast) != every:
+            stopped[reason.split("_")[0]] += 1
+    # the sample covers documents stopped in both Gopher groups and in C4, and fewer signals on them
+    assert stopped["gopher"] > 5 and stopped["c4"] > 0
+
+
+def test_a_document_rejected_by_an_early_group_has_no_signals_of_the_later_ones(warc_docs):
+    page = warc_docs("web-sample-0000.warc.gz")["https://soldaini.net/facts/"]
+    signals = _quality().annotate([page])[0]  # rejected by Gopher's top 3-gram rule
+    assert signals["gopher_top_3gram_char_frac"] > 0.18
+    assert not any(key.startswith(("gopher_words", "c4_", "fineweb_")) for key in signals)
+    full = _quality(all_signals=True).annotate([page])[0]
+    assert full["gopher_words"] == 11 and "fineweb_list_ratio" in full
 
 
 def test_a_threshold_set_to_null_turns_only_that_rule_off(warc_docs):

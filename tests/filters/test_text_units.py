@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -173,6 +174,15 @@ def test_lines_and_paragraphs():
     assert units.lines == ["a b", "", "", "c d", "  ", "e f"]
     assert units.newline_lines == ["a b", "c d", "e f"]
     assert units.paragraphs == ["a b", "c d\n  \ne f"]
+
+
+def test_paragraphs_are_the_text_split_at_runs_of_two_or_more_newlines(jsonl_texts, warc_texts):
+    # Gopher's (datatrove's) definition is re.split(r"\n{2,}", text.strip()); TextUnits splits with str
+    rng = random.Random(0)
+    texts = [*jsonl_texts, *warc_texts("web-sample-0001.warc.gz").values(), ""]
+    texts += ["".join(rng.choice("ab \t\r\n\n\n") for _ in range(rng.randint(1, 25))) for _ in range(20_000)]
+    for text in texts:
+        assert TextUnits(text).paragraphs == re.split(r"\n{2,}", text.strip())
 
 
 def _per_line_units(units: TextUnits) -> tuple[list[list[str]], list[list[str]]]:
