@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -204,12 +206,36 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=BENCH / ".corpus", help="WARC folder (built if empty)")
     parser.add_argument("--max-docs", type=int, default=2000, help="Use the first N records (0: all).")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "stage_costs.json")
+    parser.add_argument("--runs", type=int, default=3, help="Pipeline runs; per-stage figures are medians.")
+    parser.add_argument(
+        "--sampling-ms",
+        type=int,
+        default=5,
+        help="Beam's state-sampling period (its default, 200 ms, leaves a stage's share noisy: ±50%%).",
+    )
     args = parser.parse_args()
 
+    # Which step is running is sampled by Beam's state sampler; a finer period than its default makes
+    # each stage's share of a ~20 s run a count of thousands of samples instead of about a hundred.
+    from apache_beam.runners.worker import statesampler
+
+    statesampler.StateSampler.__init__.__defaults__ = (args.sampling_ms,)
     work = Path(tempfile.mkdtemp(prefix="curate-stage-costs-"))
     files, docs = subset(ensure_corpus(args.corpus), args.max_docs, work / "input")
-    proto, infos, cpu, stats = run_once([str(f) for f in files], str(work / "out"))
-    stage_ms, shuffles = measure(proto, infos)
+    runs = []
+    for run in range(args.runs):
+        shutil.rmtree(work / "out", ignore_errors=True)
+        proto, infos, cpu, stats = run_once([str(f) for f in files], str(work / "out"))
+        stage_ms, shuffles = measure(proto, infos)
+        runs.append((cpu, stage_ms))
+        print(f"run {run + 1}: {cpu:.2f} CPU-s", flush=True)
+    cpus = sorted(cpu for cpu, _ in runs)
+    cpu = statistics.median(cpus)
+    # each stage's median share of the sampled time across the runs
+    stage_ms = {
+        stage: statistics.median(ms.get(stage, 0.0) / (sum(ms.values()) or 1.0) for _, ms in runs)
+        for stage in {stage for _, ms in runs for stage in ms}
+    }
     read = sum(
         n for stage, key, n in stats if stage == "read" and (key == "out" or key.startswith("rejected:"))
     )
@@ -250,8 +276,11 @@ def main() -> None:
         "command": f"python bench/stage_costs.py --max-docs {args.max_docs}",
         "kernels": kernels,
         "documents": read,
+        "runs": args.runs,
+        "sampling_ms": args.sampling_ms,
         "cpu_s": round(cpu, 2),
-        "stage_sampled_ms": {k: round(v, 1) for k, v in stage_ms.items()},
+        "cpu_s_per_run": [round(c, 2) for c in cpus],
+        "stage_share_of_sampled_time": {k: round(v / sampled, 4) for k, v in stage_ms.items() if v},
         "stage_cpu_ms_per_doc": cpu_ms_per_doc,
         "shuffles": shuffles,
         "shuffle_bytes_per_doc": round(total / read, 1),
