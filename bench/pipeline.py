@@ -204,23 +204,28 @@ def subset(files: list[Path], max_docs: int, into: Path) -> tuple[list[Path], in
 def curate_recipe(
     files: list[Path], out: Path, workers: int, same_stages: bool, langid: bool, extractor: str | None = None
 ) -> Path:
-    from curate.config import config_to_yaml, default_config
+    """The recipe: only what the bench sets; every other setting is the default of the curate that runs
+    it (so a --baseline revision reads it with its own defaults, not with keys it does not know)."""
+    import yaml
 
-    config = default_config()
-    config.input.paths = [str(f) for f in files]
-    config.output.path = str(out)
-    config.runner.workers = workers
-    config.stages.langid.languages = LANGUAGES
-    config.stages.langid.min_score = LANGUAGE_THRESHOLD
-    config.stages.langid.enabled = langid
+    stages: dict = {"langid": {"languages": LANGUAGES, "min_score": LANGUAGE_THRESHOLD, "enabled": langid}}
     if extractor:
-        config.stages.extract.extractor = extractor
+        stages["extract"] = {"extractor": extractor}
+    output: dict = {"path": str(out)}
     if same_stages:
-        for stage in ("dedup_exact", "dedup_minhash", "tokenize"):
-            getattr(config.stages, stage).enabled = False
-        config.output.documents = config.output.rejected = False
+        stages.update({stage: {"enabled": False} for stage in ("dedup_exact", "dedup_minhash", "tokenize")})
+        output.update(documents=False, rejected=False)
     recipe = out.with_suffix(".yaml")
-    recipe.write_text(config_to_yaml(config))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "input": [str(f) for f in files],
+                "output": output,
+                "runner": {"workers": workers},
+                "stages": stages,
+            }
+        )
+    )
     return recipe
 
 
