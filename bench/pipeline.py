@@ -256,6 +256,33 @@ def run_curate(
     return result
 
 
+def decisions(out: Path) -> dict[str, str]:
+    """Every document id of a run -> "kept" or "<stage>: <reason>" (its documents/ and rejected/)."""
+    import pyarrow.parquet as pq
+
+    found = {}
+    for path in sorted((out / "documents").glob("*.parquet")):
+        found.update(dict.fromkeys(pq.read_table(path, columns=["id"]).column(0).to_pylist(), "kept"))
+    for path in sorted((out / "rejected").glob("*.parquet")):
+        for row in pq.read_table(path, columns=["id", "stage", "reason"]).to_pylist():
+            found[row["id"]] = f"{row['stage']}: {row['reason']}"
+    return found
+
+
+def compare_decisions(now: Path, before: Path) -> dict:
+    """Whether two runs kept the same documents and rejected the others at the same stage for the same
+    reason (the outputs of the default recipe must not move with speed work)."""
+    a, b = decisions(now), decisions(before)
+    differ = sorted(doc for doc in a.keys() | b.keys() if a.get(doc) != b.get(doc))
+    return {
+        "documents": len(a),
+        "kept": sum(v == "kept" for v in a.values()),
+        "same": not differ,
+        "differing": len(differ),
+        "first_differing": [{"id": d, "now": a.get(d), "before": b.get(d)} for d in differ[:5]],
+    }
+
+
 def baseline_source(revision: str, work: Path) -> Path:
     """A checkout of `revision` (git archive) that `python -m curate` imports from, workers included
     (PYTHONPATH comes before the editable install): curate.filters and curate.pipelines, which the
@@ -524,6 +551,10 @@ def print_table(results: dict) -> None:
         )
     if "speedup_vs_baseline" in results:
         print(f"default recipe vs {results['baseline']}: {results['speedup_vs_baseline']}x docs per CPU-s")
+        same = results.get("decisions_vs_baseline")
+        if same:
+            verdict = "the same" if same["same"] else f"{same['differing']} differing"
+            print(f"  decisions of its {same['documents']:,} documents ({same['kept']:,} kept): {verdict}")
     if "curate_stage_cpu_s" in results:
         print(f"curate CPU s per stage (one process): {results['curate_stage_cpu_s']}")
     if "datatrove-fineweb" in results:
@@ -616,6 +647,9 @@ def main() -> None:
     if args.baseline:
         old = results["curate-default-baseline"]["docs_per_cpu_s"]
         results["speedup_vs_baseline"] = round(results["curate-default"]["docs_per_cpu_s"] / old, 2)
+        results["decisions_vs_baseline"] = compare_decisions(
+            work / "curate-default", work / "curate-default-baseline"
+        )
     if not args.skip_datatrove:
         base = results["datatrove-fineweb"]["docs_per_cpu_s"]
         results["speedup_default"] = round(results["curate-default"]["docs_per_cpu_s"] / base, 2)
