@@ -216,6 +216,7 @@ def curate_recipe(
         stages.update({stage: {"enabled": False} for stage in ("dedup_exact", "dedup_minhash", "tokenize")})
         output.update(documents=False, rejected=False)
     recipe = out.with_suffix(".yaml")
+    recipe.parent.mkdir(parents=True, exist_ok=True)
     recipe.write_text(
         yaml.safe_dump(
             {
