@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -11,6 +12,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pydantic import Field, field_validator, model_validator
 
 from curate.core.config import CREDENTIAL_NAME, Strict
+
+# Runner options named flink.<key> are Flink configuration entries (flink-conf.yaml) for the job server
+# that `curate run --runner flink` starts, and for the mini-cluster it runs with [local] (docs/engines.md).
+FLINK_CONF_PREFIX = "flink."
+_FLINK_KEY = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 
 
 class RunnerConfig(Strict):
@@ -75,6 +81,20 @@ class RunnerConfig(Strict):
                     f"manifest.json, the report and committed versions; {instead} instead"
                 )
         return options
+
+    @model_validator(mode="after")
+    def _flink_conf_options(self) -> RunnerConfig:
+        for name, value in self.options.items():
+            if not name.startswith(FLINK_CONF_PREFIX):
+                continue
+            key = name.removeprefix(FLINK_CONF_PREFIX)
+            if self.name != "flink":
+                raise ValueError(f"option '{name}' is a Flink setting: it applies to runner 'flink' only")
+            if not _FLINK_KEY.fullmatch(key):
+                raise ValueError(f"option '{name}': '{key}' is not a Flink configuration key (e.g. a.b-c.d)")
+            if any(mark in str(value) for mark in ("\n", "\r", "#")):
+                raise ValueError(f"option '{name}': a Flink setting's value is one line without '#'")
+        return self
 
     @property
     def workers_are_elsewhere(self) -> bool:
@@ -203,5 +223,7 @@ def pipeline_options(
     if runner.name == "portable":
         args += [f"--job_endpoint={runner.job_endpoint}", f"--environment_type={runner.environment_type}"]
     for key, value in runner.options.items():
+        if key.startswith(FLINK_CONF_PREFIX):  # the job server's flink-conf.yaml, not a pipeline option
+            continue
         args.append(f"--{key}" if value is True else f"--{key}={value}")
     return PipelineOptions(args)

@@ -6,6 +6,13 @@ runner and stops it when the run ends. The job server is the engine's client: wi
 address it submits to that cluster. SDK workers (the Python side of every stage) run where
 ``runner.environment_type`` says: LOOPBACK (in the submitting process; the default), EXTERNAL (a worker
 pool, `curate-worker-boot`) or PROCESS (a worker process started by each TaskManager / executor).
+
+Flink's job server takes a flink-conf.yaml folder (``--flink-conf-dir``) whose settings Beam applies to
+every job it submits, and with ``[local]`` to the mini-cluster it starts for the job
+(``FlinkExecutionEnvironments.createBatchExecutionEnvironment`` loads the folder with Flink's
+``GlobalConfiguration`` and hands it to ``ExecutionEnvironment.createLocalEnvironment``). curate writes
+one for each run: the recipe's ``flink.<key>`` runner options, and for ``[local]`` a managed memory size
+the mini-cluster's batch sorts need for multi-MB records (:func:`flink_conf`).
 """
 
 from __future__ import annotations
@@ -14,15 +21,17 @@ import contextlib
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from curate.core.errors import CurateError
 from curate.engines import flink_rest, spark_rest
 from curate.engines.distributions import DISTRIBUTIONS, Distribution
 from curate.engines.loopback_pool import guard_loopback_pool
-from curate.pipelines.runner import RunnerConfig
+from curate.pipelines.runner import FLINK_CONF_PREFIX, RunnerConfig
 
 # Java 17 closes the JDK's internals that Spark, Flink's Kryo and Beam's coders reach into.
 JAVA17_OPENS = [
@@ -47,6 +56,13 @@ JAVA17_OPENS = [
 ] + ["--add-exports=java.base/sun.nio.ch=ALL-UNNAMED"]
 JOB_SERVER_HEAP = os.environ.get("CURATE_JOB_SERVER_HEAP", "768m")  # the job server (and [local] engine)
 START_SECONDS = 180.0
+# Managed memory of Flink's mini-cluster ([local]) per task slot (it has one slot per unit of parallelism):
+# Beam's GroupByKeys are Flink sorts that split a slot's managed memory between them, and a record larger
+# than one sort buffer fails the job ("The record exceeds the maximum size of a sort buffer"). Beam's own
+# default for [local] is 0.4 x the job server's free heap (at most 307m for 768m, for all slots); 64m per slot
+# held records of 416 KB, 1g per slot the bench crawl's 4.1 MB page (docs/engines.md). Managed memory is
+# off-heap (Flink allocates it with Unsafe as the sorts start), so the job server's -Xmx does not bound it.
+MINI_CLUSTER_MANAGED_PER_SLOT_MB = 1024
 
 
 def _free_port() -> int:
@@ -65,9 +81,44 @@ def _on_this_machine(master: str) -> bool:
     return master.startswith("local") or any(host in master for host in ("//127.0.0.1:", "//localhost:"))
 
 
+def _mini_cluster_slots(runner: RunnerConfig) -> int:
+    """The mini-cluster's task slots: the job's parallelism (Beam's default for [local]: the cores)."""
+    parallelism = runner.options.get("parallelism")
+    if isinstance(parallelism, int | str) and str(parallelism).isdigit() and int(parallelism) > 0:
+        return int(parallelism)
+    return os.cpu_count() or 1
+
+
+def flink_conf(runner: RunnerConfig) -> dict[str, str]:
+    """The flink-conf.yaml entries of a Flink run's job server: for the mini-cluster ([local]) a managed
+    memory of MINI_CLUSTER_MANAGED_PER_SLOT_MB per slot, then the recipe's ``flink.<key>: value`` runner
+    options (validated in RunnerConfig), which override it."""
+    conf: dict[str, str] = {}
+    if master_of(runner) == "[local]":
+        managed = MINI_CLUSTER_MANAGED_PER_SLOT_MB * _mini_cluster_slots(runner)
+        conf["taskmanager.memory.managed.size"] = f"{managed}m"
+    for name, value in runner.options.items():
+        if name.startswith(FLINK_CONF_PREFIX):
+            conf[name.removeprefix(FLINK_CONF_PREFIX)] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+    return conf
+
+
+def write_flink_conf(conf: dict[str, str], folder: Path) -> Path:
+    """Write ``conf`` as ``folder``/flink-conf.yaml (Flink's line-based ``key: value`` form)."""
+    (folder / "flink-conf.yaml").write_text("".join(f"{k}: {v}\n" for k, v in conf.items()), encoding="utf-8")
+    return folder
+
+
 def job_server_command(
-    distribution: Distribution, master: str, port: int, jvm_options: list[str]
+    distribution: Distribution,
+    master: str,
+    port: int,
+    jvm_options: list[str],
+    flink_conf_dir: Path | None = None,
 ) -> list[str]:
+    conf = ["--flink-conf-dir", str(flink_conf_dir)] if flink_conf_dir else []
     return [
         "java",
         f"-Xmx{JOB_SERVER_HEAP}",
@@ -86,6 +137,7 @@ def job_server_command(
         "0",
         "--expansion-port",
         "0",
+        *conf,
     ]
 
 
@@ -95,7 +147,9 @@ def portable_equivalent(runner: RunnerConfig, endpoint: str) -> RunnerConfig:
     travel with the job."""
     distribution = DISTRIBUTIONS[runner.name]
     options = {
-        k: v for k, v in runner.options.items() if k not in (distribution.master_option, "jvm_options")
+        k: v
+        for k, v in runner.options.items()
+        if k not in (distribution.master_option, "jvm_options") and not k.startswith(FLINK_CONF_PREFIX)
     }
     return runner.model_copy(update={"name": "portable", "job_endpoint": endpoint, "options": options})
 
@@ -141,6 +195,12 @@ def engine_runner(
     if runner.name in (*DISTRIBUTIONS, "portable") and runner.environment_type.upper() == "LOOPBACK":
         guard_loopback_pool()  # several TaskManagers / executors share this process's worker pool
     if runner.name not in DISTRIBUTIONS or runner.job_endpoint:
+        if any(name.startswith(FLINK_CONF_PREFIX) for name in runner.options):
+            raise CurateError(
+                f"runner options {FLINK_CONF_PREFIX}<key> configure the Flink of the job server that "
+                "curate starts; with runner.job_endpoint set, put them in your job server's "
+                "--flink-conf-dir instead"
+            )
         if runner.name in DISTRIBUTIONS:  # a job server the user runs (deploy/): submit to it as it is
             yield runner.model_copy(update={"name": "portable"}), None
         else:
@@ -160,7 +220,10 @@ def engine_runner(
         jvm_options.append("-Dbeam.spark.test.reuseSparkContext=true")
         ui = f"http://127.0.0.1:{ui_port}"
         metrics = EngineMetrics(spark_rest.where(ui), spark_rest.source(ui))
-    command = job_server_command(distribution, master_of(runner), port, jvm_options)
+    # The job server's flink-conf.yaml, for the length of the run (Flink reads it as each job starts).
+    scratch = tempfile.TemporaryDirectory(prefix="curate-flink-conf-") if runner.name == "flink" else None
+    conf_dir = write_flink_conf(flink_conf(runner), Path(scratch.name)) if scratch else None
+    command = job_server_command(distribution, master_of(runner), port, jvm_options, conf_dir)
     what = f"Beam's {runner.name} job server ({master_of(runner)})"
     env = dict(os.environ)
     if runner.name == "spark" and _on_this_machine(master_of(runner)):
@@ -178,3 +241,5 @@ def engine_runner(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if scratch:
+            scratch.cleanup()

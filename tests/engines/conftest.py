@@ -72,21 +72,32 @@ def engine_recipe(servers):
 
 
 @pytest.fixture(scope="session")
-def direct_result(tmp_path_factory, servers) -> tuple[dict[str, list[int]], dict]:
+def direct_run(tmp_path_factory, servers) -> Callable[..., tuple[dict[str, list[int]], dict]]:
+    """``direct_run(inputs, **extra)``: (tokens by document id, per-stage counts) of the direct runner on
+    ``inputs`` with the small recipe (``extra``: its top-level sections replaced)."""
+
+    def reference(inputs: list[Path], **extra: Any) -> tuple[dict[str, list[int]], dict]:
+        out = tmp_path_factory.mktemp("direct") / "out"
+        recipe = servers.small_recipe([str(p) for p in inputs], str(out), **extra)
+        summary = run(parse_config(recipe), progress=False)
+        return tokens_by_id(out), stage_counts(summary.stats)
+
+    return reference
+
+
+@pytest.fixture(scope="session")
+def direct_result(direct_run, servers) -> tuple[dict[str, list[int]], dict]:
     """(tokens by document id, per-stage counts) of the direct runner on the small inputs."""
-    out = tmp_path_factory.mktemp("direct") / "out"
-    summary = run(
-        parse_config(servers.small_recipe([str(p) for p in servers.small_inputs()], str(out))), progress=False
-    )
-    return tokens_by_id(out), stage_counts(summary.stats)
+    return direct_run(servers.small_inputs())
 
 
 @pytest.fixture(scope="session")
 def same_as_direct(direct_result):
-    """``same_as_direct(out, stats)`` asserts the equivalence above (``stats``: the run's stats.json)."""
+    """``same_as_direct(out, stats)`` asserts the equivalence above (``stats``: the run's stats.json)
+    against the direct run of the small inputs, or against ``reference`` (a ``direct_run`` result)."""
 
-    def check(out: Path, stats: dict[str, Any]) -> None:
-        tokens, counts = direct_result
+    def check(out: Path, stats: dict[str, Any], reference: tuple | None = None) -> None:
+        tokens, counts = reference or direct_result
         assert stats["balanced"]
         assert stage_counts(stats) == counts
         assert tokens_by_id(out) == tokens != {}

@@ -19,8 +19,14 @@ from curate.config import parse_config
 from curate.core.errors import CurateError
 from curate.engines import spark_rest
 from curate.engines.clusters import flink_settings, resource_params
-from curate.engines.distributions import BEAM_JAVA_VERSION, BEAM_PYTHON_CHECKED
-from curate.engines.job_server import portable_equivalent
+from curate.engines.distributions import BEAM_JAVA_VERSION, BEAM_PYTHON_CHECKED, FLINK, Distribution
+from curate.engines.job_server import (
+    engine_runner,
+    flink_conf,
+    job_server_command,
+    portable_equivalent,
+    write_flink_conf,
+)
 from curate.engines.loopback_pool import BEAMS_STOP_WORKER, guard_loopback_pool
 from curate.metrics_progress import MetricsProgress
 from curate.pipelines.runner import RunnerConfig
@@ -49,6 +55,76 @@ def test_engine_runner_becomes_portable_without_the_master_option():
     assert portable.name == "portable" and portable.job_endpoint == "localhost:1234"
     assert portable.options == {"parallelism": 4}
     assert portable.environment_type == "LOOPBACK"
+
+
+def test_the_mini_cluster_gets_managed_memory_per_slot_and_the_recipes_flink_settings(tmp_path, monkeypatch):
+    # [local]: 1g of managed memory per slot (one per unit of parallelism), so that Beam's GroupByKeys
+    # (Flink sorts) hold multi-MB records; flink.<key> options are flink-conf.yaml entries and win.
+    local = RunnerConfig(name="flink", options={"flink_master": "[local]", "parallelism": 2})
+    assert flink_conf(local) == {"taskmanager.memory.managed.size": "2048m"}
+    mine = RunnerConfig(
+        name="flink",
+        options={
+            "parallelism": 3,
+            "flink.taskmanager.memory.managed.size": "4g",
+            "flink.taskmanager.memory.network.max": "256m",
+            "flink.pipeline.object-reuse": True,
+            "flink_conf_note": "not a flink.* option",
+        },
+    )
+    assert flink_conf(mine) == {
+        "taskmanager.memory.managed.size": "4g",
+        "taskmanager.memory.network.max": "256m",
+        "pipeline.object-reuse": "true",
+    }
+    # A session cluster's TaskManagers have their own configuration: only the recipe's settings travel.
+    session = RunnerConfig(
+        name="flink", options={"flink_master": "host:8081", "flink.akka.ask.timeout": "60 s"}
+    )
+    assert flink_conf(session) == {"akka.ask.timeout": "60 s"}
+    # The job server takes them as a flink-conf.yaml folder; Beam's portable options never see them.
+    folder = write_flink_conf(flink_conf(mine), tmp_path)
+    assert (folder / "flink-conf.yaml").read_text() == (
+        "taskmanager.memory.managed.size: 4g\n"
+        "taskmanager.memory.network.max: 256m\n"
+        "pipeline.object-reuse: true\n"
+    )
+    monkeypatch.setattr(Distribution, "classpath", lambda self: "JARS/*")
+    command = job_server_command(FLINK, "[local]", 8099, [], folder)
+    assert command[command.index("--flink-master") + 1] == "[local]"
+    assert command[command.index("--flink-conf-dir") + 1] == str(folder)
+    assert "--flink-conf-dir" not in job_server_command(FLINK, "[local]", 8099, [])
+    assert portable_equivalent(mine, "localhost:1").options == {
+        "parallelism": 3,
+        "flink_conf_note": "not a flink.* option",
+    }
+
+
+@pytest.mark.parametrize(
+    ("runner", "error"),
+    [
+        (
+            {"name": "flink", "options": {"flink.a b": 1}},
+            "option 'flink.a b': 'a b' is not a Flink configuration key",
+        ),
+        ({"name": "flink", "options": {"flink.a": "1\nb: 2"}}, "value is one line without '#'"),
+        ({"name": "spark", "options": {"flink.a": 1}}, "it applies to runner 'flink' only"),
+        ({"name": "flink", "options": {"flink.a": {"b": 1}}}, "must be one value"),
+    ],
+)
+def test_a_flink_setting_that_flink_conf_yaml_cannot_carry_is_refused_in_one_line(runner, error, tmp_path):
+    with pytest.raises(CurateError) as refused:
+        parse_config({"input": ["x.jsonl"], "output": str(tmp_path / "out"), "runner": runner})
+    assert error in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_flink_settings_with_a_job_server_of_the_users_own_are_refused():
+    runner = RunnerConfig(name="flink", job_endpoint="localhost:8099", options={"flink.a.b": 1})
+    with (
+        pytest.raises(CurateError, match="put them in your job server's --flink-conf-dir"),
+        engine_runner(runner),
+    ):
+        pass
 
 
 def test_loopback_engine_workers_share_the_drivers_disk_and_process_workers_do_not():
