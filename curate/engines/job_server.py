@@ -89,6 +89,10 @@ def _mini_cluster_slots(runner: RunnerConfig) -> int:
     return os.cpu_count() or 1
 
 
+def _physical_memory_mb() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+
+
 def flink_conf(runner: RunnerConfig) -> dict[str, str]:
     """The flink-conf.yaml entries of a Flink run's job server: for the mini-cluster ([local]) a managed
     memory of MINI_CLUSTER_MANAGED_PER_SLOT_MB per slot, then the recipe's ``flink.<key>: value`` runner
@@ -96,6 +100,9 @@ def flink_conf(runner: RunnerConfig) -> dict[str, str]:
     conf: dict[str, str] = {}
     if master_of(runner) == "[local]":
         managed = MINI_CLUSTER_MANAGED_PER_SLOT_MB * _mini_cluster_slots(runner)
+        # no more than half the machine's memory (a many-core laptop with no parallelism set), and never
+        # under one slot's worth; `flink.taskmanager.memory.managed.size` sets it outright
+        managed = min(managed, max(MINI_CLUSTER_MANAGED_PER_SLOT_MB, _physical_memory_mb() // 2))
         conf["taskmanager.memory.managed.size"] = f"{managed}m"
     for name, value in runner.options.items():
         if name.startswith(FLINK_CONF_PREFIX):

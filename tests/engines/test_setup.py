@@ -57,6 +57,17 @@ def test_engine_runner_becomes_portable_without_the_master_option():
     assert portable.environment_type == "LOOPBACK"
 
 
+def test_the_mini_clusters_default_managed_memory_stays_under_half_the_machine(monkeypatch):
+    from curate.engines import job_server
+
+    many_cores = RunnerConfig(name="flink")  # no parallelism: one slot per core
+    monkeypatch.setattr(job_server.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(job_server, "_physical_memory_mb", lambda: 16 * 1024)
+    assert flink_conf(many_cores) == {"taskmanager.memory.managed.size": "8192m"}
+    monkeypatch.setattr(job_server, "_physical_memory_mb", lambda: 1024)  # a tiny box: still one slot's worth
+    assert flink_conf(many_cores) == {"taskmanager.memory.managed.size": "1024m"}
+
+
 def test_the_mini_cluster_gets_managed_memory_per_slot_and_the_recipes_flink_settings(tmp_path, monkeypatch):
     # [local]: 1g of managed memory per slot (one per unit of parallelism), so that Beam's GroupByKeys
     # (Flink sorts) hold multi-MB records; flink.<key> options are flink-conf.yaml entries and win.
