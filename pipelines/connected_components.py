@@ -94,6 +94,18 @@ def _both_directions(edge: Edge) -> Iterator[Edge]:
     yield (edge[1], edge[0])
 
 
+def _large_star_keyed_for_small(node: str, neighbours: Iterable[str]) -> Iterator[Edge]:
+    """`large_star`'s edges keyed at their larger end, as small-star groups them (one step, not two)."""
+    for edge in large_star(node, neighbours):
+        yield (max(edge), min(edge))
+
+
+def _small_star_both_directions(node: str, smaller: Iterable[str]) -> Iterator[Edge]:
+    """`small_star`'s edges in both directions, as the next large-star (or the final step) groups them."""
+    for edge in small_star(node, smaller):
+        yield from _both_directions(edge)
+
+
 class ConnectedComponents(beam.PTransform):
     """Edges ``(u, v)`` of string node ids -> ``(node, root)`` for every node on an edge, where root is
     the smallest id of the node's component (so the root itself maps to itself)."""
@@ -103,21 +115,24 @@ class ConnectedComponents(beam.PTransform):
         self._rounds = rounds
 
     def expand(self, edges: beam.PCollection) -> beam.PCollection:
-        edges = edges | "Undirected" >> beam.Filter(lambda e: e[0] != e[1])
+        # Each step that follows a GroupByKey also keys its output for the next one, so a round is two
+        # shuffles and two steps (large-star keyed by the larger end; small-star in both directions).
+        edges = (
+            edges
+            | "Undirected" >> beam.Filter(lambda e: e[0] != e[1])
+            | "LargeStarBoth0" >> beam.FlatMap(_both_directions)
+        )
         for i in range(self._rounds):
             edges = (
                 edges
-                | f"LargeStarBoth{i}" >> beam.FlatMap(_both_directions)
                 | f"LargeStarGroup{i}" >> beam.GroupByKey()
-                | f"LargeStar{i}" >> beam.FlatMapTuple(large_star)
-                | f"SmallStarKey{i}" >> beam.Map(lambda e: (max(e), min(e)))
+                | f"LargeStar{i}" >> beam.FlatMapTuple(_large_star_keyed_for_small)
                 | f"SmallStarGroup{i}" >> beam.GroupByKey()
-                | f"SmallStar{i}" >> beam.FlatMapTuple(small_star)
+                | f"SmallStar{i}" >> beam.FlatMapTuple(_small_star_both_directions)
             )
         rounds = self._rounds
         return (
             edges
-            | "FinalBoth" >> beam.FlatMap(_both_directions)
             | "FinalGroup" >> beam.GroupByKey()
             | "Root" >> beam.MapTuple(lambda node, around: (node, star_root(node, around, rounds)))
         )
