@@ -35,6 +35,7 @@ from curate.pipelines.dedup_index import Versions
 from curate.pipelines.progress import PROGRESS_ENV
 from curate.pipelines.progress_files import write_plan
 from curate.pipelines.runner import pipeline_options, runner_for
+from curate.pipelines.worker_zygote import WorkerZygote, worker_zygote
 from curate.preflight import preflight
 from curate.publish import discard, output_lock, publish, release_lock, staging_path
 from curate.versions import parse_spec, resolve_data
@@ -72,7 +73,10 @@ def run(
         check_commit_target(config)  # a missing repository or bad credentials fail now, not after the run
     root = config.output.path = config.output.path.rstrip("/") or config.output.path
     log_path = os.path.join(root if is_local(root) else tempfile.gettempdir(), "run.log")
-    with _cancellable(root) as cancelled, output_lock(root):
+    # The direct runner's worker processes are forked from a zygote made now, before this process
+    # holds the lock or runs any thread (pipelines/worker_zygote.py).
+    direct_workers = config.runner.workers if config.runner.name == "direct" else 1
+    with worker_zygote(direct_workers) as zygote, _cancellable(root) as cancelled, output_lock(root):
         # Every part of the run is written in OUT/.staging and replaces the previous results only when
         # the whole run has succeeded; a killed segmented run resumes from what it staged.
         plan: incremental.Plan | None = None
@@ -82,7 +86,9 @@ def run(
             base = str(resolve_data(append)) if append else None
             plan = incremental.plan_run(config, checked.files, staging_path(root), append, base)
             with worker_logs_to(log_path) as console:
-                summary = _run_segments(config, plan, checked.stages, progress, stream or console, log_path)
+                summary = _run_segments(
+                    config, plan, checked.stages, progress, stream or console, log_path, zygote
+                )
         except BaseException:
             # Cancelled, or nothing a rerun could resume from: the folder is left as it was.
             if cancelled.is_set() or (plan is not None and len(plan.segments) <= 1 and not append):
@@ -111,6 +117,7 @@ def _run_segments(
     progress: bool,
     stream: TextIO,
     log_path: str,
+    zygote: WorkerZygote | None,
 ) -> RunSummary:
     """Each segment not finished before, as one pipeline whose part joins the staged folder."""
     say: Say = (lambda line: print(line, file=stream, flush=True)) if progress else (lambda _: None)
@@ -144,7 +151,7 @@ def _run_segments(
             part_config = config
         started = time.monotonic()
         units = incremental.read_units(segment, incremental.file_record_ranges)
-        order = _run_pipeline(part_config, stages, units, layout, progress, stream, log_path)
+        order = _run_pipeline(part_config, stages, units, layout, progress, stream, log_path, zygote)
         part = Part(
             layout, order, time.monotonic() - started, segment, plan.key, number == len(plan.segments)
         )
@@ -166,6 +173,7 @@ def _run_pipeline(
     progress: bool,
     stream: TextIO,
     log_path: str,
+    zygote: WorkerZygote | None,
 ) -> list[str]:
     """One pipeline over ``units``, with progress on the console; returns its stage order. A stage's
     bad config fails while the pipeline is built; what fails once it runs is a PipelineFailed."""
@@ -184,7 +192,7 @@ def _run_pipeline(
             options = pipeline_options(runner, layout.path(".work", "beam-temp"), config.storage)
             built = False
             try:
-                pipeline = beam.Pipeline(runner=runner_for(runner, options), options=options)
+                pipeline = beam.Pipeline(runner=runner_for(runner, options, zygote), options=options)
                 order = curation.build(pipeline, config, units, layout, stages)
                 write_plan(progress_dir, order, len(units))
                 built = True

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import re
+import shlex
+import sys
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.environments import SubprocessSDKEnvironment
 from pydantic import Field, field_validator, model_validator
 
 from curate.core.config import CREDENTIAL_NAME, Strict
+from curate.pipelines.worker_zygote import WorkerZygote
 
 # Runner options named flink.<key> are Flink configuration entries (flink-conf.yaml) for the job server
 # that `curate run --runner flink` starts, and for the mini-cluster it runs with [local] (docs/engines.md).
@@ -184,13 +189,23 @@ _RUNNER_CLASSES = {
 }
 
 
-def runner_for(runner: RunnerConfig, options: PipelineOptions) -> Any:
+class _WorkerModeNotice(logging.Filter):
+    """Drops the Fn API runner's notice that several workers want ``direct_running_mode`` set to
+    multi_processing: that mode would replace the worker environment `runner_for` gives it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("If direct_num_workers is not equal to 1")
+
+
+def runner_for(runner: RunnerConfig, options: PipelineOptions, zygote: WorkerZygote | None = None) -> Any:
     """The Beam runner object for a recipe's runner; None lets Beam pick it from ``options``.
 
     For `direct`, Beam's Fn API runner itself, set up as DirectRunner sets it up for a batch pipeline
     (the pipeline options in its provision info): DirectRunner would first walk the whole graph twice
     (deciding between Prism, the Fn API runner and its bundle-based fallback), ~0.4 CPU-s per run for
-    a decision that is always the Fn API runner for curate's batch pipelines."""
+    a decision that is always the Fn API runner for curate's batch pipelines. With several workers each
+    is a process: forked by ``zygote`` (pipelines/worker_zygote.py), or without one a fresh interpreter,
+    as Beam's multi_processing mode starts them."""
     if runner.name != "direct":
         return None
     from apache_beam.portability.api import beam_provision_api_pb2
@@ -199,7 +214,21 @@ def runner_for(runner: RunnerConfig, options: PipelineOptions) -> Any:
 
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     info = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
-    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(info))
+    environment = None
+    if runner.workers > 1:
+        logger = logging.getLogger(fn_runner.__name__)
+        if not any(isinstance(known, _WorkerModeNotice) for known in logger.filters):
+            logger.addFilter(_WorkerModeNotice())
+        environment = (
+            zygote.environment
+            if zygote
+            else SubprocessSDKEnvironment.from_command_string(
+                shlex.join([sys.executable, "-m", "apache_beam.runners.worker.sdk_worker_main"])
+            )
+        )
+    return fn_runner.FnApiRunner(
+        default_environment=environment, provision_info=fn_runner.ExtendedProvisionInfo(info)
+    )
 
 
 def pipeline_options(
@@ -210,16 +239,12 @@ def pipeline_options(
     args = [f"--runner={_RUNNER_CLASSES[runner.name]}", f"--temp_location={temp_location}"]
     args += (storage or StorageConfig()).beam_args()
     if runner.name == "direct":
-        # DirectRunner's default mode first tries to fetch the Prism binary; multi_processing and
-        # in_memory run the Fn API runner in-process / in worker processes with nothing downloaded.
+        # The Fn API runner (runner_for), never DirectRunner's default mode, which first tries to fetch
+        # the Prism binary. Its running mode stays in_memory: the worker processes' environment comes
+        # from runner_for.
+        args += ["--direct_running_mode=in_memory"]
         if runner.workers > 1:
-            args += [
-                "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={runner.workers}",
-                "--default_sdk_harness_log_level=WARNING",
-            ]
-        else:
-            args += ["--direct_running_mode=in_memory"]
+            args += [f"--direct_num_workers={runner.workers}", "--default_sdk_harness_log_level=WARNING"]
     if runner.name == "portable":
         args += [f"--job_endpoint={runner.job_endpoint}", f"--environment_type={runner.environment_type}"]
     for key, value in runner.options.items():
