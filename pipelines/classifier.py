@@ -178,7 +178,7 @@ class ClassifierStage(StageTransform):
         names = [m.name for m in self._ranked]
         weighted = (
             scored
-            | "BatchForTokens" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
+            | "BatchForTokens" >> beam.BatchElements(min_batch_size=self._batch_size, max_batch_size=self._batch_size)
             | "CountTokens" >> beam.ParDo(_CountTokens(self._tokenizer_spec))
         )
         coarse = weighted | "CoarseHistograms" >> beam.CombineGlobally(CoarseHistograms(names, self._bins))

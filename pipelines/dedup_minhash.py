@@ -241,7 +241,7 @@ class MinHashDedup(StageTransform):
         threshold = cfg.threshold if cfg.verify else None
         signed = (
             docs
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
+            | "Batch" >> beam.BatchElements(min_batch_size=cfg.batch_size, max_batch_size=cfg.batch_size)
             | "Signatures" >> beam.ParDo(_BandKeys(cfg)).with_outputs(SIGNATURE_TAG, main="bands")
         )
         band_entries = signed.bands

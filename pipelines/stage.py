@@ -77,7 +77,7 @@ class FilterStage(StageTransform):
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         outputs = (
             docs
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
+            | "Batch" >> beam.BatchElements(min_batch_size=self._batch_size, max_batch_size=self._batch_size)
             | "AnnotateAndDecide"
             >> beam.ParDo(_AnnotateAndDecide(self.stage_name, self._make_filter)).with_outputs(
                 REJECTED_TAG, main="kept"

@@ -112,7 +112,7 @@ class TokenizeAndShard(beam.PTransform):
                 "meta": beam.pvalue.AsSingleton(meta),
                 "trained_json": beam.pvalue.AsSingleton(tokenizer_json),
             }
-        batches = docs | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=tokenize.batch_size)
+        batches = docs | "Batch" >> beam.BatchElements(min_batch_size=tokenize.batch_size, max_batch_size=tokenize.batch_size)
 
         budget = mixing.token_budget if mixing.enabled else None
         if mixing.enabled:
