@@ -117,14 +117,22 @@ def stage_inputs(out: Path) -> dict[str, list[str]]:
     return reached
 
 
-def _cpu(work) -> float:
-    started = time.process_time()
-    work()
-    return time.process_time() - started
+def _cpu(work, runs: int = 1) -> float:
+    """Median CPU seconds of ``runs`` calls (a kernel is timed as often as the pipeline runs: one timing
+    moved by up to ±30% here)."""
+    times = []
+    for _ in range(runs):
+        started = time.process_time()
+        work()
+        times.append(time.process_time() - started)
+    return statistics.median(times)
 
 
-def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, dict[str, float]]:
-    """CPU ms per document of each stage's native kernel alone, on the texts the stage saw."""
+def kernel_costs(
+    files: list[Path], reached: dict[str, list[str]], runs: int = 1
+) -> dict[str, dict[str, float]]:
+    """CPU ms per document of each stage's native kernel alone, on the texts the stage saw (the median
+    of ``runs`` timings)."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     from curate.core.tokenizer import gpt2_tokenizer
@@ -154,7 +162,7 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
         "extract",
         "resiliparse decode + extract_plain_text",
         len(bodies),
-        _cpu(lambda: [_resiliparse(decode_html(body)) for body in bodies]),
+        _cpu(lambda: [_resiliparse(decode_html(body)) for body in bodies], runs),
     )
     model = load_fasttext(default_model_path(), "langid.model")
     texts = reached.get("langid", [])
@@ -162,7 +170,7 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
         "langid",
         "fastText predict (one call, same strings)",
         len(texts),
-        _cpu(lambda: model.predict([one_line(t) for t in texts], k=1)),
+        _cpu(lambda: model.predict([one_line(t) for t in texts], k=1), runs),
     )
     texts = reached.get("quality", [])
     splitter, ngrams = text_units._NATIVE, ngram_chars()
@@ -171,14 +179,14 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
             "quality",
             "curate_native text_units + ngram_chars (tokens, words, lines, n-grams)",
             len(texts),
-            _cpu(lambda: [ngrams(splitter.text_units(t)[0], TOP_NGRAMS, DUP_NGRAMS) for t in texts]),
+            _cpu(lambda: [ngrams(splitter.text_units(t)[0], TOP_NGRAMS, DUP_NGRAMS) for t in texts], runs),
         )
     else:
         note(
             "quality",
             "no native kernel (curate_native not built): str.split of the text (the floor)",
             len(texts),
-            _cpu(lambda: [t.split() for t in texts]),
+            _cpu(lambda: [t.split() for t in texts], runs),
         )
     texts = reached.get("dedup_minhash", [])
     hasher, normalization = MinHasher(128, 1), Normalization()
@@ -186,7 +194,10 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
         "dedup_minhash",
         "shingle hashes + MinHash signatures (numpy)",
         len(texts),
-        _cpu(lambda: hasher.signatures([shingle_hashes(normalization.words(t), 5, "word") for t in texts])),
+        _cpu(
+            lambda: hasher.signatures([shingle_hashes(normalization.words(t), 5, "word") for t in texts]),
+            runs,
+        ),
     )
     texts = reached.get("tokenize", [])
     tokenizer = gpt2_tokenizer()
@@ -194,7 +205,7 @@ def kernel_costs(files: list[Path], reached: dict[str, list[str]]) -> dict[str, 
         "tokenize",
         "tokenizers encode_batch_fast",
         len(texts),
-        _cpu(lambda: tokenizer.encode_batch_fast(texts)),
+        _cpu(lambda: tokenizer.encode_batch_fast(texts), runs),
     )
     return costs
 
@@ -257,7 +268,7 @@ def main() -> None:
     total = sum(e["bytes"] for e in shuffles.values())
     print(f"\n  all shuffles: {total / read:,.0f} bytes per input document")
     stage_in = {stage: n for stage, key, n in stats if key == "in"}
-    kernels = kernel_costs(files, stage_inputs(work / "out"))
+    kernels = kernel_costs(files, stage_inputs(work / "out"), args.runs)
     print(f"\n  {'stage':<15}{'docs in':>9}{'stage ms/doc':>14}{'kernel ms/doc':>15}{'ratio':>8}  kernel")
     for stage, entry in kernels.items():
         n_in = stage_in.get(stage, 0)
