@@ -29,7 +29,14 @@ from curate.filters.classifier import (
     stage_spec,
 )
 from curate.pipelines.dedup_index import Versions
-from curate.pipelines.stage import REJECTED_TAG, FilterStage, StageTransform, TransformStageDef, reject
+from curate.pipelines.stage import (
+    REJECTED_TAG,
+    FilterStage,
+    StageTransform,
+    TransformStageDef,
+    batches_of,
+    reject,
+)
 
 TOKENS_ANNOTATION = "classifier_tokens"  # the weight of a document in the run-wide percentiles
 
@@ -178,7 +185,7 @@ class ClassifierStage(StageTransform):
         names = [m.name for m in self._ranked]
         weighted = (
             scored
-            | "BatchForTokens" >> beam.BatchElements(min_batch_size=self._batch_size, max_batch_size=self._batch_size)
+            | "BatchForTokens" >> batches_of(self._batch_size)
             | "CountTokens" >> beam.ParDo(_CountTokens(self._tokenizer_spec))
         )
         coarse = weighted | "CoarseHistograms" >> beam.CombineGlobally(CoarseHistograms(names, self._bins))

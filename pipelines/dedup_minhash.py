@@ -40,6 +40,7 @@ from curate.pipelines.stage import (
     IndexSpec,
     StageTransform,
     TransformStageDef,
+    batches_of,
     reject,
 )
 
@@ -241,7 +242,7 @@ class MinHashDedup(StageTransform):
         threshold = cfg.threshold if cfg.verify else None
         signed = (
             docs
-            | "Batch" >> beam.BatchElements(min_batch_size=cfg.batch_size, max_batch_size=cfg.batch_size)
+            | "Batch" >> batches_of(cfg.batch_size)
             | "Signatures" >> beam.ParDo(_BandKeys(cfg)).with_outputs(SIGNATURE_TAG, main="bands")
         )
         band_entries = signed.bands

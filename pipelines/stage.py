@@ -28,6 +28,12 @@ def reject(doc: Mapping[str, Any], stage: str, reason: str, **annotations: Any) 
     return {**doc, **annotations, "stage": stage, "reason": reason}
 
 
+def batches_of(size: int) -> beam.PTransform:
+    """Batches of ``size`` elements (a bundle's last one shorter). Beam's adaptive sizing would start
+    every bundle at one element and double from there: fastText got 14 documents per call on average."""
+    return beam.BatchElements(min_batch_size=size, max_batch_size=size)
+
+
 class StageTransform(beam.PTransform):
     """Base for curate stages: `expand` returns ``(kept, rejected)``; the columns it writes are its
     StageDef's ``annotations``."""
@@ -77,7 +83,7 @@ class FilterStage(StageTransform):
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         outputs = (
             docs
-            | "Batch" >> beam.BatchElements(min_batch_size=self._batch_size, max_batch_size=self._batch_size)
+            | "Batch" >> batches_of(self._batch_size)
             | "AnnotateAndDecide"
             >> beam.ParDo(_AnnotateAndDecide(self.stage_name, self._make_filter)).with_outputs(
                 REJECTED_TAG, main="kept"

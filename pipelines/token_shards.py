@@ -37,7 +37,7 @@ from curate.pipelines.shard_writer import (
     key_tokens,
     write_tokenizer,
 )
-from curate.pipelines.stage import REJECTED_TAG
+from curate.pipelines.stage import REJECTED_TAG, batches_of
 from curate.pipelines.tokenizer_training import SmallestByHash, train_tokenizer
 
 
@@ -112,7 +112,7 @@ class TokenizeAndShard(beam.PTransform):
                 "meta": beam.pvalue.AsSingleton(meta),
                 "trained_json": beam.pvalue.AsSingleton(tokenizer_json),
             }
-        batches = docs | "Batch" >> beam.BatchElements(min_batch_size=tokenize.batch_size, max_batch_size=tokenize.batch_size)
+        batches = docs | "Batch" >> batches_of(tokenize.batch_size)
 
         budget = mixing.token_budget if mixing.enabled else None
         if mixing.enabled:
