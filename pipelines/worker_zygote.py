@@ -95,11 +95,17 @@ class WorkerZygote:
 @contextlib.contextmanager
 def worker_zygote(workers: int, fork: bool | None = None) -> Iterator[WorkerZygote | None]:
     """A zygote for ``workers`` SDK worker processes for the run inside the block; none for one worker
-    (it runs in the driver's process). ``fork``: as `start`."""
-    if workers < 2:
+    (it runs in the driver's process), off Linux, or where it cannot start (the workers are then
+    started as Beam starts them). ``fork``: as `start`."""
+    if workers < 2 or not sys.platform.startswith("linux"):  # pidfds and parent-death signals: Linux
         yield None
         return
-    zygote = start(fork)
+    try:
+        zygote = start(fork)
+    except OSError as error:  # e.g. a temporary folder whose path is too long for a Unix socket
+        logging.getLogger(__name__).warning("workers start as fresh interpreters: %s", error)
+        yield None
+        return
     try:
         yield zygote
     finally:
@@ -112,8 +118,13 @@ def start(fork: bool | None = None) -> WorkerZygote:
     folder = tempfile.mkdtemp(prefix="curate-zygote-")  # private (0700): only this user may connect
     socket_path = os.path.join(folder, "socket")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)
-    listener.listen(64)
+    try:
+        listener.bind(socket_path)
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        os.rmdir(folder)
+        raise
     stop_read, stop_write = os.pipe()
     os.set_inheritable(stop_write, False)
     try:

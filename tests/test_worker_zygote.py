@@ -177,3 +177,14 @@ def test_runner_for_gives_the_fn_api_runner_the_zygotes_environment(tmp_path):
     assert without._default_environment.command_string.endswith(
         "-m apache_beam.runners.worker.sdk_worker_main"
     )
+
+
+def test_without_a_zygote_the_workers_start_as_fresh_interpreters(tmp_path, monkeypatch):
+    # A Unix socket's path has a limit (108 bytes on Linux): a temporary folder past it means no zygote.
+    long_tmp = tmp_path / ("t" * 100)
+    long_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    monkeypatch.setattr(worker_zygote.tempfile, "tempdir", None)
+    with worker_zygote.worker_zygote(2) as zygote:
+        assert zygote is None
+    assert list(long_tmp.iterdir()) == []  # nothing left behind
