@@ -29,6 +29,7 @@ import os
 import select
 import selectors
 import shlex
+import shutil
 import signal
 import socket
 import struct
@@ -73,7 +74,13 @@ class WorkerZygote:
         return SubprocessSDKEnvironment.from_command_string("exec " + shlex.join(command))
 
     def close(self) -> None:
-        """End the zygote (and any worker still running) and wait for it."""
+        """End the zygote (and any worker still running), wait for it and remove its socket."""
+        try:
+            self._end()
+        finally:
+            shutil.rmtree(os.path.dirname(self.socket_path), ignore_errors=True)
+
+    def _end(self) -> None:
         os.close(self._stop)
         if self._process is not None:
             try:

@@ -136,6 +136,7 @@ def test_killing_a_client_kills_its_worker_and_closing_ends_the_zygote():
         wait_for(lambda: worker not in children(zygote.pid), "the zygote killed and reaped the worker")
         pid = zygote.pid
     assert not Path(f"/proc/{pid}").exists()
+    assert not Path(zygote.socket_path).parent.exists()
 
 
 def test_the_zygote_and_its_workers_end_when_the_driver_is_killed(tmp_path):
