@@ -177,9 +177,12 @@ def kernel_costs(
     if splitter is not None and ngrams is not None:
         note(
             "quality",
-            "curate_native text_units + ngram_chars (tokens, words, lines, n-grams)",
+            "curate_native document_units + ngram_chars (tokens, words, line counts, n-grams)",
             len(texts),
-            _cpu(lambda: [ngrams(splitter.text_units(t)[0], TOP_NGRAMS, DUP_NGRAMS) for t in texts], runs),
+            _cpu(
+                lambda: [ngrams(splitter.document_units(t)[0], TOP_NGRAMS, DUP_NGRAMS) for t in texts],
+                runs,
+            ),
         )
     else:
         note(

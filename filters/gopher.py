@@ -9,8 +9,6 @@ strings, which is where datatrove spends most of its time.
 
 from __future__ import annotations
 
-from operator import methodcaller
-
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -242,22 +240,16 @@ def repetition_reason(signals: dict[str, float], cfg: GopherRepetitionConfig) ->
 # ---------------------------------------------------------------------------------------- quality
 
 
-_IS_BULLET = methodcaller("startswith", ("•", "-"))
-_ENDS_ELLIPSIS = methodcaller("endswith", ("...", "…"))
-
-
 def quality_signals(units: TextUnits) -> dict[str, float]:
-    text, words, lines = units.text, units.words, units.lines
-    n_words, n_tokens = len(words), units.n_tokens
-    bullets = sum(map(_IS_BULLET, map(str.lstrip, lines)))
-    end_ellipsis = sum(map(_ENDS_ELLIPSIS, map(str.rstrip, lines)))
+    text, n_lines = units.text, len(units.lines)
+    n_words, n_tokens = len(units.words), units.n_tokens
     return {
         "gopher_words": n_words,
-        "gopher_avg_word_length": _ratio(sum(map(len, words)), n_words),
+        "gopher_avg_word_length": _ratio(units.word_chars, n_words),
         "gopher_hash_ratio": _ratio(text.count("#"), n_tokens),
         "gopher_ellipsis_ratio": _ratio(text.count("...") + text.count("…"), n_tokens),
-        "gopher_bullet_lines_ratio": _ratio(bullets, len(lines)),
-        "gopher_ellipsis_lines_ratio": _ratio(end_ellipsis, len(lines)),
+        "gopher_bullet_lines_ratio": _ratio(units.bullet_lines, n_lines),
+        "gopher_ellipsis_lines_ratio": _ratio(units.ellipsis_lines, n_lines),
         "gopher_alpha_words_ratio": _ratio(units.n_alpha_words, n_tokens),
         "gopher_stop_words": units.n_stop_words,
     }

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from itertools import chain
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import NamedTuple
 
 from curate.filters import native_words
@@ -207,7 +207,30 @@ class TextUnits:
 
     @cached_property
     def _chunks_per_line(self) -> list[int]:
+        if "_split" in self.__dict__:  # counted already, where the words were split
+            return self._split.line_chunks
         return list(map(len, map(str.split, self.lines)))
+
+    @property
+    def word_chars(self) -> int:
+        """Characters of `words`."""
+        if self._per_line:
+            return sum(map(len, self.words))
+        return self._split.word_chars
+
+    @property
+    def bullet_lines(self) -> int:
+        """`lines` that start with a bullet once their whitespace is stripped (Gopher)."""
+        if "_split" in self.__dict__:
+            return self._split.bullet_lines
+        return sum(map(is_bullet_line, map(str.lstrip, self.lines)))
+
+    @property
+    def ellipsis_lines(self) -> int:
+        """`lines` that end with an ellipsis once their whitespace is stripped (Gopher)."""
+        if "_split" in self.__dict__:
+            return self._split.ellipsis_lines
+        return sum(map(is_ellipsis_line, map(str.rstrip, self.lines)))
 
     @cached_property
     def line_tokens(self) -> list[list[str]]:
@@ -304,35 +327,50 @@ def _chunk_units(chunk: str) -> ChunkUnits:
 
 
 class DocumentTokens(NamedTuple):
-    """A text's tokens as spaCy's English tokenizer splits it, computed in one pass."""
+    """A text's tokens as spaCy's English tokenizer splits it, and the per-line counts the rules take
+    from the same pass."""
 
     tokens: list[str]  #: every token, punctuation/symbol tokens included
     words: list[str]  #: the tokens that are words
     line_counts: list[int]  #: tokens on each of ``str.splitlines()``'s lines
     alpha_words: int  #: words holding a letter
+    line_chunks: list[int]  #: ``len(line.split())`` of each of those lines
+    word_chars: int  #: characters of the words
+    bullet_lines: int  #: lines that start, stripped, with a bullet (`is_bullet_line`)
+    ellipsis_lines: int  #: lines that end, stripped, with an ellipsis (`is_ellipsis_line`)
+
+
+is_bullet_line = methodcaller("startswith", ("•", "-"))  # of a line with its whitespace stripped (Gopher)
+is_ellipsis_line = methodcaller("endswith", ("...", "…"))
 
 
 def document_tokens(text: str) -> DocumentTokens:
     """`DocumentTokens` of a text: from the Rust splitter when it is built, else from the chunk cache."""
     if _NATIVE is not None:
         try:
-            return DocumentTokens(*_NATIVE.text_units(text))
+            return DocumentTokens(*_NATIVE.document_units(text))
         except UnicodeEncodeError:  # a lone surrogate (from JSON input) has no UTF-8: split in Python
             pass
     chunks = list(map(_chunk_units, text.split()))
     marked = list(chain.from_iterable(map(_MARKED, chunks)))
     per_chunk = list(map(len, map(_MARKED, chunks)))
+    lines = text.splitlines()
+    line_chunks = list(map(len, map(str.split, lines)))
     line_counts: list[int] = []
     start = 0
-    for line in text.splitlines():
-        end = start + len(line.split())
-        line_counts.append(sum(per_chunk[start:end]))
-        start = end
+    for n_chunks in line_chunks:
+        line_counts.append(sum(per_chunk[start : start + n_chunks]))
+        start += n_chunks
+    words = list(filter(None, marked))
     return DocumentTokens(
         list(chain.from_iterable(map(_TEXTS, chunks))),
-        list(filter(None, marked)),
+        words,
         line_counts,
         sum(map(_ALPHA_WORDS, chunks)),
+        line_chunks,
+        sum(map(len, words)),
+        sum(map(is_bullet_line, map(str.lstrip, lines))),
+        sum(map(is_ellipsis_line, map(str.rstrip, lines))),
     )
 
 

@@ -459,23 +459,63 @@ impl Splitter {
         (texts, marked)
     }
 
-    /// One document's units for `TextUnits`: every token, the word tokens, the tokens on each
-    /// `str.splitlines()` line, and how many words hold a letter.
+    /// The first four of `document_units` (what curate before it called; a checkout of an older
+    /// revision run against this build, as bench/pipeline.py --baseline does, still calls it).
+    #[allow(clippy::type_complexity)]
     fn text_units<'py>(
         &self,
         py: Python<'py>,
         text: &str,
     ) -> (Vec<Bound<'py, PyString>>, Vec<Bound<'py, PyString>>, Vec<usize>, usize) {
+        let (tokens, words, per_line, alpha_words, ..) = self.document_units(py, text);
+        (tokens, words, per_line, alpha_words)
+    }
+
+    /// One document's units for `TextUnits`: every token, the word tokens, the tokens on each
+    /// `str.splitlines()` line, how many words hold a letter, the whitespace-separated chunks on each
+    /// line, the words' characters, and the lines that (stripped) start with a bullet ("•", "-") or
+    /// end with an ellipsis ("...", "…"): whitespace here is `str.split`'s and `str.strip`'s.
+    #[allow(clippy::type_complexity)]
+    fn document_units<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+    ) -> (
+        Vec<Bound<'py, PyString>>,
+        Vec<Bound<'py, PyString>>,
+        Vec<usize>,
+        usize,
+        Vec<usize>,
+        usize,
+        usize,
+        usize,
+    ) {
         let (chunks, n_lines) = self.chunks(text);
         let mut tokens = Vec::new();
         let mut words = Vec::new();
         let mut per_line = vec![0usize; n_lines];
+        let mut chunks_per_line = vec![0usize; n_lines];
         let mut alpha_words = 0;
+        let mut word_chars = 0;
+        let mut bullet_lines = 0;
+        let mut ellipsis_lines = 0;
+        let mut previous: Option<(&str, usize)> = None;
         for (chunk, line) in chunks {
+            if chunks_per_line[line] == 0 && (chunk.starts_with('\u{2022}') || chunk.starts_with('-')) {
+                bullet_lines += 1;
+            }
+            chunks_per_line[line] += 1;
+            if let Some((last, last_line)) = previous {
+                if last_line != line && ends_with_ellipsis(last) {
+                    ellipsis_lines += 1;
+                }
+            }
+            previous = Some((chunk, line));
             if self.is_plain(chunk) {
                 // most chunks: one word, made from the text without an intermediate String
                 per_line[line] += 1;
                 alpha_words += usize::from(self.has_letter(chunk));
+                word_chars += chunk.chars().count();
                 let token = PyString::new(py, chunk);
                 words.push(token.clone());
                 tokens.push(token);
@@ -485,15 +525,34 @@ impl Splitter {
             per_line[line] += found.tokens.len();
             alpha_words += found.alpha_words;
             for (token, word) in found.tokens.iter().zip(found.words) {
-                let token = PyString::new(py, token);
+                let token_string = PyString::new(py, token);
                 if word {
-                    words.push(token.clone());
+                    word_chars += token.chars().count();
+                    words.push(token_string.clone());
                 }
-                tokens.push(token);
+                tokens.push(token_string);
             }
         }
-        (tokens, words, per_line, alpha_words)
+        if let Some((last, _)) = previous {
+            if ends_with_ellipsis(last) {
+                ellipsis_lines += 1;
+            }
+        }
+        (
+            tokens,
+            words,
+            per_line,
+            alpha_words,
+            chunks_per_line,
+            word_chars,
+            bullet_lines,
+            ellipsis_lines,
+        )
     }
+}
+
+fn ends_with_ellipsis(chunk: &str) -> bool {
+    chunk.ends_with("...") || chunk.ends_with('\u{2026}')
 }
 
 impl Splitter {
