@@ -209,7 +209,7 @@ class TextUnits:
     def _chunks_per_line(self) -> list[int]:
         if "_split" in self.__dict__:  # counted already, where the words were split
             return self._split.line_chunks
-        return list(map(len, map(str.split, self.lines)))
+        return line_chunks(self.lines)
 
     @property
     def word_chars(self) -> int:
@@ -223,14 +223,14 @@ class TextUnits:
         """`lines` that start with a bullet once their whitespace is stripped (Gopher)."""
         if "_split" in self.__dict__:
             return self._split.bullet_lines
-        return sum(map(is_bullet_line, map(str.lstrip, self.lines)))
+        return bullet_lines(self.lines)
 
     @property
     def ellipsis_lines(self) -> int:
         """`lines` that end with an ellipsis once their whitespace is stripped (Gopher)."""
         if "_split" in self.__dict__:
             return self._split.ellipsis_lines
-        return sum(map(is_ellipsis_line, map(str.rstrip, self.lines)))
+        return ellipsis_lines(self.lines)
 
     @cached_property
     def line_tokens(self) -> list[list[str]]:
@@ -336,12 +336,27 @@ class DocumentTokens(NamedTuple):
     alpha_words: int  #: words holding a letter
     line_chunks: list[int]  #: ``len(line.split())`` of each of those lines
     word_chars: int  #: characters of the words
-    bullet_lines: int  #: lines that start, stripped, with a bullet (`is_bullet_line`)
-    ellipsis_lines: int  #: lines that end, stripped, with an ellipsis (`is_ellipsis_line`)
+    bullet_lines: int  #: `bullet_lines` of those lines
+    ellipsis_lines: int  #: `ellipsis_lines` of those lines
 
 
-is_bullet_line = methodcaller("startswith", ("•", "-"))  # of a line with its whitespace stripped (Gopher)
-is_ellipsis_line = methodcaller("endswith", ("...", "…"))
+_IS_BULLET = methodcaller("startswith", ("•", "-"))
+_ENDS_ELLIPSIS = methodcaller("endswith", ("...", "…"))
+
+
+def line_chunks(lines: Sequence[str]) -> list[int]:
+    """``len(line.split())`` of each line (what the Rust splitter counts in the same pass)."""
+    return list(map(len, map(str.split, lines)))
+
+
+def bullet_lines(lines: Sequence[str]) -> int:
+    """Lines that start with a bullet ("•", "-") once their whitespace is stripped (Gopher)."""
+    return sum(map(_IS_BULLET, map(str.lstrip, lines)))
+
+
+def ellipsis_lines(lines: Sequence[str]) -> int:
+    """Lines that end with an ellipsis ("...", "…") once their whitespace is stripped (Gopher)."""
+    return sum(map(_ENDS_ELLIPSIS, map(str.rstrip, lines)))
 
 
 def document_tokens(text: str) -> DocumentTokens:
@@ -355,10 +370,10 @@ def document_tokens(text: str) -> DocumentTokens:
     marked = list(chain.from_iterable(map(_MARKED, chunks)))
     per_chunk = list(map(len, map(_MARKED, chunks)))
     lines = text.splitlines()
-    line_chunks = list(map(len, map(str.split, lines)))
+    chunks_per_line = line_chunks(lines)
     line_counts: list[int] = []
     start = 0
-    for n_chunks in line_chunks:
+    for n_chunks in chunks_per_line:
         line_counts.append(sum(per_chunk[start : start + n_chunks]))
         start += n_chunks
     words = list(filter(None, marked))
@@ -367,10 +382,10 @@ def document_tokens(text: str) -> DocumentTokens:
         words,
         line_counts,
         sum(map(_ALPHA_WORDS, chunks)),
-        line_chunks,
+        chunks_per_line,
         sum(map(len, words)),
-        sum(map(is_bullet_line, map(str.lstrip, lines))),
-        sum(map(is_ellipsis_line, map(str.rstrip, lines))),
+        bullet_lines(lines),
+        ellipsis_lines(lines),
     )
 
 

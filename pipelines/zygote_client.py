@@ -13,6 +13,8 @@ import struct
 import sys
 
 
+# The framing of worker_zygote.HEADER ("!Q": the request's length) and STATUS ("!i": the exit code),
+# written out here because this file imports nothing of curate.
 def main(socket_path: str) -> int:
     request = json.dumps({"env": dict(os.environ), "cwd": os.getcwd()}).encode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
